@@ -1,0 +1,280 @@
+"""The signed record envelope (DESIGN §3) and its one signing input.
+
+An :class:`Envelope` is immutable and valid by construction: ``Envelope.from_dict`` refuses missing,
+extra or wrong-typed fields with :class:`~federation.errors.EnvelopeInvalid`, and ``to_dict`` gives
+back exactly the dict it was built from. Unknown fields are *refused* rather than kept (unlike
+python-tuf): the signature covers every field, and a field this version does not understand
+cannot be checked. A new field means a new ``ncc`` version.
+
+Only :func:`record_signing_input` produces the bytes that get signed
+(``b"ncc-record-v1\\n" + JCS(envelope without "sig")``); :func:`sign_record` and
+``federation.verify`` both go through :meth:`Envelope.signing_input`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from federation.canonical import MAX_SAFE_INTEGER, canonicalize
+from federation.errors import EnvelopeInvalid
+from federation.keys import b64url_decode, b64url_encode, parse_kid
+from federation.timefmt import format_timestamp, parse_timestamp
+
+PROTOCOL_VERSION = 1
+RECORD_SIGNING_CONTEXT = b"ncc-record-v1\n"
+#: Record types this version defines schemas for (the envelope itself accepts any well-formed type
+#: name; a type without a schema then fails ``schema_invalid``).
+RECORD_TYPES = ("organisation", "expert", "project", "facility")
+VISIBILITIES = ("public", "network", "national")
+TOMBSTONE_REASONS = ("withdrawn", "erased", "revoked")
+SIGNATURE_ALG = "Ed25519"
+ENVELOPE_FIELDS = frozenset(
+    ("ncc", "id", "type", "schema", "origin", "version", "issued_at", "visibility", "deleted", "payload", "sig")
+)
+SIGNATURE_FIELDS = frozenset(("alg", "kid", "value"))
+
+_TYPE = r"[a-z][a-z0-9-]{0,31}"
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_RECORD_ID = re.compile(rf"\Aurn:ncc:([A-Z]{{2}}):({_TYPE}):({_UUID})\Z")
+_ORIGIN = re.compile(r"\A[A-Z]{2}\Z")
+_TYPE_RE = re.compile(rf"\A{_TYPE}\Z")
+_SCHEMA = re.compile(rf"\A({_TYPE})/([1-9][0-9]{{0,5}})\Z")
+
+
+def record_id(origin: str, type: str, uuid: str) -> str:
+    """``urn:ncc:<origin>:<type>:<uuid>``.
+
+    Raises:
+        EnvelopeInvalid: the result would not be a well-formed record id.
+    """
+    rid = f"urn:ncc:{origin}:{type}:{uuid}"
+    parse_record_id(rid)
+    return rid
+
+
+def parse_record_id(rid: str) -> tuple[str, str, str]:
+    """Split a record id into ``(origin, type, uuid)``.
+
+    Raises:
+        EnvelopeInvalid: not ``urn:ncc:<XX>:<type>:<lower-case uuid>``.
+    """
+    m = _RECORD_ID.match(rid) if type(rid) is str else None
+    if m is None:
+        raise EnvelopeInvalid(f"id {rid!r} is not urn:ncc:<origin>:<type>:<uuid>")
+    return m.group(1), m.group(2), m.group(3)
+
+
+def record_signing_input(fields: Mapping[str, Any]) -> bytes:
+    """The bytes an origin signs: ``b"ncc-record-v1\\n" + JCS(fields without "sig")``.
+
+    Raises:
+        CanonicalizationError: a field value cannot be canonicalised.
+    """
+    unsigned = {k: v for k, v in fields.items() if k != "sig"}
+    return RECORD_SIGNING_CONTEXT + canonicalize(unsigned)
+
+
+def _require(cond: bool, detail: str) -> None:
+    if not cond:
+        raise EnvelopeInvalid(detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """``{"alg": "Ed25519", "kid", "value"}``; ``raw`` is the decoded 64-byte signature."""
+
+    alg: str
+    kid: str
+    value: str
+    raw: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _require(self.alg == SIGNATURE_ALG and type(self.alg) is str, f"sig.alg must be {SIGNATURE_ALG!r}")
+        try:
+            parse_kid(self.kid)
+        except ValueError as e:
+            raise EnvelopeInvalid(f"sig.kid: {e}") from e
+        try:
+            raw = b64url_decode(self.value)
+        except ValueError as e:
+            raise EnvelopeInvalid(f"sig.value: {e}") from e
+        _require(len(raw) == 64, "sig.value must encode 64 bytes")
+        object.__setattr__(self, "raw", raw)
+
+    @property
+    def kid_prefix(self) -> str:
+        """The part of the kid before the colon (the signer's country)."""
+        return self.kid.partition(":")[0]
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Signature:
+        """Build from the ``sig`` object.
+
+        Raises:
+            EnvelopeInvalid: not an object with exactly alg, kid, value, all valid.
+        """
+        _require(type(data) is dict, "sig must be an object")
+        keys = data.keys()
+        _require(keys == SIGNATURE_FIELDS, f"sig fields must be exactly {sorted(SIGNATURE_FIELDS)}")
+        return cls(data["alg"], data["kid"], data["value"])
+
+    def to_dict(self) -> dict[str, str]:
+        """The ``sig`` object."""
+        return {"alg": self.alg, "kid": self.kid, "value": self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A signed record version. Valid by construction (raises :class:`EnvelopeInvalid`).
+
+    ``payload`` is the caller's dict, not copied: treat it as read-only.
+    """
+
+    ncc: int
+    id: str
+    type: str
+    schema: str
+    origin: str
+    version: int
+    issued_at: datetime
+    visibility: str
+    deleted: bool
+    payload: dict[str, Any]
+    sig: Signature
+
+    def __post_init__(self) -> None:
+        _require(type(self.ncc) is int and self.ncc == PROTOCOL_VERSION, f"ncc must be {PROTOCOL_VERSION}")
+        _require(type(self.type) is str and bool(_TYPE_RE.match(self.type)), "type is not a record type name")
+        _require(type(self.origin) is str and bool(_ORIGIN.match(self.origin)), "origin must be 2 capitals")
+        parse_record_id(self.id)
+        m = _SCHEMA.match(self.schema) if type(self.schema) is str else None
+        if m is None or m.group(1) != self.type:
+            raise EnvelopeInvalid("schema must be '<type>/<version>' naming the record's type")
+        _require(
+            type(self.version) is int and 1 <= self.version <= MAX_SAFE_INTEGER,
+            "version must be an integer ≥ 1",
+        )
+        _require(
+            isinstance(self.issued_at, datetime)
+            and self.issued_at.utcoffset() is not None
+            and not self.issued_at.utcoffset()
+            and self.issued_at.microsecond == 0,
+            "issued_at must be a whole-second UTC datetime",
+        )
+        _require(self.visibility in VISIBILITIES and type(self.visibility) is str, "visibility is invalid")
+        _require(type(self.deleted) is bool, "deleted must be a boolean")
+        _require(type(self.payload) is dict, "payload must be an object")
+        if self.deleted:
+            reason = self.payload.get("reason")
+            _require(
+                self.payload.keys() == {"reason"} and type(reason) is str and reason in TOMBSTONE_REASONS,
+                f"a tombstone's payload must be exactly {{'reason': one of {list(TOMBSTONE_REASONS)}}}",
+            )
+        _require(isinstance(self.sig, Signature), "sig must be a Signature")
+
+    # -- conversions ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Envelope:
+        """Build from the wire form.
+
+        Raises:
+            EnvelopeInvalid: not an object with exactly the envelope fields, each valid.
+        """
+        _require(type(data) is dict, "envelope must be a JSON object")
+        _check_keys(data, ENVELOPE_FIELDS)
+        try:
+            issued_at = parse_timestamp(data["issued_at"])
+        except ValueError as e:
+            raise EnvelopeInvalid(f"issued_at: {e}") from e
+        return cls(
+            ncc=data["ncc"],
+            id=data["id"],
+            type=data["type"],
+            schema=data["schema"],
+            origin=data["origin"],
+            version=data["version"],
+            issued_at=issued_at,
+            visibility=data["visibility"],
+            deleted=data["deleted"],
+            payload=data["payload"],
+            sig=Signature.from_dict(data["sig"]),
+        )
+
+    def unsigned_dict(self) -> dict[str, Any]:
+        """The wire form without ``sig`` (what the signature covers)."""
+        return {
+            "ncc": self.ncc,
+            "id": self.id,
+            "type": self.type,
+            "schema": self.schema,
+            "origin": self.origin,
+            "version": self.version,
+            "issued_at": format_timestamp(self.issued_at),
+            "visibility": self.visibility,
+            "deleted": self.deleted,
+            "payload": self.payload,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form; ``Envelope.from_dict(d).to_dict() == d`` for every valid ``d``."""
+        d = self.unsigned_dict()
+        d["sig"] = self.sig.to_dict()
+        return d
+
+    # -- signing ----------------------------------------------------------------------------------
+
+    def signing_input(self) -> bytes:
+        """The signed bytes (see :func:`record_signing_input`).
+
+        Raises:
+            CanonicalizationError: the payload cannot be canonicalised.
+        """
+        return record_signing_input(self.unsigned_dict())
+
+    def digest(self) -> str:
+        """Hex SHA-256 of the signing input: identifies this exact content of (id, version).
+
+        Raises:
+            CanonicalizationError: the payload cannot be canonicalised.
+        """
+        return hashlib.sha256(self.signing_input()).hexdigest()
+
+    @property
+    def uuid(self) -> str:
+        """The uuid part of the id."""
+        return self.id.rsplit(":", 1)[1]
+
+
+def _check_keys(data: dict[str, Any], expected: frozenset[str]) -> None:
+    keys = data.keys()
+    if keys != expected:
+        missing = sorted(expected - keys)
+        extra = sorted(str(k) for k in keys - expected)
+        parts = ([f"missing {missing}"] if missing else []) + ([f"unknown {extra}"] if extra else [])
+        raise EnvelopeInvalid("envelope fields: " + ", ".join(parts))
+
+
+def sign_record(fields: Mapping[str, Any], private_key: Ed25519PrivateKey, kid: str) -> Envelope:
+    """Sign an envelope given without ``sig`` and return the signed :class:`Envelope`.
+
+    Signing checks structure only; whether ``kid`` belongs to ``origin`` is the verifier's rule.
+
+    Raises:
+        EnvelopeInvalid: the fields do not form a valid envelope (or already contain ``sig``).
+        CanonicalizationError: the payload cannot be canonicalised.
+    """
+    if "sig" in fields:
+        raise EnvelopeInvalid("fields to sign must not contain 'sig'")
+    placeholder = {"alg": SIGNATURE_ALG, "kid": kid, "value": b64url_encode(bytes(64))}
+    unsigned = Envelope.from_dict({**fields, "sig": placeholder})
+    signature = private_key.sign(unsigned.signing_input())
+    return dataclasses.replace(unsigned, sig=Signature(SIGNATURE_ALG, kid, b64url_encode(signature)))
