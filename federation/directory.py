@@ -1,0 +1,450 @@
+"""The hub's signed directory of nodes and keys (DESIGN §4), and key validity at a time.
+
+Wire form::
+
+    {"ncc": 1, "serial": N, "issued_at": T, "expires_at": T,
+     "hub": {"url": U, "keys": [KeyEntry]},
+     "nodes": [{"country", "url", "status": "active"|"suspended", "mode": "replicate"|"query-only",
+                "keys": [KeyEntry]}],
+     "sig": {"alg": "Ed25519", "kid", "value"}}
+
+    KeyEntry = {"kid", "public_key" (base64url raw 32 bytes), "not_before", "not_after"|null,
+                "revoked_at"|null}
+
+Signed over ``b"ncc-directory-v1\\n" + JCS(document without "sig")`` (:func:`directory_signing_input`
+is the only producer of those bytes). Node kids are ``<country>:<fingerprint of public_key>``;
+hub kids ``hub:<fingerprint>``. A key is valid at ``t`` when ``not_before <= t``, ``t <= not_after``
+(if set) and ``t < revoked_at`` (if set): records are judged at their ``issued_at``, so records
+signed inside a key's validity stay valid after rotation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from federation.canonical import MAX_SAFE_INTEGER, canonicalize
+from federation.errors import (
+    CanonicalizationError,
+    DirectoryExpired,
+    DirectoryInvalid,
+    DirectoryRollback,
+)
+from federation.keys import (
+    HUB_KID_PREFIX,
+    b64url_decode,
+    b64url_encode,
+    key_fingerprint,
+    parse_kid,
+    public_key_from_raw,
+)
+from federation.timefmt import format_timestamp, parse_timestamp
+
+DIRECTORY_SIGNING_CONTEXT = b"ncc-directory-v1\n"
+DIRECTORY_VERSION = 1
+#: Longest validity window a directory may claim.
+MAX_DIRECTORY_VALIDITY = timedelta(days=7)
+NODE_STATUSES = ("active", "suspended")
+NODE_MODES = ("replicate", "query-only")
+
+_DIRECTORY_FIELDS = frozenset(("ncc", "serial", "issued_at", "expires_at", "hub", "nodes", "sig"))
+_HUB_FIELDS = frozenset(("url", "keys"))
+_NODE_FIELDS = frozenset(("country", "url", "status", "mode", "keys"))
+_KEY_FIELDS = frozenset(("kid", "public_key", "not_before", "not_after", "revoked_at"))
+_SIG_FIELDS = frozenset(("alg", "kid", "value"))
+_COUNTRY = re.compile(r"\A[A-Z]{2}\Z")
+_URL = re.compile(r"\Ahttps?://[^\s/?#]+[^\s]*\Z")
+
+
+def _need(cond: bool, detail: str) -> None:
+    if not cond:
+        raise DirectoryInvalid(detail)
+
+
+def _fields(data: Any, expected: frozenset[str], what: str) -> dict[str, Any]:
+    _need(type(data) is dict, f"{what} must be an object")
+    keys = data.keys()
+    _need(keys == expected, f"{what} fields must be exactly {sorted(expected)}, got {sorted(map(str, keys))}")
+    return data  # type: ignore[no-any-return]
+
+
+def _time(value: Any, what: str) -> datetime:
+    try:
+        return parse_timestamp(value)
+    except ValueError as e:
+        raise DirectoryInvalid(f"{what}: {e}") from e
+
+
+def _optional_time(value: Any, what: str) -> datetime | None:
+    return None if value is None else _time(value, what)
+
+
+def _fmt(dt: datetime | None) -> str | None:
+    return None if dt is None else format_timestamp(dt)
+
+
+def directory_signing_input(unsigned: Mapping[str, Any]) -> bytes:
+    """The bytes the hub signs: ``b"ncc-directory-v1\\n" + JCS(document without "sig")``.
+
+    Raises:
+        DirectoryInvalid: the document cannot be canonicalised.
+    """
+    try:
+        return DIRECTORY_SIGNING_CONTEXT + canonicalize({k: v for k, v in unsigned.items() if k != "sig"})
+    except CanonicalizationError as e:
+        raise DirectoryInvalid(f"directory cannot be canonicalised: {e.detail}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """A public key with its validity window; ``public_key`` holds the 32 raw bytes."""
+
+    kid: str
+    public_key: bytes
+    not_before: datetime
+    not_after: datetime | None = None
+    revoked_at: datetime | None = None
+    key: Ed25519PublicKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            _, fingerprint = parse_kid(self.kid)
+            key = public_key_from_raw(self.public_key)
+        except (ValueError, TypeError) as e:
+            raise DirectoryInvalid(f"key {self.kid!r}: {e}") from e
+        _need(fingerprint == key_fingerprint(self.public_key), f"kid {self.kid} does not match its public key")
+        _need(
+            self.not_after is None or self.not_after >= self.not_before,
+            f"key {self.kid}: not_after precedes not_before",
+        )
+        object.__setattr__(self, "key", key)
+
+    @property
+    def prefix(self) -> str:
+        """The kid's prefix (a country, or ``hub``)."""
+        return self.kid.partition(":")[0]
+
+    @classmethod
+    def from_dict(cls, data: Any) -> KeyEntry:
+        """Build from the wire form.
+
+        Raises:
+            DirectoryInvalid: malformed entry, or kid not the fingerprint of the key.
+        """
+        d = _fields(data, _KEY_FIELDS, "key")
+        try:
+            raw = b64url_decode(d["public_key"])
+        except ValueError as e:
+            raise DirectoryInvalid(f"key {d['kid']!r}: public_key: {e}") from e
+        return cls(
+            kid=d["kid"],
+            public_key=raw,
+            not_before=_time(d["not_before"], "not_before"),
+            not_after=_optional_time(d["not_after"], "not_after"),
+            revoked_at=_optional_time(d["revoked_at"], "revoked_at"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form."""
+        return {
+            "kid": self.kid,
+            "public_key": b64url_encode(self.public_key),
+            "not_before": format_timestamp(self.not_before),
+            "not_after": _fmt(self.not_after),
+            "revoked_at": _fmt(self.revoked_at),
+        }
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        """True when ``signature`` is this key's Ed25519 signature over ``data``."""
+        try:
+            self.key.verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def key_valid_at(key: KeyEntry, t: datetime) -> bool:
+    """True when ``not_before <= t``, ``t <= not_after`` (if set) and ``t < revoked_at`` (if set)."""
+    return (
+        key.not_before <= t
+        and (key.not_after is None or t <= key.not_after)
+        and (key.revoked_at is None or t < key.revoked_at)
+    )
+
+
+def _unique_keys(keys: Iterable[KeyEntry], what: str) -> tuple[KeyEntry, ...]:
+    out = tuple(keys)
+    kids = [k.kid for k in out]
+    _need(len(set(kids)) == len(kids), f"{what}: duplicate kid")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class HubEntry:
+    """The hub's public URL and its directory-signing keys."""
+
+    url: str
+    keys: tuple[KeyEntry, ...]
+
+    def __post_init__(self) -> None:
+        _need(type(self.url) is str and bool(_URL.match(self.url)), "hub.url must be an http(s) URL")
+        _need(len(self.keys) >= 1, "hub.keys must not be empty")
+        _unique_keys(self.keys, "hub.keys")
+        for k in self.keys:
+            _need(k.prefix == HUB_KID_PREFIX, f"hub kid {k.kid} must start with '{HUB_KID_PREFIX}:'")
+
+    def key(self, kid: str) -> KeyEntry | None:
+        """The hub key with this kid, if listed."""
+        return next((k for k in self.keys if k.kid == kid), None)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> HubEntry:
+        """Build from the wire form. Raises DirectoryInvalid."""
+        d = _fields(data, _HUB_FIELDS, "hub")
+        _need(type(d["keys"]) is list, "hub.keys must be a list")
+        return cls(url=d["url"], keys=tuple(KeyEntry.from_dict(k) for k in d["keys"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form."""
+        return {"url": self.url, "keys": [k.to_dict() for k in self.keys]}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    """One enrolled node. A suspended node's records still verify: suspension is the hub's
+    decision about pulling and serving, not a statement about signatures already made."""
+
+    country: str
+    url: str
+    status: str
+    mode: str
+    keys: tuple[KeyEntry, ...]
+
+    def __post_init__(self) -> None:
+        _need(type(self.country) is str and bool(_COUNTRY.match(self.country)), "node.country must be XX")
+        _need(type(self.url) is str and bool(_URL.match(self.url)), f"node {self.country}: url must be http(s)")
+        _need(self.status in NODE_STATUSES, f"node {self.country}: status must be one of {NODE_STATUSES}")
+        _need(self.mode in NODE_MODES, f"node {self.country}: mode must be one of {NODE_MODES}")
+        _unique_keys(self.keys, f"node {self.country}")
+        for k in self.keys:
+            _need(k.prefix == self.country, f"node {self.country}: kid {k.kid} has another country's prefix")
+
+    def key(self, kid: str) -> KeyEntry | None:
+        """This node's key with that kid, if listed."""
+        return next((k for k in self.keys if k.kid == kid), None)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> NodeEntry:
+        """Build from the wire form. Raises DirectoryInvalid."""
+        d = _fields(data, _NODE_FIELDS, "node")
+        _need(type(d["keys"]) is list, "node.keys must be a list")
+        return cls(
+            country=d["country"],
+            url=d["url"],
+            status=d["status"],
+            mode=d["mode"],
+            keys=tuple(KeyEntry.from_dict(k) for k in d["keys"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form."""
+        return {
+            "country": self.country,
+            "url": self.url,
+            "status": self.status,
+            "mode": self.mode,
+            "keys": [k.to_dict() for k in self.keys],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DirectorySignature:
+    """The directory's ``sig``: ``raw`` is the decoded 64-byte signature."""
+
+    alg: str
+    kid: str
+    value: str
+    raw: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _need(self.alg == "Ed25519", "sig.alg must be 'Ed25519'")
+        try:
+            parse_kid(self.kid)
+            raw = b64url_decode(self.value)
+        except ValueError as e:
+            raise DirectoryInvalid(f"sig: {e}") from e
+        _need(len(raw) == 64, "sig.value must encode 64 bytes")
+        object.__setattr__(self, "raw", raw)
+
+    def to_dict(self) -> dict[str, str]:
+        """The wire form."""
+        return {"alg": self.alg, "kid": self.kid, "value": self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """A parsed (structurally valid) directory. Only :func:`verify_directory` says it is trusted."""
+
+    ncc: int
+    serial: int
+    issued_at: datetime
+    expires_at: datetime
+    hub: HubEntry
+    nodes: tuple[NodeEntry, ...]
+    sig: DirectorySignature
+    _by_country: dict[str, NodeEntry] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _need(type(self.ncc) is int and self.ncc == DIRECTORY_VERSION, "ncc must be 1")
+        _need(type(self.serial) is int and 1 <= self.serial <= MAX_SAFE_INTEGER, "serial must be an int ≥ 1")
+        by_country = {n.country: n for n in self.nodes}
+        _need(len(by_country) == len(self.nodes), "duplicate node country")
+        kids = [k.kid for n in self.nodes for k in n.keys] + [k.kid for k in self.hub.keys]
+        _need(len(set(kids)) == len(kids), "a kid is listed twice")
+        object.__setattr__(self, "_by_country", by_country)
+
+    def node(self, country: str) -> NodeEntry | None:
+        """The node of that country, if enrolled."""
+        return self._by_country.get(country)
+
+    def key(self, kid: str) -> KeyEntry | None:
+        """The node key with this kid (looked up under the kid's country), if listed."""
+        node = self._by_country.get(kid.partition(":")[0])
+        return node.key(kid) if node is not None else None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Directory:
+        """Parse the wire form (no signature or freshness check: see :func:`verify_directory`).
+
+        Raises:
+            DirectoryInvalid: missing/extra/wrong-typed fields, bad keys or timestamps.
+        """
+        d = _fields(data, _DIRECTORY_FIELDS, "directory")
+        _need(type(d["nodes"]) is list, "nodes must be a list")
+        sig = _fields(d["sig"], _SIG_FIELDS, "sig")
+        return cls(
+            ncc=d["ncc"],
+            serial=d["serial"],
+            issued_at=_time(d["issued_at"], "issued_at"),
+            expires_at=_time(d["expires_at"], "expires_at"),
+            hub=HubEntry.from_dict(d["hub"]),
+            nodes=tuple(NodeEntry.from_dict(n) for n in d["nodes"]),
+            sig=DirectorySignature(sig["alg"], sig["kid"], sig["value"]),
+        )
+
+    def unsigned_dict(self) -> dict[str, Any]:
+        """The wire form without ``sig``."""
+        return build_directory(
+            self.serial, self.issued_at, self.expires_at, self.hub.url, self.hub.keys, self.nodes
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form, exactly as signed."""
+        return {**self.unsigned_dict(), "sig": self.sig.to_dict()}
+
+    def signing_input(self) -> bytes:
+        """The signed bytes (:func:`directory_signing_input`). Raises DirectoryInvalid."""
+        return directory_signing_input(self.unsigned_dict())
+
+
+def build_directory(
+    serial: int,
+    issued_at: datetime,
+    expires_at: datetime,
+    hub_url: str,
+    hub_keys: Iterable[KeyEntry],
+    nodes: Iterable[NodeEntry],
+) -> dict[str, Any]:
+    """The unsigned wire form of a directory (nodes sorted by country), ready for :func:`sign_directory`."""
+    return {
+        "ncc": DIRECTORY_VERSION,
+        "serial": serial,
+        "issued_at": format_timestamp(issued_at),
+        "expires_at": format_timestamp(expires_at),
+        "hub": {"url": hub_url, "keys": [k.to_dict() for k in hub_keys]},
+        "nodes": [n.to_dict() for n in sorted(nodes, key=lambda n: n.country)],
+    }
+
+
+def sign_directory(unsigned: Mapping[str, Any], hub_private_key: Ed25519PrivateKey, kid: str) -> dict[str, Any]:
+    """Sign an unsigned directory dict and return the signed wire form.
+
+    Raises:
+        DirectoryInvalid: the document is not a valid directory (checked by parsing the result).
+    """
+    signature = hub_private_key.sign(directory_signing_input(unsigned))
+    doc = {**unsigned, "sig": {"alg": "Ed25519", "kid": kid, "value": b64url_encode(signature)}}
+    Directory.from_dict(doc)
+    return doc
+
+
+def verify_directory(
+    doc: Any,
+    now: datetime,
+    previous: Directory | None = None,
+    trusted_kids: set[str] | frozenset[str] | None = None,
+    *,
+    max_skew: timedelta = timedelta(minutes=5),
+) -> Directory:
+    """Parse and verify a signed directory; return it only if every check passes.
+
+    Checks, in order: structure; the signing kid is a hub key listed in the document, valid at
+    ``issued_at``, and — when given — one of ``previous``'s hub keys and one of ``trusted_kids``
+    (hub key rotation: the new directory is signed by a key the client already trusts); the
+    signature; ``issued_at`` not in the future (beyond ``max_skew``); validity window
+    ``0 < expires_at − issued_at ≤ 7 days`` and ``now < expires_at``; serial against ``previous``
+    (a lower serial, or the same serial with different content, is a rollback; the same serial with
+    identical content returns ``previous``).
+
+    Raises:
+        DirectoryInvalid: malformed, signed by an untrusted key, bad signature, issued in the future.
+        DirectoryExpired: expired, or a window longer than 7 days.
+        DirectoryRollback: serial lower than ``previous`` (or equal with different content).
+    """
+    directory = Directory.from_dict(doc)
+    kid = directory.sig.kid
+    hub_key = directory.hub.key(kid)
+    if hub_key is None:
+        raise DirectoryInvalid(f"directory signed by {kid}, which is not one of its hub keys")
+    _need(key_valid_at(hub_key, directory.issued_at), f"hub key {kid} is not valid at issued_at")
+    if previous is not None:
+        _need(previous.hub.key(kid) is not None, f"directory signed by {kid}, not a previously trusted hub key")
+    if trusted_kids is not None:
+        _need(kid in trusted_kids, f"directory signed by {kid}, not a trusted hub key")
+    _need(hub_key.verify(directory.sig.raw, directory.signing_input()), "directory signature does not verify")
+    _need(directory.issued_at <= now + max_skew, "directory issued in the future")
+    window = directory.expires_at - directory.issued_at
+    if not timedelta(0) < window <= MAX_DIRECTORY_VALIDITY:
+        raise DirectoryExpired(f"validity window {window} is not within (0, 7 days]")
+    if now >= directory.expires_at:
+        raise DirectoryExpired(f"directory expired at {format_timestamp(directory.expires_at)}")
+    if previous is not None:
+        if directory.serial < previous.serial:
+            raise DirectoryRollback(f"serial {directory.serial} is lower than held {previous.serial}")
+        if directory.serial == previous.serial:
+            if directory.to_dict() != previous.to_dict():
+                raise DirectoryRollback(f"serial {directory.serial} already held with different content")
+            return previous
+    return directory
+
+
+__all__ = [
+    "DIRECTORY_SIGNING_CONTEXT",
+    "MAX_DIRECTORY_VALIDITY",
+    "Directory",
+    "DirectorySignature",
+    "HubEntry",
+    "KeyEntry",
+    "NodeEntry",
+    "build_directory",
+    "directory_signing_input",
+    "key_valid_at",
+    "sign_directory",
+    "verify_directory",
+]

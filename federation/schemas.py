@@ -1,0 +1,227 @@
+"""Schema registry: compiled JSON Schema (2020-12) validators over locally held documents.
+
+All documents are handed in (see ``schemas.load_schema_documents()``); ``$ref`` resolves through a
+``jsonschema_rs.Registry`` of those documents only, and any attempt to retrieve another URI fails —
+validation never touches the network. Errors come back as JSON pointers into the instance.
+
+Restricted properties carry ``"x-ncc-restricted": true`` on their subschema;
+:meth:`SchemaRegistry.restricted_pointers` lists them and :func:`redact` removes them from a payload.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jsonschema_rs
+
+from federation.errors import SchemaErrorItem, SchemaInvalid
+
+#: Base of every schema ``$id``; an envelope's ``schema`` field ``"<type>/<n>"`` maps to ``<base>/<type>/<n>``.
+SCHEMA_ID_BASE = "https://schemas.ncc-federation.eu"
+#: Annotation marking a property never shown to anonymous readers.
+RESTRICTED = "x-ncc-restricted"
+#: Array-index wildcard in the pointers of :meth:`SchemaRegistry.restricted_pointers`.
+ANY_INDEX = "*"
+
+
+def schema_id_for(schema: str) -> str:
+    """Map an envelope's ``schema`` field (``"organisation/1"``) to the payload schema ``$id``."""
+    return f"{SCHEMA_ID_BASE}/{schema}"
+
+
+def json_pointer(path: Iterable[str | int]) -> str:
+    """RFC 6901 JSON pointer for a sequence of keys/indices (``~`` → ``~0``, ``/`` → ``~1``)."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _refuse_retrieval(uri: str) -> Any:
+    raise ValueError(f"remote schema retrieval is disabled: {uri}")
+
+
+class SchemaRegistry:
+    """Compiled validators for every document that has an ``$id`` and is an object schema.
+
+    Args:
+        documents: every JSON Schema document (records, common definitions, vocabularies, ...).
+        formats: custom ``format`` checkers (``federation.formats.CUSTOM_FORMATS``); formats are
+            always asserted.
+
+    Raises:
+        SchemaInvalid: a document has no ``$id``, two share one, or a document does not compile
+            (e.g. a ``$ref`` to a document that was not given).
+    """
+
+    def __init__(
+        self, documents: list[dict[str, Any]], formats: dict[str, Callable[[str], bool]] | None = None
+    ) -> None:
+        self._documents: dict[str, dict[str, Any]] = {}
+        for doc in documents:
+            sid = doc.get("$id") if isinstance(doc, dict) else None
+            if not isinstance(sid, str):
+                raise SchemaInvalid("schema document without $id")
+            sid = sid.rstrip("#")
+            if sid in self._documents:
+                raise SchemaInvalid(f"duplicate schema $id {sid}")
+            self._documents[sid] = doc
+        try:
+            self._registry = jsonschema_rs.Registry(
+                list(self._documents.items()), retriever=_refuse_retrieval
+            )
+            self._validators = {
+                sid: jsonschema_rs.validator_for(
+                    doc,
+                    formats=formats,
+                    validate_formats=True,
+                    registry=self._registry,
+                    retriever=_refuse_retrieval,
+                )
+                for sid, doc in self._documents.items()
+            }
+        except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as e:
+            raise SchemaInvalid(f"schema does not compile: {e}") from e
+        self._restricted: dict[str, list[str]] = {}
+
+    def has(self, schema_id: str) -> bool:
+        """True when a document with this ``$id`` is registered."""
+        return schema_id in self._validators
+
+    def schema_ids(self) -> list[str]:
+        """Every registered ``$id``, sorted."""
+        return sorted(self._validators)
+
+    def document(self, schema_id: str) -> dict[str, Any]:
+        """The registered document (read-only).
+
+        Raises:
+            SchemaInvalid: no such schema.
+        """
+        try:
+            return self._documents[schema_id]
+        except KeyError:
+            raise SchemaInvalid(f"unknown schema {schema_id}") from None
+
+    def is_valid(self, schema_id: str, instance: Any) -> bool:
+        """True when ``instance`` validates (False too for an unknown schema)."""
+        validator = self._validators.get(schema_id)
+        return validator is not None and validator.is_valid(instance)
+
+    def validate(self, schema_id: str, instance: Any) -> None:
+        """Validate ``instance`` against the schema with this ``$id``.
+
+        Raises:
+            SchemaInvalid: unknown schema, or the instance fails; ``errors`` then lists every
+                failure as ``{"pointer", "message"}``, ``pointer`` being an RFC 6901 JSON pointer
+                into the instance (``""`` for the root).
+        """
+        validator = self._validators.get(schema_id)
+        if validator is None:
+            raise SchemaInvalid(
+                f"unknown schema {schema_id}", [{"pointer": "", "message": f"no schema {schema_id}"}]
+            )
+        if validator.is_valid(instance):  # fast path: building errors is the slow part
+            return
+        errors: list[SchemaErrorItem] = [
+            {"pointer": json_pointer(err.instance_path), "message": err.message}
+            for err in validator.iter_errors(instance)
+        ]
+        errors.sort(key=lambda e: (e["pointer"], e["message"]))
+        first = errors[0] if errors else {"pointer": "", "message": "invalid"}
+        raise SchemaInvalid(f"{first['pointer'] or '/'}: {first['message']}", errors)
+
+    def restricted_pointers(self, schema_id: str) -> list[str]:
+        """JSON pointers of restricted properties in instances of this schema, sorted.
+
+        ``$ref`` is followed (within the registered documents); ``*`` stands for any array index;
+        ``allOf``/``anyOf``/``oneOf``/``if``/``then``/``else`` branches are included.
+
+        Raises:
+            SchemaInvalid: no such schema.
+        """
+        if schema_id not in self._restricted:
+            found: set[str] = set()
+            self._walk(self.document(schema_id), schema_id, (), found, set())
+            self._restricted[schema_id] = sorted(found)
+        return list(self._restricted[schema_id])
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _resolve(self, ref: str, base: str) -> tuple[dict[str, Any], str] | None:
+        uri, _, fragment = ref.partition("#")
+        doc_id = uri or base
+        node: Any = self._documents.get(doc_id)
+        for part in fragment.split("/")[1:] if fragment else ():
+            if not isinstance(node, dict):
+                return None
+            node = node.get(part.replace("~1", "/").replace("~0", "~"))
+        return (node, doc_id) if isinstance(node, dict) else None
+
+    def _walk(
+        self,
+        schema: Any,
+        base: str,
+        path: tuple[str, ...],
+        found: set[str],
+        seen: set[tuple[int, tuple[str, ...]]],
+    ) -> None:
+        if not isinstance(schema, dict) or len(path) > 32:
+            return
+        key = (id(schema), path)
+        if key in seen:
+            return
+        seen.add(key)
+        if schema.get(RESTRICTED) is True and path:
+            found.add(json_pointer(path))
+            return  # everything under a restricted property goes with it
+        base = schema["$id"].rstrip("#") if isinstance(schema.get("$id"), str) else base
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            target = self._resolve(ref, base)
+            if target is not None:
+                self._walk(target[0], target[1], path, found, seen)
+        for name, sub in (schema.get("properties") or {}).items():
+            self._walk(sub, base, (*path, name), found, seen)
+        for sub in [schema.get("items"), *(schema.get("prefixItems") or [])]:
+            self._walk(sub, base, (*path, ANY_INDEX), found, seen)
+        for keyword in ("allOf", "anyOf", "oneOf"):
+            for sub in schema.get(keyword) or []:
+                self._walk(sub, base, path, found, seen)
+        for keyword in ("if", "then", "else"):
+            self._walk(schema.get(keyword), base, path, found, seen)
+
+
+def redact(payload: dict[str, Any], registry: SchemaRegistry, schema_id: str) -> tuple[dict[str, Any], list[str]]:
+    """Remove restricted properties from a payload for anonymous readers.
+
+    Returns a new payload (the input is not modified) and the concrete JSON pointers removed,
+    sorted (array wildcards expanded to the indices present).
+
+    Raises:
+        SchemaInvalid: no such schema.
+    """
+    patterns = registry.restricted_pointers(schema_id)
+    if not patterns:
+        return payload, []
+    result = copy.deepcopy(payload)
+    removed: list[str] = []
+    for pattern in patterns:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in pattern.split("/")[1:]]
+        _remove(result, parts, (), removed)
+    return result, sorted(removed)
+
+
+def _remove(node: Any, parts: list[str], done: tuple[str, ...], removed: list[str]) -> None:
+    head, rest = parts[0], parts[1:]
+    if head == ANY_INDEX and isinstance(node, list):
+        for i, item in enumerate(node):
+            if rest:
+                _remove(item, rest, (*done, str(i)), removed)
+        return
+    if not isinstance(node, dict) or head not in node:
+        return
+    if rest:
+        _remove(node[head], rest, (*done, head), removed)
+    else:
+        del node[head]
+        removed.append(json_pointer((*done, head)))
