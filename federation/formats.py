@@ -21,7 +21,7 @@ _PIC_RE = re.compile(r"[0-9]{9}")
 
 
 def is_orcid(value: str) -> bool:
-    """True if ``value`` is a bare ORCID iD ``0000-0002-1825-0097`` with a valid check character.
+    """Return whether ``value`` is a bare ORCID iD ``0000-0002-1825-0097`` with a valid check character.
 
     The check character is ISO 7064 MOD 11-2 over the 15 preceding digits (``X`` stands for 10).
     """
@@ -53,7 +53,10 @@ def ror_checksum(body: str) -> str:
 
 
 def is_ror(value: str) -> bool:
-    """True if ``value`` is a ROR id (``https://ror.org/0xxxxxxNN`` or bare ``0xxxxxxNN``) whose checksum matches."""
+    """Return whether ``value`` is a ROR id whose checksum matches.
+
+    Accepts ``https://ror.org/0xxxxxxNN`` (the form the schemas store) and the bare ``0xxxxxxNN``.
+    """
     match = _ROR_RE.fullmatch(value)
     if match is None:
         return False
@@ -61,7 +64,7 @@ def is_ror(value: str) -> bool:
 
 
 def is_pic(value: str) -> bool:
-    """True if ``value`` is an EU Participant Identification Code: exactly 9 ASCII digits.
+    """Return whether ``value`` is an EU Participant Identification Code: exactly 9 ASCII digits.
 
     The PIC has no public check-digit algorithm, so only the shape is checked.
     """

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-def record_schema_id(type: str, version: int = 1) -> str:  # noqa: A002 - name pinned by ARCHITECTURE.md
+def record_schema_id(type: str, version: int = 1) -> str:
     """Return the ``$id`` of a record type's payload schema, e.g. ``.../organisation/1``.
 
     Raises ``ValueError`` for an unknown record type or a version below 1.
@@ -49,9 +49,9 @@ def vocabulary_schema_id(name: str) -> str:
 
 def _read(path: Path) -> dict[str, Any]:
     document = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(document, dict) or not isinstance(document.get("$id"), str):
-        raise ValueError(f"{path.name}: not a JSON Schema document with an $id")
-    return document
+    if isinstance(document, dict) and isinstance(document.get("$id"), str):
+        return document
+    raise ValueError(f"{path.name}: not a JSON Schema document with an $id")
 
 
 @functools.cache

@@ -107,7 +107,10 @@ def build_terms(source: dict[str, Any]) -> dict[str, tuple[list[Term], dict[str,
 
 TITLES = {
     "knowledge_domains": ("Knowledge domain", "JRC cybersecurity taxonomy knowledge domain (15)."),
-    "subdomains": ("Knowledge sub-domain", "JRC cybersecurity taxonomy sub-domain (150); `parent` is the domain."),
+    "subdomains": (
+        "Knowledge sub-domain",
+        "JRC cybersecurity taxonomy sub-domain (150); `parent` is the domain.",
+    ),
     "sectors": ("Sector", "JRC taxonomy sector."),
     "technologies": ("Technology", "JRC taxonomy technology."),
     "use_cases": ("Use case", "JRC taxonomy use case."),
@@ -120,11 +123,16 @@ TITLES = {
         "CORDIS activity type",
         "CORDIS organization.csv activityType code; used only to map CORDIS imports.",
     ),
-    "ecsf_role_profiles": ("ECSF role profile", "ENISA European Cybersecurity Skills Framework role profile."),
+    "ecsf_role_profiles": (
+        "ECSF role profile",
+        "ENISA European Cybersecurity Skills Framework role profile.",
+    ),
     "countries": (
         "Country",
-        "ISO 3166-1 alpha-2 code of an EU Member State or EEA/EFTA state. EU sources write EL for "
-        "Greece (stored as GR) and UK for the United Kingdom (GB): see x-ncc-eu-code-aliases.",
+        (
+            "ISO 3166-1 alpha-2 code of an EU Member State or EEA/EFTA state. EU sources write EL for "
+            "Greece (stored as GR) and UK for the United Kingdom (GB): see x-ncc-eu-code-aliases."
+        ),
     ),
 }
 
