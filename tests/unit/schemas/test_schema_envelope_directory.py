@@ -29,6 +29,7 @@ _KEY = Ed25519PrivateKey.generate()
 _RAW = _KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 PUBLIC_KEY = b64url(_RAW)
 KID = "DE:" + b64url(hashlib.sha256(_RAW).digest())[:16]
+HUB_KID = "hub:" + KID[3:]
 SIG = {"alg": "Ed25519", "kid": KID, "value": b64url(_KEY.sign(b"anything"))}
 
 
@@ -70,7 +71,7 @@ def directory(**changes: Any) -> dict[str, Any]:
         "serial": 7,
         "issued_at": "2026-11-26T00:00:00Z",
         "expires_at": "2026-12-03T00:00:00Z",
-        "hub": {"url": "https://hub.ncc-federation.eu", "keys": [key(kid="EU:" + KID[3:])]},
+        "hub": {"url": "https://hub.ncc-federation.eu", "keys": [key(kid=HUB_KID)]},
         "nodes": [
             {
                 "country": "DE",
@@ -87,7 +88,7 @@ def directory(**changes: Any) -> dict[str, Any]:
                 "keys": [key()],
             },
         ],
-        "sig": {**SIG, "kid": "EU:" + KID[3:]},
+        "sig": {**SIG, "kid": HUB_KID},
     }
     base.update(changes)
     return base
@@ -186,7 +187,7 @@ def test_directory_validates(errors: Check) -> None:
         ({"serial": 1.0001}, "/serial"),
         ({"expires_at": "2026-12-03"}, "/expires_at"),
         ({"hub": {"url": "https://hub.example.eu", "keys": []}}, "/hub/keys"),
-        ({"hub": {"url": "hub.example.eu", "keys": [key()]}}, "/hub/url"),
+        ({"hub": {"url": "hub.example.eu", "keys": [key(kid=HUB_KID)]}}, "/hub/url"),
         (
             {
                 "nodes": [
@@ -260,6 +261,8 @@ def test_directory_validates(errors: Check) -> None:
             "/nodes/0/keys/0",
         ),
         ({"extra": True}, ""),
+        ({"hub": {"url": "https://hub.example.eu", "keys": [key()]}}, "/hub/keys/0/kid"),
+        ({"sig": {**SIG, "kid": KID}}, "/sig/kid"),
     ],
 )
 def test_directory_rules(changes: dict[str, Any], where: str, errors: Check) -> None:
