@@ -1,0 +1,117 @@
+"""The search interface: documents, queries, results and the backend protocol.
+
+Everything dialect-specific lives in the backends (``sqlite.py``, ``postgres.py``); callers only
+see these types. A backend stores a *derivative* of verified records: the lead writes it in the
+same transaction as the record, so the index and the records never drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+#: Filter and facet dimensions, in the order facets are returned.
+DIMENSIONS: tuple[str, ...] = (
+    "type",
+    "country",
+    "domain",
+    "subdomain",
+    "sector",
+    "technology",
+    "use_case",
+    "role",
+    "org_type",
+)
+
+VISIBILITIES: frozenset[str] = frozenset({"public", "network", "national"})
+
+MAX_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class SearchDoc:
+    """What the index holds for one verified, non-deleted record.
+
+    ``text`` holds names (incl. ``national_name``), description/objective, keywords, capabilities and
+    the vocabulary labels of the record's tags; the description comes first so that a snippet
+    without a match starts with it. ``tags`` maps a dimension of :data:`DIMENSIONS` to vocabulary
+    ids; ``domain`` already includes the parents of the record's sub-domains.
+    """
+
+    id: str
+    type: str
+    origin: str
+    visibility: str
+    version: int
+    issued_at: str  # "YYYY-MM-DDTHH:MM:SSZ"
+    title: str
+    text: str
+    tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """One search request.
+
+    ``q`` is free text (any string: user syntax is never passed to the engine). ``filters`` maps a
+    dimension to the accepted values (OR within a dimension, AND across dimensions).
+    ``visibilities`` are those the reader may see; an empty set sees nothing. ``cursor`` is the
+    opaque ``next_cursor`` of a previous page of the *same* query.
+    """
+
+    q: str = ""
+    filters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    visibilities: frozenset[str] = frozenset({"public"})
+    limit: int = 20
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result row; ``snippet`` is plain text of at most 200 characters."""
+
+    id: str
+    type: str
+    origin: str
+    title: str
+    snippet: str
+    score: float
+    version: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A page of results, the total number of matches and disjunctive facet counts.
+
+    ``facets`` has one entry per dimension; a dimension's counts apply the query and every filter
+    except that dimension's own. ``next_cursor`` is None on the last page.
+    """
+
+    total: int
+    hits: list[Hit]
+    facets: dict[str, dict[str, int]]
+    next_cursor: str | None
+
+
+class SearchBackend(Protocol):
+    """Storage-level search over one database dialect.
+
+    ``conn`` is a tortoise ``BaseDBAsyncClient`` (a plain connection or the one an
+    ``in_transaction()`` block yields). Writes run in a savepoint of the caller's transaction, so
+    they commit or roll back with it.
+    """
+
+    dialect: str
+
+    async def upsert(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
+        """Insert the documents, replacing any held under the same id."""
+
+    async def delete(self, conn: Any, ids: Sequence[str]) -> None:
+        """Remove the documents with these ids; unknown ids are ignored."""
+
+    async def search(self, conn: Any, query: SearchQuery) -> SearchResult:
+        """Run a query. Raises ``node.errors.InvalidParameter`` for a bad limit, cursor or filter."""
+
+    async def count(self, conn: Any) -> int:
+        """Return the number of indexed documents."""

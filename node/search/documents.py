@@ -1,0 +1,215 @@
+"""Deriving a :class:`SearchDoc` from a verified record envelope.
+
+Tags are found two ways: by the payload fields the schemas name (``domains``, ``subdomains``,
+``sectors``, ``technologies``, ``use_cases``, ``org_type``, role fields), and by recognising
+vocabulary ids in any other top-level field, so that a record type whose schema names a field
+differently is still tagged. Vocabulary ids are unique across vocabularies (``cry``, ``cry.10``,
+``sec.…``, ``tech.…``, ``ecsf.…``), which makes recognition unambiguous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .base import SearchDoc
+
+#: Vocabulary name -> the dimension its ids tag (fields_of_activity only feeds text).
+VOCABULARY_DIMENSIONS: dict[str, str] = {
+    "knowledge_domains": "domain",
+    "subdomains": "subdomain",
+    "sectors": "sector",
+    "technologies": "technology",
+    "use_cases": "use_case",
+    "ecsf_role_profiles": "role",
+    "organisation_types": "org_type",
+}
+
+_FIELD_DIMENSIONS: dict[str, str] = {
+    "domains": "domain",
+    "subdomains": "subdomain",
+    "sectors": "sector",
+    "technologies": "technology",
+    "use_cases": "use_case",
+    "org_type": "org_type",
+    "organisation_type": "org_type",
+    "roles": "role",
+    "role_profiles": "role",
+    "ecsf_roles": "role",
+    "ecsf_role_profiles": "role",
+    "ecsf_profiles": "role",
+}
+
+_TITLE_FIELDS = ("legal_name", "name", "title", "acronym", "national_name", "short_name")
+_DESCRIPTION_FIELDS = ("description", "objective", "summary", "abstract")
+_NAME_FIELDS = ("national_name", "legal_name", "name", "short_name", "acronym", "title")
+_LIST_TEXT_FIELDS = ("keywords", "capabilities", "services", "expertise")
+_OTHER_TEXT_FIELDS = ("programme", "call", "topic", "grant_id", "department")
+#: Free-text fields never scanned for vocabulary ids.
+_TEXT_FIELDS = frozenset(_TITLE_FIELDS + _DESCRIPTION_FIELDS + _LIST_TEXT_FIELDS + _OTHER_TEXT_FIELDS)
+
+
+@dataclass(frozen=True)
+class VocabularyIndex:
+    """Look-ups built once from ``schemas.load_vocabularies()``-shaped data."""
+
+    labels: Mapping[str, str]
+    dimension: Mapping[str, str]
+    parent: Mapping[str, str]
+
+    @classmethod
+    def build(cls, vocabularies: Mapping[str, list[dict[str, Any]]]) -> VocabularyIndex:
+        labels: dict[str, str] = {}
+        dimension: dict[str, str] = {}
+        parent: dict[str, str] = {}
+        for name, terms in vocabularies.items():
+            for term in terms:
+                term_id = term.get("id")
+                if not isinstance(term_id, str):
+                    continue
+                if isinstance(term.get("label"), str):
+                    labels[term_id] = term["label"]
+                if name in VOCABULARY_DIMENSIONS:
+                    dimension[term_id] = VOCABULARY_DIMENSIONS[name]
+                if name == "subdomains" and isinstance(term.get("parent"), str):
+                    parent[term_id] = term["parent"]
+        return cls(labels, dimension, parent)
+
+
+_last_index: tuple[Mapping[str, Any], VocabularyIndex] | None = None
+
+
+def _index_for(vocabularies: Mapping[str, list[dict[str, Any]]]) -> VocabularyIndex:
+    global _last_index
+    if _last_index is None or _last_index[0] is not vocabularies:
+        _last_index = (vocabularies, VocabularyIndex.build(vocabularies))
+    return _last_index[1]
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str) and item.strip()]
+    return []
+
+
+def _name(value: Any) -> str:
+    """A name field is a string or a person-name object; return it as display text."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, Mapping):
+        keys = ("given_name", "first_name", "given", "family_name", "last_name", "family")
+        parts = [value.get(key) for key in keys]
+        seen: list[str] = []
+        for part in parts:
+            if isinstance(part, str) and part.strip() and part.strip() not in seen:
+                seen.append(part.strip())
+        if seen:
+            return " ".join(seen)
+        return " ".join(v.strip() for v in value.values() if isinstance(v, str) and v.strip())
+    return ""
+
+
+def _title(record_type: str, payload: Mapping[str, Any]) -> str:
+    acronym, title = _name(payload.get("acronym")), _name(payload.get("title"))
+    if record_type == "project" and acronym and title:
+        return f"{acronym} – {title}"
+    for key in _TITLE_FIELDS:
+        text = _name(payload.get(key))
+        if text:
+            return text
+    return ""
+
+
+def _country(payload: Mapping[str, Any], origin: str) -> str:
+    for holder in (payload, payload.get("location"), payload.get("address")):
+        if isinstance(holder, Mapping):
+            country = holder.get("country")
+            if isinstance(country, str) and country.strip():
+                return country.strip()
+    return origin
+
+
+def _tags(record_type: str, country: str, payload: Mapping[str, Any], vocab: VocabularyIndex) -> dict[str, list[str]]:
+    tags: dict[str, list[str]] = {"type": [record_type], "country": [country]}
+
+    def add(dimension: str, value: str) -> None:
+        values = tags.setdefault(dimension, [])
+        if value not in values:
+            values.append(value)
+
+    for key, value in payload.items():
+        if key in _FIELD_DIMENSIONS:
+            for item in _strings(value):
+                add(_FIELD_DIMENSIONS[key], item)
+        elif key not in _TEXT_FIELDS:
+            for item in _strings(value):
+                if item in vocab.dimension:
+                    add(vocab.dimension[item], item)
+    for sub in tags.get("subdomain", []):
+        parent = vocab.parent.get(sub) or (sub.split(".", 1)[0] if "." in sub else "")
+        if parent:
+            add("domain", parent)
+    return tags
+
+
+def _vocabulary_ids(payload: Mapping[str, Any]) -> Iterable[str]:
+    for key, value in payload.items():
+        if key not in _TEXT_FIELDS:
+            yield from _strings(value)
+
+
+def document_from_envelope(
+    envelope: Mapping[str, Any], vocabularies: Mapping[str, list[dict[str, Any]]]
+) -> SearchDoc | None:
+    """Return the search document of a verified record envelope, or None for a tombstone.
+
+    ``vocabularies`` is ``schemas.load_vocabularies()`` (or the same shape). Raises ``KeyError``
+    or ``TypeError`` only for an envelope that lacks its required fields, which a verified
+    envelope never does.
+    """
+    if envelope.get("deleted"):
+        return None
+    payload = envelope.get("payload") or {}
+    if not isinstance(payload, Mapping):
+        raise TypeError("envelope payload is not an object")
+    vocab = _index_for(vocabularies)
+    record_type, origin = str(envelope["type"]), str(envelope["origin"])
+    title = _title(record_type, payload)
+    country = _country(payload, origin)
+    tags = _tags(record_type, country, payload, vocab)
+
+    parts: list[str] = []
+    for key in _DESCRIPTION_FIELDS:
+        parts.extend(_strings(payload.get(key)))
+    for key in _NAME_FIELDS:
+        name = _name(payload.get(key))
+        if name and name != title and name not in parts:
+            parts.append(name)
+    for key in _LIST_TEXT_FIELDS + _OTHER_TEXT_FIELDS:
+        parts.extend(str(v) for v in _strings(payload.get(key)))
+    labels: list[str] = []
+    if country in vocab.labels:
+        labels.append(vocab.labels[country])
+    label_ids = [value for dimension, values in tags.items() if dimension not in ("type", "country")
+                 for value in values]
+    label_ids += [item for item in _vocabulary_ids(payload) if item not in label_ids]
+    for term_id in label_ids:
+        label = vocab.labels.get(term_id)
+        if label and label not in labels:
+            labels.append(label)
+    parts.extend(labels)
+
+    return SearchDoc(
+        id=str(envelope["id"]),
+        type=record_type,
+        origin=origin,
+        visibility=str(envelope["visibility"]),
+        version=int(envelope["version"]),
+        issued_at=str(envelope["issued_at"]),
+        title=title,
+        text="\n".join(parts),
+        tags={dimension: tuple(values) for dimension, values in tags.items()},
+    )

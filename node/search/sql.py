@@ -1,0 +1,217 @@
+"""Search logic shared by the SQL backends; dialects supply the full-text pieces.
+
+Tables (all prefixed ``search_``):
+
+- ``search_docs``: one row per document, keyed by an integer ``doc``; the display fields and the
+  original title/text (for snippets).
+- ``search_tags(dim, value, doc)``: one row per tag, the primary key serving filters and a
+  ``(doc, dim, value)`` index serving facet counts.
+- the dialect's full-text structure (FTS5 table or ``tsvector`` column).
+
+Visibility, text match and filters are all conditions of the one SQL query; nothing is filtered
+after ranking. Facets are disjunctive: dimensions without a filter are counted in one grouped
+query under every filter; each filtered dimension gets its own query without its own filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from node.errors import InvalidParameter
+
+from .base import DIMENSIONS, MAX_LIMIT, Hit, SearchDoc, SearchQuery, SearchResult
+from .cursor import decode_cursor, encode_cursor
+from .text import Clause, parse_query, snippet
+
+MAX_FILTER_VALUES = 100
+_WRITE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated query: clauses, filters (dimension -> values) and visibilities."""
+
+    clauses: tuple[Clause, ...]
+    filters: dict[str, tuple[str, ...]]
+    visibilities: tuple[str, ...]
+
+
+def validate(query: SearchQuery) -> tuple[Plan, int]:
+    """Return the plan and the page offset of ``query``.
+
+    Raises ``InvalidParameter`` for a limit outside 1..100, a bad cursor, an unknown filter
+    dimension or too many values for one dimension.
+    """
+    if isinstance(query.limit, bool) or not isinstance(query.limit, int) or not 1 <= query.limit <= MAX_LIMIT:
+        raise InvalidParameter(f"limit must be an integer from 1 to {MAX_LIMIT}", parameter="limit")
+    offset = decode_cursor(query.cursor, query)
+    filters: dict[str, tuple[str, ...]] = {}
+    for dimension, values in query.filters.items():
+        if dimension not in DIMENSIONS:
+            raise InvalidParameter(f"unknown filter: {dimension}", parameter=dimension)
+        kept = tuple(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+        if len(kept) > MAX_FILTER_VALUES:
+            raise InvalidParameter(f"too many values for {dimension}", parameter=dimension)
+        if kept:
+            filters[dimension] = kept
+    q = query.q if isinstance(query.q, str) else ""
+    return Plan(parse_query(q), filters, tuple(sorted(query.visibilities))), offset
+
+
+class SqlSearchBackend:
+    """Search orchestration over ``search_docs``/``search_tags``; subclasses add full text."""
+
+    dialect = ""
+
+    # --- dialect hooks -------------------------------------------------------------------------
+
+    def sql(self, text: str) -> str:
+        """Return ``text`` with ``?`` placeholders in the dialect's style."""
+        return text
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """Return a condition ``column IN values`` and its parameters."""
+        return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+
+    def match_condition(self, clauses: tuple[Clause, ...]) -> tuple[str, list[Any]]:
+        """Return a condition on alias ``d`` true when the document matches every clause."""
+        raise NotImplementedError
+
+    def ranked_page(self, plan: Plan, limit: int, offset: int) -> tuple[str, list[Any]]:
+        """Return a query selecting ``d.id, d.type, d.origin, d.title, d.text, d.version, score``
+        for one page of ``plan`` (which has clauses), best first, ties newest first then by id."""
+        raise NotImplementedError
+
+    async def write_docs(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
+        """Insert rows for ``docs`` (none of whose ids is present) into the dialect's tables."""
+        raise NotImplementedError
+
+    async def delete_ids(self, conn: Any, ids: Sequence[str]) -> None:
+        """Delete the documents (rows, tags, full text) with these ids."""
+        raise NotImplementedError
+
+    # --- the interface -------------------------------------------------------------------------
+
+    async def execute(self, conn: Any, text: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one statement and return its rows (sequences indexable by position)."""
+        _, rows = await conn.execute_query(self.sql(text), list(params))
+        return list(rows)
+
+    async def upsert(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
+        """Insert ``docs``, replacing held documents with the same ids, in a savepoint of ``conn``.
+
+        Later duplicates within ``docs`` win. Raises the driver's errors (wrapped by tortoise).
+        """
+        latest = list({doc.id: doc for doc in docs}.values())
+        if not latest:
+            return
+        # tortoise's public in_transaction() needs a registered connection name; this is its core.
+        async with conn._in_transaction() as tconn:
+            for start in range(0, len(latest), _WRITE_BATCH):
+                batch = latest[start : start + _WRITE_BATCH]
+                await self.delete_ids(tconn, [doc.id for doc in batch])
+                await self.write_docs(tconn, batch)
+
+    async def delete(self, conn: Any, ids: Sequence[str]) -> None:
+        """Remove the documents with ``ids`` (unknown ids are ignored), in a savepoint of ``conn``."""
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return
+        async with conn._in_transaction() as tconn:
+            for start in range(0, len(unique), _WRITE_BATCH):
+                await self.delete_ids(tconn, unique[start : start + _WRITE_BATCH])
+
+    async def count(self, conn: Any) -> int:
+        """Return the number of indexed documents."""
+        rows = await self.execute(conn, "SELECT count(*) FROM search_docs")
+        return int(rows[0][0])
+
+    async def search(self, conn: Any, query: SearchQuery) -> SearchResult:
+        """Run ``query``. Raises ``InvalidParameter`` (see :func:`validate`)."""
+        plan, offset = validate(query)
+        if not plan.visibilities:
+            facets = {dim: dict.fromkeys(plan.filters.get(dim, ()), 0) for dim in DIMENSIONS}
+            return SearchResult(0, [], facets, None)
+        facets = await self.facets(conn, plan)
+        total = self.total_from_facets(plan, facets)
+        hits: list[Hit] = []
+        if offset < total:
+            hits = await self.page(conn, plan, query.limit, offset)
+        next_offset = offset + query.limit
+        next_cursor = encode_cursor(next_offset, query) if next_offset < total else None
+        return SearchResult(total, hits, facets, next_cursor)
+
+    # --- pieces --------------------------------------------------------------------------------
+
+    def conditions(self, plan: Plan, skip: str | None = None, match: bool = True) -> tuple[str, list[Any]]:
+        """Return the WHERE condition (on alias ``d``) of ``plan``, leaving out filter ``skip``
+        (and the text match when ``match`` is false: the ranked query joins it itself)."""
+        visibility, params = self.in_list("d.visibility", plan.visibilities)
+        parts = [visibility]
+        if plan.clauses and match:
+            match, match_params = self.match_condition(plan.clauses)
+            parts.append(match)
+            params += match_params
+        for dimension, values in plan.filters.items():
+            if dimension == skip:
+                continue
+            values_sql, values_params = self.in_list("t.value", values)
+            parts.append(f"d.doc IN (SELECT t.doc FROM search_tags t WHERE t.dim = ? AND {values_sql})")
+            params += [dimension, *values_params]
+        return " AND ".join(parts), params
+
+    async def facets(self, conn: Any, plan: Plan) -> dict[str, dict[str, int]]:
+        """Return disjunctive counts for every dimension."""
+        counts: dict[str, dict[str, int]] = {dim: {} for dim in DIMENSIONS}
+        unfiltered = [dim for dim in DIMENSIONS if dim not in plan.filters]
+        groups: list[tuple[list[str], str | None]] = [(unfiltered, None)] if unfiltered else []
+        groups += [([dim], dim) for dim in plan.filters]
+        for dims, skip in groups:
+            where, params = self.conditions(plan, skip)
+            dims_sql, dims_params = self.in_list("f.dim", dims)
+            rows = await self.execute(
+                conn,
+                f"SELECT f.dim, f.value, count(*) FROM search_tags f JOIN search_docs d ON d.doc = f.doc "
+                f"WHERE {dims_sql} AND {where} GROUP BY f.dim, f.value",
+                dims_params + params,
+            )
+            for dim, value, number in rows:
+                counts[dim][value] = int(number)
+        for dim, values in plan.filters.items():
+            for value in values:
+                counts[dim].setdefault(value, 0)
+        return {dim: dict(sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))) for dim, values in counts.items()}
+
+    @staticmethod
+    def total_from_facets(plan: Plan, facets: Mapping[str, Mapping[str, int]]) -> int:
+        """Every document has exactly one ``type`` tag, so the type facet sums to the total."""
+        selected = plan.filters.get("type")
+        counts = facets["type"]
+        return sum(counts.get(v, 0) for v in selected) if selected else sum(counts.values())
+
+    async def page(self, conn: Any, plan: Plan, limit: int, offset: int) -> list[Hit]:
+        """Return one page of hits, ranked (or newest first without clauses)."""
+        if plan.clauses:
+            text, values = self.ranked_page(plan, limit, offset)
+        else:
+            where, params = self.conditions(plan)
+            text = (
+                "SELECT d.id, d.type, d.origin, d.title, d.text, d.version, 0.0 FROM search_docs d "
+                f"WHERE {where} ORDER BY d.issued_at DESC, d.id DESC LIMIT ? OFFSET ?"
+            )
+            values = params + [limit, offset]
+        rows = await self.execute(conn, text, values)
+        return [
+            Hit(
+                id=row[0],
+                type=row[1],
+                origin=row[2],
+                title=row[3],
+                snippet=snippet(row[4], plan.clauses),
+                score=round(float(row[6]), 6),
+                version=int(row[5]),
+            )
+            for row in rows
+        ]

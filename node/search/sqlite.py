@@ -1,0 +1,113 @@
+"""SQLite backend: an FTS5 external-content table over pre-normalised text, bm25 ranking.
+
+The FTS5 table reads its content from ``search_docs.ftitle``/``fbody`` (the folded tokens, joined by
+spaces) and is kept in step by triggers, so a document's row, tags and full-text entry are written
+by the same statements of the same transaction. Title matches weigh 10× body matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .base import SearchDoc
+from .sql import Plan, SqlSearchBackend
+from .text import Clause, tokens
+
+TITLE_WEIGHT = 10.0
+BODY_WEIGHT = 1.0
+
+DDL: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS search_docs (
+        doc INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        visibility TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        issued_at TEXT NOT NULL,
+        title TEXT NOT NULL,
+        text TEXT NOT NULL,
+        ftitle TEXT NOT NULL,
+        fbody TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS search_docs_newest ON search_docs (issued_at DESC, id DESC)",
+    """CREATE TABLE IF NOT EXISTS search_tags (
+        dim TEXT NOT NULL,
+        value TEXT NOT NULL,
+        doc INTEGER NOT NULL,
+        PRIMARY KEY (dim, value, doc)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS search_tags_doc ON search_tags (doc, dim, value)",
+    """CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(
+        ftitle, fbody, content='search_docs', content_rowid='doc',
+        tokenize='unicode61 remove_diacritics 0', prefix='2 3'
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS search_docs_ai AFTER INSERT ON search_docs BEGIN
+        INSERT INTO search_fts (rowid, ftitle, fbody) VALUES (new.doc, new.ftitle, new.fbody);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS search_docs_ad AFTER DELETE ON search_docs BEGIN
+        INSERT INTO search_fts (search_fts, rowid, ftitle, fbody) VALUES ('delete', old.doc, old.ftitle, old.fbody);
+    END""",
+)
+
+
+def fts5_query(clauses: Sequence[Clause]) -> str:
+    """Build an FTS5 MATCH expression from parsed clauses.
+
+    Tokens are letters and digits only, so quoting them as FTS5 strings is always safe: no user
+    syntax reaches the engine.
+    """
+    parts = []
+    for clause in clauses:
+        parts.append('"' + " ".join(clause.tokens) + '"' + ("*" if clause.prefix else ""))
+    return " AND ".join(parts)
+
+
+class SqliteSearchBackend(SqlSearchBackend):
+    """FTS5 implementation of :class:`node.search.base.SearchBackend`."""
+
+    dialect = "sqlite"
+
+    async def create_schema(self, conn: Any) -> None:
+        """Create the tables, index, FTS5 table and triggers if missing (idempotent)."""
+        # One statement at a time: sqlite3's executescript() would commit the caller's transaction.
+        for statement in DDL:
+            await conn.execute_query(statement, [])
+
+    def match_condition(self, clauses: tuple[Clause, ...]) -> tuple[str, list[Any]]:
+        return "d.doc IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", [fts5_query(clauses)]
+
+    def ranked_page(self, plan: Plan, limit: int, offset: int) -> tuple[str, list[Any]]:
+        where, params = self.conditions(plan, match=False)
+        text = (
+            "SELECT d.id, d.type, d.origin, d.title, d.text, d.version, -m.r AS score FROM "
+            f"(SELECT rowid AS doc, bm25(search_fts, {TITLE_WEIGHT}, {BODY_WEIGHT}) AS r "
+            "FROM search_fts WHERE search_fts MATCH ?) m JOIN search_docs d ON d.doc = m.doc "
+            f"WHERE {where} ORDER BY m.r, d.issued_at DESC, d.id LIMIT ? OFFSET ?"
+        )
+        return text, [fts5_query(plan.clauses), *params, limit, offset]
+
+    async def write_docs(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
+        await conn.execute_many(
+            "INSERT INTO search_docs (id, type, origin, visibility, version, issued_at, title, text, "
+            "ftitle, fbody) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [doc.id, doc.type, doc.origin, doc.visibility, doc.version, doc.issued_at, doc.title,
+                 doc.text, " ".join(tokens(doc.title)), " ".join(tokens(doc.text))]
+                for doc in docs
+            ],
+        )
+        rows = [[dim, value, doc.id] for doc in docs for dim, values in doc.tags.items() for value in values]
+        if rows:
+            await conn.execute_many(
+                "INSERT OR IGNORE INTO search_tags (dim, value, doc) SELECT ?, ?, doc FROM search_docs WHERE id = ?",
+                rows,
+            )
+
+    async def delete_ids(self, conn: Any, ids: Sequence[str]) -> None:
+        ids_sql, params = self.in_list("id", ids)
+        await conn.execute_query(
+            f"DELETE FROM search_tags WHERE doc IN (SELECT doc FROM search_docs WHERE {ids_sql})", params
+        )
+        await conn.execute_query(f"DELETE FROM search_docs WHERE {ids_sql}", params)

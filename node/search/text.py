@@ -1,0 +1,165 @@
+"""Text normalisation, tokenising, query parsing and snippets.
+
+All folding happens here, in Python, before text reaches either engine, so SQLite and PostgreSQL
+index and match exactly the same tokens: NFKD, combining marks dropped, casefolded (ß → ss), and a
+few letters that do not decompose mapped by hand (ø → o, æ → ae, œ → oe, ł → l, đ → d, þ → th, …).
+A token is a run of letters and digits (underscore is a separator, as in FTS5's unicode61).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass
+
+#: Letters that NFKD leaves alone but people type without the stroke/ligature.
+_SPECIAL = str.maketrans(
+    {"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "þ": "th", "ð": "d", "ħ": "h", "ı": "i", "ŧ": "t"}
+)
+MAX_TOKEN_CHARS = 64
+MAX_CLAUSES = 16
+SNIPPET_CHARS = 200
+
+
+def _combining_class() -> re.Pattern[str]:
+    """A character class of every combining mark (combining class ≠ 0), built once at import."""
+    ranges: list[str] = []
+    start = prev = -2
+    for cp in range(sys.maxunicode + 1):
+        if unicodedata.combining(chr(cp)):
+            if cp != prev + 1:
+                if start >= 0:
+                    ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(prev))}")
+                start = cp
+            prev = cp
+    ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(prev))}")
+    return re.compile("[" + "".join(ranges) + "]+")
+
+
+_COMBINING = _combining_class()
+_TOKEN = re.compile(r"[^\W_]+")
+_SPACE = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Fold ``text`` for matching: accents dropped, casefolded, special letters mapped.
+
+    The second NFKD/casefold pass catches characters that casefolding decomposes (ǰ) or that
+    compatibility decomposition turns upper-case (ℌ).
+    """
+    if text.isascii():
+        return text.lower()
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold()).casefold()
+    return _COMBINING.sub("", folded).translate(_SPECIAL)
+
+
+def tokens(text: str) -> list[str]:
+    """Return the normalised tokens of ``text``, each cut to :data:`MAX_TOKEN_CHARS`."""
+    return [token[:MAX_TOKEN_CHARS] for token in _TOKEN.findall(normalize(text))]
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One required part of a query: a word (one token), or a phrase (several, adjacent, in order).
+
+    ``prefix`` marks the last token as a prefix (the word the user is still typing).
+    """
+
+    tokens: tuple[str, ...]
+    prefix: bool = False
+
+
+def parse_query(q: str) -> tuple[Clause, ...]:
+    """Turn free text into clauses, all of which must match. Never raises.
+
+    Double quotes delimit phrases (an unterminated quote runs to the end); a bare word that folds
+    into several tokens ("post-quantum") is a phrase too. Every other character is text. The last
+    bare word is a prefix. At most :data:`MAX_CLAUSES` clauses are kept; duplicates are dropped.
+    """
+    clauses: list[Clause] = []
+    segments = q.split('"')
+    last_bare: int | None = None
+    for index, segment in enumerate(segments):
+        if index % 2:  # inside quotes
+            phrase = tuple(tokens(segment))
+            if phrase:
+                clauses.append(Clause(phrase))
+            last_bare = None
+            continue
+        for word in segment.split():
+            word_tokens = tuple(tokens(word))
+            last_bare = None
+            if word_tokens:
+                clauses.append(Clause(word_tokens))
+                last_bare = len(clauses) - 1
+    # Only the very last word of q is still being typed (not one followed by a phrase or by junk).
+    if last_bare is not None:
+        clauses[last_bare] = Clause(clauses[last_bare].tokens, prefix=True)
+    unique: list[Clause] = []
+    for clause in clauses:
+        if clause not in unique:
+            unique.append(clause)
+    return tuple(unique[:MAX_CLAUSES])
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    return normalize(char)
+
+
+def _folded_with_offsets(text: str) -> tuple[str, list[int]]:
+    """Fold ``text`` character by character; ``offsets[i]`` is the source index of folded char i."""
+    if text.isascii():
+        return text.lower(), list(range(len(text)))
+    parts: list[str] = []
+    offsets: list[int] = []
+    for index, char in enumerate(text):
+        folded = _fold_char(char)
+        parts.append(folded)
+        offsets.extend([index] * len(folded))
+    return "".join(parts), offsets
+
+
+def _first_match(folded: str, clauses: tuple[Clause, ...]) -> int | None:
+    best: int | None = None
+    for clause in clauses:
+        words = clause.tokens
+        pattern = r"(?<![^\W_])" + r"[\W_]+".join(re.escape(w) for w in words)
+        if not clause.prefix:
+            pattern += r"(?![^\W_])"
+        found = re.search(pattern, folded)
+        if found and (best is None or found.start() < best):
+            best = found.start()
+    return best
+
+
+def snippet(text: str, clauses: tuple[Clause, ...], max_chars: int = SNIPPET_CHARS) -> str:
+    """Return plain text of at most ``max_chars`` around the first match in ``text``.
+
+    Without a match (or without clauses) the excerpt starts at the beginning of ``text``.
+    Whitespace is collapsed; "…" marks a cut.
+    """
+    flat = _SPACE.sub(" ", text).strip()
+    if len(flat) <= max_chars:
+        return flat
+    start = 0
+    if clauses:
+        folded, offsets = _folded_with_offsets(flat)
+        position = _first_match(folded, clauses)
+        if position is not None:
+            start = offsets[position]
+    if start > 0:
+        # Show a little context before the match, beginning at a word boundary.
+        lead = max(0, start - max_chars // 4)
+        space = flat.find(" ", lead, start)
+        start = lead if lead == 0 else (space + 1 if space >= 0 else start)
+    prefix = "…" if start > 0 else ""
+    budget = max_chars - len(prefix)
+    if len(flat) - start <= budget:
+        return prefix + flat[start:]
+    budget -= 1  # room for the trailing ellipsis
+    cut = flat.rfind(" ", start, start + budget + 1)
+    end = cut if cut > start else start + budget
+    return prefix + flat[start:end].rstrip() + "…"

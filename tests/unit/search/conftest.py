@@ -1,0 +1,70 @@
+"""Fixtures for the search engine tests: a connected client per backend, with the schema."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from node.search import SearchBackend, SearchDoc, backend_for, create_search_schema
+from node.search.client import open_client
+
+#: A small hand-made vocabulary in the shape of ``schemas.load_vocabularies()``.
+VOCABULARIES: dict[str, list[dict[str, Any]]] = {
+    "knowledge_domains": [
+        {"id": "cry", "label": "Cryptology (Cryptography and Cryptanalysis)"},
+        {"id": "net", "label": "Network and Distributed Systems"},
+    ],
+    "subdomains": [
+        {"id": "cry.10", "label": "Post-quantum cryptography", "parent": "cry"},
+        {"id": "cry.01", "label": "Asymmetric cryptography", "parent": "cry"},
+        {"id": "net.02", "label": "Network security", "parent": "net"},
+    ],
+    "sectors": [{"id": "sec.energy", "label": "Energy"}, {"id": "sec.health", "label": "Health"}],
+    "technologies": [{"id": "tech.ai", "label": "Artificial intelligence"}],
+    "use_cases": [{"id": "uc.cip", "label": "Critical Infrastructure Protection (CIP)"}],
+    "fields_of_activity": [{"id": "foa.academia-research-innovation", "label": "Academia, research or innovation"}],
+    "organisation_types": [
+        {"id": "ctype.industry-sme", "label": "Industry – SME"},
+        {"id": "ctype.academic-research", "label": "Academic and research organisation"},
+    ],
+    "ecsf_role_profiles": [{"id": "ecsf.penetration-tester", "label": "Penetration Tester"}],
+    "countries": [{"id": "DE", "label": "Germany"}, {"id": "AT", "label": "Austria"}, {"id": "FR", "label": "France"}],
+}
+
+
+def make_doc(
+    n: int,
+    *,
+    title: str = "",
+    text: str = "",
+    type: str = "organisation",  # noqa: A002 - mirrors the field
+    origin: str = "DE",
+    visibility: str = "public",
+    version: int = 1,
+    tags: Mapping[str, Sequence[str]] | None = None,
+) -> SearchDoc:
+    """A document whose issued_at grows with ``n`` (so higher ``n`` is newer)."""
+    all_tags: dict[str, tuple[str, ...]] = {"type": (type,), "country": (origin,)}
+    for dim, values in (tags or {}).items():
+        all_tags[dim] = tuple(values)
+    return SearchDoc(
+        id=f"urn:ncc:{origin}:{type}:00000000-0000-0000-0000-{n:012d}",
+        type=type,
+        origin=origin,
+        visibility=visibility,
+        version=version,
+        issued_at=f"2026-{1 + n // 28 % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:00:00Z",
+        title=title or f"Organisation {n}",
+        text=text,
+        tags=all_tags,
+    )
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[tuple[SearchBackend, Any]]:
+    """(backend, connection) on a fresh database with the search schema."""
+    async with open_client(db_url) as conn:
+        await create_search_schema(conn)
+        yield backend_for(conn.capabilities.dialect), conn

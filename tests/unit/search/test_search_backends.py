@@ -1,0 +1,273 @@
+"""Search behaviour, the same on SQLite (FTS5) and PostgreSQL (tsvector): one suite, both backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from node.errors import InvalidParameter
+from node.search import DIMENSIONS, SearchBackend, SearchQuery, SearchResult, document_from_envelope
+
+from .conftest import VOCABULARIES, make_doc
+
+Engine = tuple[SearchBackend, Any]
+PUBLIC = frozenset({"public"})
+ALL = frozenset({"public", "network", "national"})
+
+
+async def search(engine: Engine, q: str = "", visibilities: frozenset[str] = ALL, **kwargs: Any) -> SearchResult:
+    backend, conn = engine
+    filters = {k: tuple(v) for k, v in kwargs.pop("filters", {}).items()}
+    return await backend.search(conn, SearchQuery(q=q, filters=filters, visibilities=visibilities, **kwargs))
+
+
+def titles(result: SearchResult) -> list[str]:
+    return [hit.title for hit in result.hits]
+
+
+@pytest.fixture
+async def corpus(engine: Engine) -> Engine:
+    backend, conn = engine
+    await backend.upsert(conn, [
+        make_doc(1, title="Sécurité Numérique SAS", text="Audit et conseil en sécurité des systèmes.", origin="FR",
+                 tags={"domain": ["aac"], "sector": ["sec.energy"], "org_type": ["ctype.industry-sme"]}),
+        make_doc(2, title="Österreichisches Institut für Kryptografie", text="Forschung zu Gittern.", origin="AT",
+                 tags={"domain": ["cry"], "subdomain": ["cry.01"], "org_type": ["ctype.academic-research"]}),
+        make_doc(3, title="Straße der Sicherheit GmbH", text="Netzwerksicherheit für Krankenhäuser.",
+                 tags={"domain": ["net"], "subdomain": ["net.02"], "sector": ["sec.health"]}),
+        make_doc(4, title="Quantum Grid Lab", text="Schemes for energy grids.\nPost-quantum cryptography",
+                 tags={"domain": ["cry"], "subdomain": ["cry.10"], "sector": ["sec.energy"],
+                       "technology": ["tech.ai"], "use_case": ["uc.cip"]}),
+        make_doc(5, title="Jana Nováková", text="Penetration Tester", type="expert", origin="CZ",
+                 visibility="network", tags={"role": ["ecsf.penetration-tester"], "domain": ["net"]}),
+        make_doc(6, title="Internal Registry Entry", text="national only energy", visibility="national"),
+    ])
+    return engine
+
+
+# --- text matching -------------------------------------------------------------------------------
+
+async def test_accents_both_ways(corpus: Engine) -> None:
+    assert titles(await search(corpus, "securite numerique")) == ["Sécurité Numérique SAS"]
+    assert titles(await search(corpus, "SÉCURITÉ")) == ["Sécurité Numérique SAS"]
+    assert titles(await search(corpus, "osterreichisches")) == ["Österreichisches Institut für Kryptografie"]
+    assert titles(await search(corpus, "Österreichisches")) == ["Österreichisches Institut für Kryptografie"]
+    assert titles(await search(corpus, "novakova")) == ["Jana Nováková"]
+
+
+async def test_sharp_s_and_ss(corpus: Engine) -> None:
+    assert titles(await search(corpus, "strasse")) == ["Straße der Sicherheit GmbH"]
+    assert titles(await search(corpus, "STRASSE der")) == ["Straße der Sicherheit GmbH"]
+    assert titles(await search(corpus, "straße")) == ["Straße der Sicherheit GmbH"]
+
+
+async def test_prefix_on_the_last_word(corpus: Engine) -> None:
+    assert titles(await search(corpus, "kryptog")) == ["Österreichisches Institut für Kryptografie"]
+    assert titles(await search(corpus, "institut kryp")) == ["Österreichisches Institut für Kryptografie"]
+    # Only the last word is a prefix.
+    assert (await search(corpus, "kryp institut")).total == 0
+
+
+async def test_phrase(corpus: Engine) -> None:
+    assert titles(await search(corpus, '"energy grids"')) == ["Quantum Grid Lab"]
+    assert (await search(corpus, '"grids energy"')).total == 0
+    # No phrase across the title/body boundary.
+    assert (await search(corpus, '"lab schemes"')).total == 0
+
+
+async def test_vocabulary_expansion_via_document_labels(engine: Engine) -> None:
+    backend, conn = engine
+    payload = {"legal_name": "Gitter AG", "country": "DE", "subdomains": ["cry.10"], "description": "Nichts weiter."}
+    env = {"id": "urn:ncc:DE:organisation:1", "type": "organisation", "origin": "DE", "version": 1,
+           "issued_at": "2026-01-01T00:00:00Z", "visibility": "public", "deleted": False, "payload": payload}
+    doc = document_from_envelope(env, VOCABULARIES)
+    assert doc is not None
+    await backend.upsert(conn, [doc])
+    assert titles(await search(engine, "post-quantum")) == ["Gitter AG"]
+    assert titles(await search(engine, "cryptology")) == ["Gitter AG"]
+    assert titles(await search(engine, filters={"domain": ["cry"]})) == ["Gitter AG"]
+
+
+@pytest.mark.parametrize(
+    "q", ['"unterminated', "NEAR(", "a OR", "'; DROP TABLE search_docs; --", "*", "-", "AND", "OR NOT",
+          "\u200b\ufffd\U0001f600", "\x00", "col:value", "^", "(((", 'x" OR "1"="1', "\\", "%_", "a" * 5000],
+)
+async def test_stray_syntax_returns_normally(corpus: Engine, q: str) -> None:
+    result = await search(corpus, q)
+    assert result.total >= 0
+    assert set(result.facets) == set(DIMENSIONS)
+
+
+async def test_junk_without_words_lists_everything(corpus: Engine) -> None:
+    assert (await search(corpus, "*")).total == 6
+
+
+async def test_title_match_ranks_above_description_only_match(engine: Engine) -> None:
+    backend, conn = engine
+    await backend.upsert(conn, [
+        make_doc(1, title="Alpha Consulting", text="We do grid security and more grid work on every grid."),
+        make_doc(2, title="Grid Security Partners", text="Consulting."),
+    ])
+    result = await search(engine, "grid")
+    assert titles(result) == ["Grid Security Partners", "Alpha Consulting"]
+    assert result.hits[0].score > result.hits[1].score > 0
+
+
+# --- listing, filters, facets, visibility ---------------------------------------------------------
+
+async def test_empty_q_lists_everything_visible_newest_first(corpus: Engine) -> None:
+    result = await search(corpus, "", visibilities=PUBLIC)
+    assert [hit.id[-1] for hit in result.hits] == ["4", "3", "2", "1"]
+    assert result.total == 4
+    assert all(hit.score == 0 for hit in result.hits)
+    assert titles(await search(corpus, "   ", filters={"country": ["FR"]})) == ["Sécurité Numérique SAS"]
+
+
+async def test_visibility_inside_the_query(corpus: Engine) -> None:
+    assert (await search(corpus, "energy", visibilities=PUBLIC)).total == 1
+    assert (await search(corpus, "energy", visibilities=ALL)).total == 2
+    network = await search(corpus, "", visibilities=frozenset({"public", "network"}))
+    assert network.total == 5 and "Internal Registry Entry" not in titles(network)
+    nothing = await search(corpus, "", visibilities=frozenset())
+    assert nothing.total == 0 and nothing.hits == []
+    # Facets never count what the reader may not see.
+    assert (await search(corpus, "", visibilities=PUBLIC)).facets["type"] == {"organisation": 4}
+
+
+@pytest.mark.parametrize(
+    ("dimension", "value", "expected"),
+    [
+        ("type", "expert", {"5"}),
+        ("country", "AT", {"2"}),
+        ("domain", "cry", {"2", "4"}),
+        ("subdomain", "cry.10", {"4"}),
+        ("sector", "sec.energy", {"1", "4"}),
+        ("technology", "tech.ai", {"4"}),
+        ("use_case", "uc.cip", {"4"}),
+        ("role", "ecsf.penetration-tester", {"5"}),
+        ("org_type", "ctype.academic-research", {"2"}),
+    ],
+)
+async def test_every_filter(corpus: Engine, dimension: str, value: str, expected: set[str]) -> None:
+    result = await search(corpus, "", filters={dimension: [value]})
+    assert {hit.id[-1] for hit in result.hits} == expected
+    assert result.total == len(expected)
+
+
+async def test_filters_or_within_and_across_dimensions(corpus: Engine) -> None:
+    assert (await search(corpus, "", filters={"country": ["AT", "FR"]})).total == 2
+    assert (await search(corpus, "", filters={"country": ["AT", "FR"], "domain": ["cry"]})).total == 1
+    assert (await search(corpus, "", filters={"subdomain": ["cry"]})).total == 0  # exact, not a prefix
+
+
+async def test_unknown_filter_is_invalid(corpus: Engine) -> None:
+    with pytest.raises(InvalidParameter):
+        await search(corpus, "", filters={"colour": ["red"]})
+
+
+async def test_facets_are_disjunctive(corpus: Engine) -> None:
+    result = await search(corpus, "", filters={"country": ["DE"], "domain": ["cry"]})
+    assert titles(result) == ["Quantum Grid Lab"]
+    # country counts ignore the country filter but apply the domain filter
+    assert result.facets["country"] == {"AT": 1, "DE": 1}
+    # domain counts ignore the domain filter but apply the country filter
+    assert result.facets["domain"] == {"cry": 1, "net": 1}
+    # other dimensions apply both filters
+    assert result.facets["subdomain"] == {"cry.10": 1}
+    assert result.facets["type"] == {"organisation": 1}
+    assert set(result.facets) == set(DIMENSIONS)
+
+
+async def test_facets_reflect_the_text_query(corpus: Engine) -> None:
+    result = await search(corpus, "energy", visibilities=PUBLIC)
+    assert result.facets["sector"] == {"sec.energy": 1}
+    assert result.facets["country"] == {"DE": 1}
+
+
+async def test_selected_values_appear_in_facets_even_without_matches(corpus: Engine) -> None:
+    result = await search(corpus, "", filters={"country": ["LU"]})
+    assert result.total == 0 and result.facets["country"]["LU"] == 0 and result.facets["country"]["DE"] == 3
+
+
+# --- paging -------------------------------------------------------------------------------------
+
+async def test_paging_with_cursor_has_no_duplicates_or_gaps(engine: Engine) -> None:
+    backend, conn = engine
+    await backend.upsert(conn, [make_doc(n, title=f"Grid operator {n}", text="grid " * (n % 5)) for n in range(1, 58)])
+    for q in ("", "grid", "gri"):
+        seen: list[str] = []
+        cursor = None
+        pages = 0
+        while True:
+            result = await search(engine, q, limit=10, cursor=cursor)
+            assert result.total == 57
+            seen += [hit.id for hit in result.hits]
+            pages += 1
+            cursor = result.next_cursor
+            if cursor is None:
+                break
+        assert pages == 6
+        assert len(seen) == len(set(seen)) == 57
+
+
+@pytest.mark.parametrize("limit", [0, -1, 101, 10**9])
+async def test_limit_out_of_range(corpus: Engine, limit: int) -> None:
+    with pytest.raises(InvalidParameter):
+        await search(corpus, "", limit=limit)
+
+
+async def test_limit_bounds_accepted(corpus: Engine) -> None:
+    assert len((await search(corpus, "", limit=1)).hits) == 1
+    assert len((await search(corpus, "", limit=100)).hits) == 6
+
+
+async def test_garbage_or_foreign_cursor(corpus: Engine) -> None:
+    with pytest.raises(InvalidParameter):
+        await search(corpus, "", cursor="not-a-cursor")
+    first = await search(corpus, "", limit=2)
+    assert first.next_cursor
+    with pytest.raises(InvalidParameter):
+        await search(corpus, "energy", limit=2, cursor=first.next_cursor)
+
+
+# --- writes -------------------------------------------------------------------------------------
+
+async def test_upsert_replaces_by_id(corpus: Engine) -> None:
+    backend, conn = corpus
+    await backend.upsert(conn, [make_doc(4, title="Renamed Lab", text="Wind farms.", version=2,
+                                         tags={"sector": ["sec.health"]})])
+    assert await backend.count(conn) == 6
+    assert (await search(corpus, "quantum")).total == 0
+    result = await search(corpus, "wind")
+    assert [(hit.title, hit.version) for hit in result.hits] == [("Renamed Lab", 2)]
+    assert (await search(corpus, "", filters={"subdomain": ["cry.10"]})).total == 0
+    assert (await search(corpus, "", filters={"sector": ["sec.health"]})).total == 2
+
+
+async def test_delete_removes(corpus: Engine) -> None:
+    backend, conn = corpus
+    await backend.delete(conn, [make_doc(4).id, "urn:ncc:XX:organisation:unknown"])
+    assert await backend.count(conn) == 5
+    assert (await search(corpus, "quantum")).total == 0
+    assert (await search(corpus, "", filters={"technology": ["tech.ai"]})).facets["technology"] == {"tech.ai": 0}
+
+
+async def test_writes_roll_back_with_the_callers_transaction(corpus: Engine) -> None:
+    backend, conn = corpus
+    with pytest.raises(RuntimeError):
+        async with conn._in_transaction() as tconn:
+            await backend.delete(tconn, [make_doc(4).id])
+            await backend.upsert(tconn, [make_doc(99, title="Ghost")])
+            raise RuntimeError("crash before commit")
+    assert await backend.count(conn) == 6
+    assert (await search(corpus, "quantum")).total == 1
+    assert (await search(corpus, "ghost")).total == 0
+
+
+async def test_hit_fields_and_snippet(corpus: Engine) -> None:
+    result = await search(corpus, "gittern")
+    (hit,) = result.hits
+    assert hit.id == make_doc(2, origin="AT").id
+    assert (hit.type, hit.origin, hit.version) == ("organisation", "AT", 1)
+    assert hit.snippet == "Forschung zu Gittern."

@@ -1,0 +1,36 @@
+"""Cursors: opaque, bound to their query, garbage rejected as InvalidParameter."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from node.errors import InvalidParameter
+from node.search import SearchQuery
+from node.search.cursor import decode_cursor, encode_cursor
+
+
+def test_round_trip_and_page_size_may_change() -> None:
+    query = SearchQuery(q="grid", filters={"country": ("DE",)}, visibilities=frozenset({"public"}))
+    cursor = encode_cursor(40, query)
+    assert decode_cursor(cursor, SearchQuery(q="grid", filters={"country": ("DE",)}, limit=50)) == 40
+    assert decode_cursor(None, query) == 0
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["", "garbage", "!!!", "x" * 1000, base64.urlsafe_b64encode(b"[1,2]").decode(),
+     base64.urlsafe_b64encode(b'{"o":-1,"f":"x"}').decode(), base64.urlsafe_b64encode(b"\xff\xfe").decode()],
+)
+def test_garbage_is_invalid_parameter(cursor: str) -> None:
+    with pytest.raises(InvalidParameter):
+        decode_cursor(cursor, SearchQuery())
+
+
+def test_cursor_of_another_query_is_rejected() -> None:
+    cursor = encode_cursor(20, SearchQuery(q="grid"))
+    with pytest.raises(InvalidParameter):
+        decode_cursor(cursor, SearchQuery(q="other"))
+    with pytest.raises(InvalidParameter):
+        decode_cursor(cursor, SearchQuery(q="grid", visibilities=frozenset({"public", "network"})))

@@ -1,0 +1,91 @@
+"""Normalisation, tokenising, query parsing and snippets (pure functions)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from node.search.text import MAX_CLAUSES, Clause, normalize, parse_query, snippet, tokens
+
+
+def test_accents_and_case_fold_both_ways() -> None:
+    assert tokens("Sécurité") == tokens("securite") == ["securite"]
+    assert tokens("ÖSTERREICH") == tokens("osterreich") == ["osterreich"]
+
+
+def test_sharp_s_folds_to_ss() -> None:
+    assert tokens("Straße") == tokens("STRASSE") == tokens("ẞtrasse".replace("ẞt", "St")) == ["strasse"]
+    assert tokens("ẞ") == ["ss"]
+
+
+def test_letters_without_decomposition_are_mapped() -> None:
+    assert tokens("Ørsted Æbeltoft Œuvre Łódź Đurđevac Þórshöfn") == [
+        "orsted", "aebeltoft", "oeuvre", "lodz", "durdevac", "thorshofn"
+    ]
+
+
+def test_national_scripts_are_kept_and_folded() -> None:
+    assert tokens("Ασφάλεια") == tokens("ασφαλεια")
+    assert tokens("Киберсигурност") == ["киберсигурност"]
+
+
+def test_underscore_and_punctuation_separate_tokens() -> None:
+    assert tokens("post-quantum_crypto, (AI)") == ["post", "quantum", "crypto", "ai"]
+
+
+def test_long_tokens_are_cut() -> None:
+    assert tokens("a" * 100) == ["a" * 64]
+
+
+def test_last_bare_word_is_a_prefix() -> None:
+    assert parse_query("energy kryptog") == (Clause(("energy",)), Clause(("kryptog",), prefix=True))
+
+
+def test_phrases_and_hyphenated_words() -> None:
+    assert parse_query('"post quantum" grid') == (Clause(("post", "quantum")), Clause(("grid",), prefix=True))
+    assert parse_query('grid "post quantum"') == (Clause(("grid",)), Clause(("post", "quantum")))
+    assert parse_query("post-quantum") == (Clause(("post", "quantum"), prefix=True),)
+
+
+def test_unterminated_quote_runs_to_the_end() -> None:
+    assert parse_query('"unterminated phrase') == (Clause(("unterminated", "phrase")),)
+
+
+def test_stray_syntax_is_text() -> None:
+    assert parse_query("NEAR(") == (Clause(("near",), prefix=True),)
+    assert parse_query("a OR") == (Clause(("a",)), Clause(("or",), prefix=True))
+    assert parse_query("'; DROP TABLE x; --") == (Clause(("drop",)), Clause(("table",)), Clause(("x",)))
+    for junk in ("*", "-", "", "   ", '"', '""', "\u200b\ufffd", "^:(){}[]"):
+        assert parse_query(junk) == ()
+
+
+def test_clauses_are_deduplicated_and_capped() -> None:
+    assert parse_query("grid grid") == (Clause(("grid",)), Clause(("grid",), prefix=True))
+    assert len(parse_query(" ".join(f"w{i}" for i in range(100)))) == MAX_CLAUSES
+
+
+@given(st.text())
+def test_parse_never_raises_and_tokens_are_clean(text: str) -> None:
+    for clause in parse_query(text):
+        assert clause.tokens
+        for token in clause.tokens:
+            assert token and token.isalnum() and token == normalize(token)
+
+
+def test_snippet_short_text_is_whole() -> None:
+    assert snippet("  Sécurité \n des systèmes ", parse_query("securite")) == "Sécurité des systèmes"
+
+
+def test_snippet_centres_on_first_match_with_original_accents() -> None:
+    text = "Intro words. " * 40 + "Wir arbeiten für die Sicherheit in Österreich. " + "Tail. " * 40
+    result = snippet(text, parse_query("osterreich"))
+    assert "Österreich" in result
+    assert len(result) <= 200
+    assert result.startswith("…") and result.endswith("…")
+
+
+def test_snippet_without_match_starts_at_the_beginning() -> None:
+    text = "Description first. " + "x" * 500
+    result = snippet(text, parse_query("nothing"))
+    assert result.startswith("Description first.")
+    assert len(result) <= 200
