@@ -186,10 +186,16 @@ def document_from_envelope(
         parts.extend(_strings(payload.get(key)))
     for key in _NAME_FIELDS:
         name = _name(payload.get(key))
-        if name and name != title and name not in parts:
+        if name and name not in title and name not in parts:
             parts.append(name)
     for key in _LIST_TEXT_FIELDS + _OTHER_TEXT_FIELDS:
-        parts.extend(str(v) for v in _strings(payload.get(key)))
+        value = payload.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):  # grant_id
+            value = str(value)
+        parts.extend(_strings(value))
+    location = payload.get("location")
+    if isinstance(location, Mapping):
+        parts.extend(_strings(location.get("city")))
     labels: list[str] = []
     if country in vocab.labels:
         labels.append(vocab.labels[country])

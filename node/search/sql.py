@@ -67,6 +67,9 @@ class SqlSearchBackend:
 
     # --- dialect hooks -------------------------------------------------------------------------
 
+    #: How facet queries join documents to tags; SQLite needs CROSS JOIN to drive from the matches.
+    facet_join = "JOIN"
+
     def sql(self, text: str) -> str:
         """Return ``text`` with ``?`` placeholders in the dialect's style."""
         return text
@@ -173,9 +176,9 @@ class SqlSearchBackend:
             dims_sql, dims_params = self.in_list("f.dim", dims)
             rows = await self.execute(
                 conn,
-                f"SELECT f.dim, f.value, count(*) FROM search_tags f JOIN search_docs d ON d.doc = f.doc "
-                f"WHERE {dims_sql} AND {where} GROUP BY f.dim, f.value",
-                dims_params + params,
+                f"SELECT f.dim, f.value, count(*) FROM search_docs d {self.facet_join} search_tags f "
+                f"ON f.doc = d.doc WHERE {where} AND {dims_sql} GROUP BY f.dim, f.value",
+                params + dims_params,
             )
             for dim, value, number in rows:
                 counts[dim][value] = int(number)

@@ -68,6 +68,8 @@ class SqliteSearchBackend(SqlSearchBackend):
     """FTS5 implementation of :class:`node.search.base.SearchBackend`."""
 
     dialect = "sqlite"
+    # Without it the planner may scan every tag of the counted dimensions instead of the matches.
+    facet_join = "CROSS JOIN"
 
     async def create_schema(self, conn: Any) -> None:
         """Create the tables, index, FTS5 table and triggers if missing (idempotent)."""
