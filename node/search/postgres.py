@@ -87,6 +87,7 @@ class PostgresSearchBackend(SqlSearchBackend):
         """Create the tables and indexes if missing (idempotent)."""
         for statement in DDL:
             await conn.execute_query(statement, [])
+        await self.create_counts(conn)
 
     def sql(self, text: str) -> str:
         counter = itertools.count(1)

@@ -6,6 +6,9 @@ Tables (all prefixed ``search_``):
   original title/text (for snippets).
 - ``search_tags(dim, value, doc)``: one row per tag, the primary key serving filters and a
   ``(doc, dim, value)`` index serving facet counts.
+- ``search_counts(visibility, dim, value, n)``: tag counts per visibility, adjusted by every write
+  in the same transaction, so facets of the unfiltered, text-less listing (the landing page, and
+  the worst case for counting: every document matches) cost one small grouped read.
 - the dialect's full-text structure (FTS5 table or ``tsvector`` column).
 
 Visibility, text match and filters are all conditions of the one SQL query; nothing is filtered
@@ -15,6 +18,7 @@ query under every filter; each filtered dimension gets its own query without its
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -114,8 +118,14 @@ class SqlSearchBackend:
         async with conn._in_transaction() as tconn:
             for start in range(0, len(latest), _WRITE_BATCH):
                 batch = latest[start : start + _WRITE_BATCH]
+                deltas = await self.held_counts(tconn, [doc.id for doc in batch], -1)
                 await self.delete_ids(tconn, [doc.id for doc in batch])
                 await self.write_docs(tconn, batch)
+                for doc in batch:
+                    for dim, values in doc.tags.items():
+                        for value in set(values):
+                            deltas[(doc.visibility, dim, value)] += 1
+                await self.apply_counts(tconn, deltas)
 
     async def delete(self, conn: Any, ids: Sequence[str]) -> None:
         """Remove the documents with ``ids`` (unknown ids are ignored), in a savepoint of ``conn``."""
@@ -124,7 +134,55 @@ class SqlSearchBackend:
             return
         async with conn._in_transaction() as tconn:
             for start in range(0, len(unique), _WRITE_BATCH):
-                await self.delete_ids(tconn, unique[start : start + _WRITE_BATCH])
+                batch = unique[start : start + _WRITE_BATCH]
+                deltas = await self.held_counts(tconn, batch, -1)
+                await self.delete_ids(tconn, batch)
+                await self.apply_counts(tconn, deltas)
+
+    async def held_counts(self, conn: Any, ids: Sequence[str], sign: int) -> Counter[tuple[str, str, str]]:
+        """Return ``sign`` × the tag counts (visibility, dim, value) of the held documents ``ids``."""
+        ids_sql, params = self.in_list("d.id", ids)
+        rows = await self.execute(
+            conn,
+            "SELECT d.visibility, t.dim, t.value, count(*) FROM search_docs d JOIN search_tags t ON t.doc = d.doc "
+            f"WHERE {ids_sql} GROUP BY d.visibility, t.dim, t.value",
+            params,
+        )
+        return Counter({(row[0], row[1], row[2]): sign * int(row[3]) for row in rows})
+
+    async def apply_counts(self, conn: Any, deltas: Counter[tuple[str, str, str]]) -> None:
+        """Add ``deltas`` to ``search_counts`` (in key order, so concurrent writers cannot deadlock)."""
+        rows = [[*key, delta] for key, delta in sorted(deltas.items()) if delta]
+        if rows:
+            await conn.execute_many(
+                self.sql(
+                    "INSERT INTO search_counts (visibility, dim, value, n) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (visibility, dim, value) DO UPDATE SET n = search_counts.n + excluded.n"
+                ),
+                rows,
+            )
+
+    async def rebuild_counts(self, conn: Any) -> None:
+        """Recompute ``search_counts`` from the documents (repair, or after adding the table)."""
+        async with conn._in_transaction() as tconn:
+            await self.execute(tconn, "DELETE FROM search_counts")
+            await self.execute(
+                tconn,
+                "INSERT INTO search_counts (visibility, dim, value, n) SELECT d.visibility, t.dim, t.value, "
+                "count(*) FROM search_docs d JOIN search_tags t ON t.doc = d.doc GROUP BY d.visibility, t.dim, t.value",
+            )
+
+    async def create_counts(self, conn: Any) -> None:
+        """Create ``search_counts`` if missing and fill it when documents predate it."""
+        await self.execute(
+            conn,
+            "CREATE TABLE IF NOT EXISTS search_counts (visibility TEXT NOT NULL, dim TEXT NOT NULL, "
+            "value TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (visibility, dim, value))",
+        )
+        counted = await self.execute(conn, "SELECT 1 FROM search_counts LIMIT 1")
+        held = await self.execute(conn, "SELECT 1 FROM search_docs LIMIT 1")
+        if held and not counted:
+            await self.rebuild_counts(conn)
 
     async def count(self, conn: Any) -> int:
         """Return the number of indexed documents."""
@@ -172,8 +230,20 @@ class SqlSearchBackend:
         groups: list[tuple[list[str], str | None]] = [(unfiltered, None)] if unfiltered else []
         groups += [([dim], dim) for dim in plan.filters]
         for dims, skip in groups:
-            where, params = self.conditions(plan, skip)
             dims_sql, dims_params = self.in_list("f.dim", dims)
+            if not plan.clauses and set(plan.filters) <= {skip}:
+                # Nothing narrows this group but visibility: read the maintained counts.
+                visibility, params = self.in_list("f.visibility", plan.visibilities)
+                rows = await self.execute(
+                    conn,
+                    f"SELECT f.dim, f.value, sum(f.n) FROM search_counts f WHERE {visibility} AND {dims_sql} "
+                    "AND f.n > 0 GROUP BY f.dim, f.value",
+                    params + dims_params,
+                )
+                for dim, value, number in rows:
+                    counts[dim][value] = int(number)
+                continue
+            where, params = self.conditions(plan, skip)
             rows = await self.execute(
                 conn,
                 f"SELECT f.dim, f.value, count(*) FROM search_docs d {self.facet_join} search_tags f "

@@ -76,6 +76,7 @@ class SqliteSearchBackend(SqlSearchBackend):
         # One statement at a time: sqlite3's executescript() would commit the caller's transaction.
         for statement in DDL:
             await conn.execute_query(statement, [])
+        await self.create_counts(conn)
 
     def match_condition(self, clauses: tuple[Clause, ...]) -> tuple[str, list[Any]]:
         return "d.doc IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", [fts5_query(clauses)]

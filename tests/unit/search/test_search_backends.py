@@ -271,3 +271,42 @@ async def test_hit_fields_and_snippet(corpus: Engine) -> None:
     assert hit.id == make_doc(2, origin="AT").id
     assert (hit.type, hit.origin, hit.version) == ("organisation", "AT", 1)
     assert hit.snippet == "Forschung zu Gittern."
+
+
+async def test_maintained_counts_match_counting_from_scratch(corpus: Engine) -> None:
+    backend, conn = corpus
+    await backend.upsert(conn, [make_doc(4, title="Moved", visibility="network", tags={"sector": ["sec.health"]}),
+                                make_doc(7, title="New", tags={"domain": ["cry", "cry"]})])
+    await backend.delete(conn, [make_doc(1, origin="FR").id])
+    every_type = {"type": ["organisation", "expert"]}
+    for visibilities in (PUBLIC, ALL, frozenset({"network"})):
+        landing = await search(corpus, "", visibilities=visibilities)  # served from search_counts
+        counted = await search(corpus, "", visibilities=visibilities, filters=every_type)  # counted by joins
+        assert {k: v for k, v in landing.facets.items() if k != "type"} == {
+            k: v for k, v in counted.facets.items() if k != "type"}
+        assert landing.total == counted.total
+    before = (await search(corpus, "")).facets
+    await backend.rebuild_counts(conn)  # type: ignore[attr-defined]
+    assert (await search(corpus, "")).facets == before
+
+
+async def test_counts_roll_back_with_the_transaction(corpus: Engine) -> None:
+    backend, conn = corpus
+    before = await search(corpus, "")
+    with pytest.raises(RuntimeError):
+        async with conn._in_transaction() as tconn:
+            await backend.upsert(tconn, [make_doc(50, title="Ghost", tags={"domain": ["cry"]})])
+            await backend.delete(tconn, [make_doc(2, origin="AT").id])
+            raise RuntimeError("crash before commit")
+    after = await search(corpus, "")
+    assert (after.total, after.facets) == (before.total, before.facets)
+
+
+async def test_schema_creation_is_idempotent_and_backfills_counts(corpus: Engine) -> None:
+    backend, conn = corpus
+    from node.search import create_search_schema
+
+    await conn.execute_query("DROP TABLE search_counts")
+    await create_search_schema(conn)
+    await create_search_schema(conn)
+    assert (await search(corpus, "")).facets["type"] == {"organisation": 5, "expert": 1}
