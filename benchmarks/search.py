@@ -1,6 +1,6 @@
 """Search benchmark: build a synthetic index, time each query class, print one JSON object.
 
-    python -m benchmarks.search [--records N] [--backend sqlite|postgres] [--db-url URL] [--reuse]
+    python -m benchmarks.search [--records N] [--backend sqlite|postgres] [--db-url URL] [--reuse] [--runs R]
 
 Records are organisations, experts, projects and facilities with names in several national
 languages (with diacritics), descriptions drawn from a Zipf-like word pool, and taxonomy tags from
@@ -33,54 +33,189 @@ from node.search.client import open_client
 from node.search.sql import SqlSearchBackend, validate
 
 BATCH = 1000
-RUNS = 30
+RUNS = 30  # timed runs per query class (--runs)
 
 # name parts per language: (institution prefixes, topics, legal suffixes, cities, first names, surnames)
 LANGUAGES: dict[str, tuple[list[str], list[str], list[str], list[str], list[str], list[str]]] = {
-    "DE": (["Institut für", "Zentrum für", "Labor für", "Gesellschaft für"],
-           ["Kryptografie", "Informationssicherheit", "Netzwerksicherheit", "Cyberabwehr", "Datenschutz",
-            "Sicherheitsforschung", "Angewandte Kryptologie"],
-           ["GmbH", "AG", "e.V."], ["München", "Köln", "Düsseldorf", "Würzburg", "Lübeck", "Saarbrücken"],
-           ["Jürgen", "Anna", "Lukas", "Sophie", "Björn", "Käthe"], ["Müller", "Schäfer", "Groß", "Weiß", "Köhler"]),
-    "AT": (["Österreichisches Institut für", "Kompetenzzentrum für"], ["Kryptografie", "Cybersicherheit",
-           "Informationssicherheit"], ["GmbH", "KG"], ["Wien", "Graz", "Linz", "Innsbruck", "Klagenfurt"],
-           ["Jörg", "Lena", "Maximilian"], ["Gruber", "Huber", "Wögerbauer", "Pölzl"]),
-    "FR": (["Laboratoire de", "Centre de", "Institut de"], ["Sécurité Numérique", "Cryptographie Appliquée",
-           "Cyberdéfense", "Sûreté des Systèmes"], ["SAS", "SARL", "SA"], ["Besançon", "Orléans", "Nîmes",
-           "Saint-Étienne", "Périgueux"], ["Hélène", "François", "Chloé", "Jérôme"], ["Lefèvre", "Girard", "Dubœuf"]),
-    "PL": (["Instytut", "Centrum", "Laboratorium"], ["Bezpieczeństwa Łączności", "Kryptologii",
-           "Cyberbezpieczeństwa"], ["Sp. z o.o.", "S.A."], ["Łódź", "Kraków", "Gdańsk", "Wrocław", "Poznań"],
-           ["Łukasz", "Małgorzata", "Paweł", "Zofia"], ["Wiśniewski", "Dąbrowska", "Łukasiewicz", "Żak"]),
-    "CZ": (["Ústav", "Centrum"], ["kybernetické bezpečnosti", "kryptografie", "informační bezpečnosti"],
-           ["s.r.o.", "a.s."], ["Brno", "Plzeň", "České Budějovice", "Ústí nad Labem"],
-           ["Tomáš", "Jiří", "Kateřina", "Zdeněk"], ["Dvořák", "Novák", "Černý", "Růžička"]),
-    "DK": (["Center for", "Institut for"], ["Cybersikkerhed", "Informationssikkerhed", "Kryptografi"],
-           ["ApS", "A/S"], ["Århus", "Ålborg", "Køge", "Næstved"], ["Søren", "Mette", "Bjørn"],
-           ["Jørgensen", "Sørensen", "Præstø"]),
-    "SE": (["Centrum för", "Institutet för"], ["Cybersäkerhet", "Informationssäkerhet", "Kryptografi"], ["AB"],
-           ["Göteborg", "Malmö", "Linköping", "Umeå"], ["Åsa", "Björn", "Märta"], ["Åström", "Lindqvist", "Öberg"]),
-    "ES": (["Centro de", "Instituto de"], ["Ciberseguridad", "Criptografía Aplicada", "Seguridad de la Información"],
-           ["S.L.", "S.A."], ["León", "Cádiz", "Málaga", "A Coruña"], ["José", "María", "Iñigo", "Begoña"],
-           ["Núñez", "Peña", "Muñoz", "Ibáñez"]),
-    "IT": (["Centro di", "Istituto di"], ["Sicurezza Informatica", "Crittografia", "Cybersicurezza"],
-           ["S.r.l.", "S.p.A."], ["Forlì", "Cantù", "Torino", "Bari"], ["Niccolò", "Lucía", "Andrea"],
-           ["Rossi", "Bianchi", "Mazzà"]),
-    "EL": (["Ινστιτούτο", "Κέντρο"], ["Κυβερνοασφάλειας", "Κρυπτογραφίας", "Ασφάλειας Πληροφοριών"], ["Α.Ε."],
-           ["Αθήνα", "Θεσσαλονίκη", "Ηράκλειο"], ["Γιώργος", "Ελένη"], ["Παπαδόπουλος", "Αλεξίου"]),
-    "HU": (["Intézet", "Központ"], ["Kiberbiztonsági", "Kriptográfiai"], ["Kft.", "Zrt."],
-           ["Győr", "Pécs", "Debrecen", "Szőny"], ["Zoltán", "Erzsébet", "Gábor"], ["Kovács", "Szőke", "Tóth"]),
-    "RO": (["Institutul de", "Centrul de"], ["Securitate Cibernetică", "Criptografie"], ["S.R.L."],
-           ["Iași", "Brașov", "Timișoara", "Constanța"], ["Ștefan", "Ioana", "Mihai"], ["Popescu", "Țurcanu", "Ș erban"]),
+    "DE": (
+        ["Institut für", "Zentrum für", "Labor für", "Gesellschaft für"],
+        [
+            "Kryptografie",
+            "Informationssicherheit",
+            "Netzwerksicherheit",
+            "Cyberabwehr",
+            "Datenschutz",
+            "Sicherheitsforschung",
+            "Angewandte Kryptologie",
+        ],
+        ["GmbH", "AG", "e.V."],
+        ["München", "Köln", "Düsseldorf", "Würzburg", "Lübeck", "Saarbrücken"],
+        ["Jürgen", "Anna", "Lukas", "Sophie", "Björn", "Käthe"],
+        ["Müller", "Schäfer", "Groß", "Weiß", "Köhler"],
+    ),
+    "AT": (
+        ["Österreichisches Institut für", "Kompetenzzentrum für"],
+        ["Kryptografie", "Cybersicherheit", "Informationssicherheit"],
+        ["GmbH", "KG"],
+        ["Wien", "Graz", "Linz", "Innsbruck", "Klagenfurt"],
+        ["Jörg", "Lena", "Maximilian"],
+        ["Gruber", "Huber", "Wögerbauer", "Pölzl"],
+    ),
+    "FR": (
+        ["Laboratoire de", "Centre de", "Institut de"],
+        ["Sécurité Numérique", "Cryptographie Appliquée", "Cyberdéfense", "Sûreté des Systèmes"],
+        ["SAS", "SARL", "SA"],
+        ["Besançon", "Orléans", "Nîmes", "Saint-Étienne", "Périgueux"],
+        ["Hélène", "François", "Chloé", "Jérôme"],
+        ["Lefèvre", "Girard", "Dubœuf"],
+    ),
+    "PL": (
+        ["Instytut", "Centrum", "Laboratorium"],
+        ["Bezpieczeństwa Łączności", "Kryptologii", "Cyberbezpieczeństwa"],
+        ["Sp. z o.o.", "S.A."],
+        ["Łódź", "Kraków", "Gdańsk", "Wrocław", "Poznań"],
+        ["Łukasz", "Małgorzata", "Paweł", "Zofia"],
+        ["Wiśniewski", "Dąbrowska", "Łukasiewicz", "Żak"],
+    ),
+    "CZ": (
+        ["Ústav", "Centrum"],
+        ["kybernetické bezpečnosti", "kryptografie", "informační bezpečnosti"],
+        ["s.r.o.", "a.s."],
+        ["Brno", "Plzeň", "České Budějovice", "Ústí nad Labem"],
+        ["Tomáš", "Jiří", "Kateřina", "Zdeněk"],
+        ["Dvořák", "Novák", "Černý", "Růžička"],
+    ),
+    "DK": (
+        ["Center for", "Institut for"],
+        ["Cybersikkerhed", "Informationssikkerhed", "Kryptografi"],
+        ["ApS", "A/S"],
+        ["Århus", "Ålborg", "Køge", "Næstved"],
+        ["Søren", "Mette", "Bjørn"],
+        ["Jørgensen", "Sørensen", "Præstø"],
+    ),
+    "SE": (
+        ["Centrum för", "Institutet för"],
+        ["Cybersäkerhet", "Informationssäkerhet", "Kryptografi"],
+        ["AB"],
+        ["Göteborg", "Malmö", "Linköping", "Umeå"],
+        ["Åsa", "Björn", "Märta"],
+        ["Åström", "Lindqvist", "Öberg"],
+    ),
+    "ES": (
+        ["Centro de", "Instituto de"],
+        ["Ciberseguridad", "Criptografía Aplicada", "Seguridad de la Información"],
+        ["S.L.", "S.A."],
+        ["León", "Cádiz", "Málaga", "A Coruña"],
+        ["José", "María", "Iñigo", "Begoña"],
+        ["Núñez", "Peña", "Muñoz", "Ibáñez"],
+    ),
+    "IT": (
+        ["Centro di", "Istituto di"],
+        ["Sicurezza Informatica", "Crittografia", "Cybersicurezza"],
+        ["S.r.l.", "S.p.A."],
+        ["Forlì", "Cantù", "Torino", "Bari"],
+        ["Niccolò", "Lucía", "Andrea"],
+        ["Rossi", "Bianchi", "Mazzà"],
+    ),
+    "EL": (
+        ["Ινστιτούτο", "Κέντρο"],
+        ["Κυβερνοασφάλειας", "Κρυπτογραφίας", "Ασφάλειας Πληροφοριών"],
+        ["Α.Ε."],
+        ["Αθήνα", "Θεσσαλονίκη", "Ηράκλειο"],
+        ["Γιώργος", "Ελένη"],
+        ["Παπαδόπουλος", "Αλεξίου"],
+    ),
+    "HU": (
+        ["Intézet", "Központ"],
+        ["Kiberbiztonsági", "Kriptográfiai"],
+        ["Kft.", "Zrt."],
+        ["Győr", "Pécs", "Debrecen", "Szőny"],
+        ["Zoltán", "Erzsébet", "Gábor"],
+        ["Kovács", "Szőke", "Tóth"],
+    ),
+    "RO": (
+        ["Institutul de", "Centrul de"],
+        ["Securitate Cibernetică", "Criptografie"],
+        ["S.R.L."],
+        ["Iași", "Brașov", "Timișoara", "Constanța"],
+        ["Ștefan", "Ioana", "Mihai"],
+        ["Popescu", "Țurcanu", "Ș erban"],
+    ),
 }
-ENGLISH_TOPICS = ["Security", "Cryptography", "Cyber Defence", "Network Security", "Privacy Engineering",
-                  "Threat Intelligence", "Secure Systems", "Digital Forensics", "Identity Management"]
-ENGLISH_SUFFIXES = ["Lab", "Institute", "Solutions", "Systems", "Technologies", "Research Centre", "Consulting"]
-COMMON_WORDS = ["security", "cyber", "research", "systems", "network", "data", "services", "training",
-                "solutions", "european", "secure", "infrastructure", "analysis", "testing", "risk", "management",
-                "energy", "grids", "incident", "response", "cloud", "software", "hardware", "privacy",
-                "post-quantum", "cryptography", "protocols", "authentication", "monitoring", "compliance"]
-SYLLABLES = ["ka", "lo", "mi", "ter", "vos", "an", "rel", "qui", "zo", "bra", "nek", "sul", "dri", "fa", "go",
-             "hes", "pri", "tum", "wel", "xo"]
+ENGLISH_TOPICS = [
+    "Security",
+    "Cryptography",
+    "Cyber Defence",
+    "Network Security",
+    "Privacy Engineering",
+    "Threat Intelligence",
+    "Secure Systems",
+    "Digital Forensics",
+    "Identity Management",
+]
+ENGLISH_SUFFIXES = [
+    "Lab",
+    "Institute",
+    "Solutions",
+    "Systems",
+    "Technologies",
+    "Research Centre",
+    "Consulting",
+]
+COMMON_WORDS = [
+    "security",
+    "cyber",
+    "research",
+    "systems",
+    "network",
+    "data",
+    "services",
+    "training",
+    "solutions",
+    "european",
+    "secure",
+    "infrastructure",
+    "analysis",
+    "testing",
+    "risk",
+    "management",
+    "energy",
+    "grids",
+    "incident",
+    "response",
+    "cloud",
+    "software",
+    "hardware",
+    "privacy",
+    "post-quantum",
+    "cryptography",
+    "protocols",
+    "authentication",
+    "monitoring",
+    "compliance",
+]
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ter",
+    "vos",
+    "an",
+    "rel",
+    "qui",
+    "zo",
+    "bra",
+    "nek",
+    "sul",
+    "dri",
+    "fa",
+    "go",
+    "hes",
+    "pri",
+    "tum",
+    "wel",
+    "xo",
+]
 
 
 def _word_pool(rng: random.Random, size: int = 4000) -> list[str]:
@@ -131,27 +266,55 @@ def envelopes(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
         city = rng.choice(cities)
         payload: dict[str, Any]
         if kind == "organisation":
-            payload = {"legal_name": f"{city} {rng.choice(ENGLISH_TOPICS)} {rng.choice(ENGLISH_SUFFIXES)}",
-                       "national_name": f"{rng.choice(prefixes)} {rng.choice(topics)} {city} {rng.choice(suffixes)}",
-                       "country": country, "org_type": rng.choice(org_types), "fields_of_activity": [rng.choice(foas)],
-                       "use_cases": rng.sample(use_cases, rng.randint(0, 1)), "description": description[:800],
-                       "keywords": rng.sample(pool[:300], 2), **tags}
+            payload = {
+                "legal_name": f"{city} {rng.choice(ENGLISH_TOPICS)} {rng.choice(ENGLISH_SUFFIXES)}",
+                "national_name": f"{rng.choice(prefixes)} {rng.choice(topics)} {city} {rng.choice(suffixes)}",
+                "country": country,
+                "org_type": rng.choice(org_types),
+                "fields_of_activity": [rng.choice(foas)],
+                "use_cases": rng.sample(use_cases, rng.randint(0, 1)),
+                "description": description[:800],
+                "keywords": rng.sample(pool[:300], 2),
+                **tags,
+            }
         elif kind == "expert":
-            payload = {"name": f"{rng.choice(firsts)} {rng.choice(lasts)}", "country": country,
-                       "roles": rng.sample(roles, rng.randint(1, 2)), "description": description[:800], **tags}
+            payload = {
+                "name": f"{rng.choice(firsts)} {rng.choice(lasts)}",
+                "country": country,
+                "roles": rng.sample(roles, rng.randint(1, 2)),
+                "description": description[:800],
+                **tags,
+            }
         elif kind == "project":
             acronym = "".join(rng.choices(string.ascii_uppercase, k=rng.randint(4, 8)))
-            payload = {"acronym": acronym, "title": f"{rng.choice(ENGLISH_TOPICS)} for {' '.join(words[:3])}",
-                       "objective": description, "programme": "HORIZON", **tags}
+            payload = {
+                "acronym": acronym,
+                "title": f"{rng.choice(ENGLISH_TOPICS)} for {' '.join(words[:3])}",
+                "objective": description,
+                "programme": "HORIZON",
+                **tags,
+            }
         else:
-            payload = {"name": f"Cyber Range {city}", "country": country, "description": description[:800],
-                       "capabilities": ["Red/blue team training", f"{rng.choice(topics)} exercises"],
-                       "location": {"city": city, "country": country}, **tags}
+            payload = {
+                "name": f"Cyber Range {city}",
+                "country": country,
+                "description": description[:800],
+                "capabilities": ["Red/blue team training", f"{rng.choice(topics)} exercises"],
+                "location": {"city": city, "country": country},
+                **tags,
+            }
         visibility = rng.choices(["public", "network", "national"], weights=[80, 15, 5])[0]
         issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + rng.randrange(4 * 365 * 86400)))
-        yield {"id": f"urn:ncc:{country}:{kind}:{uuid.UUID(int=rng.getrandbits(128))}", "type": kind,
-               "origin": country, "version": 1, "issued_at": issued, "visibility": visibility, "deleted": False,
-               "payload": payload}
+        yield {
+            "id": f"urn:ncc:{country}:{kind}:{uuid.UUID(int=rng.getrandbits(128))}",
+            "type": kind,
+            "origin": country,
+            "version": 1,
+            "issued_at": issued,
+            "visibility": visibility,
+            "deleted": False,
+            "payload": payload,
+        }
 
 
 QUERY_CLASSES: dict[str, list[tuple[str, dict[str, tuple[str, ...]]]]] = {
@@ -160,29 +323,36 @@ QUERY_CLASSES: dict[str, list[tuple[str, dict[str, tuple[str, ...]]]]] = {
     "phrase": [('"energy grids"', {}), ('"incident response"', {}), ('"post quantum"', {})],
     "prefix": [("kryptog", {}), ("bezpiecz", {}), ("cybers", {}), ("informationss", {})],
     "facet_only": [("", {}), ("", {"country": ("DE",)})],
-    "filtered": [("security", {"country": ("DE",), "domain": ("cry",)}),
-                 ("", {"sector": ("sec.energy",), "type": ("expert",)}),
-                 ("network", {"domain": ("nds",), "country": ("FR", "PL")})],
+    "filtered": [
+        ("security", {"country": ("DE",), "domain": ("cry",)}),
+        ("", {"sector": ("sec.energy",), "type": ("expert",)}),
+        ("network", {"domain": ("nds",), "country": ("FR", "PL")}),
+    ],
 }
 READER = frozenset({"public", "network"})
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return {"p50_ms": round(statistics.median(ordered) * 1000, 2),
-            "p95_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000, 2)}
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000, 2),
+    }
 
 
 async def _size(conn: Any, dialect: str) -> int:
     if dialect == "sqlite":
-        _, rows = await conn.execute_query("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size")
+        _, rows = await conn.execute_query(
+            "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size"
+        )
         return int(rows[0][0])
     _, rows = await conn.execute_query(
-        "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relname IN ('search_docs', 'search_tags')")
+        "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relname IN ('search_docs', 'search_tags')"
+    )
     return int(rows[0][0])
 
 
-async def run(records: int, db_url: str, reuse: bool) -> dict[str, Any]:
+async def run(records: int, db_url: str, reuse: bool, runs: int = RUNS) -> dict[str, Any]:
     vocabularies = schemas.load_vocabularies()
     async with open_client(db_url) as conn:
         dialect = conn.capabilities.dialect
@@ -221,7 +391,7 @@ async def run(records: int, db_url: str, reuse: bool) -> dict[str, Any]:
             matches: list[int] = []
             for q, filters in queries:  # warm-up
                 await backend.search(conn, SearchQuery(q=q, filters=filters, visibilities=READER))
-            for run_index in range(RUNS):
+            for run_index in range(runs):
                 q, filters = queries[run_index % len(queries)]
                 query = SearchQuery(q=q, filters=filters, visibilities=READER)
                 started = time.perf_counter()
@@ -232,8 +402,11 @@ async def run(records: int, db_url: str, reuse: bool) -> dict[str, Any]:
                 started = time.perf_counter()
                 await backend.page(conn, plan, 20, 0)
                 engine.append(time.perf_counter() - started)
-            classes[name] = {**_percentiles(totals), "engine": _percentiles(engine),
-                             "matches": sorted(set(matches))}
+            classes[name] = {
+                **_percentiles(totals),
+                "engine": _percentiles(engine),
+                "matches": sorted(set(matches)),
+            }
         return {
             "benchmark": "search",
             "backend": dialect,
@@ -268,8 +441,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--db-url", help="database to use (default: a temporary SQLite file / ncc_bench_search)")
+    parser.add_argument(
+        "--db-url", help="database to use (default: a temporary SQLite file / ncc_bench_search)"
+    )
     parser.add_argument("--reuse", action="store_true", help="keep an existing index of the same size")
+    parser.add_argument("--runs", type=int, default=RUNS, help="timed runs per query class")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db_url = args.db_url
@@ -278,7 +454,7 @@ def main() -> None:
         elif db_url is None:
             admin, db_url = _postgres_url()
             asyncio.run(_ensure_pg_database(admin, "ncc_bench_search", fresh=not args.reuse))
-        print(json.dumps(asyncio.run(run(args.records, db_url, args.reuse))))
+        print(json.dumps(asyncio.run(run(args.records, db_url, args.reuse, args.runs))))
 
 
 if __name__ == "__main__":

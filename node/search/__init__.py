@@ -16,7 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import DIMENSIONS, MAX_LIMIT, VISIBILITIES, Hit, SearchBackend, SearchDoc, SearchQuery, SearchResult
+from .base import (
+    DIMENSIONS,
+    MAX_LIMIT,
+    VISIBILITIES,
+    Hit,
+    SearchBackend,
+    SearchDoc,
+    SearchQuery,
+    SearchResult,
+)
 from .documents import document_from_envelope
 from .postgres import PostgresSearchBackend
 from .sqlite import SqliteSearchBackend
@@ -35,7 +44,7 @@ __all__ = [
     "document_from_envelope",
 ]
 
-_BACKENDS: dict[str, type[SqliteSearchBackend] | type[PostgresSearchBackend]] = {
+_BACKENDS: dict[str, type[SqliteSearchBackend | PostgresSearchBackend]] = {
     "sqlite": SqliteSearchBackend,
     "postgres": PostgresSearchBackend,
 }

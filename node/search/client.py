@@ -26,7 +26,9 @@ async def open_client(db_url: str, name: str = "search") -> AsyncIterator[Any]:
     """
     info = expand_db_url(db_url)
     engine = importlib.import_module(info["engine"])
-    client_class = engine.get_client_class(info) if hasattr(engine, "get_client_class") else engine.client_class
+    client_class = (
+        engine.get_client_class(info) if hasattr(engine, "get_client_class") else engine.client_class
+    )
     async with TortoiseContext() as context:
         client = client_class(connection_name=name, **info["credentials"])
         await client.create_connection(with_db=True)

@@ -132,7 +132,9 @@ def _country(payload: Mapping[str, Any], origin: str) -> str:
     return origin
 
 
-def _tags(record_type: str, country: str, payload: Mapping[str, Any], vocab: VocabularyIndex) -> dict[str, list[str]]:
+def _tags(
+    record_type: str, country: str, payload: Mapping[str, Any], vocab: VocabularyIndex
+) -> dict[str, list[str]]:
     tags: dict[str, list[str]] = {"type": [record_type], "country": [country]}
 
     def add(dimension: str, value: str) -> None:
@@ -199,8 +201,12 @@ def document_from_envelope(
     labels: list[str] = []
     if country in vocab.labels:
         labels.append(vocab.labels[country])
-    label_ids = [value for dimension, values in tags.items() if dimension not in ("type", "country")
-                 for value in values]
+    label_ids = [
+        value
+        for dimension, values in tags.items()
+        if dimension not in ("type", "country")
+        for value in values
+    ]
     label_ids += [item for item in _vocabulary_ids(payload) if item not in label_ids]
     for term_id in label_ids:
         label = vocab.labels.get(term_id)

@@ -64,7 +64,9 @@ def tsvector_literal(title: str, body: str) -> str:
         held = positions.setdefault(token, [])
         if position <= MAX_POSITION and len(held) < MAX_POSITIONS_PER_LEXEME:
             held.append(f"{position}{weight}")
-    return " ".join(_quote(token) + (":" + ",".join(held) if held else "") for token, held in positions.items())
+    return " ".join(
+        _quote(token) + (":" + ",".join(held) if held else "") for token, held in positions.items()
+    )
 
 
 def tsquery_literal(clauses: Sequence[Clause]) -> str:
@@ -110,8 +112,17 @@ class PostgresSearchBackend(SqlSearchBackend):
     async def write_docs(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
         columns: list[list[Any]] = [[] for _ in range(9)]
         for doc in docs:
-            row = (doc.id, doc.type, doc.origin, doc.visibility, doc.version, doc.issued_at, doc.title,
-                   doc.text, tsvector_literal(doc.title, doc.text))
+            row = (
+                doc.id,
+                doc.type,
+                doc.origin,
+                doc.visibility,
+                doc.version,
+                doc.issued_at,
+                doc.title,
+                doc.text,
+                tsvector_literal(doc.title, doc.text),
+            )
             for column, value in zip(columns, row):
                 column.append(value)
         await self.execute(

@@ -206,12 +206,14 @@ class SqlSearchBackend:
 
     # --- pieces --------------------------------------------------------------------------------
 
-    def conditions(self, plan: Plan, skip: str | None = None, match: bool = True) -> tuple[str, list[Any]]:
+    def conditions(
+        self, plan: Plan, skip: str | None = None, text_match: bool = True
+    ) -> tuple[str, list[Any]]:
         """Return the WHERE condition (on alias ``d``) of ``plan``, leaving out filter ``skip``
-        (and the text match when ``match`` is false: the ranked query joins it itself)."""
+        (and the text match when ``text_match`` is false: the ranked query joins it itself)."""
         visibility, params = self.in_list("d.visibility", plan.visibilities)
         parts = [visibility]
-        if plan.clauses and match:
+        if plan.clauses and text_match:
             match, match_params = self.match_condition(plan.clauses)
             parts.append(match)
             params += match_params
@@ -255,7 +257,10 @@ class SqlSearchBackend:
         for dim, values in plan.filters.items():
             for value in values:
                 counts[dim].setdefault(value, 0)
-        return {dim: dict(sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))) for dim, values in counts.items()}
+        return {
+            dim: dict(sorted(values.items(), key=lambda kv: (-kv[1], kv[0])))
+            for dim, values in counts.items()
+        }
 
     @staticmethod
     def total_from_facets(plan: Plan, facets: Mapping[str, Mapping[str, int]]) -> int:

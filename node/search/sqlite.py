@@ -82,7 +82,7 @@ class SqliteSearchBackend(SqlSearchBackend):
         return "d.doc IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", [fts5_query(clauses)]
 
     def ranked_page(self, plan: Plan, limit: int, offset: int) -> tuple[str, list[Any]]:
-        where, params = self.conditions(plan, match=False)
+        where, params = self.conditions(plan, text_match=False)
         text = (
             "SELECT d.id, d.type, d.origin, d.title, d.text, d.version, -m.r AS score FROM "
             f"(SELECT rowid AS doc, bm25(search_fts, {TITLE_WEIGHT}, {BODY_WEIGHT}) AS r "
@@ -96,8 +96,18 @@ class SqliteSearchBackend(SqlSearchBackend):
             "INSERT INTO search_docs (id, type, origin, visibility, version, issued_at, title, text, "
             "ftitle, fbody) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                [doc.id, doc.type, doc.origin, doc.visibility, doc.version, doc.issued_at, doc.title,
-                 doc.text, " ".join(tokens(doc.title)), " ".join(tokens(doc.text))]
+                [
+                    doc.id,
+                    doc.type,
+                    doc.origin,
+                    doc.visibility,
+                    doc.version,
+                    doc.issued_at,
+                    doc.title,
+                    doc.text,
+                    " ".join(tokens(doc.title)),
+                    " ".join(tokens(doc.text)),
+                ]
                 for doc in docs
             ],
         )

@@ -24,13 +24,19 @@ VOCABULARIES: dict[str, list[dict[str, Any]]] = {
     "sectors": [{"id": "sec.energy", "label": "Energy"}, {"id": "sec.health", "label": "Health"}],
     "technologies": [{"id": "tech.ai", "label": "Artificial intelligence"}],
     "use_cases": [{"id": "uc.cip", "label": "Critical Infrastructure Protection (CIP)"}],
-    "fields_of_activity": [{"id": "foa.academia-research-innovation", "label": "Academia, research or innovation"}],
+    "fields_of_activity": [
+        {"id": "foa.academia-research-innovation", "label": "Academia, research or innovation"}
+    ],
     "organisation_types": [
         {"id": "ctype.industry-sme", "label": "Industry – SME"},
         {"id": "ctype.academic-research", "label": "Academic and research organisation"},
     ],
     "ecsf_role_profiles": [{"id": "ecsf.penetration-tester", "label": "Penetration Tester"}],
-    "countries": [{"id": "DE", "label": "Germany"}, {"id": "AT", "label": "Austria"}, {"id": "FR", "label": "France"}],
+    "countries": [
+        {"id": "DE", "label": "Germany"},
+        {"id": "AT", "label": "Austria"},
+        {"id": "FR", "label": "France"},
+    ],
 }
 
 
@@ -39,7 +45,7 @@ def make_doc(
     *,
     title: str = "",
     text: str = "",
-    type: str = "organisation",  # noqa: A002 - mirrors the field
+    type: str = "organisation",
     origin: str = "DE",
     visibility: str = "public",
     version: int = 1,

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from node.errors import InvalidParameter
-from node.search import DIMENSIONS, SearchBackend, SearchQuery, SearchResult, document_from_envelope
+from node.search import (
+    DIMENSIONS,
+    SearchBackend,
+    SearchQuery,
+    SearchResult,
+    create_search_schema,
+    document_from_envelope,
+)
 
 from .conftest import VOCABULARIES, make_doc
 
@@ -16,7 +23,9 @@ PUBLIC = frozenset({"public"})
 ALL = frozenset({"public", "network", "national"})
 
 
-async def search(engine: Engine, q: str = "", visibilities: frozenset[str] = ALL, **kwargs: Any) -> SearchResult:
+async def search(
+    engine: Engine, q: str = "", visibilities: frozenset[str] = ALL, **kwargs: Any
+) -> SearchResult:
     backend, conn = engine
     filters = {k: tuple(v) for k, v in kwargs.pop("filters", {}).items()}
     return await backend.search(conn, SearchQuery(q=q, filters=filters, visibilities=visibilities, **kwargs))
@@ -29,24 +38,58 @@ def titles(result: SearchResult) -> list[str]:
 @pytest.fixture
 async def corpus(engine: Engine) -> Engine:
     backend, conn = engine
-    await backend.upsert(conn, [
-        make_doc(1, title="Sécurité Numérique SAS", text="Audit et conseil en sécurité des systèmes.", origin="FR",
-                 tags={"domain": ["aac"], "sector": ["sec.energy"], "org_type": ["ctype.industry-sme"]}),
-        make_doc(2, title="Österreichisches Institut für Kryptografie", text="Forschung zu Gittern.", origin="AT",
-                 tags={"domain": ["cry"], "subdomain": ["cry.01"], "org_type": ["ctype.academic-research"]}),
-        make_doc(3, title="Straße der Sicherheit GmbH", text="Netzwerksicherheit für Krankenhäuser.",
-                 tags={"domain": ["net"], "subdomain": ["net.02"], "sector": ["sec.health"]}),
-        make_doc(4, title="Quantum Grid Lab", text="Schemes for energy grids.\nPost-quantum cryptography",
-                 tags={"domain": ["cry"], "subdomain": ["cry.10"], "sector": ["sec.energy"],
-                       "technology": ["tech.ai"], "use_case": ["uc.cip"]}),
-        make_doc(5, title="Jana Nováková", text="Penetration Tester", type="expert", origin="CZ",
-                 visibility="network", tags={"role": ["ecsf.penetration-tester"], "domain": ["net"]}),
-        make_doc(6, title="Internal Registry Entry", text="national only energy", visibility="national"),
-    ])
+    await backend.upsert(
+        conn,
+        [
+            make_doc(
+                1,
+                title="Sécurité Numérique SAS",
+                text="Audit et conseil en sécurité des systèmes.",
+                origin="FR",
+                tags={"domain": ["aac"], "sector": ["sec.energy"], "org_type": ["ctype.industry-sme"]},
+            ),
+            make_doc(
+                2,
+                title="Österreichisches Institut für Kryptografie",
+                text="Forschung zu Gittern.",
+                origin="AT",
+                tags={"domain": ["cry"], "subdomain": ["cry.01"], "org_type": ["ctype.academic-research"]},
+            ),
+            make_doc(
+                3,
+                title="Straße der Sicherheit GmbH",
+                text="Netzwerksicherheit für Krankenhäuser.",
+                tags={"domain": ["net"], "subdomain": ["net.02"], "sector": ["sec.health"]},
+            ),
+            make_doc(
+                4,
+                title="Quantum Grid Lab",
+                text="Schemes for energy grids.\nPost-quantum cryptography",
+                tags={
+                    "domain": ["cry"],
+                    "subdomain": ["cry.10"],
+                    "sector": ["sec.energy"],
+                    "technology": ["tech.ai"],
+                    "use_case": ["uc.cip"],
+                },
+            ),
+            make_doc(
+                5,
+                title="Jana Nováková",
+                text="Penetration Tester",
+                type="expert",
+                origin="CZ",
+                visibility="network",
+                tags={"role": ["ecsf.penetration-tester"], "domain": ["net"]},
+            ),
+            make_doc(6, title="Internal Registry Entry", text="national only energy", visibility="national"),
+        ],
+    )
     return engine
 
 
 # --- text matching -------------------------------------------------------------------------------
+
 
 async def test_accents_both_ways(corpus: Engine) -> None:
     assert titles(await search(corpus, "securite numerique")) == ["Sécurité Numérique SAS"]
@@ -78,9 +121,22 @@ async def test_phrase(corpus: Engine) -> None:
 
 async def test_vocabulary_expansion_via_document_labels(engine: Engine) -> None:
     backend, conn = engine
-    payload = {"legal_name": "Gitter AG", "country": "DE", "subdomains": ["cry.10"], "description": "Nichts weiter."}
-    env = {"id": "urn:ncc:DE:organisation:1", "type": "organisation", "origin": "DE", "version": 1,
-           "issued_at": "2026-01-01T00:00:00Z", "visibility": "public", "deleted": False, "payload": payload}
+    payload = {
+        "legal_name": "Gitter AG",
+        "country": "DE",
+        "subdomains": ["cry.10"],
+        "description": "Nichts weiter.",
+    }
+    env = {
+        "id": "urn:ncc:DE:organisation:1",
+        "type": "organisation",
+        "origin": "DE",
+        "version": 1,
+        "issued_at": "2026-01-01T00:00:00Z",
+        "visibility": "public",
+        "deleted": False,
+        "payload": payload,
+    }
     doc = document_from_envelope(env, VOCABULARIES)
     assert doc is not None
     await backend.upsert(conn, [doc])
@@ -90,8 +146,26 @@ async def test_vocabulary_expansion_via_document_labels(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize(
-    "q", ['"unterminated', "NEAR(", "a OR", "'; DROP TABLE search_docs; --", "*", "-", "AND", "OR NOT",
-          "\u200b\ufffd\U0001f600", "\x00", "col:value", "^", "(((", 'x" OR "1"="1', "\\", "%_", "a" * 5000],
+    "q",
+    [
+        '"unterminated',
+        "NEAR(",
+        "a OR",
+        "'; DROP TABLE search_docs; --",
+        "*",
+        "-",
+        "AND",
+        "OR NOT",
+        "\u200b\ufffd\U0001f600",
+        "\x00",
+        "col:value",
+        "^",
+        "(((",
+        'x" OR "1"="1',
+        "\\",
+        "%_",
+        "a" * 5000,
+    ],
 )
 async def test_stray_syntax_returns_normally(corpus: Engine, q: str) -> None:
     result = await search(corpus, q)
@@ -105,16 +179,22 @@ async def test_junk_without_words_lists_everything(corpus: Engine) -> None:
 
 async def test_title_match_ranks_above_description_only_match(engine: Engine) -> None:
     backend, conn = engine
-    await backend.upsert(conn, [
-        make_doc(1, title="Alpha Consulting", text="We do grid security and more grid work on every grid."),
-        make_doc(2, title="Grid Security Partners", text="Consulting."),
-    ])
+    await backend.upsert(
+        conn,
+        [
+            make_doc(
+                1, title="Alpha Consulting", text="We do grid security and more grid work on every grid."
+            ),
+            make_doc(2, title="Grid Security Partners", text="Consulting."),
+        ],
+    )
     result = await search(engine, "grid")
     assert titles(result) == ["Grid Security Partners", "Alpha Consulting"]
     assert result.hits[0].score > result.hits[1].score > 0
 
 
 # --- listing, filters, facets, visibility ---------------------------------------------------------
+
 
 async def test_empty_q_lists_everything_visible_newest_first(corpus: Engine) -> None:
     result = await search(corpus, "", visibilities=PUBLIC)
@@ -192,9 +272,12 @@ async def test_selected_values_appear_in_facets_even_without_matches(corpus: Eng
 
 # --- paging -------------------------------------------------------------------------------------
 
+
 async def test_paging_with_cursor_has_no_duplicates_or_gaps(engine: Engine) -> None:
     backend, conn = engine
-    await backend.upsert(conn, [make_doc(n, title=f"Grid operator {n}", text="grid " * (n % 5)) for n in range(1, 58)])
+    await backend.upsert(
+        conn, [make_doc(n, title=f"Grid operator {n}", text="grid " * (n % 5)) for n in range(1, 58)]
+    )
     for q in ("", "grid", "gri"):
         seen: list[str] = []
         cursor = None
@@ -233,10 +316,13 @@ async def test_garbage_or_foreign_cursor(corpus: Engine) -> None:
 
 # --- writes -------------------------------------------------------------------------------------
 
+
 async def test_upsert_replaces_by_id(corpus: Engine) -> None:
     backend, conn = corpus
-    await backend.upsert(conn, [make_doc(4, title="Renamed Lab", text="Wind farms.", version=2,
-                                         tags={"sector": ["sec.health"]})])
+    await backend.upsert(
+        conn,
+        [make_doc(4, title="Renamed Lab", text="Wind farms.", version=2, tags={"sector": ["sec.health"]})],
+    )
     assert await backend.count(conn) == 6
     assert (await search(corpus, "quantum")).total == 0
     result = await search(corpus, "wind")
@@ -250,7 +336,9 @@ async def test_delete_removes(corpus: Engine) -> None:
     await backend.delete(conn, [make_doc(4).id, "urn:ncc:XX:organisation:unknown"])
     assert await backend.count(conn) == 5
     assert (await search(corpus, "quantum")).total == 0
-    assert (await search(corpus, "", filters={"technology": ["tech.ai"]})).facets["technology"] == {"tech.ai": 0}
+    assert (await search(corpus, "", filters={"technology": ["tech.ai"]})).facets["technology"] == {
+        "tech.ai": 0
+    }
 
 
 async def test_writes_roll_back_with_the_callers_transaction(corpus: Engine) -> None:
@@ -275,15 +363,21 @@ async def test_hit_fields_and_snippet(corpus: Engine) -> None:
 
 async def test_maintained_counts_match_counting_from_scratch(corpus: Engine) -> None:
     backend, conn = corpus
-    await backend.upsert(conn, [make_doc(4, title="Moved", visibility="network", tags={"sector": ["sec.health"]}),
-                                make_doc(7, title="New", tags={"domain": ["cry", "cry"]})])
+    await backend.upsert(
+        conn,
+        [
+            make_doc(4, title="Moved", visibility="network", tags={"sector": ["sec.health"]}),
+            make_doc(7, title="New", tags={"domain": ["cry", "cry"]}),
+        ],
+    )
     await backend.delete(conn, [make_doc(1, origin="FR").id])
     every_type = {"type": ["organisation", "expert"]}
     for visibilities in (PUBLIC, ALL, frozenset({"network"})):
         landing = await search(corpus, "", visibilities=visibilities)  # served from search_counts
         counted = await search(corpus, "", visibilities=visibilities, filters=every_type)  # counted by joins
         assert {k: v for k, v in landing.facets.items() if k != "type"} == {
-            k: v for k, v in counted.facets.items() if k != "type"}
+            k: v for k, v in counted.facets.items() if k != "type"
+        }
         assert landing.total == counted.total
     before = (await search(corpus, "")).facets
     await backend.rebuild_counts(conn)  # type: ignore[attr-defined]
@@ -303,8 +397,7 @@ async def test_counts_roll_back_with_the_transaction(corpus: Engine) -> None:
 
 
 async def test_schema_creation_is_idempotent_and_backfills_counts(corpus: Engine) -> None:
-    backend, conn = corpus
-    from node.search import create_search_schema
+    _, conn = corpus
 
     await conn.execute_query("DROP TABLE search_counts")
     await create_search_schema(conn)

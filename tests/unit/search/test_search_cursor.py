@@ -20,8 +20,15 @@ def test_round_trip_and_page_size_may_change() -> None:
 
 @pytest.mark.parametrize(
     "cursor",
-    ["", "garbage", "!!!", "x" * 1000, base64.urlsafe_b64encode(b"[1,2]").decode(),
-     base64.urlsafe_b64encode(b'{"o":-1,"f":"x"}').decode(), base64.urlsafe_b64encode(b"\xff\xfe").decode()],
+    [
+        "",
+        "garbage",
+        "!!!",
+        "x" * 1000,
+        base64.urlsafe_b64encode(b"[1,2]").decode(),
+        base64.urlsafe_b64encode(b'{"o":-1,"f":"x"}').decode(),
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    ],
 )
 def test_garbage_is_invalid_parameter(cursor: str) -> None:
     with pytest.raises(InvalidParameter):

@@ -47,12 +47,24 @@ def test_organisation_document() -> None:
     doc = document_from_envelope(envelope(MINIMAL), VOCABULARIES)
     assert doc is not None
     assert (doc.id, doc.type, doc.origin, doc.version, doc.visibility) == (
-        "urn:ncc:DE:organisation:0b9e2c8e-4f0a-4f57-9d36-1c8f4c1d2a11", "organisation", "DE", 3, "public")
+        "urn:ncc:DE:organisation:0b9e2c8e-4f0a-4f57-9d36-1c8f4c1d2a11",
+        "organisation",
+        "DE",
+        3,
+        "public",
+    )
     assert doc.issued_at == "2026-11-26T22:50:01Z"
     assert doc.title == "Cyber Lab GmbH"
     assert doc.text.startswith("Quantum-safe schemes for energy grids.")
-    for expected in ("Cyber-Labor für Sicherheit", "Gitter", "Post-quantum cryptography", "Energy",
-                     "Industry – SME", "Academia, research or innovation", "Germany"):
+    for expected in (
+        "Cyber-Labor für Sicherheit",
+        "Gitter",
+        "Post-quantum cryptography",
+        "Energy",
+        "Industry – SME",
+        "Academia, research or innovation",
+        "Germany",
+    ):
         assert expected in doc.text
     assert doc.tags["type"] == ("organisation",)
     assert doc.tags["country"] == ("DE",)
@@ -63,14 +75,22 @@ def test_organisation_document() -> None:
 
 
 def test_tombstone_has_no_document() -> None:
-    assert document_from_envelope(envelope({"reason": "withdrawn"}, deleted=True, version=4), VOCABULARIES) is None
+    assert (
+        document_from_envelope(envelope({"reason": "withdrawn"}, deleted=True, version=4), VOCABULARIES)
+        is None
+    )
 
 
 def test_expert_roles_found_by_vocabulary_and_country_defaults_to_origin() -> None:
-    payload = {"name": {"given_name": "Zoë", "family_name": "Łukasiewicz"}, "ecsf_profiles": ["ecsf.penetration-tester"],
-               "domains": ["net"], "languages": ["de"]}
+    payload = {
+        "name": {"given_name": "Zoë", "family_name": "Łukasiewicz"},
+        "ecsf_profiles": ["ecsf.penetration-tester"],
+        "domains": ["net"],
+        "languages": ["de"],
+    }
     doc = document_from_envelope(
-        envelope(payload, id="urn:ncc:AT:expert:1", type="expert", origin="AT", schema="expert/1"), VOCABULARIES
+        envelope(payload, id="urn:ncc:AT:expert:1", type="expert", origin="AT", schema="expert/1"),
+        VOCABULARIES,
     )
     assert doc is not None
     assert doc.title == "Zoë Łukasiewicz"
@@ -85,8 +105,12 @@ def test_unrecognised_field_with_vocabulary_ids_still_tags() -> None:
 
 
 def test_project_title_combines_acronym_and_title() -> None:
-    payload = {"acronym": "QSAFE", "title": "Quantum-safe grids", "objective": "Objective text.",
-               "subdomains": ["cry.01"]}
+    payload = {
+        "acronym": "QSAFE",
+        "title": "Quantum-safe grids",
+        "objective": "Objective text.",
+        "subdomains": ["cry.01"],
+    }
     doc = document_from_envelope(envelope(payload, id="urn:ncc:DE:project:1", type="project"), VOCABULARIES)
     assert doc is not None
     assert doc.title == "QSAFE – Quantum-safe grids"

@@ -20,7 +20,12 @@ def test_sharp_s_folds_to_ss() -> None:
 
 def test_letters_without_decomposition_are_mapped() -> None:
     assert tokens("Ørsted Æbeltoft Œuvre Łódź Đurđevac Þórshöfn") == [
-        "orsted", "aebeltoft", "oeuvre", "lodz", "durdevac", "thorshofn"
+        "orsted",
+        "aebeltoft",
+        "oeuvre",
+        "lodz",
+        "durdevac",
+        "thorshofn",
     ]
 
 
