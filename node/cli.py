@@ -1,0 +1,46 @@
+"""The ``ncc`` command: one entry point, one module per subcommand under ``node/commands``.
+
+Exit codes: 0 ok, 1 failure (one-line reason on stderr), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from node.commands.base import CommandError
+
+COMMANDS = ("init", "serve", "token")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ncc",
+        description="NCC federation node and hub: signed, federated registry of the EU Cybersecurity "
+                    "Competence Community.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        module = importlib.import_module(f"node.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.run(args)
+    except CommandError as exc:
+        print(f"ncc {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""What the command modules share: errors, settings loading, a database session."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from node.config import ConfigError, Settings, load_settings
+from node.keystore import KeyStoreError
+
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """A command failed; the message is printed as one line on stderr (exit 1)."""
+
+
+def settings_for(data_dir: str | Path, **overrides: Any) -> Settings:
+    """Load the instance settings or fail with a one-line reason."""
+    try:
+        return load_settings(Path(data_dir), overrides=overrides)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def run_with_db(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
+    """Open the instance database (migrating it), run ``work``, close it.
+
+    Raises:
+        CommandError: the database cannot be opened.
+    """
+    from node.storage import db
+
+    async def main() -> T:
+        try:
+            await db.open_db(settings.db_url)
+            await db.ensure_counters()
+        except Exception as exc:  # noqa: BLE001 - reported as one line
+            await db.close_db()
+            raise CommandError(f"cannot open database: {exc.__class__.__name__}: {exc}") from exc
+        try:
+            return await work()
+        finally:
+            await db.close_db()
+
+    try:
+        return asyncio.run(main())
+    except KeyStoreError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+_DURATION = re.compile(r"^(\d+)([smhdw]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int:
+    """``30d``, ``12h``, ``15m``, ``90s`` or plain seconds.
+
+    Raises:
+        CommandError: anything else.
+    """
+    m = _DURATION.match(text.strip())
+    if not m or int(m.group(1)) <= 0:
+        raise CommandError(f"invalid duration {text!r} (use e.g. 30d, 12h, 15m, 90s)")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def add_data_dir(parser: Any, required: bool = True) -> None:
+    parser.add_argument("--data-dir", required=required, metavar="D",
+                        help="instance data directory (holds config.toml, keys/, ncc.db)")

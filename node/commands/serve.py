@@ -1,0 +1,42 @@
+"""``ncc serve`` — run the instance's HTTP service (and, on the hub, the pull scheduler)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from node.commands.base import CommandError, add_data_dir, settings_for
+from node.keystore import KeyStoreError
+from node.logs import setup_logging
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the HTTP service")
+    add_data_dir(p)
+    p.add_argument("--host", help="listen address (overrides the `host` setting)")
+    p.add_argument("--port", type=int, help="listen port (overrides the `port` setting)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir, host=args.host, port=args.port)
+    setup_logging(settings.log_level, settings.log_format)
+    from node.http.app import create_app
+
+    try:
+        app = create_app(settings)
+    except KeyStoreError as exc:
+        raise CommandError(str(exc)) from exc
+    logging.getLogger("ncc").info(
+        "serving", extra={"role": settings.role, "url": settings.base_url, "host": settings.host,
+                          "port": settings.port}
+    )
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,
+                    handle_signals=True, shutdown_timeout=5)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
+    return 0

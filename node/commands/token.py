@@ -1,0 +1,71 @@
+"""``ncc token create|revoke`` — user tokens (EdDSA JWTs signed by this instance's key)."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from federation.timefmt import format_timestamp
+from federation.tokens import issue_user_token
+from node.commands.base import CommandError, add_data_dir, parse_duration, run_with_db, settings_for
+from node.context import utc_now
+from node.http.auth import HUB_ROLES, NODE_ROLES
+from node.keystore import KeyStoreError, load_key
+from node.storage.models import ApiToken
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("token", help="create or revoke user tokens")
+    tsub = p.add_subparsers(dest="token_command", metavar="ACTION")
+    tsub.required = True
+    c = tsub.add_parser("create", help="create a token; prints it alone on the last line")
+    add_data_dir(c)
+    c.add_argument("--role", required=True, help="node: admin|editor|reader; hub: admin|analyst")
+    c.add_argument("--subject", default="", help="who the token is for (name or e-mail)")
+    c.add_argument("--ttl", default=None, help="lifetime, e.g. 30d, 12h (default: setting token_ttl_s)")
+    c.set_defaults(run=create)
+    r = tsub.add_parser("revoke", help="revoke a token by its jti")
+    add_data_dir(r)
+    r.add_argument("jti", metavar="JTI")
+    r.set_defaults(run=revoke)
+
+
+def create(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+    roles = HUB_ROLES if settings.role == "hub" else NODE_ROLES
+    if args.role not in roles:
+        raise CommandError(f"role must be one of {', '.join(roles)} on a {settings.role}")
+    ttl = parse_duration(args.ttl) if args.ttl else settings.token_ttl_s
+    try:
+        key = load_key(settings.key_path, settings.role, settings.country)
+    except KeyStoreError as exc:
+        raise CommandError(str(exc)) from exc
+    now = utc_now()
+    jti = uuid.uuid4().hex
+    subject = args.subject or f"{args.role}-{jti[:8]}"
+    token = issue_user_token(key.private_key, key.kid, settings.instance_id, args.role, subject, now, ttl, jti)
+
+    async def store() -> None:
+        await ApiToken.create(
+            jti=jti, role=args.role, subject=subject, created_at=format_timestamp(now),
+            expires_at=format_timestamp(now + timedelta(seconds=ttl)),
+        )
+
+    run_with_db(settings, store)
+    print(f"# {args.role} token for {subject}, jti {jti}, expires {format_timestamp(now + timedelta(seconds=ttl))}")
+    print(token)
+    return 0
+
+
+def revoke(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+
+    async def mark() -> int:
+        return await ApiToken.filter(jti=args.jti, revoked_at=None).update(revoked_at=format_timestamp(utc_now()))
+
+    if run_with_db(settings, mark) == 0:
+        raise CommandError(f"no active token with jti {args.jti}")
+    print(f"revoked {args.jti}")
+    return 0

@@ -1,0 +1,342 @@
+"""Instance settings: ``<data-dir>/config.toml`` overridden by ``NCC_*`` environment variables.
+
+This is the only module that reads the environment. Settings are typed, frozen and validated at
+start; every error names the offending key (``ConfigError: port: must be an integer …``).
+The table ``SETTINGS`` is the single source of truth for keys, types, defaults and documentation:
+the example configs and the README are checked against it by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.toml"
+ENV_PREFIX = "NCC_"
+ROLES = ("node", "hub")
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+# EU Member States plus the EEA states that may take part (configurable: `allowed_countries`).
+# ISO 3166-1 codes throughout: Greece is GR (EU sources say EL; importers map it).
+EU_COUNTRIES = tuple(
+    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
+)
+EEA_COUNTRIES = ("IS", "LI", "NO")
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message starts with the key's name."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: its type, default and meaning."""
+
+    key: str
+    kind: str  # "str" | "int" | "float" | "bool" | "list"
+    default: Any
+    doc: str
+    roles: tuple[str, ...] = ROLES
+    check: Callable[[Any], str | None] | None = None
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _port(value: Any) -> str | None:
+    return None if 0 <= value <= 65535 else "must be between 0 and 65535"
+
+
+def _url(value: Any) -> str | None:
+    if value and not re.match(r"^https?://[^\s/]+", value):
+        return "must be an http(s) URL"
+    return None
+
+
+def _db(value: Any) -> str | None:
+    if value and not re.match(r"^(sqlite|postgres|postgresql|asyncpg)://", value):
+        return "must start with sqlite://, postgres:// or postgresql://"
+    return None
+
+
+def _country(value: Any) -> str | None:
+    if value and not COUNTRY_RE.match(value):
+        return "must be an ISO 3166-1 alpha-2 code in capitals (GR for Greece)"
+    return None
+
+
+def _choice(*options: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in options else f"must be one of {', '.join(options)}"
+
+    return check
+
+
+def _max_days(days: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value <= 0 or value > days * 86400:
+            return f"must be between 1 and {days * 86400} seconds ({days} days)"
+        return None
+
+    return check
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("role", "str", None, "Instance role: `node` (an NCC's registry) or `hub` (the Centre).",
+            check=_choice(*ROLES)),
+    Setting("country", "str", "", "ISO 3166-1 alpha-2 country of this NCC (node role; GR for Greece).",
+            check=_country),
+    Setting("host", "str", "127.0.0.1", "Address `ncc serve` listens on."),
+    Setting("port", "int", 8080, "Port `ncc serve` listens on.", check=_port),
+    Setting("url", "str", "", "Public base URL of this instance (default http://127.0.0.1:<port>).",
+            check=_url),
+    Setting("db", "str", "", "Database URL: empty = SQLite file `ncc.db` in the data dir; "
+            "`postgres://user@host:5432/db` selects PostgreSQL.", check=_db),
+    Setting("db_pool_max", "int", 10, "Maximum PostgreSQL connections per process.", check=_positive),
+    Setting("max_body_bytes", "int", 1_048_576, "Largest accepted request body in bytes (413 above).",
+            check=_positive),
+    Setting("log_level", "str", "INFO", "Log level: DEBUG, INFO, WARNING, ERROR.",
+            check=_choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting("log_format", "str", "json", "Log format: `json` (one object a line) or `text`.",
+            check=_choice("json", "text")),
+    Setting("token_ttl_s", "int", 30 * 86400, "Default lifetime of user tokens from `ncc token create`.",
+            check=_positive),
+    Setting("allowed_countries", "list", list(EU_COUNTRIES + EEA_COUNTRIES),
+            "Countries that may own records and enroll nodes (EU 27 + EEA by default)."),
+    Setting("clock_skew_s", "int", 300, "Tolerated clock skew for issued_at and tokens, seconds.",
+            check=_positive),
+    Setting("search_max_limit", "int", 100, "Largest `limit` a search request may ask for.",
+            check=_positive),
+    Setting("live_timeout_ms", "int", 2000, "Default deadline of a live federated query, milliseconds.",
+            check=_positive),
+    # node
+    Setting("notify_retry_s", "int", 30, "Node: retry interval for failed notifications to the hub.",
+            roles=("node",), check=_positive),
+    # hub
+    Setting("pull_interval_s", "int", 300, "Hub: seconds between scheduled pulls of each node.",
+            roles=("hub",), check=_positive),
+    Setting("pull_jitter_s", "int", 30, "Hub: random jitter added to each scheduled pull, seconds.",
+            roles=("hub",)),
+    Setting("pull_timeout_s", "int", 60, "Hub: timeout of one HTTP pull request, seconds.",
+            roles=("hub",), check=_positive),
+    Setting("pull_batch", "int", 1000, "Hub: records asked for per feed page (≤ 1000).", roles=("hub",),
+            check=lambda v: None if 1 <= v <= 1000 else "must be between 1 and 1000"),
+    Setting("backoff_max_s", "int", 3600, "Hub: longest wait between pulls of a failing node.",
+            roles=("hub",), check=_positive),
+    Setting("stale_after_s", "int", 1800, "Hub: a node whose last successful pull is older is `stale`.",
+            roles=("hub",), check=_positive),
+    Setting("unreachable_after", "int", 3, "Hub: consecutive failed pulls after which a node is "
+            "`unreachable`.", roles=("hub",), check=_positive),
+    Setting("directory_ttl_s", "int", 7 * 86400, "Hub: validity of a signed directory (≤ 7 days).",
+            roles=("hub",), check=_max_days(7)),
+    Setting("invite_ttl_s", "int", 86400, "Hub: validity of an enrollment invite token.",
+            roles=("hub",), check=_max_days(7)),
+    Setting("key_grace_s", "int", 7 * 86400, "Hub: how long a rotated-out node key stays valid.",
+            roles=("hub",), check=_positive),
+)
+
+SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings of one instance. Build with :func:`load_settings`."""
+
+    data_dir: Path
+    role: str
+    country: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    url: str = ""
+    db: str = ""
+    db_pool_max: int = 10
+    max_body_bytes: int = 1_048_576
+    log_level: str = "INFO"
+    log_format: str = "json"
+    token_ttl_s: int = 30 * 86400
+    allowed_countries: tuple[str, ...] = field(default=tuple(EU_COUNTRIES + EEA_COUNTRIES))
+    clock_skew_s: int = 300
+    search_max_limit: int = 100
+    live_timeout_ms: int = 2000
+    notify_retry_s: int = 30
+    pull_interval_s: int = 300
+    pull_jitter_s: int = 30
+    pull_timeout_s: int = 60
+    pull_batch: int = 1000
+    backoff_max_s: int = 3600
+    stale_after_s: int = 1800
+    unreachable_after: int = 3
+    directory_ttl_s: int = 7 * 86400
+    invite_ttl_s: int = 86400
+    key_grace_s: int = 7 * 86400
+
+    @property
+    def base_url(self) -> str:
+        """The public base URL, without trailing slash."""
+        return (self.url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+    @property
+    def db_url(self) -> str:
+        """The tortoise database URL (SQLite in the data dir unless `db` is set)."""
+        return database_url(self.db, self.data_dir, self.db_pool_max)
+
+    @property
+    def instance_id(self) -> str:
+        """The identity used as JWT issuer/audience: ``node:XX`` or ``hub``."""
+        return "hub" if self.role == "hub" else f"node:{self.country}"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data_dir / "keys" / "instance.pem"
+
+
+def database_url(db: str, data_dir: Path, pool_max: int = 10) -> str:
+    """Translate the `db` setting to a tortoise URL."""
+    if not db:
+        return f"sqlite://{(data_dir / 'ncc.db').resolve()}"
+    if db.startswith(("postgres://", "postgresql://")):
+        rest = db.split("://", 1)[1]
+        sep = "&" if "?" in rest else "?"
+        extra = "" if "maxsize=" in rest else f"{sep}minsize=1&maxsize={pool_max}"
+        return f"asyncpg://{rest}{extra}"
+    return db
+
+
+def _coerce(setting: Setting, raw: Any, source: str) -> Any:
+    key = setting.key
+    kind = setting.kind
+    try:
+        if kind == "str":
+            if not isinstance(raw, str):
+                raise ConfigError(f"{key}: must be a string ({source})")
+            return raw
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError
+            if isinstance(raw, str):
+                return int(raw.strip())
+            if isinstance(raw, int):
+                return raw
+            raise ValueError
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return raw.lower() in ("1", "true", "yes", "on")
+            raise ValueError
+        if kind == "list":
+            if isinstance(raw, str):
+                return tuple(x.strip() for x in raw.split(",") if x.strip())
+            if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+                return tuple(raw)
+            raise ValueError
+    except ValueError as exc:
+        raise ConfigError(f"{key}: must be {'an' if kind == 'int' else 'a'} {kind} ({source}: {raw!r})") from exc
+    raise ConfigError(f"{key}: unsupported kind {kind}")  # pragma: no cover
+
+
+def read_config_file(data_dir: Path) -> dict[str, Any]:
+    """Read ``<data-dir>/config.toml``.
+
+    Raises:
+        ConfigError: the file is missing or not valid TOML.
+    """
+    path = data_dir / CONFIG_FILE
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config: {path} not found (run `ncc init` first)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from exc
+
+
+def load_settings(
+    data_dir: Path | str,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load, override (file < ``NCC_*`` env < explicit overrides) and validate the settings.
+
+    Raises:
+        ConfigError: with the offending key first in the message.
+    """
+    data_dir = Path(data_dir)
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    file_values = read_config_file(data_dir)
+    for key, raw in file_values.items():
+        if key not in SETTINGS_BY_KEY:
+            raise ConfigError(f"{key}: unknown setting in {data_dir / CONFIG_FILE}")
+        values[key] = _coerce(SETTINGS_BY_KEY[key], raw, "config.toml")
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name in ("NCC_TEST_PG",):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key in SETTINGS_BY_KEY:
+            values[key] = _coerce(SETTINGS_BY_KEY[key], raw, f"environment {name}")
+    for key, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if key not in SETTINGS_BY_KEY:
+            raise ConfigError(f"{key}: unknown setting")
+        values[key] = _coerce(SETTINGS_BY_KEY[key], raw, "command line")
+    return build_settings(data_dir, values)
+
+
+def build_settings(data_dir: Path, values: Mapping[str, Any]) -> Settings:
+    """Validate a mapping of setting values into :class:`Settings`.
+
+    Raises:
+        ConfigError: with the offending key first in the message.
+    """
+    merged: dict[str, Any] = {}
+    for setting in SETTINGS:
+        value = values.get(setting.key, setting.default)
+        if value is None:
+            raise ConfigError(f"{setting.key}: required")
+        if setting.kind == "list" and isinstance(value, list):
+            value = tuple(value)
+        if setting.check is not None:
+            problem = setting.check(value)
+            if problem:
+                raise ConfigError(f"{setting.key}: {problem} (got {value!r})")
+        merged[setting.key] = value
+    role = merged["role"]
+    if role == "node":
+        if not merged["country"]:
+            raise ConfigError("country: required for the node role")
+        if merged["country"] not in merged["allowed_countries"]:
+            raise ConfigError(f"country: {merged['country']} is not in allowed_countries")
+    for code in merged["allowed_countries"]:
+        if not COUNTRY_RE.match(code):
+            raise ConfigError(f"allowed_countries: {code!r} is not an ISO 3166-1 alpha-2 code")
+    known = {f.name for f in fields(Settings)}
+    return Settings(data_dir=data_dir, **{k: v for k, v in merged.items() if k in known})
+
+
+def render_config(values: Mapping[str, Any]) -> str:
+    """Render a config.toml holding the given values, each preceded by its documentation."""
+    lines = ["# NCC federation instance configuration (see config/*.example.toml for every key)."]
+    for setting in SETTINGS:
+        if setting.key not in values or values[setting.key] is None:
+            continue
+        lines.append(f"# {setting.doc}")
+        lines.append(f"{setting.key} = {_toml_value(values[setting.key])}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

@@ -1,0 +1,68 @@
+"""The services of one running instance, built once by the app factory and shared by the views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from federation.schemas import SchemaRegistry
+from node.config import Settings
+from node.keystore import InstanceKey, load_key, load_retired
+from node.services.publish import Publisher
+
+
+def utc_now() -> datetime:
+    """The clock of the running service (whole seconds, UTC)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def build_registry() -> SchemaRegistry:
+    """The schema registry over the packaged schemas, with the custom format checkers."""
+    from federation.formats import CUSTOM_FORMATS
+    from schemas import load_schema_documents
+
+    return SchemaRegistry(load_schema_documents(), formats=CUSTOM_FORMATS)
+
+
+@dataclass
+class Keyring:
+    """The instance's current key and the retired ones (reloaded after `ncc keys rotate`)."""
+
+    settings: Settings
+    current: InstanceKey = field(init=False)
+    retired: list[InstanceKey] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        s = self.settings
+        self.current = load_key(s.key_path, s.role, s.country)
+        self.retired = load_retired(s.key_path, s.role, s.country)
+
+    def key(self) -> InstanceKey:
+        return self.current
+
+    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        keys = {k.kid: k.public_key for k in self.retired}
+        keys[self.current.kid] = self.current.public_key
+        return keys
+
+
+@dataclass
+class Context:
+    """Everything a request handler or job may use."""
+
+    settings: Settings
+    keyring: Keyring
+    registry: SchemaRegistry
+    clock: Callable[[], datetime] = utc_now
+    publisher: Publisher | None = None  # node role
+    search: Any = None  # node.services.search.SearchService
+    hub: Any = None  # node.services.hub.HubService (hub role)
+    sync: Any = None  # node.services.sync.Puller (hub role)
+    notifier: Any = None  # node.services.notify.Notifier (node role)

@@ -1,0 +1,1 @@
+"""HTTP transport: app factory, middleware, auth, views, OpenAPI."""

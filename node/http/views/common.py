@@ -1,0 +1,63 @@
+"""Helpers shared by the views: JSON responses, query parameters, record ids."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from node.context import Context
+from node.errors import InvalidParameter, NotFound
+from node.http.auth import Principal
+from node.http.keys import AUTH, CONTEXT
+
+RECORD_ID = re.compile(r"\Aurn:ncc:[A-Z]{2}:(organisation|expert|project|facility):[0-9a-f-]{36}\Z")
+
+
+def json_response(data: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type=content_type)
+
+
+def ctx(request: web.Request) -> Context:
+    return request.app[CONTEXT]
+
+
+async def principal(request: web.Request) -> Principal:
+    return await request.app[AUTH].principal(request)
+
+
+def record_id_param(request: web.Request) -> str:
+    """The ``{id}`` path parameter, checked against the record id form (anything else is 404)."""
+    rid = request.match_info["id"]
+    if not RECORD_ID.match(rid):
+        raise NotFound(f"no record {rid!r}")
+    return rid
+
+
+def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter within [lo, hi].
+
+    Raises:
+        InvalidParameter: not an integer or out of range.
+    """
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"{name} must be an integer", parameter=name) from exc
+    if not lo <= value <= hi:
+        raise InvalidParameter(f"{name} must be between {lo} and {hi}", parameter=name)
+    return value
+
+
+def choice_param(request: web.Request, name: str, options: tuple[str, ...], default: str | None) -> str | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in options:
+        raise InvalidParameter(f"{name} must be one of {', '.join(options)}", parameter=name)
+    return raw

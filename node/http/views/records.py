@@ -1,0 +1,153 @@
+"""Node registry API: create, read, update, delete and list this node's records."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from federation.errors import SchemaInvalid
+from federation.schemas import redact
+from node.errors import Gone, InvalidParameter, NotFound
+from node.http.auth import NODE_ROLES, Principal, require_user
+from node.http.problems import read_json
+from node.http.views.common import choice_param, ctx, int_param, json_response, principal, record_id_param
+from node.services.publish import Publisher
+from node.storage.models import Record
+from schemas import RECORD_TYPES, record_schema_id
+
+WRITERS = ("admin", "editor")
+CREATE_FIELDS = frozenset({"type", "visibility", "payload"})
+UPDATE_FIELDS = frozenset({"payload", "visibility", "version"})
+
+
+def _publisher(request: web.Request) -> Publisher:
+    publisher = ctx(request).publisher
+    assert publisher is not None  # node role always has one
+    return publisher
+
+
+def _object_body(body: Any, allowed: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise SchemaInvalid("request body must be a JSON object", [{"pointer": "", "message": "not an object"}])
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise SchemaInvalid(
+            f"unknown field {unknown[0]!r}", [{"pointer": f"/{k}", "message": "unknown field"} for k in unknown]
+        )
+    return body
+
+
+def _visibility(body: dict[str, Any], default: str | None) -> Any:
+    return body.get("visibility", default)
+
+
+def visible_to(p: Principal, visibility: str) -> bool:
+    """Node rule: users with a token see everything this node holds; anonymous readers only ``public``."""
+    return p.has_role(*NODE_ROLES) or visibility == "public"
+
+
+def present(request: web.Request, p: Principal, envelope: dict[str, Any]) -> dict[str, Any]:
+    """The envelope as this reader may see it: whole and signed, or redacted without ``sig``."""
+    if p.has_role(*NODE_ROLES) or envelope.get("deleted"):
+        return envelope
+    registry = ctx(request).registry
+    payload, removed = redact(envelope["payload"], registry, record_schema_id(envelope["type"]))
+    shown = {k: v for k, v in envelope.items() if k != "sig"}
+    shown["payload"] = payload
+    shown["redacted"] = [f"/payload{ptr}" for ptr in removed]
+    return shown
+
+
+async def create_record(request: web.Request) -> web.Response:
+    """POST /api/v1/records — sign and store version 1."""
+    require_user(await principal(request), WRITERS)
+    body = _object_body(await read_json(request, ctx(request).settings.max_body_bytes), CREATE_FIELDS)
+    rtype = body.get("type")
+    if not isinstance(rtype, str) or rtype not in RECORD_TYPES:
+        raise SchemaInvalid(f"unknown record type {rtype!r}", [{"pointer": "/type", "message": "unknown type"}])
+    default_vis = "national" if rtype == "expert" else "public"
+    env = await _publisher(request).create(rtype, _visibility(body, default_vis), body.get("payload"))
+    response = json_response(env.to_dict(), status=201)
+    response.headers["Location"] = f"/api/v1/records/{env.id}"
+    response.headers["ETag"] = f'"{env.version}"'
+    return response
+
+
+async def get_record(request: web.Request) -> web.Response:
+    """GET /api/v1/records/{id} — the current version (410 once deleted)."""
+    rid = record_id_param(request)
+    p = await principal(request)
+    rec = await Record.filter(id=rid).first()
+    if rec is None or not visible_to(p, rec.visibility):
+        raise NotFound(f"no record {rid}")
+    if rec.deleted:
+        raise Gone(f"{rid} was deleted", version=rec.version)
+    envelope = orjson.loads(rec.envelope)
+    response = json_response(present(request, p, envelope))
+    response.headers["ETag"] = f'"{rec.version}"'
+    return response
+
+
+async def update_record(request: web.Request) -> web.Response:
+    """PUT /api/v1/records/{id} — replace the payload; ``version`` is the one being replaced."""
+    rid = record_id_param(request)
+    require_user(await principal(request), WRITERS)
+    body = _object_body(await read_json(request, ctx(request).settings.max_body_bytes), UPDATE_FIELDS)
+    if "payload" not in body:
+        raise SchemaInvalid("payload is required", [{"pointer": "/payload", "message": "required"}])
+    if "version" not in body:
+        raise SchemaInvalid("version is required", [{"pointer": "/version", "message": "required"}])
+    env = await _publisher(request).update(rid, body["payload"], body["version"], body.get("visibility"))
+    response = json_response(env.to_dict())
+    response.headers["ETag"] = f'"{env.version}"'
+    return response
+
+
+async def delete_record(request: web.Request) -> web.Response:
+    """DELETE /api/v1/records/{id}?reason=withdrawn|erased|revoked — publish a tombstone."""
+    rid = record_id_param(request)
+    require_user(await principal(request), WRITERS)
+    reason = choice_param(request, "reason", ("withdrawn", "erased", "revoked"), "withdrawn")
+    assert reason is not None
+    env = await _publisher(request).delete(rid, reason)
+    return json_response(env.to_dict())
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"s": seq})).decode().rstrip("=")
+
+
+def _decode_cursor(raw: str) -> int:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        seq = data["s"]
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ValueError
+        return seq
+    except Exception as exc:  # noqa: BLE001 - any garbage is a bad parameter
+        raise InvalidParameter("cursor is not valid", parameter="cursor") from exc
+
+
+async def list_records(request: web.Request) -> web.Response:
+    """GET /api/v1/records?type=&cursor=&limit= — current records, newest change first."""
+    p = await principal(request)
+    rtype = choice_param(request, "type", RECORD_TYPES, None)
+    limit = int_param(request, "limit", 50, 1, 1000)
+    cursor = request.query.get("cursor")
+    query = Record.filter(deleted=False)
+    if rtype:
+        query = query.filter(type=rtype)
+    if not p.has_role(*NODE_ROLES):
+        query = query.filter(visibility="public")
+    if cursor:
+        query = query.filter(seq__lt=_decode_cursor(cursor))
+    rows = await query.order_by("-seq").limit(limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    records = [present(request, p, orjson.loads(r.envelope)) for r in rows]
+    return json_response(
+        {"records": records, "next_cursor": _encode_cursor(rows[-1].seq) if more and rows else None}
+    )

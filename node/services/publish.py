@@ -1,0 +1,244 @@
+"""Node writes: validate, sign, store every version, update the change feed — in one transaction.
+
+Every change becomes a new signed version. The feed table holds, per record, the latest version
+that may leave the node (never a ``national`` one), keyed by the node-local sequence number that
+was allocated in the same transaction, so the hub's cursor never skips a committed change.
+
+Visibility dropping to ``national``: the hub must forget the record, so the node first signs a
+``withdrawn`` tombstone (version N+1, the previous visibility, which enters the feed) and then the
+national version (N+2, which never leaves the node). Two different envelopes never share a version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from federation.envelope import RECORD_TYPES, TOMBSTONE_REASONS, VISIBILITIES, Envelope, record_id, sign_record
+from federation.errors import ConsentMissing, SchemaInvalid
+from federation.schemas import SchemaRegistry
+from federation.timefmt import format_timestamp
+from federation.verify import consent_covers
+from node.errors import ApiError, Gone, InvalidParameter, NotFound, VersionConflict
+from node.keystore import InstanceKey
+from node.storage import sql
+from node.storage.models import FeedEntry, Record, RecordVersion
+from schemas import record_schema_id
+
+# Membership workflow of Art. 8(4): which status may follow which.
+MEMBERSHIP_TRANSITIONS: Mapping[str | None, frozenset[str]] = {
+    None: frozenset({"applied", "assessed", "registered", "rejected"}),
+    "applied": frozenset({"applied", "assessed", "rejected"}),
+    "assessed": frozenset({"assessed", "registered", "rejected"}),
+    "registered": frozenset({"registered", "revoked"}),
+    "rejected": frozenset({"rejected", "applied"}),
+    "revoked": frozenset({"revoked", "applied"}),
+}
+
+
+class InvalidTransition(ApiError):
+    code, status, title = "invalid_transition", 422, "Membership status change not allowed"
+
+
+class RecordIndex(Protocol):
+    """What the publisher needs from the search index (same transaction as the record)."""
+
+    async def index(self, conn: BaseDBAsyncClient, envelope: Mapping[str, Any]) -> None: ...
+
+    async def remove(self, conn: BaseDBAsyncClient, record_ids: list[str]) -> None: ...
+
+
+def dumps(envelope: Envelope) -> str:
+    return orjson.dumps(envelope.to_dict()).decode()
+
+
+@dataclass
+class Publisher:
+    """Creates, updates and withdraws this node's records."""
+
+    country: str
+    key: Callable[[], InstanceKey]
+    registry: SchemaRegistry
+    clock: Callable[[], datetime]
+    index: RecordIndex | None = None
+    on_published: Callable[[], None] | None = None
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def check_payload(self, rtype: str, visibility: str, payload: Any) -> None:
+        """Validate what a client sent before anything is signed.
+
+        Raises:
+            SchemaInvalid: unknown type/visibility, not an object, or payload fails the schema.
+            ConsentMissing: an expert shared beyond the node without consent covering it.
+        """
+        if rtype not in RECORD_TYPES:
+            raise SchemaInvalid(f"unknown record type {rtype!r}", [{"pointer": "/type", "message": "unknown"}])
+        if visibility not in VISIBILITIES:
+            raise SchemaInvalid(
+                f"unknown visibility {visibility!r}", [{"pointer": "/visibility", "message": "unknown"}]
+            )
+        if not isinstance(payload, dict):
+            raise SchemaInvalid("payload must be an object", [{"pointer": "/payload", "message": "not an object"}])
+        self.registry.validate(record_schema_id(rtype), payload)
+        if rtype == "organisation" and payload.get("country") != self.country:
+            raise SchemaInvalid(
+                f"an organisation registered at the {self.country} NCC must be established in {self.country}",
+                [{"pointer": "/country", "message": f"must be {self.country}"}],
+            )
+        if rtype == "expert" and visibility != "national" and not consent_covers(payload, visibility):
+            raise ConsentMissing(
+                f"an expert record may be {visibility} only with the expert's consent covering it"
+            )
+
+    @staticmethod
+    def check_transition(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
+        before = ((old or {}).get("membership") or {}).get("status")
+        after = (new.get("membership") or {}).get("status")
+        if after is None:
+            return
+        if after not in MEMBERSHIP_TRANSITIONS.get(before, frozenset()):
+            raise InvalidTransition(f"membership status cannot change from {before} to {after}")
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def create(self, rtype: str, visibility: str, payload: Any) -> Envelope:
+        """Create a record (version 1).
+
+        Raises:
+            SchemaInvalid, ConsentMissing, InvalidTransition: the input is not acceptable.
+        """
+        self.check_payload(rtype, visibility, payload)
+        self.check_transition(None, payload)
+        rid = record_id(self.country, rtype, str(uuid.uuid4()))
+        async with in_transaction() as conn:
+            env = await self._write(conn, rid, rtype, 1, visibility, False, payload, previous=None)
+        self._published()
+        return env
+
+    async def update(self, rid: str, payload: Any, version: Any, visibility: str | None = None) -> Envelope:
+        """Replace a record's payload; ``version`` is the version the client is replacing.
+
+        Raises:
+            NotFound, Gone, VersionConflict, SchemaInvalid, ConsentMissing, InvalidTransition.
+        """
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise SchemaInvalid("version must be an integer", [{"pointer": "/version", "message": "required integer"}])
+        async with in_transaction() as conn:
+            current = await self._lock(conn, rid)
+            if current.deleted:
+                raise Gone(f"{rid} was deleted")
+            if version != current.version:
+                raise VersionConflict(
+                    f"{rid} is at version {current.version}, not {version}", current_version=current.version
+                )
+            vis = visibility if visibility is not None else current.visibility
+            self.check_payload(current.type, vis, payload)
+            old_payload = orjson.loads(current.envelope)["payload"]
+            self.check_transition(old_payload, payload)
+            next_version = current.version + 1
+            if vis == "national" and current.visibility != "national":
+                await self._write(
+                    conn, rid, current.type, next_version, current.visibility, True,
+                    {"reason": "withdrawn"}, previous=current,
+                )
+                next_version += 1
+            env = await self._write(conn, rid, current.type, next_version, vis, False, payload, previous=current)
+        self._published()
+        return env
+
+    async def delete(self, rid: str, reason: str) -> Envelope:
+        """Publish a tombstone; ``erased`` also purges the payloads of all older versions.
+
+        Raises:
+            NotFound, Gone, InvalidParameter (unknown reason).
+        """
+        if reason not in TOMBSTONE_REASONS:
+            raise InvalidParameter(f"reason must be one of {', '.join(TOMBSTONE_REASONS)}")
+        async with in_transaction() as conn:
+            current = await self._lock(conn, rid)
+            if current.deleted:
+                raise Gone(f"{rid} was already deleted")
+            env = await self._write(
+                conn, rid, current.type, current.version + 1, current.visibility, True,
+                {"reason": reason}, previous=current,
+            )
+            if reason == "erased":
+                await RecordVersion.filter(record_id=rid, version__lt=env.version).using_db(conn).update(
+                    envelope=None
+                )
+        self._published()
+        return env
+
+    async def _lock(self, conn: BaseDBAsyncClient, rid: str) -> Record:
+        rec = await Record.filter(id=rid).using_db(conn).select_for_update().first()
+        if rec is None:
+            raise NotFound(f"no record {rid}")
+        return rec
+
+    async def _write(
+        self,
+        conn: BaseDBAsyncClient,
+        rid: str,
+        rtype: str,
+        version: int,
+        visibility: str,
+        deleted: bool,
+        payload: dict[str, Any],
+        previous: Record | None,
+    ) -> Envelope:
+        seq = await sql.next_sequence(conn)
+        key = self.key()
+        env = sign_record(
+            {
+                "ncc": 1,
+                "id": rid,
+                "type": rtype,
+                "schema": f"{rtype}/1",
+                "origin": self.country,
+                "version": version,
+                "issued_at": format_timestamp(self.clock()),
+                "visibility": visibility,
+                "deleted": deleted,
+                "payload": payload,
+            },
+            key.private_key,
+            key.kid,
+        )
+        text = dumps(env)
+        issued = format_timestamp(env.issued_at)
+        await RecordVersion.create(
+            record_id=rid, version=version, seq=seq, visibility=visibility, deleted=deleted,
+            issued_at=issued, digest=env.digest(), envelope=text, using_db=conn,
+        )
+        if previous is None:
+            await Record.create(
+                id=rid, type=rtype, origin=self.country, version=version, visibility=visibility,
+                deleted=deleted, seq=seq, issued_at=issued, envelope=text, using_db=conn,
+            )
+        else:
+            await Record.filter(id=rid).using_db(conn).update(
+                version=version, visibility=visibility, deleted=deleted, seq=seq,
+                issued_at=issued, envelope=text,
+            )
+        if visibility != "national":
+            updated = await FeedEntry.filter(record_id=rid).using_db(conn).update(seq=seq, envelope=text)
+            if not updated:
+                await FeedEntry.create(record_id=rid, seq=seq, envelope=text, using_db=conn)
+        if self.index is not None:
+            if deleted:
+                await self.index.remove(conn, [rid])
+            else:
+                await self.index.index(conn, env.to_dict())
+        return env
+
+    def _published(self) -> None:
+        if self.on_published is not None:
+            self.on_published()

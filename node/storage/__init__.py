@@ -1,0 +1,1 @@
+"""Persistence: tortoise models, migrations and the queries the services use."""

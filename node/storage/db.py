@@ -1,0 +1,63 @@
+"""Database lifecycle: tortoise configuration, migrations, connection context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.connection import connections
+
+APP = "ncc"
+MODEL_MODULES = ["node.storage.models", "node.storage.hub_models"]
+MIGRATIONS_MODULE = "node.migrations"
+
+
+def tortoise_config(db_url: str) -> dict[str, Any]:
+    """The tortoise config dict for one instance database."""
+    return {
+        "connections": {"default": db_url},
+        "apps": {
+            APP: {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": MIGRATIONS_MODULE,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def migrate(db_url: str, target: str | None = None) -> None:
+    """Bring the database schema up to date (or to ``target``, e.g. ``ncc.0001_initial``).
+
+    Uses tortoise's built-in migration framework; dialect-specific DDL (FTS) runs in RunPython steps.
+    """
+    from tortoise.migrations.api import migrate as run_migrations
+
+    await run_migrations(config=tortoise_config(db_url), app_labels=[APP], target=target)
+
+
+async def open_db(db_url: str, *, run_migrations: bool = True) -> None:
+    """Migrate, then initialise tortoise for this process."""
+    if run_migrations:
+        await migrate(db_url)
+        await Tortoise.close_connections()
+    await Tortoise.init(config=tortoise_config(db_url))
+
+
+async def close_db() -> None:
+    await connections.close_all()
+
+
+def dialect() -> str:
+    """``sqlite`` or ``postgres`` for the default connection."""
+    return str(connections.get("default").capabilities.dialect)
+
+
+async def ensure_counters() -> None:
+    """Create the change-sequence counter row once, so concurrent writers only ever UPDATE it."""
+    from node.storage import sql
+
+    conn = connections.get("default")
+    await sql.execute(conn, "INSERT INTO counters (name, value) VALUES (?, 0) ON CONFLICT (name) DO NOTHING", ["seq"])

@@ -1,0 +1,110 @@
+"""Tortoise models of the hub role (added by migration 0002)."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class FederatedNode(Model):
+    """An enrolled node, as listed in the directory."""
+
+    country = fields.CharField(pk=True, max_length=2)
+    url = fields.CharField(max_length=500)
+    status = fields.CharField(max_length=16, default="active")
+    mode = fields.CharField(max_length=16, default="replicate")
+    enrolled_at = fields.CharField(max_length=20)
+
+    class Meta:
+        table = "hub_nodes"
+
+
+class NodeKey(Model):
+    """A node's signing key with its validity window."""
+
+    kid = fields.CharField(pk=True, max_length=40)
+    country = fields.CharField(max_length=2, db_index=True)
+    public_key = fields.CharField(max_length=64)
+    not_before = fields.CharField(max_length=20)
+    not_after = fields.CharField(max_length=20, null=True)
+    revoked_at = fields.CharField(max_length=20, null=True)
+
+    class Meta:
+        table = "hub_node_keys"
+
+
+class DirectoryDoc(Model):
+    """Every directory the hub signed; the highest serial is current."""
+
+    serial = fields.BigIntField(pk=True)
+    issued_at = fields.CharField(max_length=20)
+    document = fields.TextField()
+
+    class Meta:
+        table = "hub_directories"
+
+
+class Invite(Model):
+    """A one-time enrollment token (by its jti)."""
+
+    jti = fields.CharField(pk=True, max_length=64)
+    country = fields.CharField(max_length=2)
+    created_at = fields.CharField(max_length=20)
+    expires_at = fields.CharField(max_length=20)
+    used_at = fields.CharField(max_length=20, null=True)
+
+    class Meta:
+        table = "hub_invites"
+
+
+class HubRecord(Model):
+    """A verified record held by the hub, exactly as its origin signed it."""
+
+    id = fields.CharField(pk=True, max_length=120)
+    origin = fields.CharField(max_length=2, db_index=True)
+    type = fields.CharField(max_length=16)
+    version = fields.IntField()
+    visibility = fields.CharField(max_length=8)
+    deleted = fields.BooleanField(default=False)
+    digest = fields.CharField(max_length=64)
+    issued_at = fields.CharField(max_length=20)
+    envelope = fields.TextField()
+    node_seq = fields.BigIntField()
+    quarantined = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "hub_records"
+
+
+class Quarantine(Model):
+    """A record the hub refused, with its code and the raw envelope as received."""
+
+    id = fields.BigIntField(pk=True)
+    country = fields.CharField(max_length=2, db_index=True)
+    record_id = fields.CharField(max_length=200, null=True)
+    version = fields.IntField(null=True)
+    node_seq = fields.BigIntField(null=True)
+    code = fields.CharField(max_length=40)
+    detail = fields.TextField()
+    envelope = fields.TextField()
+    received_at = fields.CharField(max_length=20)
+
+    class Meta:
+        table = "hub_quarantine"
+
+
+class PullState(Model):
+    """Per node: the feed cursor (advanced in the ingest transaction), staleness and the pull lease."""
+
+    country = fields.CharField(pk=True, max_length=2)
+    cursor = fields.BigIntField(default=0)
+    head = fields.BigIntField(default=0)
+    last_success = fields.CharField(max_length=20, null=True)
+    last_attempt = fields.CharField(max_length=20, null=True)
+    consecutive_failures = fields.IntField(default=0)
+    last_error = fields.TextField(null=True)
+    lease_owner = fields.CharField(max_length=64, null=True)
+    lease_until = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "hub_pull_state"

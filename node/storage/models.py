@@ -1,0 +1,111 @@
+"""Tortoise models for both roles.
+
+Node side: ``Record`` (current state of each record this node owns), ``RecordVersion`` (every signed
+version, with the node-local sequence number assigned in the write's transaction), ``FeedEntry``
+(the latest shareable envelope per record: what the change feed streams), ``Counter`` (sequence
+allocation), ``ApiToken`` (issued user tokens, for revocation), ``SeenJti`` (service-token replay
+protection), ``NodeState`` (enrollment and notification state).
+
+Hub side: ``FederatedNode``/``NodeKey`` (the directory's content), ``DirectoryDoc`` (each signed
+directory), ``Invite`` (single-use enrollment tokens), ``HubRecord`` (the index of verified
+records), ``Quarantine`` (rejected records with their code), ``PullState`` (cursor and staleness).
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Counter(Model):
+    """Named monotonically increasing counters (the node-local change sequence)."""
+
+    name = fields.CharField(pk=True, max_length=32)
+    value = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "counters"
+
+
+class Record(Model):
+    """Current state of a record owned by this node."""
+
+    id = fields.CharField(pk=True, max_length=120)
+    type = fields.CharField(max_length=16, db_index=True)
+    origin = fields.CharField(max_length=2)
+    version = fields.IntField()
+    visibility = fields.CharField(max_length=8)
+    deleted = fields.BooleanField(default=False)
+    seq = fields.BigIntField(db_index=True)
+    issued_at = fields.CharField(max_length=20)
+    envelope = fields.TextField()
+
+    class Meta:
+        table = "records"
+
+
+class RecordVersion(Model):
+    """Every signed version of every record, in sequence order.
+
+    ``envelope`` is NULL once an ``erased`` tombstone purged it (GDPR Art. 17); ``digest`` stays as
+    evidence of what was published.
+    """
+
+    id = fields.BigIntField(pk=True)
+    record_id = fields.CharField(max_length=120, db_index=True)
+    version = fields.IntField()
+    seq = fields.BigIntField(unique=True)
+    visibility = fields.CharField(max_length=8)
+    deleted = fields.BooleanField(default=False)
+    issued_at = fields.CharField(max_length=20)
+    digest = fields.CharField(max_length=64)
+    envelope = fields.TextField(null=True)
+
+    class Meta:
+        table = "record_versions"
+        unique_together = (("record_id", "version"),)
+
+
+class FeedEntry(Model):
+    """The latest shareable (non-national) version of each record, keyed by its sequence."""
+
+    record_id = fields.CharField(pk=True, max_length=120)
+    seq = fields.BigIntField(unique=True)
+    envelope = fields.TextField()
+
+    class Meta:
+        table = "feed"
+
+
+class ApiToken(Model):
+    """A user token issued by the ncc token create command (the JWT itself is not stored)."""
+
+    jti = fields.CharField(pk=True, max_length=64)
+    role = fields.CharField(max_length=16)
+    subject = fields.CharField(max_length=200)
+    created_at = fields.CharField(max_length=20)
+    expires_at = fields.CharField(max_length=20)
+    revoked_at = fields.CharField(max_length=20, null=True)
+
+    class Meta:
+        table = "api_tokens"
+
+
+class SeenJti(Model):
+    """Service-token ids already used, kept until the token would have expired."""
+
+    jti = fields.CharField(pk=True, max_length=128)
+    expires_at = fields.BigIntField(db_index=True)
+
+    class Meta:
+        table = "seen_jtis"
+
+
+class NodeState(Model):
+    """Small key/value state of this instance (enrollment, pending notifications, hub directory)."""
+
+    key = fields.CharField(pk=True, max_length=64)
+    value = fields.TextField()
+
+    class Meta:
+        table = "node_state"

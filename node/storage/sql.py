@@ -1,0 +1,46 @@
+"""Small helpers for the few raw SQL statements the storage layer needs on both dialects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+
+def placeholders(conn: BaseDBAsyncClient, sql: str) -> str:
+    """Rewrite ``?`` placeholders to ``$1, $2, …`` for asyncpg (tortoise does not translate raw SQL)."""
+    if conn.capabilities.dialect != "postgres":
+        return sql
+    out, n = [], 0
+    for ch in sql:
+        if ch == "?":
+            n += 1
+            out.append(f"${n}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+async def fetch(conn: BaseDBAsyncClient, sql: str, values: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Run a query and return its rows as dicts."""
+    _, rows = await conn.execute_query(placeholders(conn, sql), values or [])
+    return [dict(r) for r in rows]
+
+
+async def execute(conn: BaseDBAsyncClient, sql: str, values: list[Any] | None = None) -> int:
+    """Run a statement and return the affected row count."""
+    count, _ = await conn.execute_query(placeholders(conn, sql), values or [])
+    return int(count)
+
+
+async def next_sequence(conn: BaseDBAsyncClient, name: str = "seq") -> int:
+    """Allocate the next value of a counter inside the caller's transaction.
+
+    The UPDATE takes the counter row's write lock until commit, so concurrent writers commit in
+    sequence order: a feed reader never sees seq N+1 committed while N is still pending.
+    """
+    rows = await fetch(conn, "UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", [name])
+    if rows:
+        return int(rows[0]["value"])
+    await execute(conn, "INSERT INTO counters (name, value) VALUES (?, 1)", [name])
+    return 1
