@@ -72,34 +72,59 @@ def fast_path_applies(value: Any) -> bool:
 
 
 def _fast_path_applies(value: Any) -> bool:
-    # Iterative, so hostile nesting cannot blow the Python stack; exact type checks, so subclasses
-    # (bool is fine: orjson and rfc8785 agree on it) and foreign types are handled deliberately.
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        item, depth = pop()
+    t = type(value)
+    if t is dict or t is list:
+        return _walk(value, 0)
+    if t is str or t is bool or value is None:
+        return True
+    if t is int:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return True
+        raise CanonicalizationError(f"integer {value} is outside ±(2^53−1)")
+    if t is float:
+        return False
+    raise CanonicalizationError(f"{t.__name__} is not a JSON type")
+
+
+def _walk(container: dict[str, Any] | list[Any], depth: int) -> bool:
+    # This walk is most of the fast path's cost, so it is written for speed: recursion (bounded by
+    # _FAST_MAX_DEPTH, far below Python's limit) is cheaper than an explicit stack, and the common
+    # types are tested first. Exact type checks: subclasses and foreign types are refused.
+    if depth >= _FAST_MAX_DEPTH:
+        return False
+    if type(container) is dict:
+        try:
+            keys = "".join(container)
+        except TypeError:
+            bad = next(k for k in container if type(k) is not str)
+            raise CanonicalizationError(f"object key {bad!r} is not a string") from None
+        if not keys.isascii() and max(keys) > "\uffff":
+            return False  # a key outside the BMP: UTF-16 order differs from code-point order
+        items: Any = container.values()
+    else:
+        items = container
+    for item in items:
         t = type(item)
-        if t is str or item is None or t is bool:
+        if t is str:
+            continue
+        if t is list:
+            try:
+                "".join(item)  # succeeds only for a list of strings (tag lists): nothing to check
+            except TypeError:
+                if not _walk(item, depth + 1):
+                    return False
+            continue
+        if t is dict:
+            if not _walk(item, depth + 1):
+                return False
             continue
         if t is int:
             if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
                 continue
             raise CanonicalizationError(f"integer {item} is outside ±(2^53−1)")
+        if t is bool or item is None:
+            continue
         if t is float:
             return False
-        if depth >= _FAST_MAX_DEPTH:
-            return False
-        if t is dict:
-            for k, v in item.items():
-                if type(k) is not str:
-                    raise CanonicalizationError(f"object key {k!r} is not a string")
-                if not k.isascii() and max(k) > "\uffff":
-                    return False
-                push((v, depth + 1))
-            continue
-        if t is list:
-            for v in item:
-                push((v, depth + 1))
-            continue
         raise CanonicalizationError(f"{t.__name__} is not a JSON type")
     return True

@@ -225,6 +225,7 @@ class NodeEntry:
     status: str
     mode: str
     keys: tuple[KeyEntry, ...]
+    _by_kid: dict[str, KeyEntry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _need(type(self.country) is str and bool(_COUNTRY.match(self.country)), "node.country must be XX")
@@ -234,10 +235,11 @@ class NodeEntry:
         _unique_keys(self.keys, f"node {self.country}")
         for k in self.keys:
             _need(k.prefix == self.country, f"node {self.country}: kid {k.kid} has another country's prefix")
+        object.__setattr__(self, "_by_kid", {k.kid: k for k in self.keys})
 
     def key(self, kid: str) -> KeyEntry | None:
         """This node's key with that kid, if listed."""
-        return next((k for k in self.keys if k.kid == kid), None)
+        return self._by_kid.get(kid)
 
     @classmethod
     def from_dict(cls, data: Any) -> NodeEntry:
