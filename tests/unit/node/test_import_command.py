@@ -1,0 +1,236 @@
+"""``ncc import`` end to end through node.cli.main on a SQLite node: output, exit codes, atomicity."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tortoise.exceptions import OperationalError
+
+from node.cli import main
+from node.commands.base import run_with_db, settings_for
+from node.commands.imports import ProgressBar
+from node.storage.models import FeedEntry, Record, RecordVersion
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "import"
+MINIMAL = {
+    "legal_name": "Cyber Lab GmbH",
+    "country": "DE",
+    "org_type": "ctype.industry-sme",
+    "fields_of_activity": ["foa.academia-research-innovation"],
+    "domains": ["cry"],
+    "subdomains": ["cry.10"],
+    "description": "Post-quantum cryptography for energy grids.",
+}
+
+
+@pytest.fixture
+def node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    data_dir = str(tmp_path / "de")
+    assert main(["init", "--role", "node", "--country", "DE", "--data-dir", data_dir]) == 0
+    capsys.readouterr()
+    return data_dir
+
+
+def ncc(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def exported(capsys: pytest.CaptureFixture[str], node: str) -> list[dict[str, Any]]:
+    code, lines, _ = ncc(capsys, "export", "--data-dir", node)
+    assert code == 0
+    return [json.loads(line) for line in lines]
+
+
+def test_json_import_reports_rejected_rows_and_imports_the_rest(
+    node: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = ncc(capsys, "import", "--data-dir", node, str(FIXTURES / "organisations.json"))
+    assert code == 1 and err == ""
+    assert out[-1] == "imported 2, rejected 1"
+    assert out[0].startswith("line 37: schema_invalid /subdomains/0: ")
+    records = exported(capsys, node)
+    assert [r["payload"]["legal_name"] for r in records] == [
+        "Fraunhofer-Institut für Sichere Informationstechnologie SIT",
+        "Cyber Lab GmbH",
+    ]
+    assert {r["visibility"] for r in records} == {"public"}
+
+
+def test_all_valid_exits_zero(node: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "one.ndjson"
+    path.write_text(json.dumps(MINIMAL) + "\n", encoding="utf-8")
+    code, out, _ = ncc(capsys, "import", "--data-dir", node, "--type", "organisation", str(path))
+    assert (code, out) == (0, ["imported 1, rejected 0"])
+
+
+def test_dry_run_checks_everything_and_writes_nothing(node: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = ncc(
+        capsys, "import", "--data-dir", node, "--dry-run", str(FIXTURES / "organisations.json")
+    )
+    assert code == 1
+    assert out[0].startswith("line 37: schema_invalid /subdomains/0: ")
+    assert out[-2:] == ["dry run: 2 of 3 rows valid, nothing written", "imported 0, rejected 1"]
+    assert exported(capsys, node) == []
+
+
+def test_dry_run_checks_consent_like_a_real_import(node: str, capsys: pytest.CaptureFixture[str]) -> None:
+    experts = str(FIXTURES / "experts.ndjson")
+    for extra in (["--dry-run"], []):
+        code, out, _ = ncc(
+            capsys,
+            "import",
+            "--data-dir",
+            node,
+            "--type",
+            "expert",
+            "--visibility",
+            "public",
+            *extra,
+            experts,
+        )
+        assert code == 1
+        assert out[0].startswith("line 2: consent_missing: ")
+        assert out[1].startswith("line 4: schema_invalid /roles/0: ")
+    assert out[-1] == "imported 1, rejected 2"
+
+
+def test_experts_default_to_national(node: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = ncc(
+        capsys, "import", "--data-dir", node, "--type", "expert", str(FIXTURES / "experts.ndjson")
+    )
+    assert code == 1 and out[-1] == "imported 2, rejected 1"
+    assert {r["visibility"] for r in exported(capsys, node)} == {"national"}
+
+
+def test_membership_transition_is_checked(
+    node: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    revoked = {
+        **MINIMAL,
+        "membership": {
+            "status": "revoked",
+            "assessed_at": "2026-01-01T00:00:00Z",
+            "ground": "security-reasons",
+        },
+    }
+    path = tmp_path / "revoked.json"
+    path.write_text(json.dumps([revoked]), encoding="utf-8")
+    for extra in (["--dry-run"], []):
+        code, out, _ = ncc(capsys, "import", "--data-dir", node, "--type", "organisation", *extra, str(path))
+        assert code == 1 and out[0].startswith("line 1: invalid_transition: ")
+
+
+def test_csv_import_and_duplicates_on_rerun(node: str, capsys: pytest.CaptureFixture[str]) -> None:
+    csv_file = str(FIXTURES / "organisations.csv")
+    code, out, _ = ncc(capsys, "import", "--data-dir", node, "--type", "organisation", csv_file)
+    assert code == 1
+    assert out == ["line 4: schema_invalid /sme: 'yes' is not true or false", "imported 3, rejected 1"]
+    code, out, _ = ncc(capsys, "import", "--data-dir", node, "--type", "organisation", csv_file)
+    assert out[0].startswith("line 2: duplicate /identifiers/pic: organisation with PIC 999990011 is already")
+    assert out[1].startswith("line 3: duplicate /identifiers/pic: ")
+    assert out[-1] == "imported 1, rejected 3"  # the organisation without a PIC has no natural key
+
+
+def test_duplicates_within_one_file(node: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    org = {**MINIMAL, "identifiers": {"pic": "999999990"}}
+    path = tmp_path / "twice.ndjson"
+    path.write_text(json.dumps(org) + "\n" + json.dumps(org) + "\n", encoding="utf-8")
+    code, out, _ = ncc(capsys, "import", "--data-dir", node, "--type", "organisation", "--dry-run", str(path))
+    assert code == 1 and out[0].startswith("line 2: duplicate ")
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        (None, [], "cannot read"),
+        (b"", [], "empty file"),
+        (b"\xff\xd8\xff\xe0JFIF", [], "not UTF-8"),
+        (b"just some words\n", [], "unknown format"),
+        (b"legal_name,country\nA,DE\n", [], "needs --type"),
+        (b"legal_name,colour\nA,DE\n", ["--type", "organisation"], "unknown column 'colour'"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr(
+    node: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    content: bytes | None,
+    extra: list[str],
+    message: str,
+) -> None:
+    path = tmp_path / "input.txt"
+    if content is not None:
+        path.write_bytes(content)
+    code, out, err = ncc(capsys, "import", "--data-dir", node, *extra, str(path))
+    assert code == 1 and out == []
+    assert err.count("\n") == 1 and err.startswith("ncc import: ") and message in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["import"],
+        ["import", "--data-dir", "d"],
+        ["import", "--data-dir", "d", "f", "--type", "person"],
+        ["import", "--data-dir", "d", "f", "--visibility", "secret"],
+        ["import", "--data-dir", "d", "f", "--format", "xls"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+
+
+def test_failing_row_writes_nothing_and_stops_on_database_error(
+    node: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database failing in the middle of a row's transaction leaves no trace of that row."""
+    path = tmp_path / "three.ndjson"
+    path.write_text(
+        "".join(json.dumps({**MINIMAL, "legal_name": f"Org {i}"}) + "\n" for i in range(3)), "utf-8"
+    )
+    original = FeedEntry.create.__func__  # type: ignore[attr-defined]
+    calls = {"n": 0}
+
+    async def flaky(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OperationalError("disk I/O error")
+        return await original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(FeedEntry, "create", classmethod(flaky))
+    code, out, err = ncc(capsys, "import", "--data-dir", node, "--type", "organisation", str(path))
+    monkeypatch.undo()
+    assert code == 1 and out == ["imported 1, rejected 0"]
+    assert err.startswith("ncc import: database error at line 2: OperationalError: disk I/O error")
+
+    async def counts() -> tuple[int, int, int]:
+        return await Record.all().count(), await RecordVersion.all().count(), await FeedEntry.all().count()
+
+    assert run_with_db(settings_for(node), counts) == (1, 1, 1)
+
+
+def test_progress_bar_draws_on_a_terminal_only() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    bar = ProgressBar(tty, 500)
+    for done in range(1, 501):
+        bar.update(done, 500)
+    bar.clear()
+    text = tty.getvalue()
+    assert text.startswith("\rimporting [") and "500/500" in text and text.endswith("\r")
+    quiet = io.StringIO()
+    bar = ProgressBar(quiet, 500)
+    bar.update(500, 500)
+    assert quiet.getvalue() == ""
+    assert not ProgressBar(Tty(), 10).enabled  # short imports need no bar
