@@ -16,7 +16,7 @@ from node.http import routes
 from node.http.auth import Authenticator
 from node.http.keys import AUTH, CONTEXT, METRICS
 from node.http.metrics import Metrics, metrics_middleware
-from node.http.problems import problem_middleware
+from node.http.problems import REQUEST_ID, problem_middleware
 from node.storage import db
 
 log = logging.getLogger("ncc.http")
@@ -29,7 +29,7 @@ async def request_id_middleware(
     rid = request.headers.get("X-Request-Id", "")
     if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
         rid = uuid.uuid4().hex
-    request["request_id"] = rid
+    request[REQUEST_ID] = rid
     start = time.perf_counter()
     response = await handler(request)
     response.headers["X-Request-Id"] = rid
@@ -65,10 +65,12 @@ def create_app(
     )
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        await db.open_db(settings.db_url, run_migrations=migrate)
-        await db.ensure_counters()
-        yield
-        await db.close_db()
+        tortoise_context = await db.open_db(settings.db_url, run_migrations=migrate)
+        try:
+            await db.ensure_counters()
+            yield
+        finally:
+            await db.close_db(tortoise_context)
 
     app.cleanup_ctx.append(database)
     from node.services.wiring import wire_services

@@ -53,6 +53,9 @@ class Principal:
 
 ANONYMOUS = Principal("anonymous")
 
+#: Request storage key of the authenticated principal (cached per request).
+PRINCIPAL = web.RequestKey("principal", Principal)
+
 ResolveKey = Callable[[str], Awaitable[Ed25519PublicKey | None]]
 
 
@@ -72,9 +75,9 @@ class Authenticator:
         Raises:
             Unauthenticated: a token is present but not acceptable.
         """
-        cached = request.get("principal")
+        cached = request.get(PRINCIPAL)
         if cached is not None:
-            return cached  # type: ignore[no-any-return]
+            return cached
         header = request.headers.get("Authorization")
         if header is None:
             principal = ANONYMOUS
@@ -83,7 +86,7 @@ class Authenticator:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthenticated("expected 'Authorization: Bearer <token>'")
             principal = await self._check(token.strip())
-        request["principal"] = principal
+        request[PRINCIPAL] = principal
         return principal
 
     async def _check(self, token: str) -> Principal:

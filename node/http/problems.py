@@ -23,6 +23,9 @@ log = logging.getLogger("ncc.http")
 
 PROBLEM_TYPE_BASE = "https://schemas.ncc-federation.eu/problems/"
 
+#: Request storage key of the request id (aiohttp ≥ 3.14 warns on plain string keys).
+REQUEST_ID = web.RequestKey("request_id", str)
+
 # HTTP status of each protocol error code when a client's request carries the bad data.
 PROTOCOL_STATUS: dict[str, int] = {
     "malformed_json": 400,
@@ -54,7 +57,7 @@ def problem(status: int, code: str, title: str, detail: str, request: web.Reques
     }
     if request is not None:
         body["instance"] = request.path
-        rid = request.get("request_id")
+        rid = request.get(REQUEST_ID)
         if rid:
             body["request_id"] = rid
     body.update(extra)
@@ -78,7 +81,7 @@ def from_exception(exc: BaseException, request: web.Request) -> web.Response:
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    log.exception("unhandled error", extra={"request_id": request.get("request_id")}, exc_info=exc)
+    log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)}, exc_info=exc)
     return problem(500, "internal_error", "Internal error", "unexpected server error", request)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import connections
+from tortoise.context import TortoiseContext, get_current_context
 
 APP = "ncc"
 MODEL_MODULES = ["node.storage.models", "node.storage.hub_models"]
@@ -38,16 +40,32 @@ async def migrate(db_url: str, target: str | None = None) -> None:
     await run_migrations(config=tortoise_config(db_url), app_labels=[APP], target=target)
 
 
-async def open_db(db_url: str, *, run_migrations: bool = True) -> None:
-    """Migrate, then initialise tortoise for this process."""
-    if run_migrations:
-        await migrate(db_url)
-        await Tortoise.close_connections()
-    await Tortoise.init(config=tortoise_config(db_url))
+async def open_db(db_url: str, *, run_migrations: bool = True) -> TortoiseContext:
+    """Migrate, then initialise tortoise for this process; return the context to close later."""
+    # tortoise caches each model's INSERT statement under (connection name, table), not the dialect:
+    # after a SQLite database, a PostgreSQL one in the same process (the test suite runs both)
+    # would get `?` placeholders. Opening a database is rare, so start from an empty cache.
+    EXECUTOR_CACHE.clear()
+    try:
+        if run_migrations:
+            await migrate(db_url)
+            await Tortoise.close_connections()
+        return await Tortoise.init(config=tortoise_config(db_url))
+    except BaseException:
+        await close_db()  # a half-open SQLite connection's thread would keep the process alive
+        raise
 
 
-async def close_db() -> None:
-    await connections.close_all()
+async def close_db(context: TortoiseContext | None = None) -> None:
+    """Close the connections of ``context`` (default: the current one).
+
+    Pass the context ``open_db`` returned when closing from another task or contextvars context
+    (aiohttp may run ``cleanup_ctx`` teardown elsewhere); the current one would not be found there
+    and the aiosqlite thread would keep pytest from exiting.
+    """
+    context = context or get_current_context()
+    if context is not None:
+        await context.close_connections()
 
 
 def dialect() -> str:

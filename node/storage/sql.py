@@ -22,9 +22,10 @@ def placeholders(conn: BaseDBAsyncClient, sql: str) -> str:
 
 
 async def fetch(conn: BaseDBAsyncClient, sql: str, values: list[Any] | None = None) -> list[dict[str, Any]]:
-    """Run a query and return its rows as dicts."""
-    _, rows = await conn.execute_query(placeholders(conn, sql), values or [])
-    return [dict(r) for r in rows]
+    """Run a query (``UPDATE … RETURNING`` included) and return its rows as dicts."""
+    # Not execute_query: on asyncpg it runs UPDATE/INSERT/DELETE without fetching, so RETURNING
+    # rows would be lost.
+    return await conn.execute_query_dict(placeholders(conn, sql), values or [])
 
 
 async def execute(conn: BaseDBAsyncClient, sql: str, values: list[Any] | None = None) -> int:

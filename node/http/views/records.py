@@ -21,6 +21,7 @@ from schemas import RECORD_TYPES, record_schema_id
 WRITERS = ("admin", "editor")
 CREATE_FIELDS = frozenset({"type", "visibility", "payload"})
 UPDATE_FIELDS = frozenset({"payload", "visibility", "version"})
+MAX_SEQ = 2**63 - 1
 
 
 def _publisher(request: web.Request) -> Publisher:
@@ -124,7 +125,8 @@ def _decode_cursor(raw: str) -> int:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         seq = data["s"]
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        # bounded: a seq beyond the databases' BIGINT would fail in the driver (500), not here
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
             raise ValueError
         return seq
     except Exception as exc:  # noqa: BLE001 - any garbage is a bad parameter

@@ -1,0 +1,137 @@
+"""Helpers of the integration tests: running ``ncc`` in-process, instances, envelope and problem checks."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+from aiohttp import ClientResponse
+
+from federation.envelope import Envelope
+from federation.keys import kid_for, public_key_raw
+from node.cli import main
+from node.config import Settings, load_settings
+from node.keystore import InstanceKey, load_key
+
+#: DESIGN §9: the organisation every node must accept.
+MINIMAL_ORG: dict[str, Any] = {
+    "legal_name": "Cyber Lab GmbH",
+    "country": "DE",
+    "org_type": "ctype.industry-sme",
+    "fields_of_activity": ["foa.academia-research-innovation"],
+    "domains": ["cry"],
+    "subdomains": ["cry.10"],
+    "description": "Post-quantum cryptography for energy grids.",
+}
+
+CONTACT: dict[str, str] = {
+    "first_name": "Erika",
+    "family_name": "Mustermann",
+    "email": "erika@cyberlab.example.de",
+    "position": "CISO",
+    "phone": "+49 30 1234567",
+}
+
+NODE_ROLES = ("admin", "editor", "reader")
+
+
+def org(**changes: Any) -> dict[str, Any]:
+    """The minimal organisation with some fields changed (``None`` removes a field)."""
+    payload = {**MINIMAL_ORG, **changes}
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """Run ``ncc`` in-process; return (exit code, stdout, stderr), usage errors (SystemExit) included.
+
+    Must not be called while an event loop runs in this thread (the commands run their own).
+    """
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def create_token(data_dir: Path, role: str, *extra: str) -> tuple[str, str]:
+    """``ncc token create``; return (the token printed on the last stdout line, its jti)."""
+    code, out, err = run_cli("token", "create", "--data-dir", str(data_dir), "--role", role, *extra)
+    assert code == 0, err
+    token = out.strip().splitlines()[-1]
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    return token, jti
+
+
+@dataclass
+class Instance:
+    """An initialised instance: its data dir, database URL and a token per role."""
+
+    data_dir: Path
+    db: str
+    tokens: dict[str, str] = field(default_factory=dict)
+    jtis: dict[str, str] = field(default_factory=dict)
+
+    def settings(self, **env: str) -> Settings:
+        """Settings as ``ncc serve`` loads them, with ``NCC_<KEY>`` overrides given explicitly."""
+        return load_settings(self.data_dir, env={f"NCC_{k.upper()}": v for k, v in env.items()})
+
+    @property
+    def key(self) -> InstanceKey:
+        s = self.settings()
+        return load_key(s.key_path, s.role, s.country)
+
+    def auth(self, role: str) -> dict[str, str]:
+        """The Authorization header of the token named ``role``."""
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def add_token(self, role: str, name: str | None = None, *extra: str) -> str:
+        """``ncc token create --role role``, remembered under ``name`` (default: the role)."""
+        token, jti = create_token(self.data_dir, role, *extra)
+        self.tokens[name or role] = token
+        self.jtis[name or role] = jti
+        return token
+
+
+def verify_envelope(data: dict[str, Any], key: InstanceKey, country: str = "DE") -> Envelope:
+    """Check that ``data`` is an envelope signed by ``key`` with the kid of ``country``; return it.
+
+    Raises:
+        AssertionError / cryptography.exceptions.InvalidSignature: it is not.
+    """
+    env = Envelope.from_dict(data)
+    assert env.sig.alg == "Ed25519"
+    assert env.sig.kid == key.kid == kid_for(country, public_key_raw(key.private_key))
+    key.public_key.verify(env.sig.raw, env.signing_input())
+    return env
+
+
+async def expect_problem(resp: ClientResponse, status: int, code: str) -> dict[str, Any]:
+    """Assert an RFC 9457 problem with this status and code; return its body."""
+    text = await resp.text()
+    assert resp.status == status, text
+    assert resp.headers["Content-Type"].startswith("application/problem+json"), resp.headers
+    body: dict[str, Any] = await resp.json(content_type=None)
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert body["type"].endswith("/" + code)
+    assert isinstance(body["title"], str) and isinstance(body["detail"], str)
+    return body
+
+
+async def stored() -> dict[str, int]:
+    """What the node's database holds (run inside the app's tortoise context, i.e. in a test)."""
+    from node.storage.models import Counter, FeedEntry, Record, RecordVersion
+
+    seq = await Counter.filter(name="seq").first()
+    return {
+        "records": await Record.all().count(),
+        "versions": await RecordVersion.all().count(),
+        "feed": await FeedEntry.all().count(),
+        "seq": seq.value if seq else 0,
+    }
