@@ -221,10 +221,12 @@ def serving(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[tupl
     try:
         deadline = time.monotonic() + 30
         while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{base}/healthz", timeout=1) as response,
+            ):
+                if response.status == 200:
+                    break
             assert server.poll() is None, (tmp_path / "serve.log").read_text()
             assert time.monotonic() < deadline, "ncc serve did not come up"
             time.sleep(0.1)
