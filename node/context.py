@@ -41,13 +41,25 @@ class Keyring:
 
     def reload(self) -> None:
         s = self.settings
+        self._stamp = self._file_stamp()
         self.current = load_key(s.key_path, s.role, s.country)
         self.retired = load_retired(s.key_path, s.role, s.country)
 
+    def _file_stamp(self) -> tuple[int, int]:
+        st = self.settings.key_path.stat()
+        return (st.st_mtime_ns, st.st_ino)
+
     def key(self) -> InstanceKey:
+        """The current key; picks up a rotation done by another process (`ncc keys rotate`)."""
+        try:
+            if self._file_stamp() != self._stamp:
+                self.reload()
+        except OSError:
+            pass  # keep signing with the key in memory; readiness reports the file problem
         return self.current
 
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        self.key()
         keys = {k.kid: k.public_key for k in self.retired}
         keys[self.current.kid] = self.current.public_key
         return keys
@@ -63,6 +75,7 @@ class Context:
     clock: Callable[[], datetime] = utc_now
     publisher: Publisher | None = None  # node role
     search: Any = None  # node.services.search.SearchService
+    federation: Any = None  # node.services.nodefed.NodeFederation (node role)
     hub: Any = None  # node.services.hub.HubService (hub role)
     sync: Any = None  # node.services.sync.Puller (hub role)
-    notifier: Any = None  # node.services.notify.Notifier (node role)
+    live: Any = None  # node.services.live.LiveQuery (hub role)

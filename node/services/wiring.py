@@ -2,20 +2,114 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from node.context import Context
 from node.http.metrics import Metrics
 from node.services.publish import Publisher
+from node.services.search import SearchService
+
+log = logging.getLogger("ncc.jobs")
 
 
 def wire_services(app: web.Application, context: Context, metrics: Metrics) -> None:
     """Attach the services of ``context.settings.role``."""
     settings = context.settings
+    context.search = SearchService()
     if settings.role == "node":
+        from node.services.nodefed import NodeFederation
+
+        federation = NodeFederation(settings, context.keyring.key, context.clock, metrics)
+        context.federation = federation
         context.publisher = Publisher(
             country=settings.country,
             key=context.keyring.key,
             registry=context.registry,
             clock=context.clock,
+            index=context.search,
+            on_published=federation.wake.set,
         )
+        app.cleanup_ctx.append(_node_jobs)
+    else:
+        from node.services.hub import HubService
+        from node.services.live import LiveQuery
+        from node.services.sync import Puller
+
+        context.hub = HubService(settings, context.keyring.key, context.clock)
+        context.sync = Puller(settings, context.keyring.key, context.hub, context.registry, context.search,
+                              context.clock, metrics)
+        context.live = LiveQuery(settings, context.keyring.key, context.search, context.clock)
+        app.cleanup_ctx.append(_hub_jobs)
+
+
+def _ctx(app: web.Application) -> Context:
+    from node.http.keys import CONTEXT
+
+    return app[CONTEXT]
+
+
+async def _node_jobs(app: web.Application) -> AsyncIterator[None]:
+    """The notifier loop (notify the hub after writes, retry while it is down)."""
+    context = _ctx(app)
+    task = asyncio.get_running_loop().create_task(context.federation.run_notifier())
+    context.federation.wake.set()
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await context.federation.close()
+
+
+async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
+    """APScheduler: a pull job per node (interval + jitter, one at a time), directory refresh, purges."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from node.http.auth import purge_seen_jtis
+    from node.storage.hub_models import FederatedNode
+
+    context = _ctx(app)
+    settings = context.settings
+    scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
+        "coalesce": True, "max_instances": 1, "misfire_grace_time": max(60, settings.pull_interval_s)})
+
+    async def pull(country: str) -> None:
+        if context.sync.backoff_due(country):
+            await context.sync.pull(country)
+
+    async def reconcile() -> None:
+        """Add a job for each replicating node, drop jobs of nodes gone or suspended."""
+        wanted = {n.country for n in await FederatedNode.filter(status="active", mode="replicate")}
+        for job in scheduler.get_jobs():
+            if job.id.startswith("pull:") and job.id[5:] not in wanted:
+                job.remove()
+        for country in wanted:
+            if scheduler.get_job(f"pull:{country}") is None:
+                scheduler.add_job(pull, "interval", args=[country], id=f"pull:{country}",
+                                  seconds=settings.pull_interval_s, jitter=settings.pull_jitter_s or None,
+                                  next_run_time=_soon(settings.pull_jitter_s))
+                context.sync.trigger(country)
+
+    async def housekeeping() -> None:
+        await context.hub.current_directory()  # re-publishes when close to expiry
+        await purge_seen_jtis(context.clock())
+
+    scheduler.add_job(reconcile, "interval", seconds=15, id="reconcile", next_run_time=_soon(0))
+    scheduler.add_job(housekeeping, "interval", seconds=3600, id="housekeeping", next_run_time=_soon(5))
+    scheduler.start()
+    yield
+    scheduler.shutdown(wait=False)
+    await asyncio.sleep(0)
+    await context.sync.close()
+    await context.live.close()
+
+
+def _soon(jitter: int) -> object:
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC) + timedelta(seconds=random.uniform(0, max(0, jitter)) + 0.5)

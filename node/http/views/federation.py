@@ -1,0 +1,108 @@
+"""Federation routes: the node's change feed; the hub's directory, enrollment, notify, quarantine and
+key rotation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from node.errors import Forbidden
+from node.http.auth import require_service, require_user
+from node.http.problems import read_json
+from node.http.views.common import ctx, int_param, json_response, principal
+from node.services.nodefed import feed_page
+from node.storage.hub_models import Quarantine
+
+MAX_PAGE = 1000
+
+
+# -- node ------------------------------------------------------------------------------------------
+
+
+async def changes(request: web.Request) -> web.StreamResponse:
+    """GET /federation/v1/changes?after=&limit= — NDJSON feed of shareable records (hub only)."""
+    require_service(await principal(request), issuers=("hub",))
+    after = int_param(request, "after", 0, 0, 2**62)
+    limit = int_param(request, "limit", MAX_PAGE, 1, MAX_PAGE)
+    rows, nxt, more, head = await feed_page(after, limit)
+    parts = [b'{"seq":%d,"record":%s}\n' % (seq, envelope.encode()) for seq, envelope in rows]
+    parts.append(orjson.dumps({"next": nxt, "more": more, "head": head}) + b"\n")
+    return web.Response(body=b"".join(parts), content_type="application/x-ndjson")
+
+
+# -- hub -------------------------------------------------------------------------------------------
+
+
+async def directory(request: web.Request) -> web.Response:
+    """GET /federation/v1/directory — the signed directory (public)."""
+    return json_response(await ctx(request).hub.current_directory())
+
+
+async def enroll(request: web.Request) -> web.Response:
+    """POST /federation/v1/enroll — a node presents its invitation, key and proof."""
+    body = await read_json(request, ctx(request).settings.max_body_bytes)
+    return json_response(await ctx(request).hub.enroll(body))
+
+
+def _caller_country(p: Any) -> str:
+    require_service(p)
+    if p.issuer == "hub":
+        raise Forbidden("only nodes call this route")
+    return str(p.issuer)
+
+
+async def notify(request: web.Request) -> web.Response:
+    """POST /federation/v1/notify — a node wrote; pull it now (in the background)."""
+    country = _caller_country(await principal(request))
+    c = ctx(request)
+    body = await read_json(request, c.settings.max_body_bytes) if request.can_read_body else {}
+    if isinstance(body, dict) and body.get("country") not in (None, country):
+        raise Forbidden("a node can only ask for its own pull")
+    c.sync.trigger(country)
+    return json_response({"status": "accepted", "country": country}, status=202)
+
+
+async def quarantine(request: web.Request) -> web.Response:
+    """GET /federation/v1/quarantine — a node sees its own rejected records; the hub admin sees all."""
+    p = await principal(request)
+    if p.kind == "service":
+        country: str | None = _caller_country(p)
+    else:
+        require_user(p, ("admin",))
+        country = request.query.get("country") or None
+    limit = int_param(request, "limit", 100, 1, 1000)
+    after = int_param(request, "after", 0, 0, 2**62)
+    query = Quarantine.filter(id__gt=after)
+    if country:
+        query = query.filter(country=country)
+    rows = await query.order_by("id").limit(limit)
+    items = []
+    for r in rows:
+        try:
+            envelope: Any = orjson.loads(r.envelope)
+        except orjson.JSONDecodeError:
+            envelope = r.envelope
+        items.append({"id": r.id, "country": r.country, "record_id": r.record_id, "version": r.version,
+                      "seq": r.node_seq, "code": r.code, "detail": r.detail, "received_at": r.received_at,
+                      "envelope": envelope})
+    total = await (Quarantine.filter(country=country) if country else Quarantine.all()).count()
+    return json_response({"total": total, "items": items,
+                          "next_after": rows[-1].id if len(rows) == limit else None})
+
+
+async def rotate_key(request: web.Request) -> web.Response:
+    """POST /federation/v1/keys/rotate — a node's rotation statement, signed by its current key."""
+    country = _caller_country(await principal(request))
+    c = ctx(request)
+    body = await read_json(request, c.settings.max_body_bytes)
+    return json_response(await c.hub.rotate(country, body))
+
+
+async def trigger_all(request: web.Request) -> web.Response:
+    """POST /api/v1/sync — hub admin: pull every node now and report."""
+    require_user(await principal(request), ("admin",))
+    results = await ctx(request).sync.pull_all()
+    return json_response({"results": [r.to_dict() for r in results]})
+

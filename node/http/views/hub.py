@@ -1,0 +1,95 @@
+"""Hub routes for people: node status, records as the reader may see them, administration."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from federation.schemas import redact
+from federation.timefmt import parse_timestamp
+from node.errors import Gone, InvalidParameter, NotFound
+from node.http.auth import HUB_ROLES, Principal, require_user
+from node.http.problems import read_json
+from node.http.views.common import ctx, json_response, principal, record_id_param
+from node.services.sync import node_status
+from node.storage.hub_models import FederatedNode, HubRecord, PullState, Quarantine
+from schemas import record_schema_id
+
+
+def hub_visibilities(p: Principal) -> frozenset[str]:
+    """Analysts and admins see ``network`` records too; everybody sees ``public`` ones."""
+    return frozenset({"public", "network"}) if p.has_role(*HUB_ROLES) else frozenset({"public"})
+
+
+async def nodes_status(request: web.Request) -> list[dict[str, object]]:
+    c = ctx(request)
+    now = c.clock()
+    states = {s.country: s for s in await PullState.all()}
+    out: list[dict[str, object]] = []
+    for node in await FederatedNode.all().order_by("country"):
+        st = states.get(node.country)
+        out.append({
+            "country": node.country,
+            "url": node.url,
+            "status": node_status(st, c.settings, now) if node.mode == "replicate" else "ok",
+            "mode": node.mode,
+            "enrollment": node.status,
+            "last_success": st.last_success if st else None,
+            "consecutive_failures": st.consecutive_failures if st else 0,
+            "lag": max(0, st.head - st.cursor) if st else 0,
+            "cursor": st.cursor if st else 0,
+            "last_error": st.last_error if st else None,
+            "quarantined": await Quarantine.filter(country=node.country).count(),
+        })
+    return out
+
+
+async def list_nodes(request: web.Request) -> web.Response:
+    """GET /api/v1/nodes — every enrolled node with its sync status (public)."""
+    return json_response(await nodes_status(request))
+
+
+async def get_record(request: web.Request) -> web.Response:
+    """GET /api/v1/records/{id} at the hub: the signed envelope to analysts, redacted to the public."""
+    rid = record_id_param(request)
+    p = await principal(request)
+    row = await HubRecord.filter(id=rid).first()
+    if row is None or row.visibility not in hub_visibilities(p) or (row.quarantined and not p.has_role(*HUB_ROLES)):
+        raise NotFound(f"no record {rid}")
+    if row.deleted:
+        raise Gone(f"{rid} was withdrawn by its origin", version=row.version)
+    envelope = orjson.loads(row.envelope)
+    if p.has_role(*HUB_ROLES):
+        body = dict(envelope)
+        if row.quarantined:
+            body = {"record": envelope, "quarantined": True}
+        return json_response(body)
+    payload, removed = redact(envelope["payload"], ctx(request).registry, record_schema_id(envelope["type"]))
+    shown = {k: v for k, v in envelope.items() if k != "sig"}
+    shown["payload"] = payload
+    shown["redacted"] = [f"/payload{ptr}" for ptr in removed]
+    return json_response(shown)
+
+
+async def admin_node(request: web.Request) -> web.Response:
+    """POST /api/v1/nodes/{country} — hub admin: suspend/activate, replicate/query-only."""
+    require_user(await principal(request), ("admin",))
+    body = await read_json(request, ctx(request).settings.max_body_bytes)
+    if not isinstance(body, dict):
+        raise InvalidParameter("body must be an object")
+    status, mode = body.get("status"), body.get("mode")
+    if status not in (None, "active", "suspended") or mode not in (None, "replicate", "query-only"):
+        raise InvalidParameter("status must be active|suspended, mode replicate|query-only")
+    return json_response(await ctx(request).hub.set_node(request.match_info["country"], status, mode))
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    """POST /api/v1/keys/{kid}/revoke — hub admin: revoke a node key (optionally from a given time)."""
+    require_user(await principal(request), ("admin",))
+    body = await read_json(request, ctx(request).settings.max_body_bytes) if request.can_read_body else {}
+    when = body.get("revoked_at") if isinstance(body, dict) else None
+    try:
+        at = parse_timestamp(when) if when else None
+    except Exception as exc:  # noqa: BLE001 - any bad timestamp is a bad parameter
+        raise InvalidParameter("revoked_at must be YYYY-MM-DDTHH:MM:SSZ") from exc
+    return json_response(await ctx(request).hub.revoke_key(request.match_info["kid"], at))

@@ -1,0 +1,277 @@
+"""The hub's directory of nodes: signed directory documents, invitations, enrollment, key rotation,
+suspension and revocation.
+
+Every change to the set of nodes or keys publishes a new directory with the next serial, signed
+with the hub key (``b"ncc-directory-v1\\n" + JCS(...)``, federation.directory). Nodes pin the hub key
+from their invitation and refuse a directory whose serial goes backwards.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from tortoise.transactions import in_transaction
+
+from federation.directory import Directory, KeyEntry, NodeEntry, build_directory, sign_directory
+from federation.errors import ProtocolError, TokenInvalid
+from federation.keys import b64url_decode, kid_for, public_key_from_raw
+from federation.timefmt import format_timestamp, parse_timestamp
+from federation.tokens import (
+    issue_enrollment_token,
+    peek_enrollment_token,
+    verify_enrollment_proof,
+    verify_enrollment_token,
+    verify_rotation_statement,
+)
+from node.config import Settings
+from node.errors import ApiError, Conflict, EnrollmentTokenUsed, NotFound, Unauthenticated
+from node.keystore import InstanceKey
+from node.storage.hub_models import DirectoryDoc, FederatedNode, Invite, NodeKey, PullState
+
+URL_RE = re.compile(r"^https?://[^\s/?#]+(:\d+)?(/[^\s?#]*)?$")
+# Re-publish the directory this long before it expires (a job checks hourly).
+REFRESH_BEFORE = timedelta(days=2)
+
+
+class EnrollmentInvalid(ApiError):
+    code, status, title = "enrollment_invalid", 422, "Enrollment request invalid"
+
+
+def hub_key_entry(key: InstanceKey, not_before: str) -> KeyEntry:
+    return KeyEntry.from_dict(
+        {"kid": key.kid, "public_key": _b64(key.public_raw), "not_before": not_before,
+         "not_after": None, "revoked_at": None}
+    )
+
+
+def _b64(raw: bytes) -> str:
+    from federation.keys import b64url_encode
+
+    return b64url_encode(raw)
+
+
+async def bootstrap_hub(settings: Settings, key: InstanceKey, now: datetime | None = None) -> None:
+    """Publish the first (empty) directory when the hub is initialised."""
+    from node.context import utc_now
+
+    hub = HubService(settings, lambda: key, now and (lambda: now) or utc_now)
+    if await DirectoryDoc.all().count() == 0:
+        await hub.publish_directory()
+
+
+@dataclass
+class HubService:
+    """Directory, enrollment and node administration."""
+
+    settings: Settings
+    key: Callable[[], InstanceKey]
+    clock: Callable[[], datetime]
+    on_directory: Callable[[dict[str, Any]], None] | None = None
+
+    # -- directory -----------------------------------------------------------------------------
+
+    async def current_directory(self) -> dict[str, Any]:
+        """The newest signed directory (re-published first if it is close to expiry)."""
+        row = await DirectoryDoc.all().order_by("-serial").first()
+        if row is None:
+            return await self.publish_directory()
+        doc: dict[str, Any] = orjson.loads(row.document)
+        if parse_timestamp(doc["expires_at"]) - self.clock() < REFRESH_BEFORE:
+            return await self.publish_directory()
+        return doc
+
+    async def current(self) -> Directory:
+        return Directory.from_dict(await self.current_directory())
+
+    async def publish_directory(self) -> dict[str, Any]:
+        """Sign and store a directory with the next serial from the nodes and keys held now."""
+        now = self.clock()
+        key = self.key()
+        async with in_transaction() as conn:
+            last = await DirectoryDoc.all().using_db(conn).order_by("-serial").first()
+            serial = (last.serial if last else 0) + 1
+            nodes = []
+            for node in await FederatedNode.all().using_db(conn).order_by("country"):
+                keys = await NodeKey.filter(country=node.country).using_db(conn).order_by("not_before", "kid")
+                nodes.append(NodeEntry.from_dict({
+                    "country": node.country, "url": node.url, "status": node.status, "mode": node.mode,
+                    "keys": [_key_dict(k) for k in keys],
+                }))
+            first_issued = await DirectoryDoc.all().using_db(conn).order_by("serial").first()
+            hub_since = first_issued.issued_at if first_issued else format_timestamp(now)
+            unsigned = build_directory(
+                serial, now, now + timedelta(seconds=self.settings.directory_ttl_s), self.settings.base_url,
+                [hub_key_entry(key, hub_since)], nodes,
+            )
+            doc = sign_directory(unsigned, key.private_key, key.kid)
+            await DirectoryDoc.create(
+                serial=serial, issued_at=doc["issued_at"], document=orjson.dumps(doc).decode(), using_db=conn
+            )
+        if self.on_directory is not None:
+            self.on_directory(doc)
+        return doc
+
+    # -- invitations and enrollment ------------------------------------------------------------
+
+    async def invite(self, country: str) -> str:
+        """A one-time enrollment token for ``country`` (24 h by default).
+
+        Raises:
+            ApiError: country not allowed.
+        """
+        if country not in self.settings.allowed_countries:
+            raise EnrollmentInvalid(f"{country} is not in allowed_countries")
+        now = self.clock()
+        jti = uuid.uuid4().hex
+        ttl = self.settings.invite_ttl_s
+        key = self.key()
+        token = issue_enrollment_token(key.private_key, key.kid, country, now, jti, min(ttl, 86400),
+                                       self.settings.base_url)
+        await Invite.create(jti=jti, country=country, created_at=format_timestamp(now),
+                            expires_at=format_timestamp(now + timedelta(seconds=ttl)))
+        return token
+
+    async def enroll(self, body: Any) -> dict[str, Any]:
+        """Check an enrollment request, add (or re-enroll) the node, publish the directory.
+
+        Raises:
+            Unauthenticated: forged or expired token.
+            EnrollmentTokenUsed: the invitation was already used.
+            EnrollmentInvalid: country/key/proof/url do not match the token and each other.
+        """
+        if not isinstance(body, dict):
+            raise EnrollmentInvalid("enrollment request must be an object")
+        fields = {k: body.get(k) for k in ("token", "country", "url", "public_key", "kid", "proof")}
+        missing = [k for k, v in fields.items() if not isinstance(v, str) or not v]
+        if missing:
+            raise EnrollmentInvalid(f"missing or non-string fields: {', '.join(missing)}")
+        key = self.key()
+        now = self.clock()
+        try:
+            claims = verify_enrollment_token(fields["token"], {key.kid: key.public_key}, now)
+        except TokenInvalid as exc:
+            raise Unauthenticated(f"enrollment token rejected: {exc.detail}") from exc
+        country = fields["country"]
+        if claims["sub"] != country:
+            raise EnrollmentInvalid(f"token was issued for {claims['sub']}, not {country}")
+        if not URL_RE.match(fields["url"]):
+            raise EnrollmentInvalid("url must be an http(s) base URL")
+        try:
+            raw = b64url_decode(fields["public_key"])
+            public_key_from_raw(raw)
+        except (ValueError, ProtocolError) as exc:
+            raise EnrollmentInvalid("public_key must be base64url of a raw 32-byte Ed25519 key") from exc
+        if kid_for(country, raw) != fields["kid"]:
+            raise EnrollmentInvalid("kid does not match the country and public key")
+        try:
+            verify_enrollment_proof(raw, str(claims["jti"]), fields["proof"])
+        except ProtocolError as exc:
+            raise EnrollmentInvalid("proof is not a signature of the token's jti by the node key") from exc
+        stamp = format_timestamp(now)
+        async with in_transaction() as conn:
+            used = await Invite.filter(jti=claims["jti"], used_at=None).using_db(conn).update(used_at=stamp)
+            if not used:
+                if await Invite.filter(jti=claims["jti"]).using_db(conn).exists():
+                    raise EnrollmentTokenUsed("this invitation was already used")
+                raise Unauthenticated("unknown invitation")
+            node = await FederatedNode.filter(country=country).using_db(conn).first()
+            if node is None:
+                await FederatedNode.create(country=country, url=fields["url"], status="active",
+                                           mode="replicate", enrolled_at=stamp, using_db=conn)
+                await PullState.create(country=country, using_db=conn)
+            else:
+                # Re-enrollment (fresh invitation): new URL and key; older keys stop signing now but
+                # what they signed while valid stays valid.
+                await FederatedNode.filter(country=country).using_db(conn).update(url=fields["url"], status="active")
+                await NodeKey.filter(country=country, not_after=None).exclude(kid=fields["kid"]).using_db(
+                    conn).update(not_after=stamp)
+            if not await NodeKey.filter(kid=fields["kid"]).using_db(conn).exists():
+                await NodeKey.create(kid=fields["kid"], country=country, public_key=fields["public_key"],
+                                     not_before=stamp, using_db=conn)
+        return {"directory": await self.publish_directory()}
+
+    # -- key rotation, suspension, revocation --------------------------------------------------
+
+    async def rotate(self, country: str, statement: Any) -> dict[str, Any]:
+        """Add a node's new key (signed by its current key); the old key expires after the grace period.
+
+        Raises:
+            EnrollmentInvalid: the statement is malformed, for another country, or badly signed.
+        """
+        if not isinstance(statement, dict) or statement.get("country") != country:
+            raise EnrollmentInvalid("rotation statement must be an object for the calling node's country")
+        old = await NodeKey.filter(kid=str(statement.get("old_kid", "")), country=country).first()
+        if old is None or old.revoked_at is not None:
+            raise EnrollmentInvalid("old_kid is not a current key of this node")
+        try:
+            new_kid, new_raw = verify_rotation_statement(
+                statement, public_key_from_raw(b64url_decode(old.public_key))
+            )
+        except ProtocolError as exc:
+            raise EnrollmentInvalid(f"rotation statement rejected: {exc.detail}") from exc
+        now = self.clock()
+        stamp = format_timestamp(now)
+        grace = format_timestamp(now + timedelta(seconds=self.settings.key_grace_s))
+        async with in_transaction() as conn:
+            if not await NodeKey.filter(kid=new_kid).using_db(conn).exists():
+                await NodeKey.create(kid=new_kid, country=country, public_key=_b64(new_raw), not_before=stamp,
+                                     using_db=conn)
+            if old.not_after is None or old.not_after > grace:
+                await NodeKey.filter(kid=old.kid).using_db(conn).update(not_after=grace)
+        return {"directory": await self.publish_directory(), "kid": new_kid, "old_key_not_after": grace}
+
+    async def set_node(self, country: str, status: str | None = None, mode: str | None = None) -> dict[str, Any]:
+        """Suspend/reactivate a node or switch it between replicate and query-only.
+
+        Raises:
+            NotFound: no such node.
+        """
+        node = await FederatedNode.filter(country=country).first()
+        if node is None:
+            raise NotFound(f"no enrolled node {country}")
+        changes = {k: v for k, v in (("status", status), ("mode", mode)) if v is not None}
+        if changes:
+            await FederatedNode.filter(country=country).update(**changes)
+            await self.publish_directory()
+        node = await FederatedNode.get(country=country)
+        return {"country": node.country, "status": node.status, "mode": node.mode}
+
+    async def revoke_key(self, kid: str, revoked_at: datetime | None = None) -> dict[str, Any]:
+        """Revoke a node key: records it signs at or after ``revoked_at`` are rejected.
+
+        Raises:
+            NotFound: unknown kid.
+            Conflict: already revoked.
+        """
+        key = await NodeKey.filter(kid=kid).first()
+        if key is None:
+            raise NotFound(f"no key {kid}")
+        if key.revoked_at is not None:
+            raise Conflict(f"{kid} was revoked at {key.revoked_at}")
+        stamp = format_timestamp(revoked_at or self.clock())
+        await NodeKey.filter(kid=kid).update(revoked_at=stamp)
+        await self.publish_directory()
+        return {"kid": kid, "revoked_at": stamp}
+
+
+def _key_dict(k: NodeKey) -> dict[str, Any]:
+    return {"kid": k.kid, "public_key": k.public_key, "not_before": k.not_before, "not_after": k.not_after,
+            "revoked_at": k.revoked_at}
+
+
+def invitation_claims(token: str) -> dict[str, Any]:
+    """Unverified claims of an invitation (used by a node to learn the jti and hub key to pin).
+
+    Raises:
+        node.errors.Unauthenticated: not an invitation token.
+    """
+    try:
+        return peek_enrollment_token(token)
+    except ProtocolError as exc:
+        raise Unauthenticated(f"not an enrollment token: {exc.detail}") from exc

@@ -1,0 +1,106 @@
+"""Search as the service layer sees it: documents from envelopes, the dialect's backend, and the
+translation of query parameters into a :class:`node.search.SearchQuery`.
+
+The index lives in the same database as the records and is written in the same transaction
+(``index``/``remove`` take the caller's connection), so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.connection import connections
+
+from node.errors import InvalidParameter
+from node.search import DIMENSIONS, SearchBackend, SearchQuery, SearchResult, backend_for, document_from_envelope
+from schemas import load_vocabularies
+
+
+class SearchService:
+    """Indexes verified envelopes and answers queries over them."""
+
+    def __init__(self) -> None:
+        self.vocabularies = load_vocabularies()
+        self._backends: dict[str, SearchBackend] = {}
+
+    def backend(self, conn: BaseDBAsyncClient) -> SearchBackend:
+        dialect = str(conn.capabilities.dialect)
+        if dialect not in self._backends:
+            self._backends[dialect] = backend_for(dialect)
+        return self._backends[dialect]
+
+    async def index(self, conn: BaseDBAsyncClient, envelope: Mapping[str, Any]) -> None:
+        """Add or replace one record (a tombstone removes it)."""
+        await self.index_many(conn, [envelope])
+
+    async def index_many(self, conn: BaseDBAsyncClient, envelopes: Iterable[Mapping[str, Any]]) -> None:
+        docs, gone = [], []
+        for env in envelopes:
+            doc = document_from_envelope(env, self.vocabularies)
+            if doc is None:
+                gone.append(str(env["id"]))
+            else:
+                docs.append(doc)
+        if docs:
+            await self.backend(conn).upsert(conn, docs)
+        if gone:
+            await self.backend(conn).delete(conn, gone)
+
+    async def remove(self, conn: BaseDBAsyncClient, record_ids: list[str]) -> None:
+        if record_ids:
+            await self.backend(conn).delete(conn, record_ids)
+
+    async def search(self, query: SearchQuery) -> SearchResult:
+        conn = connections.get("default")
+        return await self.backend(conn).search(conn, query)
+
+
+def query_from_params(
+    params: Mapping[str, Any], visibilities: frozenset[str], max_limit: int
+) -> SearchQuery:
+    """Build a query from request parameters (a multidict: filters repeat).
+
+    Raises:
+        InvalidParameter: a bad ``limit`` (garbage cursors are rejected by the backend).
+    """
+    getall = getattr(params, "getall", None)
+
+    def values(name: str) -> tuple[str, ...]:
+        raw = getall(name, []) if getall else params.get(name, [])
+        if not isinstance(raw, list):
+            raw = [raw]
+        out: list[str] = []
+        for item in raw:
+            out.extend(v.strip() for v in str(item).split(",") if v.strip())
+        return tuple(dict.fromkeys(out))
+
+    limit_raw = params.get("limit")
+    limit = 20
+    if limit_raw not in (None, ""):
+        try:
+            limit = int(str(limit_raw))
+        except ValueError as exc:
+            raise InvalidParameter("limit must be an integer", parameter="limit") from exc
+        if not 1 <= limit <= max_limit:
+            raise InvalidParameter(f"limit must be between 1 and {max_limit}", parameter="limit")
+    filters = {dim: values(dim) for dim in DIMENSIONS if values(dim)}
+    cursor = params.get("cursor") or None
+    q = str(params.get("q") or "")
+    if len(q) > 500:
+        raise InvalidParameter("q is longer than 500 characters", parameter="q")
+    return SearchQuery(q=q, filters=filters, visibilities=visibilities, limit=limit, cursor=cursor)
+
+
+def result_to_json(result: SearchResult, verified: bool = True) -> dict[str, Any]:
+    return {
+        "total": result.total,
+        "results": [
+            {"id": h.id, "type": h.type, "origin": h.origin, "title": h.title, "snippet": h.snippet,
+             "score": h.score, "version": h.version, "verified": verified}
+            for h in result.hits
+        ],
+        "facets": result.facets,
+        "next_cursor": result.next_cursor,
+    }

@@ -1,0 +1,347 @@
+"""Hub side of sync: pulling each node's change feed, on a schedule, on notification, or on demand.
+
+One pull of node X:
+
+1. take X's lease in ``hub_pull_state`` (a row-level database lock shared by every hub process on
+   the same database: ``UPDATE … WHERE lease_until < now``; only one process wins);
+2. page through ``GET {url}/federation/v1/changes?after=<cursor>`` with a short service token,
+   reading the NDJSON stream line by line (never the whole feed in memory);
+3. verify each page, then apply it and advance the cursor in one transaction (node.services.ingest);
+4. record the outcome: ``last_success`` / ``consecutive_failures`` / ``last_error``.
+
+Within a process an ``asyncio.Lock`` per node makes concurrent triggers (scheduler, notify, CLI)
+wait for the running pull instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import orjson
+
+from federation import strictjson
+from federation.directory import Directory
+from federation.errors import MalformedJSON, ProtocolError
+from federation.schemas import SchemaRegistry
+from federation.timefmt import format_timestamp, parse_timestamp
+from federation.tokens import issue_service_token
+from node.config import Settings
+from node.http.metrics import Metrics
+from node.keystore import InstanceKey
+from node.services.hub import HubService
+from node.services.ingest import CursorMoved, FeedItem, PageOutcome, apply_page, check_items
+from node.services.search import SearchService
+from node.storage import sql
+from node.storage.hub_models import FederatedNode, PullState, Quarantine
+
+log = logging.getLogger("ncc.sync")
+
+MAX_LINE = 4 * 1024 * 1024
+
+
+class PullError(Exception):
+    """A pull failed for a reason outside the records (transport, protocol framing, HTTP status)."""
+
+
+@dataclass
+class PullResult:
+    """What one pull of one node did."""
+
+    country: str
+    ok: bool
+    pages: int = 0
+    outcome: PageOutcome = field(default_factory=PageOutcome)
+    cursor: int = 0
+    head: int = 0
+    error: str | None = None
+    skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        o = self.outcome
+        return {"country": self.country, "ok": self.ok, "pages": self.pages, "accepted": o.accepted,
+                "deleted": o.deleted, "stale": o.stale, "duplicate": o.duplicate,
+                "quarantined": o.quarantined, "codes": dict(o.codes), "cursor": self.cursor, "head": self.head,
+                "error": self.error, "skipped": self.skipped}
+
+
+def node_status(state: PullState | None, settings: Settings, now: datetime) -> str:
+    """``ok`` | ``stale`` | ``unreachable`` for one node."""
+    if state is None:
+        return "stale"
+    if state.consecutive_failures >= settings.unreachable_after:
+        return "unreachable"
+    if state.last_success is None:
+        return "stale"
+    if now - parse_timestamp(state.last_success) > timedelta(seconds=settings.stale_after_s):
+        return "stale"
+    return "ok"
+
+
+@dataclass
+class Puller:
+    """Pulls node feeds into the hub."""
+
+    settings: Settings
+    key: Callable[[], InstanceKey]
+    hub: HubService
+    registry: SchemaRegistry
+    search: SearchService
+    clock: Callable[[], datetime]
+    metrics: Metrics | None = None
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}")
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _session: aiohttp.ClientSession | None = None
+    _next_attempt: dict[str, float] = field(default_factory=dict)
+    _pending: dict[str, bool] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=self.settings.pull_timeout_s)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    # -- scheduling helpers --------------------------------------------------------------------
+
+    def backoff_due(self, country: str) -> bool:
+        """False while a failing node is in its back-off window (scheduled pulls skip it)."""
+        return time.monotonic() >= self._next_attempt.get(country, 0.0)
+
+    def _schedule_backoff(self, country: str, failures: int) -> None:
+        delay = min(self.settings.backoff_max_s, 5 * 2 ** max(0, failures - 1))
+        self._next_attempt[country] = time.monotonic() + delay * random.uniform(0.8, 1.2)
+
+    def trigger(self, country: str) -> None:
+        """Start a pull of ``country`` in the background (a running one is not duplicated)."""
+        lock = self._locks.get(country)
+        if lock is not None and lock.locked() and self._pending.get(country):
+            return  # one pull running and one already queued behind it: enough
+        self._pending[country] = True
+
+        async def run() -> None:
+            try:
+                lock = self._locks.setdefault(country, asyncio.Lock())
+                async with lock:
+                    self._pending[country] = False
+                    await self._pull_locked(country)
+            except Exception:  # noqa: BLE001 - background work must never die silently
+                log.exception("triggered pull failed", extra={"node": country})
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def pull_all(self, countries: list[str] | None = None) -> list[PullResult]:
+        """Pull every active replicating node (or the given ones), concurrently."""
+        nodes = await FederatedNode.filter(status="active", mode="replicate").order_by("country")
+        chosen = [n.country for n in nodes if countries is None or n.country in countries]
+        return list(await asyncio.gather(*(self.pull(c) for c in chosen)))
+
+    # -- one pull ------------------------------------------------------------------------------
+
+    async def pull(self, country: str) -> PullResult:
+        """Pull one node until its feed says no more (or a failure); never raises."""
+        lock = self._locks.setdefault(country, asyncio.Lock())
+        async with lock:
+            return await self._pull_locked(country)
+
+    async def _pull_locked(self, country: str) -> PullResult:
+        node = await FederatedNode.filter(country=country).first()
+        if node is None:
+            return PullResult(country, ok=False, error="not enrolled")
+        if node.status != "active":
+            return PullResult(country, ok=False, skipped="suspended")
+        if node.mode != "replicate":
+            return PullResult(country, ok=True, skipped="query-only")
+        if not await self._take_lease(country):
+            return PullResult(country, ok=True, skipped="another hub process holds this node's pull")
+        result = PullResult(country, ok=False)
+        started = self.clock()
+        try:
+            directory = await self.hub.current()
+            await self._pull_pages(node.url, country, directory, result)
+            result.ok = True
+        except (PullError, aiohttp.ClientError, asyncio.TimeoutError, CursorMoved) as exc:
+            result.error = f"{exc.__class__.__name__}: {exc}"[:500]
+        finally:
+            await self._finish(country, result, started)
+        return result
+
+    async def _take_lease(self, country: str) -> bool:
+        from tortoise.connection import connections
+
+        now = int(time.time())
+        until = now + max(self.settings.pull_timeout_s * 3, 120)
+        conn = connections.get("default")
+        won = await sql.execute(
+            conn,
+            "UPDATE hub_pull_state SET lease_owner = ?, lease_until = ? WHERE country = ?"
+            " AND (lease_until < ? OR lease_owner = ? OR lease_owner IS NULL)",
+            [self.owner, until, country, now, self.owner],
+        )
+        return won == 1
+
+    async def _renew_lease(self, country: str) -> None:
+        from tortoise.connection import connections
+
+        until = int(time.time()) + max(self.settings.pull_timeout_s * 3, 120)
+        renewed = await sql.execute(
+            connections.get("default"),
+            "UPDATE hub_pull_state SET lease_until = ? WHERE country = ? AND lease_owner = ?",
+            [until, country, self.owner],
+        )
+        if renewed != 1:
+            raise PullError("lost the pull lease to another hub process")
+
+    async def _finish(self, country: str, result: PullResult, started: datetime) -> None:
+        state = await PullState.filter(country=country).first()
+        if state is None:
+            return
+        stamp = format_timestamp(self.clock())
+        if result.ok:
+            await PullState.filter(country=country).update(
+                last_success=stamp, last_attempt=format_timestamp(started), consecutive_failures=0,
+                last_error=None, lease_owner=None, lease_until=0,
+            )
+            self._next_attempt.pop(country, None)
+        else:
+            failures = state.consecutive_failures + 1
+            await PullState.filter(country=country).update(
+                last_attempt=format_timestamp(started), consecutive_failures=failures,
+                last_error=result.error, lease_owner=None, lease_until=0,
+            )
+            self._schedule_backoff(country, failures)
+            log.warning("pull failed", extra={"node": country, "error": result.error, "failures": failures})
+        state = await PullState.filter(country=country).first()
+        if state is not None:
+            result.cursor, result.head = state.cursor, state.head
+        if self.metrics is not None:
+            self.metrics.pulls.labels(country, "ok" if result.ok else "error").inc()
+            if state is not None:
+                self.metrics.sync_lag.labels(country).set(max(0, state.head - state.cursor))
+            self.metrics.quarantine_size.labels(country).set(await Quarantine.filter(country=country).count())
+
+    async def _pull_pages(self, url: str, country: str, directory: Directory, result: PullResult) -> None:
+        while True:
+            state = await PullState.get(country=country)
+            cursor = state.cursor
+            items, trailer = await self._fetch_page(url, country, cursor)
+            now = self.clock()
+            checked = await asyncio.to_thread(check_items, country, items, directory, now, self.registry)
+            next_cursor = trailer["next"]
+            head = trailer.get("head", next_cursor)
+            await self._renew_lease(country)
+            outcome = await apply_page(country, items, checked, cursor, next_cursor, head, now, self.search)
+            result.pages += 1
+            result.outcome.add(outcome)
+            if self.metrics is not None:
+                m = self.metrics.ingested
+                for name in ("accepted", "deleted", "stale", "duplicate"):
+                    if getattr(outcome, name):
+                        m.labels(country, name, "").inc(getattr(outcome, name))
+                for code, n in outcome.codes.items():
+                    m.labels(country, "quarantined", code).inc(n)
+            if not trailer["more"]:
+                return
+            if next_cursor <= cursor:
+                raise PullError(f"feed did not advance past {cursor} although it said more")
+
+    async def _fetch_page(self, url: str, country: str, cursor: int) -> tuple[list[FeedItem], dict[str, Any]]:
+        key = self.key()
+        token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(), ttl_s=120)
+        params = {"after": str(cursor), "limit": str(self.settings.pull_batch)}
+        async with self.session().get(
+            f"{url.rstrip('/')}/federation/v1/changes", params=params,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
+        ) as resp:
+            if resp.status != 200:
+                body = (await resp.content.read(500)).decode("utf-8", "replace")
+                raise PullError(f"feed answered HTTP {resp.status}: {body}")
+            return await read_feed(resp.content, cursor, self.settings.pull_batch)
+
+
+async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Split a byte stream into lines without the reader's 128 KiB line limit (records may be 1 MiB).
+
+    Raises:
+        PullError: a line longer than ``MAX_LINE``.
+    """
+    buffer = bytearray()
+    async for chunk in stream.iter_chunked(65536):
+        buffer.extend(chunk)
+        while True:
+            cut = buffer.find(b"\n")
+            if cut < 0:
+                break
+            yield bytes(buffer[:cut])
+            del buffer[: cut + 1]
+        if len(buffer) > MAX_LINE:
+            raise PullError("feed line too long")
+    if buffer:
+        yield bytes(buffer)
+
+
+async def read_feed(stream: aiohttp.StreamReader, cursor: int, limit: int) -> tuple[list[FeedItem], dict[str, Any]]:
+    """Read one NDJSON feed page: record lines, then the ``{"next", "more"}`` trailer.
+
+    A record line that is not valid JSON is kept as an item with ``malformed_json`` (quarantined);
+    a broken frame (no trailer, sequences going backwards, too many lines) fails the whole page.
+
+    Raises:
+        PullError: the page is not a well-formed feed page.
+    """
+    items: list[FeedItem] = []
+    trailer: dict[str, Any] | None = None
+    last_seq = cursor
+    async for line in _lines(stream):
+        text = line.decode("utf-8", "replace").strip()
+        if not text:
+            continue
+        if trailer is not None:
+            raise PullError("data after the feed trailer")
+        try:
+            obj = strictjson.loads(line)
+        except ProtocolError as exc:
+            if len(items) >= limit:
+                raise PullError("more lines than the page limit") from exc
+            items.append(FeedItem(None, None, text, MalformedJSON(f"feed line is not JSON: {exc.detail}")))
+            continue
+        if isinstance(obj, dict) and "next" in obj and "record" not in obj:
+            nxt, more = obj.get("next"), obj.get("more")
+            if type(nxt) is not int or type(more) is not bool or nxt < last_seq:
+                raise PullError(f"bad feed trailer {text[:200]}")
+            trailer = obj
+            continue
+        if not isinstance(obj, dict) or type(obj.get("seq")) is not int or "record" not in obj:
+            raise PullError(f"feed line is neither a record nor the trailer: {text[:200]}")
+        seq = obj["seq"]
+        if seq <= last_seq:
+            raise PullError(f"feed sequence went backwards ({seq} after {last_seq})")
+        last_seq = seq
+        if len(items) >= limit:
+            raise PullError("more records than the page limit")
+        items.append(FeedItem(seq, obj["record"], orjson.dumps(obj["record"]).decode()))
+    if trailer is None:
+        raise PullError("feed page ended without its trailer (truncated stream)")
+    if items and trailer["next"] < last_seq:
+        raise PullError("feed trailer points before its last record")
+    return items, trailer
