@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         except ImportAborted as exc:
             bar.clear()
             print(f"imported {exc.outcome.imported}, rejected {exc.outcome.rejected}")
-            raise CommandError(f"database error at {exc}; stopped there") from exc
+            raise CommandError(f"database keeps failing, stopped at {exc}") from exc
         bar.clear()
         return rows, outcome.imported, outcome.rejected
 

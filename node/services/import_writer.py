@@ -72,8 +72,14 @@ class Outcome:
     rejected: int = 0
 
 
+MAX_CONSECUTIVE_DB_ERRORS = 3
+
+
 class ImportAborted(Exception):
-    """The database failed while writing ``row``: rows before it are imported, none half written."""
+    """The database failed on several rows in a row: it is down or broken, not the rows.
+
+    The rows before ``row`` are imported (or rejected and reported); none is half written.
+    """
 
     def __init__(self, outcome: Outcome, row: Row, cause: BaseException) -> None:
         super().__init__(f"{row.label}: {cause.__class__.__name__}: {cause}")
@@ -99,10 +105,15 @@ async def import_rows(
     ``report`` gets one line per problem (``line 7: schema_invalid /subdomains/0: …``).
     In a dry run ``imported`` counts the rows that would be imported.
 
+    A row the database refuses (a driver error inside its transaction, rolled back) is rejected
+    as ``database_error`` and the import goes on: one odd row must not stop the file. A database
+    failing :data:`MAX_CONSECUTIVE_DB_ERRORS` rows in a row is down, not picky: the import stops.
+
     Raises:
-        ImportAborted: the database failed (the rows before stay imported; none is half written).
+        ImportAborted: the database keeps failing (earlier rows stay imported; none is half written).
     """
     outcome = Outcome()
+    db_errors = 0
     for done, row in enumerate(rows, start=1):
         rejection = row.rejection or keys.duplicate(row)
         if rejection is None:
@@ -115,9 +126,13 @@ async def import_rows(
                     rid = (await publisher.create(row.rtype, row.visibility, row.payload)).id
             except (ProtocolError, ApiError) as exc:
                 rejection = Rejection.of(exc)
-            except Exception as exc:
-                raise ImportAborted(outcome, row, exc) from exc
+            except Exception as exc:  # the driver's errors: the transaction rolled back
+                db_errors += 1
+                if db_errors >= MAX_CONSECUTIVE_DB_ERRORS:
+                    raise ImportAborted(outcome, row, exc) from exc
+                rejection = Rejection("database_error", f"{exc.__class__.__name__}: {exc}")
             else:
+                db_errors = 0
                 keys.add(row.rtype, rid, row.payload)
         if rejection is None:
             outcome.imported += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,33 +189,62 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert info.value.code == 2
 
 
-def test_failing_row_writes_nothing_and_stops_on_database_error(
-    node: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The database failing in the middle of a row's transaction leaves no trace of that row."""
-    path = tmp_path / "three.ndjson"
-    path.write_text(
-        "".join(json.dumps({**MINIMAL, "legal_name": f"Org {i}"}) + "\n" for i in range(3)), "utf-8"
-    )
+def flaky_feed(monkeypatch: pytest.MonkeyPatch, failing: Callable[[int], bool]) -> None:
+    """Make the n-th ``FeedEntry.create`` — inside the publisher's transaction — fail when ``failing(n)``."""
     original = FeedEntry.create.__func__  # type: ignore[attr-defined]
     calls = {"n": 0}
 
-    async def flaky(cls: Any, *args: Any, **kwargs: Any) -> Any:
+    async def create(cls: Any, *args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 2:
+        if failing(calls["n"]):
             raise OperationalError("disk I/O error")
         return await original(cls, *args, **kwargs)
 
-    monkeypatch.setattr(FeedEntry, "create", classmethod(flaky))
-    code, out, err = ncc(capsys, "import", "--data-dir", node, "--type", "organisation", str(path))
-    monkeypatch.undo()
-    assert code == 1 and out == ["imported 1, rejected 0"]
-    assert err.startswith("ncc import: database error at line 2: OperationalError: disk I/O error")
+    monkeypatch.setattr(FeedEntry, "create", classmethod(create))
 
+
+def orgs_file(tmp_path: Path, count: int) -> str:
+    path = tmp_path / "orgs.ndjson"
+    path.write_text(
+        "".join(json.dumps({**MINIMAL, "legal_name": f"Org {i}"}) + "\n" for i in range(count)), "utf-8"
+    )
+    return str(path)
+
+
+def stored(node: str) -> tuple[int, int, int]:
     async def counts() -> tuple[int, int, int]:
         return await Record.all().count(), await RecordVersion.all().count(), await FeedEntry.all().count()
 
-    assert run_with_db(settings_for(node), counts) == (1, 1, 1)
+    return run_with_db(settings_for(node), counts)
+
+
+def test_row_the_database_refuses_writes_nothing_and_the_rest_goes_on(
+    node: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database failing in the middle of a row's transaction leaves no trace of that row."""
+    flaky_feed(monkeypatch, lambda n: n == 2)
+    code, out, err = ncc(
+        capsys, "import", "--data-dir", node, "--type", "organisation", orgs_file(tmp_path, 3)
+    )
+    monkeypatch.undo()
+    assert code == 1 and err == ""
+    assert out == ["line 2: database_error: OperationalError: disk I/O error", "imported 2, rejected 1"]
+    assert stored(node) == (2, 2, 2)
+
+
+def test_import_stops_when_the_database_keeps_failing(
+    node: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flaky_feed(monkeypatch, lambda n: n >= 2)
+    code, out, err = ncc(
+        capsys, "import", "--data-dir", node, "--type", "organisation", orgs_file(tmp_path, 6)
+    )
+    monkeypatch.undo()
+    assert code == 1
+    assert out[-1] == "imported 1, rejected 2" and out[0].startswith("line 2: database_error: ")
+    assert err.startswith("ncc import: database keeps failing, stopped at line 4: OperationalError: disk I/O")
+    assert err.count("\n") == 1
+    assert stored(node) == (1, 1, 1)
 
 
 def test_progress_bar_draws_on_a_terminal_only() -> None:
