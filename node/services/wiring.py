@@ -57,13 +57,36 @@ def _ctx(app: web.Application) -> Context:
 async def _node_jobs(app: web.Application) -> AsyncIterator[None]:
     """The notifier loop (notify the hub after writes, retry while it is down)."""
     context = _ctx(app)
-    task = asyncio.get_running_loop().create_task(context.federation.run_notifier())
+    loop = asyncio.get_running_loop()
+    tasks = [
+        loop.create_task(context.federation.run_notifier()),
+        loop.create_task(_refresh_directory_forever(context)),
+    ]
     context.federation.wake.set()
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await context.federation.close()
+
+
+DIRECTORY_REFRESH_S = 3600
+
+
+async def _refresh_directory_forever(context: Context) -> None:
+    """Keep the hub directory current (new hub keys, revocations) — hourly, never failing."""
+    from node.services.nodefed import FederationError
+
+    while True:
+        await asyncio.sleep(DIRECTORY_REFRESH_S)
+        try:
+            await context.federation.refresh_directory()
+        except FederationError as exc:
+            log.warning("directory refresh failed", extra={"error": str(exc)})
+        except Exception:  # noqa: BLE001 - the loop must survive anything
+            log.exception("directory refresh error")
 
 
 async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
