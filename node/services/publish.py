@@ -178,6 +178,7 @@ class Publisher:
         return env
 
     async def _lock(self, conn: BaseDBAsyncClient, rid: str) -> Record:
+        await sql.lock_writes(conn)
         rec = await Record.filter(id=rid).using_db(conn).select_for_update().first()
         if rec is None:
             raise NotFound(f"no record {rid}")

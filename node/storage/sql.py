@@ -45,3 +45,14 @@ async def next_sequence(conn: BaseDBAsyncClient, name: str = "seq") -> int:
         return int(rows[0]["value"])
     await execute(conn, "INSERT INTO counters (name, value) VALUES (?, 1)", [name])
     return 1
+
+
+async def lock_writes(conn: BaseDBAsyncClient) -> None:
+    """Take the write lock at the start of a read-then-write transaction.
+
+    On SQLite a deferred transaction that reads first and writes later fails at once with
+    SQLITE_BUSY (no busy wait) when another process committed in between; writing first takes the
+    database's write lock up front, and other writers then wait (busy timeout). On PostgreSQL it
+    takes the sequence counter's row lock, which every writer needs anyway.
+    """
+    await execute(conn, "UPDATE counters SET value = value WHERE name = ?", ["seq"])
