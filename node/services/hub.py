@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from federation.directory import Directory, KeyEntry, NodeEntry, build_directory, sign_directory
@@ -90,7 +91,19 @@ class HubService:
         return Directory.from_dict(await self.current_directory())
 
     async def publish_directory(self) -> dict[str, Any]:
-        """Sign and store a directory with the next serial from the nodes and keys held now."""
+        """Sign and store a directory with the next serial from the nodes and keys held now.
+
+        Two hub processes publishing at once both try the same serial; the loser retries.
+        """
+        for attempt in range(5):
+            try:
+                return await self._publish_directory()
+            except IntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _publish_directory(self) -> dict[str, Any]:
         now = self.clock()
         key = self.key()
         async with in_transaction() as conn:
