@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from node.commands.base import CommandError
 
-COMMANDS = ("init", "serve", "token", "hub", "enroll", "sync", "keys", "verify", "imports", "export")
+COMMANDS = ("init", "serve", "token", "hub", "enroll", "sync", "keys", "verify", "imports", "export", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
