@@ -50,15 +50,21 @@ _BACKENDS: dict[str, type[SqliteSearchBackend | PostgresSearchBackend]] = {
 }
 
 
-def backend_for(dialect: str) -> SearchBackend:
+def backend_for(dialect: str, *, accelerated: bool | None = None) -> SearchBackend:
     """Return the search backend for a tortoise dialect name ("sqlite" or "postgres").
+
+    ``accelerated`` chooses how ``search`` answers: through the in-process accelerator (roaring
+    bitmaps kept current from the ``search_changes`` log, see ``accel.py``) or in SQL alone.
+    None means the default: accelerated unless ``NCC_SEARCH_ACCELERATOR=0`` or pyroaring/numpy
+    are missing. Writes are the same either way.
 
     Raises ``ValueError`` for any other dialect.
     """
     try:
-        return _BACKENDS[dialect]()
+        backend = _BACKENDS[dialect]
     except KeyError:
         raise ValueError(f"no search backend for dialect {dialect!r}") from None
+    return backend(accelerated=accelerated)
 
 
 async def create_search_schema(conn: Any) -> None:

@@ -84,12 +84,21 @@ class PostgresSearchBackend(SqlSearchBackend):
     """``tsvector``/GIN implementation of :class:`node.search.base.SearchBackend`."""
 
     dialect = "postgres"
+    changes_ddl = "CREATE TABLE IF NOT EXISTS search_changes (id BIGSERIAL PRIMARY KEY, doc BIGINT NOT NULL)"
+    #: Columns the accelerator reads for a document's text (folded here, as for the tsvector).
+    folded_columns = "title, text"
+
+    @staticmethod
+    def folded(title: str, body: str) -> tuple[str, str]:
+        """Return (title, body) as folded tokens joined by single spaces."""
+        return " ".join(tokens(title)), " ".join(tokens(body))
 
     async def create_schema(self, conn: Any) -> None:
         """Create the tables and indexes if missing (idempotent)."""
         for statement in DDL:
             await conn.execute_query(statement, [])
         await self.create_counts(conn)
+        await self.create_changes(conn)
 
     def sql(self, text: str) -> str:
         counter = itertools.count(1)

@@ -10,6 +10,10 @@ Tables (all prefixed ``search_``):
   in the same transaction, so facets of the unfiltered, text-less listing (the landing page, and
   the worst case for counting: every document matches) cost one small grouped read.
 - the dialect's full-text structure (FTS5 table or ``tsvector`` column).
+- ``search_changes(id, doc)``: the change log. Every write appends the internal ``doc`` numbers it
+  removed and added, in the same transaction; ``doc`` numbers are never reused (a replaced document
+  gets a new one), so "the row exists → index it, it is gone → drop it" is all a reader of the log
+  needs. The in-process accelerator (``accel.py``) catches up from it before answering.
 
 Visibility, text match and filters are all conditions of the one SQL query; nothing is filtered
 after ranking. Facets are disjunctive: dimensions without a filter are counted in one grouped
@@ -69,6 +73,21 @@ class SqlSearchBackend:
 
     dialect = ""
 
+    #: DDL of the change log (dialect's autoincrement).
+    changes_ddl = ""
+    #: Columns holding a document's title and text, and how to fold them (see ``folded``).
+    folded_columns = ""
+
+    def __init__(self, accelerated: bool | None = None) -> None:
+        from . import accel
+
+        self.accelerated = accel.enabled() if accelerated is None else (accelerated and accel.AVAILABLE)
+
+    @staticmethod
+    def folded(title: str, body: str) -> tuple[str, str]:
+        """Return (title, body) read from ``folded_columns`` as folded tokens joined by spaces."""
+        raise NotImplementedError
+
     # --- dialect hooks -------------------------------------------------------------------------
 
     #: How facet queries join documents to tags; SQLite needs CROSS JOIN to drive from the matches.
@@ -118,9 +137,12 @@ class SqlSearchBackend:
         async with conn._in_transaction() as tconn:
             for start in range(0, len(latest), _WRITE_BATCH):
                 batch = latest[start : start + _WRITE_BATCH]
-                deltas = await self.held_counts(tconn, [doc.id for doc in batch], -1)
-                await self.delete_ids(tconn, [doc.id for doc in batch])
+                ids = [doc.id for doc in batch]
+                deltas = await self.held_counts(tconn, ids, -1)
+                await self.log_changes(tconn, ids)
+                await self.delete_ids(tconn, ids)
                 await self.write_docs(tconn, batch)
+                await self.log_changes(tconn, ids)
                 for doc in batch:
                     for dim, values in doc.tags.items():
                         for value in set(values):
@@ -136,8 +158,33 @@ class SqlSearchBackend:
             for start in range(0, len(unique), _WRITE_BATCH):
                 batch = unique[start : start + _WRITE_BATCH]
                 deltas = await self.held_counts(tconn, batch, -1)
+                await self.log_changes(tconn, batch)
                 await self.delete_ids(tconn, batch)
                 await self.apply_counts(tconn, deltas)
+
+    async def log_changes(self, conn: Any, ids: Sequence[str]) -> None:
+        """Append the ``doc`` numbers currently held under ``ids`` to ``search_changes``."""
+        ids_sql, params = self.in_list("id", ids)
+        await self.execute(
+            conn, f"INSERT INTO search_changes (doc) SELECT doc FROM search_docs WHERE {ids_sql} ORDER BY doc", params
+        )
+
+    async def create_changes(self, conn: Any) -> None:
+        """Create the change log ``search_changes`` if missing (idempotent, no commit)."""
+        await self.execute(conn, self.changes_ddl)
+
+    async def prune_changes(self, conn: Any, keep: int = 100_000) -> int:
+        """Delete all but the newest ``keep`` (at least 1) change-log rows; return how many went.
+
+        An accelerator whose position falls behind the oldest kept row rebuilds from the tables.
+        """
+        rows = await self.execute(conn, "SELECT max(id) FROM search_changes")
+        if rows[0][0] is None:
+            return 0
+        bound = int(rows[0][0]) - max(1, keep)
+        gone = await self.execute(conn, "SELECT count(*) FROM search_changes WHERE id <= ?", [bound])
+        await self.execute(conn, "DELETE FROM search_changes WHERE id <= ?", [bound])
+        return int(gone[0][0])
 
     async def held_counts(self, conn: Any, ids: Sequence[str], sign: int) -> Counter[tuple[str, str, str]]:
         """Return ``sign`` × the tag counts (visibility, dim, value) of the held documents ``ids``."""
@@ -184,6 +231,15 @@ class SqlSearchBackend:
         if held and not counted:
             await self.rebuild_counts(conn)
 
+    async def warm(self, conn: Any) -> bool:
+        """Build (or catch up) this database's accelerator now; False when it is not in use."""
+        if not self.accelerated:
+            return False
+        from . import accel
+
+        await accel.accelerator_of(conn, self.dialect).warm(conn, self)
+        return True
+
     async def count(self, conn: Any) -> int:
         """Return the number of indexed documents."""
         rows = await self.execute(conn, "SELECT count(*) FROM search_docs")
@@ -195,6 +251,12 @@ class SqlSearchBackend:
         if not plan.visibilities:
             facets = {dim: dict.fromkeys(plan.filters.get(dim, ()), 0) for dim in DIMENSIONS}
             return SearchResult(0, [], facets, None)
+        if self.accelerated:
+            from . import accel
+
+            answer = await accel.accelerator_of(conn, self.dialect).search(conn, self, query, plan, offset)
+            if answer is not None:
+                return answer
         facets = await self.facets(conn, plan)
         total = self.total_from_facets(plan, facets)
         hits: list[Hit] = []

@@ -70,6 +70,16 @@ class SqliteSearchBackend(SqlSearchBackend):
     dialect = "sqlite"
     # Without it the planner may scan every tag of the counted dimensions instead of the matches.
     facet_join = "CROSS JOIN"
+    changes_ddl = (
+        "CREATE TABLE IF NOT EXISTS search_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL)"
+    )
+    #: Columns the accelerator reads for a document's folded text: already tokens joined by spaces.
+    folded_columns = "ftitle, fbody"
+
+    @staticmethod
+    def folded(title: str, body: str) -> tuple[str, str]:
+        """Return (title, body) as folded tokens joined by single spaces, from ``folded_columns``."""
+        return title, body
 
     async def create_schema(self, conn: Any) -> None:
         """Create the tables, index, FTS5 table and triggers if missing (idempotent)."""
@@ -77,6 +87,7 @@ class SqliteSearchBackend(SqlSearchBackend):
         for statement in DDL:
             await conn.execute_query(statement, [])
         await self.create_counts(conn)
+        await self.create_changes(conn)
 
     def match_condition(self, clauses: tuple[Clause, ...]) -> tuple[str, list[Any]]:
         return "d.doc IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", [fts5_query(clauses)]

@@ -68,9 +68,17 @@ def make_doc(
     )
 
 
+@pytest.fixture(params=["sql", "accelerated"])
+def search_mode(request: pytest.FixtureRequest) -> str:
+    """How search() answers: in SQL alone, or through the in-process accelerator (accel.py)."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[tuple[SearchBackend, Any]]:
-    """(backend, connection) on a fresh database with the search schema."""
+async def engine(db_url: str, search_mode: str) -> AsyncIterator[tuple[SearchBackend, Any]]:
+    """(backend, connection) on a fresh database with the search schema, per search mode."""
     async with open_client(db_url) as conn:
         await create_search_schema(conn)
-        yield backend_for(conn.capabilities.dialect), conn
+        backend = backend_for(conn.capabilities.dialect, accelerated=search_mode == "accelerated")
+        assert getattr(backend, "accelerated", False) == (search_mode == "accelerated")
+        yield backend, conn
