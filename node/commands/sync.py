@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
                 if not await FederatedNode.filter(country=args.country.upper()).exists():
                     raise CommandError(f"no enrolled node {args.country.upper()}")
-                return [await puller.pull(args.country.upper())]
-            return await puller.pull_all()
+                return [await puller.pull(args.country.upper(), wait=True)]
+            return await puller.pull_all(wait=True)
         finally:
             await puller.close()
 

@@ -11,6 +11,12 @@ One pull of node X:
 
 Within a process an ``asyncio.Lock`` per node makes concurrent triggers (scheduler, notify, CLI)
 wait for the running pull instead of starting a second one.
+
+Background pulls (scheduler, notify) skip a node whose lease another process holds: that process is
+pulling it anyway. An explicit pull (``ncc sync``, ``POST /api/v1/sync``) waits for the lease instead,
+so that it returns only once the node has been pulled. A lease whose owner was a process on this host
+that no longer exists (a hub killed mid-pull) is taken over at once instead of waiting for it to
+expire; correctness never depends on the lease anyway (the cursor moves by compare-and-set).
 """
 
 from __future__ import annotations
@@ -72,6 +78,23 @@ class PullResult:
                 "deleted": o.deleted, "stale": o.stale, "duplicate": o.duplicate,
                 "quarantined": o.quarantined, "codes": dict(o.codes), "cursor": self.cursor, "head": self.head,
                 "error": self.error, "skipped": self.skipped}
+
+
+def _dead_local_owner(owner: str) -> bool:
+    """Whether a lease owner (``host:pid:nonce``) was a process on this host that has exited."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    host, pid = parts[0], int(parts[1])
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by someone else
+    return False
 
 
 def node_status(state: PullState | None, settings: Settings, now: datetime) -> str:
@@ -150,21 +173,25 @@ class Puller:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def pull_all(self, countries: list[str] | None = None) -> list[PullResult]:
+    async def pull_all(self, countries: list[str] | None = None, wait: bool = False) -> list[PullResult]:
         """Pull every active replicating node (or the given ones), concurrently."""
         nodes = await FederatedNode.filter(status="active", mode="replicate").order_by("country")
         chosen = [n.country for n in nodes if countries is None or n.country in countries]
-        return list(await asyncio.gather(*(self.pull(c) for c in chosen)))
+        return list(await asyncio.gather(*(self.pull(c, wait=wait) for c in chosen)))
 
     # -- one pull ------------------------------------------------------------------------------
 
-    async def pull(self, country: str) -> PullResult:
-        """Pull one node until its feed says no more (or a failure); never raises."""
+    async def pull(self, country: str, wait: bool = False) -> PullResult:
+        """Pull one node until its feed says no more (or a failure); never raises.
+
+        ``wait``: if another hub process holds the node's lease, wait for it and then pull, rather
+        than skip (explicit pulls must not return before the node was pulled).
+        """
         lock = self._locks.setdefault(country, asyncio.Lock())
         async with lock:
-            return await self._pull_locked(country)
+            return await self._pull_locked(country, wait)
 
-    async def _pull_locked(self, country: str) -> PullResult:
+    async def _pull_locked(self, country: str, wait: bool = False) -> PullResult:
         node = await FederatedNode.filter(country=country).first()
         if node is None:
             return PullResult(country, ok=False, error="not enrolled")
@@ -173,7 +200,10 @@ class Puller:
         if node.mode != "replicate":
             return PullResult(country, ok=True, skipped="query-only")
         if not await self._take_lease(country):
-            return PullResult(country, ok=True, skipped="another hub process holds this node's pull")
+            if not wait:
+                return PullResult(country, ok=True, skipped="another hub process holds this node's pull")
+            if not await self._wait_for_lease(country):
+                return PullResult(country, ok=False, error="another hub process kept this node's pull lease")
         result = PullResult(country, ok=False)
         started = self.clock()
         try:
@@ -186,11 +216,14 @@ class Puller:
             await self._finish(country, result, started)
         return result
 
+    def _lease_s(self) -> int:
+        return max(self.settings.pull_timeout_s * 3, 120)
+
     async def _take_lease(self, country: str) -> bool:
         from tortoise.connection import connections
 
         now = int(time.time())
-        until = now + max(self.settings.pull_timeout_s * 3, 120)
+        until = now + self._lease_s()
         conn = connections.get("default")
         won = await sql.execute(
             conn,
@@ -198,7 +231,27 @@ class Puller:
             " AND (lease_until < ? OR lease_owner = ? OR lease_owner IS NULL)",
             [self.owner, until, country, now, self.owner],
         )
+        if won == 1:
+            return True
+        state = await PullState.filter(country=country).first()
+        holder = state.lease_owner if state is not None else None
+        if holder is None or not _dead_local_owner(holder):
+            return False
+        log.warning("taking over the pull lease of a dead hub process", extra={"node": country, "owner": holder})
+        won = await sql.execute(
+            conn, "UPDATE hub_pull_state SET lease_owner = ?, lease_until = ? WHERE country = ? AND lease_owner = ?",
+            [self.owner, until, country, holder],
+        )
         return won == 1
+
+    async def _wait_for_lease(self, country: str) -> bool:
+        """Poll for the lease until the holder releases it (or it expires); False after that."""
+        deadline = time.monotonic() + self._lease_s() + 5
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            if await self._take_lease(country):
+                return True
+        return False
 
     async def _renew_lease(self, country: str) -> None:
         from tortoise.connection import connections

@@ -103,6 +103,6 @@ async def rotate_key(request: web.Request) -> web.Response:
 async def trigger_all(request: web.Request) -> web.Response:
     """POST /api/v1/sync — hub admin: pull every node now and report."""
     require_user(await principal(request), ("admin",))
-    results = await ctx(request).sync.pull_all()
+    results = await ctx(request).sync.pull_all(wait=True)
     return json_response({"results": [r.to_dict() for r in results]})
 

@@ -1,0 +1,442 @@
+"""End-to-end harness: real ``ncc`` processes on free loopback ports.
+
+Every instance is made by ``ncc init`` in a directory of the test's ``tmp_path`` and run by
+``ncc serve`` as a subprocess whose stdout/stderr go to files next to it (``serve.out``/``serve.err``,
+appended over restarts, so a failing test leaves the logs behind). Settings that make the hub fast
+enough to test (pull interval, back-off, unreachable threshold, …) are passed as ``NCC_*``
+environment variables, exactly as an operator would.
+
+The test process talks to the instances over HTTP (urllib: no event loop involved) and, where a
+test must look behind the API (the hub's database searched for national strings, a record tampered
+in a node's database, bulk data), opens the instance's database directly: ``sqlite3`` for SQLite,
+``asyncpg`` for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Fast federation timings for tests (all are ordinary settings, see node/config.py SETTINGS).
+HUB_ENV = {
+    "NCC_PULL_INTERVAL_S": "2",
+    "NCC_PULL_JITTER_S": "0",
+    "NCC_PULL_TIMEOUT_S": "5",
+    "NCC_BACKOFF_MAX_S": "1",
+    "NCC_UNREACHABLE_AFTER": "2",
+    "NCC_LOG_LEVEL": "WARNING",
+}
+NODE_ENV = {"NCC_NOTIFY_RETRY_S": "1", "NCC_LOG_LEVEL": "WARNING"}
+
+START_DEADLINE_S = 30.0
+
+
+def free_port() -> int:
+    """A port the kernel just handed out on 127.0.0.1 (bind to 0, read it back, release it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without inherited ``NCC_*`` settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NCC_") or k == "NCC_TEST_PG"}
+    env.update(extra or {})
+    return env
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Call ``check`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def code(self) -> str | None:
+        """The problem ``code`` of an error answer."""
+        try:
+            data = self.json()
+        except ValueError:
+            return None
+        return data.get("code") if isinstance(data, dict) else None
+
+
+def http(method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 30) -> Response:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return Response(resp.status, dict(resp.headers), resp.read())
+    except urllib.error.HTTPError as err:
+        return Response(err.code, dict(err.headers), err.read())
+
+
+# -- databases -------------------------------------------------------------------------------------
+
+
+def _pg(url: str, work: Callable[[Any], Any]) -> Any:
+    import asyncpg
+
+    async def run() -> Any:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _pg_sql(sql: str) -> str:
+    out, n = [], 0
+    for ch in sql:
+        if ch == "?":
+            n += 1
+            out.append(f"${n}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def db_query(db: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of one statement (``?`` placeholders) on an instance database URL; commits writes."""
+    if db.startswith("sqlite://"):
+        conn = sqlite3.connect(db[len("sqlite://"):], timeout=30)
+        try:
+            rows = conn.execute(sql, params).fetchall()
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
+
+    async def work(conn: Any) -> list[tuple[Any, ...]]:
+        if sql.lstrip().upper().startswith("SELECT") or " RETURNING " in sql.upper():
+            return [tuple(r) for r in await conn.fetch(_pg_sql(sql), *params)]
+        await conn.execute(_pg_sql(sql), *params)
+        return []
+
+    return list(_pg(db, work))
+
+
+def db_text(db: str) -> str:
+    """Every row of every table (search-index shadow tables included) as text, for string searches."""
+    if db.startswith("sqlite://"):
+        conn = sqlite3.connect(db[len("sqlite://"):], timeout=30)
+        try:
+            return "\n".join(conn.iterdump())
+        finally:
+            conn.close()
+
+    async def work(conn: Any) -> str:
+        tables = await conn.fetch(
+            "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) AS t"
+            " FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+            " AND table_type = 'BASE TABLE'"
+        )
+        parts = []
+        for row in tables:
+            for r in await conn.fetch(f"SELECT x::text AS v FROM {row['t']} AS x"):
+                parts.append(r["v"])
+        return "\n".join(parts)
+
+    return str(_pg(db, work))
+
+
+# -- instances -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Instance:
+    """One ``ncc`` instance (node or hub): its data dir, database, port and ``ncc serve`` process."""
+
+    name: str
+    role: str
+    root: Path
+    db: str
+    country: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- CLI -----------------------------------------------------------------------------------
+
+    def ncc(self, *args: str, check: bool = True, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``ncc <args>`` (``--data-dir`` of this instance is appended) as a subprocess."""
+        argv = [sys.executable, "-m", "node.cli", *args, "--data-dir", str(self.data_dir)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              env=base_env({**self.env, **(env or {})}))
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+        return done
+
+    def init(self) -> None:
+        args = ["init", "--role", self.role, "--port", str(self.port), "--db", self.db]
+        if self.role == "node":
+            args += ["--country", self.country]
+        self.ncc(*args)
+
+    def token(self, role: str) -> str:
+        """A user token of this instance (``ncc token create``, cached per role)."""
+        if role not in self.tokens:
+            out = self.ncc("token", "create", "--role", role, "--subject", f"e2e-{role}").stdout
+            self.tokens[role] = out.strip().splitlines()[-1]
+        return self.tokens[role]
+
+    # -- process -------------------------------------------------------------------------------
+
+    def spawn(self, port: int | None = None) -> subprocess.Popen[bytes]:
+        """Start one more ``ncc serve`` on this data dir (``port``: another listener, same database)."""
+        port = port or self.port
+        out = (self.root / f"{self.name}-{port}.out").open("ab")
+        err = (self.root / f"{self.name}-{port}.err").open("ab")
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "node.cli", "serve", "--data-dir", str(self.data_dir),
+                 "--port", str(port)],
+                stdout=out, stderr=err, env=base_env(self.env), start_new_session=True,
+            )
+        finally:
+            out.close()
+            err.close()
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None, f"{self.name} is already running"
+        self.proc = self.spawn()
+        self.wait_healthy(self.url, self.proc)
+
+    def wait_healthy(self, url: str, proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + START_DEADLINE_S
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {proc.returncode} before /healthz answered; "
+                                     f"see {self.root}/{self.name}-*.err:\n{self.stderr_tail()}")
+            with contextlib.suppress(OSError):
+                if http("GET", f"{url}/healthz", timeout=2).status == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: /healthz did not answer within {START_DEADLINE_S:.0f}s")
+            time.sleep(0.1)
+
+    def stderr_tail(self, lines: int = 30) -> str:
+        text = ""
+        for f in sorted(self.root.glob(f"{self.name}-*.err")):
+            text += f.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM (graceful), then SIGKILL after a few seconds."""
+        for proc in [self.proc, *self.extra]:
+            if proc is not None:
+                _terminate(proc)
+        self.extra.clear()
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs (crash)."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def get(self, path: str, token: str | None = None) -> Response:
+        return http("GET", self.url + path, token)
+
+    def post(self, path: str, body: Any = None, token: str | None = None) -> Response:
+        return http("POST", self.url + path, token, body)
+
+    def put(self, path: str, body: Any, token: str | None = None) -> Response:
+        return http("PUT", self.url + path, token, body)
+
+    def delete(self, path: str, token: str | None = None) -> Response:
+        return http("DELETE", self.url + path, token)
+
+    # -- database ------------------------------------------------------------------------------
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return db_query(self.db, sql, params)
+
+    def db_text(self) -> str:
+        return db_text(self.db)
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=8)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@dataclass
+class Cluster:
+    """A hub and its nodes in one ``tmp_path``; every process is stopped by :meth:`close`."""
+
+    root: Path
+    make_db: Callable[[str], str]
+    instances: list[Instance] = field(default_factory=list)
+
+    def add(self, name: str, role: str, country: str = "", env: dict[str, str] | None = None) -> Instance:
+        defaults = HUB_ENV if role == "hub" else NODE_ENV
+        inst = Instance(name, role, self.root, self.make_db(name), country, {**defaults, **(env or {})})
+        inst.init()
+        self.instances.append(inst)
+        return inst
+
+    def close(self) -> None:
+        for inst in reversed(self.instances):
+            with contextlib.suppress(Exception):
+                inst.stop()
+            # a hub killed mid-test may have left a second listener behind
+            for proc in inst.extra:
+                with contextlib.suppress(Exception):
+                    _terminate(proc)
+
+
+@contextlib.contextmanager
+def cluster(root: Path, backend: str) -> Iterator[Cluster]:
+    """A :class:`Cluster` whose databases are SQLite files or fresh PostgreSQL databases (dropped after)."""
+    from tests.conftest import drop_pg_database, make_pg_database
+
+    created: list[str] = []
+
+    def make_db(name: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite://{root / name / 'ncc.db'}"
+        db_name, url = make_pg_database()
+        created.append(db_name)
+        return url
+
+    c = Cluster(root, make_db)
+    try:
+        yield c
+    finally:
+        c.close()
+        for db_name in created:
+            with contextlib.suppress(Exception):
+                drop_pg_database(db_name)
+
+
+def enroll(hub: Instance, node: Instance) -> str:
+    """``ncc hub invite`` + ``ncc enroll``; return the (now used) invitation token."""
+    token = hub.ncc("hub", "invite", node.country).stdout.strip().splitlines()[-1]
+    node.ncc("enroll", "--hub", hub.url, "--token", token)
+    return token
+
+
+# -- records ---------------------------------------------------------------------------------------
+
+
+def organisation(country: str, name: str, description: str, **extra: Any) -> dict[str, Any]:
+    """A valid organisation payload (DESIGN §9 minimal fields) for ``country``."""
+    return {
+        "legal_name": name,
+        "country": country,
+        "org_type": "ctype.industry-sme",
+        "fields_of_activity": ["foa.academia-research-innovation"],
+        "domains": ["cry"],
+        "subdomains": ["cry.10"],
+        "description": description,
+        **extra,
+    }
+
+
+def bulk_create(data_dir: Path, count: int, prefix: str, chunk: int = 1000) -> None:
+    """Create ``count`` public organisations on a stopped node, in-process, through its Publisher.
+
+    Chunks of ``chunk`` records share one outer transaction (each create is a savepoint inside
+    it), which is what makes 10,000 records take seconds instead of a minute of fsyncs. The node's
+    own search index is not fed (not under test here).
+    """
+    from tortoise.transactions import in_transaction
+
+    from node.config import load_settings
+    from node.context import Keyring, build_registry, utc_now
+    from node.services.publish import Publisher
+    from node.storage import db
+
+    settings = load_settings(data_dir, env={})
+
+    async def run() -> None:
+        ctx = await db.open_db(settings.db_url)
+        try:
+            await db.ensure_counters()
+            publisher = Publisher(settings.country, Keyring(settings).key, build_registry(), utc_now)
+            for start in range(0, count, chunk):
+                async with in_transaction():
+                    for i in range(start, min(count, start + chunk)):
+                        await publisher.create("organisation", "public", organisation(
+                            settings.country, f"{prefix} {i} Labs", f"{prefix} bulk record {i}"))
+        finally:
+            await db.close_db(ctx)
+
+    asyncio.run(run())
+
+
+def bulk_create_process(data_dir: Path, count: int, prefix: str) -> subprocess.Popen[bytes]:
+    """:func:`bulk_create` in a child process (several nodes fill up in parallel, one core each)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.harness", "bulk", str(data_dir), str(count), prefix],
+        env=base_env(), cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+if __name__ == "__main__":  # python -m tests.e2e.harness bulk DATA_DIR COUNT PREFIX
+    if len(sys.argv) == 5 and sys.argv[1] == "bulk":
+        bulk_create(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    else:
+        sys.exit("usage: python -m tests.e2e.harness bulk DATA_DIR COUNT PREFIX")
