@@ -1,13 +1,19 @@
 """Search benchmark: build a synthetic index, time each query class, print one JSON object.
 
     python -m benchmarks.search [--records N] [--backend sqlite|postgres] [--db-url URL] [--reuse] [--runs R]
+                                [--mode accelerated|sql|both] [--bulk]
 
 Records are organisations, experts, projects and facilities with names in several national
 languages (with diacritics), descriptions drawn from a Zipf-like word pool, and taxonomy tags from
 the packaged vocabularies; they go through ``document_from_envelope`` like real records. For each
 query class the JSON gives p50/p95 of the whole ``search()`` (page + facets + total) and of the
-engine's page query alone. ``--reuse`` keeps an existing index of the right size (for repeated
-runs at 1M records). Default: 20,000 records on SQLite in a temporary directory.
+engine's page query alone (SQL path) or of the accelerator's in-memory work (accelerated path),
+and ``api`` = ``search()`` plus the service's parameter parsing and JSON rendering (everything of a
+request but aiohttp) with the ratio api/engine. ``--mode`` picks the path(s) (default
+accelerated); the accelerated run reports its build time and the process RSS before/after the
+build. ``--bulk`` loads a fresh SQLite index with plain inserts and one FTS5 rebuild (benchmark
+only; same rows as the normal writer). ``--reuse`` keeps an existing index of the right size (for
+repeated runs at 1M records). Default: 20,000 records on SQLite in a temporary directory.
 """
 
 from __future__ import annotations
@@ -29,8 +35,11 @@ from typing import Any
 
 import schemas
 from node.search import SearchQuery, backend_for, create_search_schema, document_from_envelope
+from node.search import accel
 from node.search.client import open_client
 from node.search.sql import SqlSearchBackend, validate
+from node.search.text import tokens
+from node.services.search import query_from_params, result_to_json
 
 BATCH = 1000
 RUNS = 30  # timed runs per query class (--runs)
@@ -352,30 +361,119 @@ async def _size(conn: Any, dialect: str) -> int:
     return int(rows[0][0])
 
 
-async def run(records: int, db_url: str, reuse: bool, runs: int = RUNS) -> dict[str, Any]:
+def _rss_mb() -> float:
+    """Current resident set size of this process (Linux), in MiB."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+async def _bulk_load_sqlite(conn: Any, records: int, vocabularies: Any, backend: SqlSearchBackend) -> None:
+    """Fresh SQLite index by plain inserts (no per-row trigger), then one FTS5 rebuild and counts."""
+    await conn.execute_query("DROP TRIGGER IF EXISTS search_docs_ai")
+    doc_rows: list[list[Any]] = []
+    tag_rows: list[list[Any]] = []
+
+    async def flush() -> None:
+        async with conn._in_transaction() as tconn:
+            await tconn.execute_many(
+                "INSERT INTO search_docs (doc, id, type, origin, visibility, version, issued_at, title, text, "
+                "ftitle, fbody) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                doc_rows,
+            )
+            await tconn.execute_many("INSERT OR IGNORE INTO search_tags (dim, value, doc) VALUES (?, ?, ?)", tag_rows)
+        doc_rows.clear()
+        tag_rows.clear()
+
+    for n, envelope in enumerate(envelopes(records), start=1):
+        doc = document_from_envelope(envelope, vocabularies)
+        assert doc is not None
+        doc_rows.append(
+            [n, doc.id, doc.type, doc.origin, doc.visibility, doc.version, doc.issued_at, doc.title, doc.text,
+             " ".join(tokens(doc.title)), " ".join(tokens(doc.text))]
+        )
+        tag_rows += [[dim, value, n] for dim, values in doc.tags.items() for value in values]
+        if len(doc_rows) == 20 * BATCH:
+            await flush()
+    if doc_rows:
+        await flush()
+    await conn.execute_query("INSERT INTO search_fts (search_fts) VALUES ('rebuild')")
+    await create_search_schema(conn)  # the trigger again
+    await backend.rebuild_counts(conn)
+
+
+async def _time_classes(
+    backend: SqlSearchBackend, conn: Any, runs: int, engine_time: Any
+) -> dict[str, Any]:
+    classes: dict[str, Any] = {}
+    for name, queries in QUERY_CLASSES.items():
+        totals: list[float] = []
+        engine: list[float] = []
+        api: list[float] = []
+        matches: list[int] = []
+        for q, filters in queries:  # warm-up
+            await backend.search(conn, SearchQuery(q=q, filters=filters, visibilities=READER))
+        for run_index in range(runs):
+            q, filters = queries[run_index % len(queries)]
+            query = SearchQuery(q=q, filters=filters, visibilities=READER)
+            started = time.perf_counter()
+            result = await backend.search(conn, query)
+            totals.append(time.perf_counter() - started)
+            matches.append(result.total)
+            params: dict[str, Any] = {"q": q, "limit": "20", **{dim: list(v) for dim, v in filters.items()}}
+            started = time.perf_counter()
+            request = query_from_params(params, READER, 100)
+            body = json.dumps(result_to_json(await backend.search(conn, request)))
+            api.append(time.perf_counter() - started)
+            assert body
+            engine.append(await engine_time(query))
+        p_api, p_engine = _percentiles(api), _percentiles(engine)
+        classes[name] = {
+            **_percentiles(totals),
+            "engine": p_engine,
+            "api": p_api,
+            "api_over_engine_p50": round(p_api["p50_ms"] / max(p_engine["p50_ms"], 0.001), 2),
+            "matches": sorted(set(matches)),
+        }
+    return classes
+
+
+async def run(
+    records: int, db_url: str, reuse: bool, runs: int = RUNS, modes: tuple[str, ...] = ("accelerated",),
+    bulk: bool = False,
+) -> dict[str, Any]:
     vocabularies = schemas.load_vocabularies()
     async with open_client(db_url) as conn:
         dialect = conn.capabilities.dialect
         await create_search_schema(conn)
-        backend = backend_for(dialect)
+        backend = backend_for(dialect, accelerated=False)
         assert isinstance(backend, SqlSearchBackend)
         build: dict[str, Any] = {"reused": False}
         if not (reuse and await backend.count(conn) == records):
             started = time.perf_counter()
-            batch = []
-            for envelope in envelopes(records):
-                doc = document_from_envelope(envelope, vocabularies)
-                assert doc is not None
-                batch.append(doc)
-                if len(batch) == BATCH:
+            if bulk and dialect == "sqlite" and await backend.count(conn) == 0:
+                await _bulk_load_sqlite(conn, records, vocabularies, backend)
+                build["bulk"] = True
+            else:
+                batch = []
+                for envelope in envelopes(records):
+                    doc = document_from_envelope(envelope, vocabularies)
+                    assert doc is not None
+                    batch.append(doc)
+                    if len(batch) == BATCH:
+                        async with conn._in_transaction() as tconn:
+                            await backend.upsert(tconn, batch)
+                        batch = []
+                if batch:
                     async with conn._in_transaction() as tconn:
                         await backend.upsert(tconn, batch)
-                    batch = []
-            if batch:
-                async with conn._in_transaction() as tconn:
-                    await backend.upsert(tconn, batch)
             elapsed = time.perf_counter() - started
-            build = {"reused": False, "seconds": round(elapsed, 1), "docs_per_s": round(records / elapsed)}
+            build.update({"seconds": round(elapsed, 1), "docs_per_s": round(records / elapsed)})
             if dialect == "postgres":
                 await conn.execute_query("ANALYZE search_docs")
                 await conn.execute_query("ANALYZE search_tags")
@@ -384,37 +482,75 @@ async def run(records: int, db_url: str, reuse: bool, runs: int = RUNS) -> dict[
         build["size_bytes"] = await _size(conn, dialect)
         build["size_mb"] = round(build["size_bytes"] / 2**20, 1)
 
-        classes: dict[str, Any] = {}
-        for name, queries in QUERY_CLASSES.items():
-            totals: list[float] = []
-            engine: list[float] = []
-            matches: list[int] = []
-            for q, filters in queries:  # warm-up
-                await backend.search(conn, SearchQuery(q=q, filters=filters, visibilities=READER))
-            for run_index in range(runs):
-                q, filters = queries[run_index % len(queries)]
-                query = SearchQuery(q=q, filters=filters, visibilities=READER)
-                started = time.perf_counter()
-                result = await backend.search(conn, query)
-                totals.append(time.perf_counter() - started)
-                matches.append(result.total)
-                plan, _ = validate(query)
-                started = time.perf_counter()
-                await backend.page(conn, plan, 20, 0)
-                engine.append(time.perf_counter() - started)
-            classes[name] = {
-                **_percentiles(totals),
-                "engine": _percentiles(engine),
-                "matches": sorted(set(matches)),
-            }
-        return {
+        out: dict[str, Any] = {
             "benchmark": "search",
             "backend": dialect,
             "records": records,
             "build": build,
-            "classes": classes,
-            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
+        for mode in modes:
+            if mode == "sql":
+                sql_backend = backend
+
+                async def sql_engine(query: SearchQuery) -> float:
+                    plan, _ = validate(query)
+                    started = time.perf_counter()
+                    await sql_backend.page(conn, plan, 20, 0)
+                    return time.perf_counter() - started
+
+                out["sql"] = {"classes": await _time_classes(backend, conn, runs, sql_engine)}
+                continue
+            fast = backend_for(dialect, accelerated=True)
+            assert isinstance(fast, SqlSearchBackend) and fast.accelerated
+            rss_before = _rss_mb()
+            started = time.perf_counter()
+            await fast.warm(conn)
+            build_s = time.perf_counter() - started
+            accelerator = accel.accelerator_of(conn, dialect)
+            index = accelerator.index
+            assert index is not None
+            rss_after = _rss_mb()
+
+            async def accel_engine(query: SearchQuery) -> float:
+                # The in-memory part: bitmaps, facets, ranking (no catch-up read, no row fetch).
+                plan, offset = validate(query)
+                assert index is not None
+                started = time.perf_counter()
+                work = accel._Query(index, conn, fast, plan)
+                if not work.phrases:
+                    text = index.vis.get("public")
+                    assert text is not None
+                    await _engine_only(work, query, offset)
+                else:
+                    await _engine_only(work, query, offset)
+                return time.perf_counter() - started
+
+            classes = await _time_classes(fast, conn, runs, accel_engine)
+            out["accelerated"] = {
+                "build_s": round(build_s, 1),
+                "rss_before_build_mb": rss_before,
+                "rss_after_build_mb": rss_after,
+                "rss_accelerator_mb": round(rss_after - rss_before, 1),
+                "tokens": len(index.words),
+                "classes": classes,
+                "rss_after_queries_mb": _rss_mb(),
+            }
+        out["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        return out
+
+
+async def _engine_only(work: Any, query: SearchQuery, offset: int) -> None:
+    """What ``_Query.run`` does before fetching the page rows (phrase verification included)."""
+    original = work.rows
+
+    async def no_rows(docs: Any) -> dict[int, Any]:
+        return {}
+
+    work.rows = no_rows
+    try:
+        await work.run(query, offset)
+    finally:
+        work.rows = original
 
 
 def _postgres_url() -> tuple[str, str]:
@@ -446,7 +582,10 @@ def main() -> None:
     )
     parser.add_argument("--reuse", action="store_true", help="keep an existing index of the same size")
     parser.add_argument("--runs", type=int, default=RUNS, help="timed runs per query class")
+    parser.add_argument("--mode", choices=["accelerated", "sql", "both"], default="accelerated")
+    parser.add_argument("--bulk", action="store_true", help="fast loader for a fresh SQLite index")
     args = parser.parse_args()
+    modes = ("sql", "accelerated") if args.mode == "both" else (args.mode,)
     with tempfile.TemporaryDirectory() as tmp:
         db_url = args.db_url
         if db_url is None and args.backend == "sqlite":
@@ -454,7 +593,7 @@ def main() -> None:
         elif db_url is None:
             admin, db_url = _postgres_url()
             asyncio.run(_ensure_pg_database(admin, "ncc_bench_search", fresh=not args.reuse))
-        print(json.dumps(asyncio.run(run(args.records, db_url, args.reuse, args.runs))))
+        print(json.dumps(asyncio.run(run(args.records, db_url, args.reuse, args.runs, modes, args.bulk))))
 
 
 if __name__ == "__main__":
