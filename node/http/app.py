@@ -76,6 +76,9 @@ def create_app(
     from node.services.wiring import wire_services
 
     wire_services(app, context, metrics)
+    from node.web import setup_portal
+
+    setup_portal(app, settings.role)
     routes.register(app, settings.role)
     return app
 

@@ -89,6 +89,14 @@ class Authenticator:
         request[PRINCIPAL] = principal
         return principal
 
+    async def token_principal(self, token: str) -> Principal:
+        """Authenticate a token that did not come in the Authorization header (the portal's cookie).
+
+        Raises:
+            Unauthenticated: the token is not acceptable.
+        """
+        return await self._check(token.strip())
+
     async def _check(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)

@@ -31,7 +31,9 @@ class Route:
 
 
 def all_routes() -> list[Route]:
-    """The complete route table (both roles); filter with :func:`routes_for`."""
+    """The complete route table (both roles, web portal included); filter with :func:`routes_for`."""
+    from node.web.routes import portal_routes  # here, not at the top: the portal's views import this module
+
     rid = (("id", "path", "record id urn:ncc:<origin>:<type>:<uuid>"),)
     return [
         Route("GET", "/healthz", health.healthz, "healthz", "Liveness", tag="operations",
@@ -122,7 +124,7 @@ def all_routes() -> list[Route]:
         Route("GET", "/api/v1/records/{id}", hub.get_record, "hub-records-get",
               "A record: signed envelope to analysts, redacted to anonymous readers", roles=("hub",),
               auth="optional", params=rid, responses={200: "envelope", 404: "not_found", 410: "gone"}),
-    ]
+    ] + portal_routes()
 
 
 def routes_for(role: str) -> list[Route]:
