@@ -302,10 +302,12 @@ class Accelerator:
         """Build now (whatever the size) and catch up."""
         async with self.lock:
             if self.task is not None:
-                await self.task
+                await asyncio.wait([self.task])
+                self.task = None
             if self.index is None:
-                self.index = await self._build(conn, backend)
-            await self._catch_up(conn, backend, self.index, inline=True)
+                self.index = await self._build_current(conn, backend)
+            elif await self._catch_up(conn, backend, self.index, inline=True) == "rebuild":
+                self.index = await self._build_current(conn, backend)
 
     async def _ready(self, conn: Any, backend: Any) -> bool:
         if self.task is not None:
@@ -315,22 +317,28 @@ class Accelerator:
             if task.exception() is not None:
                 log.error("search accelerator build failed", exc_info=task.exception())
                 self.index = None
-        if self.index is None:
-            held = await _rows(conn, "SELECT count(*) FROM search_docs")
-            if int(held[0][0]) <= INLINE_BUILD_MAX:
-                self.index = await self._build(conn, backend)
-            else:
-                self._background(self._build_and_swap(conn, backend))
-                return False
-        return await self._catch_up(conn, backend, self.index, inline=False)
+        if self.index is not None:
+            state = await self._catch_up(conn, backend, self.index, inline=False)
+            if state != "rebuild":
+                return state == "ok"
+            self.index = None
+        held = await _rows(conn, "SELECT count(*) FROM search_docs")
+        if int(held[0][0]) <= INLINE_BUILD_MAX:
+            self.index = await self._build_current(conn, backend)
+            return True
+        self.task = asyncio.get_running_loop().create_task(self._build_and_swap(conn, backend))
+        return False
 
-    def _background(self, work: Any) -> None:
-        self.task = asyncio.get_running_loop().create_task(work)
+    async def _build_current(self, conn: Any, backend: Any) -> Index:
+        """Build and catch up (again, should the log be pruned meanwhile)."""
+        for _ in range(3):
+            index = await self._build(conn, backend)
+            if await self._catch_up(conn, backend, index, inline=True) == "ok":
+                return index
+        raise RuntimeError("search change log keeps moving past the accelerator's position")
 
     async def _build_and_swap(self, conn: Any, backend: Any) -> None:
-        index = await self._build(conn, backend)
-        await self._catch_up(conn, backend, index, inline=True)
-        self.index = index
+        self.index = await self._build_current(conn, backend)
 
     async def _build(self, conn: Any, backend: Any) -> Index:
         started = time.perf_counter()
@@ -373,27 +381,20 @@ class Accelerator:
         self.build_seconds = time.perf_counter() - started
         return index
 
-    async def _catch_up(self, conn: Any, backend: Any, index: Index, inline: bool) -> bool:
-        """Apply the change log past ``index.applied``. False when it went to the background."""
+    async def _catch_up(self, conn: Any, backend: Any, index: Index, inline: bool) -> str:
+        """Apply the change log past ``index.applied``: "ok", "background" (a large backlog is
+        being applied by a task) or "rebuild" (the log was reset or pruned past the position)."""
         bounds = await _rows(
             conn, "SELECT (SELECT min(id) FROM search_changes), (SELECT max(id) FROM search_changes)"
         )
         low, high = bounds[0][0], int(bounds[0][1] or 0)
         if high < index.applied or (low is not None and int(low) > index.applied + 1):
-            # The log was reset or pruned past our position: rebuild from the tables.
-            self.index = None
-            if inline:
-                rebuilt = await self._build(conn, backend)
-                await self._catch_up(conn, backend, rebuilt, inline=True)
-                self.index = rebuilt
-                return True
-            self._background(self._build_and_swap(conn, backend))
-            return False
+            return "rebuild"
         if high == index.applied and not index.gaps:
-            return True
+            return "ok"
         if not inline and high - index.applied > INLINE_CATCH_UP_MAX:
-            self._background(self._catch_up(conn, backend, index, inline=True))
-            return False
+            self.task = asyncio.get_running_loop().create_task(self._catch_up_task(conn, backend, index))
+            return "background"
         while True:
             gaps = sorted(index.gaps)[:MAX_GAPS]
             text = "SELECT id, doc FROM search_changes WHERE id > ?"
@@ -433,15 +434,19 @@ class Accelerator:
                 del index.gaps[change_id]
         if index.stale > STALE_REBUILD * max(len(index.live), 1000) and self.rebuild is None:
             self.rebuild = asyncio.get_running_loop().create_task(self._rebuild_for_stale(conn, backend))
-        return True
+        return "ok"
+
+    async def _catch_up_task(self, conn: Any, backend: Any, index: Index) -> None:
+        if await self._catch_up(conn, backend, index, inline=True) == "rebuild":
+            self.index = await self._build_current(conn, backend)
 
     async def _rebuild_for_stale(self, conn: Any, backend: Any) -> None:
         # Searches go on against the current index (it stays correct) while the new one is built.
         try:
             index = await self._build(conn, backend)
             async with self.lock:
-                await self._catch_up(conn, backend, index, inline=True)
-                self.index = index
+                if await self._catch_up(conn, backend, index, inline=True) == "ok":
+                    self.index = index
         finally:
             self.rebuild = None
 
