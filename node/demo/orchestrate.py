@@ -202,7 +202,9 @@ def run_demo(options: DemoOptions, out: Callable[[str], None] = print) -> int:
     """
     demo = Demo(options, out)
     report = Reporter(out)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and SIGTERM both stop the demo cleanly, also when started with SIGINT ignored
+    # (a background job of a non-interactive shell inherits that).
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         started = time.monotonic()
         demo.prepare()
@@ -230,7 +232,8 @@ def run_demo(options: DemoOptions, out: Callable[[str], None] = print) -> int:
         return 0
     finally:
         demo.close()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 async def _online(demo: Demo, report: Reporter, started: float) -> None:

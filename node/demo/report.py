@@ -107,7 +107,7 @@ class Reporter:
             counts = body.get("facets", {}).get(name) or {}
             top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:6]
             self.out(f"  {name:<9} " + ", ".join(f"{k} {v}" for k, v in top))
-        self.out(f"  nodes     " + ", ".join(f"{k} {v}" for k, v in sorted(body.get("nodes", {}).items())))
+        self.out("  nodes     " + ", ".join(f"{k} {v}" for k, v in sorted(body.get("nodes", {}).items())))
 
     def access(self, demo: Demo) -> None:
         hub = demo.hub.url
