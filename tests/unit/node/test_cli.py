@@ -1,0 +1,220 @@
+"""``ncc init`` and ``ncc token``: exit codes 0 / 1 (one line on stderr) / 2 (usage), outputs, files."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import stat
+import tomllib
+from pathlib import Path
+
+import jwt
+import pytest
+
+from node.cli import main
+from node.config import load_settings
+from node.keystore import load_key
+
+
+def ncc(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def one_line(text: str) -> bool:
+    return text.endswith("\n") and text.count("\n") == 1 and len(text.strip()) > 0
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "node"
+
+
+def init(data_dir: Path, *extra: str) -> tuple[int, str, str]:
+    return ncc("init", "--role", "node", "--country", "DE", "--data-dir", str(data_dir), *extra)
+
+
+def test_init_creates_config_key_and_database(data_dir: Path) -> None:
+    code, out, err = init(data_dir, "--port", "9123")
+    assert code == 0, err
+    assert err == ""
+    key_file = data_dir / "keys" / "instance.pem"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    config = tomllib.loads((data_dir / "config.toml").read_text())
+    assert config == {"role": "node", "country": "DE", "port": 9123}
+    assert (data_dir / "ncc.db").exists()
+    settings = load_settings(data_dir, env={})
+    key = load_key(settings.key_path, "node", "DE")
+    assert key.kid.startswith("DE:") and key.kid in out
+    assert "http://127.0.0.1:9123" in out
+
+
+def test_init_with_db_url_on_both_backends(data_dir: Path, db_url: str) -> None:
+    code, _, err = init(data_dir, "--db", db_url, "--url", "https://ncc.example.de/")
+    assert code == 0, err
+    settings = load_settings(data_dir, env={})
+    assert settings.db == db_url
+    assert settings.base_url == "https://ncc.example.de"
+    assert not (data_dir / "ncc.db").exists() or db_url.startswith("sqlite")
+    code, out, err = ncc("token", "create", "--data-dir", str(data_dir), "--role", "reader")
+    assert code == 0, err
+
+
+def test_init_twice_fails_with_one_line_and_changes_nothing(data_dir: Path) -> None:
+    assert init(data_dir)[0] == 0
+    key_before = (data_dir / "keys" / "instance.pem").read_bytes()
+    config_before = (data_dir / "config.toml").read_text()
+    code, out, err = init(data_dir)
+    assert code == 1 and out == "" and one_line(err), err
+    assert "already" in err
+    code, out, err = ncc("init", "--role", "hub", "--data-dir", str(data_dir))
+    assert code == 1 and one_line(err)
+    assert (data_dir / "keys" / "instance.pem").read_bytes() == key_before
+    assert (data_dir / "config.toml").read_text() == config_before
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("--country", "XX"),
+        ("--country", "US"),
+        ("--country", "DEU"),
+        ("--country", "1"),
+        ("--url", "ftp://x"),
+        ("--port", "99999"),
+        ("--db", "mysql://db/x"),
+    ],
+)
+def test_init_with_bad_values_fails_with_one_line(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    data_dir = tmp_path / "d"
+    args = ["init", "--role", "node", "--data-dir", str(data_dir)]
+    if extra[0] != "--country":
+        args += ["--country", "DE"]
+    code, out, err = ncc(*args, *extra)
+    assert code == 1 and one_line(err), (code, err)
+    assert not (data_dir / "config.toml").exists()
+    assert not (data_dir / "keys" / "instance.pem").exists()
+
+
+def test_node_needs_a_country(data_dir: Path) -> None:
+    code, _, err = ncc("init", "--role", "node", "--data-dir", str(data_dir))
+    assert code == 1 and one_line(err) and "country" in err
+
+
+def test_lower_case_country_is_accepted_as_its_code(data_dir: Path) -> None:
+    other = data_dir.parent / "fr"
+    code, _, err = ncc("init", "--role", "node", "--country", "fr", "--data-dir", str(other))
+    assert code == 0, err
+    assert load_settings(other, env={}).country == "FR"
+
+
+def test_unreachable_database_fails_cleanly_and_init_can_be_retried(data_dir: Path) -> None:
+    code, out, err = init(data_dir, "--db", "postgres://nobody@127.0.0.1:1/nothing")
+    assert code == 1 and one_line(err), err
+    assert "database" in err
+    assert not (data_dir / "config.toml").exists()
+    assert not (data_dir / "keys" / "instance.pem").exists()
+    code, _, err = init(data_dir)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        (),
+        ("frobnicate",),
+        ("init",),
+        ("init", "--role", "relay", "--data-dir", "x"),
+        ("init", "--role", "node"),
+        ("init", "--role", "node", "--data-dir", "x", "--port", "eighty"),
+        ("serve",),
+        ("serve", "--data-dir", "x", "--port", "p"),
+        ("token",),
+        ("token", "create", "--data-dir", "x"),
+        ("token", "revoke", "--data-dir", "x"),
+        ("token", "mint", "--data-dir", "x"),
+        ("init", "--role", "node", "--data-dir", "x", "--unknown"),
+    ],
+)
+def test_usage_errors_exit_2(argv: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = ncc(*argv)
+    assert code == 2, (argv, out, err)
+    assert "usage:" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_help_exits_0() -> None:
+    code, out, _ = ncc("--help")
+    assert code == 0 and "init" in out and "serve" in out and "token" in out
+
+
+def test_commands_on_an_uninitialised_dir_fail_with_one_line(tmp_path: Path) -> None:
+    for argv in (
+        ("serve", "--data-dir", str(tmp_path / "none")),
+        ("token", "create", "--data-dir", str(tmp_path / "none"), "--role", "admin"),
+        ("token", "revoke", "--data-dir", str(tmp_path / "none"), "abc"),
+    ):
+        code, out, err = ncc(*argv)
+        assert code == 1 and one_line(err), (argv, err)
+        assert "ncc init" in err
+
+
+def test_token_create_prints_the_token_alone_on_the_last_line(data_dir: Path) -> None:
+    assert init(data_dir)[0] == 0
+    code, out, err = ncc(
+        "token",
+        "create",
+        "--data-dir",
+        str(data_dir),
+        "--role",
+        "editor",
+        "--subject",
+        "erika@ncc.example.de",
+        "--ttl",
+        "12h",
+    )
+    assert code == 0, err
+    last = out.rstrip("\n").splitlines()[-1]
+    assert last == last.strip() and last.count(".") == 2
+    settings = load_settings(data_dir, env={})
+    key = load_key(settings.key_path, "node", "DE")
+    claims = jwt.decode(last, key.public_key, algorithms=["EdDSA"], audience="node:DE", issuer="node:DE")
+    assert claims["role"] == "editor" and claims["sub"] == "erika@ncc.example.de" and claims["typ"] == "user"
+    assert claims["exp"] - claims["iat"] == 12 * 3600
+    assert jwt.get_unverified_header(last)["kid"] == key.kid
+
+
+def test_token_revoke(data_dir: Path) -> None:
+    assert init(data_dir)[0] == 0
+    _, out, _ = ncc("token", "create", "--data-dir", str(data_dir), "--role", "reader")
+    jti = jwt.decode(out.splitlines()[-1], options={"verify_signature": False})["jti"]
+    code, out, err = ncc("token", "revoke", "--data-dir", str(data_dir), jti)
+    assert code == 0 and jti in out and err == ""
+    code, out, err = ncc("token", "revoke", "--data-dir", str(data_dir), jti)
+    assert code == 1 and one_line(err)
+    code, out, err = ncc("token", "revoke", "--data-dir", str(data_dir), "no-such-jti")
+    assert code == 1 and one_line(err) and "no-such-jti" in err
+
+
+def test_token_create_bad_role_or_ttl_fails_with_one_line(data_dir: Path) -> None:
+    assert init(data_dir)[0] == 0
+    for extra in (
+        ("--role", "analyst"),
+        ("--role", "editor", "--ttl", "1y"),
+        ("--role", "editor", "--ttl", "-5"),
+    ):
+        code, out, err = ncc("token", "create", "--data-dir", str(data_dir), *extra)
+        assert code == 1 and one_line(err) and out == "", (extra, err)
+
+
+def test_key_readable_by_others_is_refused(data_dir: Path) -> None:
+    assert init(data_dir)[0] == 0
+    (data_dir / "keys" / "instance.pem").chmod(0o644)
+    code, _, err = ncc("token", "create", "--data-dir", str(data_dir), "--role", "admin")
+    assert code == 1 and one_line(err) and "chmod 600" in err

@@ -1,0 +1,138 @@
+"""Migrations upgrade an existing database in place: a database made by 0001 keeps its rows."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+from tortoise.connection import connections
+
+from node.cli import main
+from node.config import database_url, render_config
+from node.keystore import create_key
+from node.storage import db, sql
+
+HUB_TABLES = {
+    "hub_nodes",
+    "hub_node_keys",
+    "hub_directories",
+    "hub_invites",
+    "hub_records",
+    "hub_quarantine",
+    "hub_pull_state",
+}
+INITIAL_TABLES = {"api_tokens", "counters", "feed", "node_state", "records", "record_versions", "seen_jtis"}
+RID = "urn:ncc:DE:organisation:0b9e2c8e-4f0a-4f57-9d36-1c8f4c1d2a11"
+ENVELOPE = '{"ncc":1,"id":"' + RID + '","version":1}'
+
+
+async def tables() -> set[str]:
+    conn = connections.get("default")
+    if conn.capabilities.dialect == "sqlite":
+        rows = await sql.fetch(conn, "SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {r["name"] for r in rows}
+    rows = await sql.fetch(conn, "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'")
+    return {r["name"] for r in rows}
+
+
+async def build_old_database(url: str) -> set[str]:
+    """Migrate to 0001 only and fill it the way a node of that release would have."""
+    await db.migrate(url, target="ncc.0001_initial")
+    try:
+        conn = connections.get("default")
+        present = await tables()
+        rows: list[tuple[str, list[Any]]] = [
+            ("INSERT INTO counters (name, value) VALUES (?, ?)", ["seq", 7]),
+            (
+                "INSERT INTO api_tokens (jti, role, subject, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
+                ["j1", "editor", "erika", "2026-01-01T00:00:00Z", "2099-01-01T00:00:00Z", None],
+            ),
+            (
+                "INSERT INTO records (id, type, origin, version, visibility, deleted, seq, issued_at, envelope) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [RID, "organisation", "DE", 1, "public", False, 7, "2026-01-01T00:00:00Z", ENVELOPE],
+            ),
+            (
+                "INSERT INTO record_versions (record_id, version, seq, visibility, deleted, issued_at, digest, envelope) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [RID, 1, 7, "public", False, "2026-01-01T00:00:00Z", "ab" * 32, ENVELOPE],
+            ),
+            ("INSERT INTO feed (record_id, seq, envelope) VALUES (?, ?, ?)", [RID, 7, ENVELOPE]),
+            ("INSERT INTO node_state (key, value) VALUES (?, ?)", ["enrolled", "no"]),
+        ]
+        for statement, values in rows:
+            await sql.execute(conn, statement, values)
+        return present
+    finally:
+        await db.close_db()
+
+
+async def read_upgraded(url: str) -> dict[str, Any]:
+    from node.storage.hub_models import HubRecord
+    from node.storage.models import ApiToken, Counter, FeedEntry, NodeState, Record, RecordVersion
+
+    await db.open_db(url)
+    try:
+        return {
+            "tables": await tables(),
+            "seq": (await Counter.get(name="seq")).value,
+            "token": (await ApiToken.get(jti="j1")).role,
+            "record": (await Record.get(id=RID)).envelope,
+            "versions": await RecordVersion.filter(record_id=RID).count(),
+            "feed": (await FeedEntry.get(record_id=RID)).seq,
+            "state": (await NodeState.get(key="enrolled")).value,
+            "hub_records": await HubRecord.all().count(),
+            "next_seq": await sql.next_sequence(connections.get("default")),
+        }
+    finally:
+        await db.close_db()
+
+
+def test_database_created_by_0001_is_upgraded_in_place(db_url: str, tmp_path: Path) -> None:
+    url = database_url(db_url, tmp_path)
+    before = asyncio.run(build_old_database(url))
+    assert INITIAL_TABLES <= before
+    assert not HUB_TABLES & before  # 0002 has not run
+
+    asyncio.run(db.migrate(url))
+    asyncio.run(db.close_db())
+    after = asyncio.run(read_upgraded(url))
+    assert INITIAL_TABLES | HUB_TABLES <= after["tables"]
+    assert after["seq"] == 7 and after["next_seq"] == 8
+    assert after["token"] == "editor" and after["record"] == ENVELOPE and after["versions"] == 1
+    assert after["feed"] == 7 and after["state"] == "no" and after["hub_records"] == 0
+
+
+def test_running_node_commands_upgrade_an_old_database(db_url: str, tmp_path: Path) -> None:
+    """The real path: an instance whose database is at 0001 runs a command; the database catches up."""
+    url = database_url(db_url, tmp_path)
+    asyncio.run(build_old_database(url))
+    data_dir = tmp_path / "node"
+    data_dir.mkdir()
+    (data_dir / "config.toml").write_text(render_config({"role": "node", "country": "DE", "db": db_url}))
+    create_key(data_dir / "keys" / "instance.pem")
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(["token", "revoke", "--data-dir", str(data_dir), "j1"])
+    assert code == 0, err.getvalue()
+    after = asyncio.run(read_upgraded(url))
+    assert HUB_TABLES <= after["tables"]
+    assert after["record"] == ENVELOPE
+
+
+def test_migrating_twice_is_a_no_op(db_url: str, tmp_path: Path) -> None:
+    url = database_url(db_url, tmp_path)
+
+    async def twice() -> set[str]:
+        await db.migrate(url)
+        await db.close_db()
+        await db.migrate(url)
+        try:
+            return await tables()
+        finally:
+            await db.close_db()
+
+    assert INITIAL_TABLES | HUB_TABLES <= asyncio.run(twice())
