@@ -21,6 +21,22 @@ from schemas import RECORD_TYPES, load_schema_documents, record_schema_id
 
 LONG_TEXT = 300  # strings allowed to be longer than this get a textarea
 REQUIRED_MESSAGE = re.compile(r'\A"([^"]+)" is a required property\Z')
+#: The validator's messages, said for people (the hint above the field tells the expected form).
+FRIENDLY: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r'\A.* does not match ".*"\Z', re.DOTALL), "not in the expected form (see the hint)"),
+    (re.compile(r'\A.* is not a "(\w+)"\Z', re.DOTALL), r"not a valid \1"),
+    (re.compile(r'\A.* is not one of .*\Z', re.DOTALL), "not one of the allowed values"),
+    (re.compile(r'\A\[\] should be non-empty\Z'), "choose at least one"),
+    (re.compile(r'\A.* is longer than (\d+) characters?\Z', re.DOTALL), r"longer than \1 characters"),
+    (re.compile(r'\A.* is shorter than 1 character\Z', re.DOTALL), "must not be empty"),
+)
+
+
+def friendly(message: str) -> str:
+    for pattern, text in FRIENDLY:
+        if pattern.match(message):
+            return pattern.sub(text, message)
+    return message
 
 
 @dataclass(frozen=True)
@@ -143,7 +159,7 @@ def _field(pointer: str, raw: Mapping[str, Any], base: str, required: bool, rest
     if kind in ("boolean", "integer"):
         return replace(f, kind=str(kind))
     max_length = schema.get("maxLength") if isinstance(schema.get("maxLength"), int) else None
-    if max_length is not None and max_length > LONG_TEXT:
+    if max_length is not None and max_length > LONG_TEXT and "format" not in schema:
         return replace(f, kind="textarea", max_length=max_length)
     input_type = {"email": "email", "uri": "url", "date": "date"}.get(str(schema.get("format")), "text")
     return replace(f, input_type=input_type, max_length=max_length, pattern=schema.get("pattern"))
@@ -295,7 +311,9 @@ def field_errors(errors: list[dict[str, str]], fields: tuple[Field, ...]) -> tup
         while target and target not in known:
             target = target.rsplit("/", 1)[0]
         if target:
-            by_field.setdefault(target, []).append(message)
+            shown = by_field.setdefault(target, [])
+            if friendly(message) not in shown:
+                shown.append(friendly(message))
         else:
             rest.append(f"{pointer or '/'}: {message}")
     return by_field, rest
