@@ -89,8 +89,8 @@ def _max_days(days: int) -> Callable[[Any], str | None]:
 SETTINGS: tuple[Setting, ...] = (
     Setting("role", "str", None, "Instance role: `node` (an NCC's registry) or `hub` (the Centre).",
             check=_choice(*ROLES)),
-    Setting("country", "str", "", "ISO 3166-1 alpha-2 country of this NCC (node role; GR for Greece).",
-            check=_country),
+    Setting("country", "str", "", "ISO 3166-1 alpha-2 country of this NCC (required; GR for Greece).",
+            roles=("node",), check=_country),
     Setting("host", "str", "127.0.0.1", "Address `ncc serve` listens on."),
     Setting("port", "int", 8080, "Port `ncc serve` listens on.", check=_port),
     Setting("url", "str", "", "Public base URL of this instance (default http://127.0.0.1:<port>).",

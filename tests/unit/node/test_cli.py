@@ -61,7 +61,7 @@ def test_init_with_db_url_on_both_backends(data_dir: Path, db_url: str) -> None:
     assert settings.db == db_url
     assert settings.base_url == "https://ncc.example.de"
     assert not (data_dir / "ncc.db").exists() or db_url.startswith("sqlite")
-    code, out, err = ncc("token", "create", "--data-dir", str(data_dir), "--role", "reader")
+    code, _out, err = ncc("token", "create", "--data-dir", str(data_dir), "--role", "reader")
     assert code == 0, err
 
 
@@ -95,7 +95,7 @@ def test_init_with_bad_values_fails_with_one_line(tmp_path: Path, extra: tuple[s
     args = ["init", "--role", "node", "--data-dir", str(data_dir)]
     if extra[0] != "--country":
         args += ["--country", "DE"]
-    code, out, err = ncc(*args, *extra)
+    code, _out, err = ncc(*args, *extra)
     assert code == 1 and one_line(err), (code, err)
     assert not (data_dir / "config.toml").exists()
     assert not (data_dir / "keys" / "instance.pem").exists()
@@ -114,7 +114,7 @@ def test_lower_case_country_is_accepted_as_its_code(data_dir: Path) -> None:
 
 
 def test_unreachable_database_fails_cleanly_and_init_can_be_retried(data_dir: Path) -> None:
-    code, out, err = init(data_dir, "--db", "postgres://nobody@127.0.0.1:1/nothing")
+    code, _out, err = init(data_dir, "--db", "postgres://nobody@127.0.0.1:1/nothing")
     assert code == 1 and one_line(err), err
     assert "database" in err
     assert not (data_dir / "config.toml").exists()
@@ -160,7 +160,7 @@ def test_commands_on_an_uninitialised_dir_fail_with_one_line(tmp_path: Path) -> 
         ("token", "create", "--data-dir", str(tmp_path / "none"), "--role", "admin"),
         ("token", "revoke", "--data-dir", str(tmp_path / "none"), "abc"),
     ):
-        code, out, err = ncc(*argv)
+        code, _out, err = ncc(*argv)
         assert code == 1 and one_line(err), (argv, err)
         assert "ncc init" in err
 

@@ -51,13 +51,17 @@ async def build_old_database(url: str) -> set[str]:
                 ["j1", "editor", "erika", "2026-01-01T00:00:00Z", "2099-01-01T00:00:00Z", None],
             ),
             (
-                "INSERT INTO records (id, type, origin, version, visibility, deleted, seq, issued_at, envelope) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    "INSERT INTO records (id, type, origin, version, visibility, deleted, seq, issued_at, envelope) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
                 [RID, "organisation", "DE", 1, "public", False, 7, "2026-01-01T00:00:00Z", ENVELOPE],
             ),
             (
-                "INSERT INTO record_versions (record_id, version, seq, visibility, deleted, issued_at, digest, envelope) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    "INSERT INTO record_versions (record_id, version, seq, visibility, deleted, issued_at, digest, envelope) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
                 [RID, 1, 7, "public", False, "2026-01-01T00:00:00Z", "ab" * 32, ENVELOPE],
             ),
             ("INSERT INTO feed (record_id, seq, envelope) VALUES (?, ?, ?)", [RID, 7, ENVELOPE]),
