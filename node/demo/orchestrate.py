@@ -75,6 +75,7 @@ class Demo:
     tokens: dict[str, str] = field(default_factory=dict)  # "hub:analyst", "hub:admin", "DE:editor", …
     invites: dict[str, str] = field(default_factory=dict)
     loaded: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # country -> [{id, type, visibility}]
+    pages: list[str] = field(default_factory=list)  # portal pages that answered (HTML)
     _temporary: bool = False
 
     @property
@@ -117,7 +118,9 @@ class Demo:
         env = processes.child_environment(os.environ)
         for inst in self.instances:
             processes.start(inst, env)
-        processes.wait_ready(self.instances)
+        # Each start costs about a second of CPU (imports, migrations check): 28 instances on 2 cores
+        # need far longer than 4 do.
+        processes.wait_ready(self.instances, timeout=30.0 + 4.0 * len(self.instances))
 
     def enroll(self) -> int:
         """Enroll every node with the running hub; return the hub's directory serial."""
@@ -178,6 +181,18 @@ class Demo:
             if time.monotonic() > deadline:
                 raise DemoError("hub did not catch up: " + ("; ".join(failed) or str(nodes)))
             await asyncio.sleep(0.3)
+
+    async def find_portal(self, http: aiohttp.ClientSession) -> None:
+        """Note which web pages the instances serve (the portal is optional to the demo)."""
+        first = self.nodes[0]
+        for url in (f"{self.hub.url}/", f"{self.hub.url}/status", f"{first.url}/admin/records"):
+            try:
+                async with http.get(url, allow_redirects=False) as r:
+                    # 200 with HTML, or 303 to the sign-in page for the admin pages
+                    if (r.status == 200 and r.content_type == "text/html") or r.status == 303:
+                        self.pages.append(url)
+            except aiohttp.ClientError:
+                pass
 
     # -- clean-up ---------------------------------------------------------------------------------
 
@@ -247,6 +262,7 @@ async def _online(demo: Demo, report: Reporter, started: float) -> None:
         report.synced(demo, nodes, t)
         report.step("ready", f"federation up and synced in {time.monotonic() - started:.1f} s", None)
         await report.searches(demo, http)
+        await demo.find_portal(http)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

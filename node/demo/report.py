@@ -66,9 +66,15 @@ class Reporter:
 
     def synced(self, demo: Demo, nodes: list[dict[str, Any]], since: float) -> None:
         national = {c: sum(1 for r in rows if r["visibility"] == "national") for c, rows in demo.loaded.items()}
-        parts = [f"{n['country']} cursor {n['cursor']} lag {n['lag']} ({n['status']}, "
-                 f"{national.get(n['country'], 0)} national stayed home)" for n in nodes]
-        self.step("synced", "; ".join(parts), since)
+        if len(nodes) <= 5:
+            parts = [f"{n['country']} cursor {n['cursor']} lag {n['lag']} ({n['status']}, "
+                     f"{national.get(n['country'], 0)} national stayed home)" for n in nodes]
+            self.step("synced", "; ".join(parts), since)
+        else:
+            statuses = Counter(n["status"] for n in nodes)
+            self.step("synced", f"{len(nodes)} nodes at lag {max(n['lag'] for n in nodes)} "
+                      f"({', '.join(f'{v} {k}' for k, v in sorted(statuses.items()))}); "
+                      f"{sum(national.values())} national records stayed on their nodes", since)
         bad = {n["country"]: n["quarantined"] for n in nodes if n.get("quarantined")}
         if bad:
             self.out(f"  WARNING    quarantined at the hub: {bad}")
@@ -118,6 +124,8 @@ class Reporter:
                  f"directory {hub}/federation/v1/directory, API {hub}/openapi.json)")
         for node in demo.nodes:
             self.out(f"  node {node.name}    {node.url}   (data {node.data_dir})")
+        if demo.pages:
+            self.out(f"  portal     {'  '.join(demo.pages)}   (sign in at /login with a token below)")
         self.out("")
         self.out("Tokens (valid 7 days):")
         self.out(f"  hub analyst:        {demo.tokens['hub:analyst']}")
