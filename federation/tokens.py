@@ -47,6 +47,8 @@ ALGORITHM = "EdDSA"
 MAX_SERVICE_TTL_S = 300
 #: Longest lifetime of an enrollment token.
 MAX_ENROLLMENT_TTL_S = 86400
+#: Longest accepted ``jti``: verifiers store them (replay protection, invitations), so they are bounded.
+MAX_JTI_CHARS = 64
 #: Tolerated clock difference between issuer and verifier.
 DEFAULT_LEEWAY = timedelta(seconds=30)
 ENROLLMENT_ISSUER = "ncc-hub"
@@ -118,8 +120,8 @@ def _decode(
     iat, exp, jti = claims.get("iat"), claims.get("exp"), claims.get("jti")
     if type(iat) is not int or type(exp) is not int:
         raise TokenInvalid("iat and exp must be integers")
-    if not isinstance(jti, str) or not jti:
-        raise TokenInvalid("jti must be a non-empty string")
+    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS:
+        raise TokenInvalid(f"jti must be a non-empty string of at most {MAX_JTI_CHARS} characters")
     if claims.get("typ") != typ:
         raise TokenInvalid(f"token type {claims.get('typ')!r} is not {typ!r}")
     if exp <= iat:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from federation.keys import b64url_decode, public_key_from_raw
+from federation.keys import b64url_decode, parse_kid, public_key_from_raw
 from federation.timefmt import format_timestamp
 from node.context import Context
 from node.storage.models import NodeState
@@ -27,6 +27,12 @@ async def held_directory() -> dict[str, Any] | None:
 
 async def service_key(context: Context, kid: str) -> Ed25519PublicKey | None:
     """The public key a service token with this ``kid`` must be signed with, or None."""
+    try:
+        # The kid comes from an unverified token header: anything that is not a well-formed kid names
+        # no key, and never reaches SQL (PostgreSQL fails on a NUL character: a 500 for anyone).
+        parse_kid(kid)
+    except ValueError:
+        return None
     if context.settings.role == "node":
         directory = await held_directory()
         if directory is None:
