@@ -35,7 +35,9 @@ from node.errors import ApiError, Conflict, EnrollmentTokenUsed, NotFound, Unaut
 from node.keystore import InstanceKey
 from node.storage.hub_models import DirectoryDoc, FederatedNode, Invite, NodeKey, PullState
 
-URL_RE = re.compile(r"^https?://[^\s/?#]+(:\d+)?(/[^\s?#]*)?$")
+# \A…\Z (not ^…$: "$" also matches before a trailing newline) and no control characters: the URL goes
+# into every signed directory, and one the directory refuses would make every later publish fail.
+URL_RE = re.compile(r"\Ahttps?://[^\s/?#\x00-\x1f\x7f]+(/[^\s?#\x00-\x1f\x7f]*)?\Z")
 # Re-publish the directory this long before it expires (a job checks hourly).
 REFRESH_BEFORE = timedelta(days=2)
 
@@ -228,6 +230,14 @@ class HubService:
             )
         except ProtocolError as exc:
             raise EnrollmentInvalid(f"rotation statement rejected: {exc.detail}") from exc
+        if old.not_after is not None:
+            # Only the current key may name a successor. A rotated-out key (still valid for its grace
+            # period, or expired) must not: whoever stole it could otherwise add keys of their own after
+            # the node rotated away from it. Repeating the rotation that retired it is harmless (a node
+            # retrying after a lost answer) and answers as before.
+            if not await NodeKey.filter(kid=new_kid, country=country).exists():
+                raise EnrollmentInvalid("old_kid was already rotated out: only the current key may rotate")
+            return {"directory": await self.current_directory(), "kid": new_kid, "old_key_not_after": old.not_after}
         now = self.clock()
         stamp = format_timestamp(now)
         grace = format_timestamp(now + timedelta(seconds=self.settings.key_grace_s))
