@@ -14,6 +14,7 @@ from node.http.auth import Principal
 from node.http.keys import AUTH, CONTEXT
 
 RECORD_ID = re.compile(r"\Aurn:ncc:[A-Z]{2}:(organisation|expert|project|facility):[0-9a-f-]{36}\Z")
+COUNTRY = re.compile(r"\A[A-Z]{2}\Z")
 
 
 def json_response(data: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
@@ -34,6 +35,29 @@ def record_id_param(request: web.Request) -> str:
     if not RECORD_ID.match(rid):
         raise NotFound(f"no record {rid!r}")
     return rid
+
+
+def country_path(request: web.Request) -> str:
+    """The ``{country}`` path parameter; anything but two capitals names no node (404, and no query:
+    PostgreSQL fails on a NUL character)."""
+    country = request.match_info["country"]
+    if not COUNTRY.match(country):
+        raise NotFound(f"no enrolled node {country!r}")
+    return country
+
+
+def country_param(request: web.Request, name: str = "country") -> str | None:
+    """An optional country query parameter (two capitals).
+
+    Raises:
+        InvalidParameter: anything else.
+    """
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not COUNTRY.match(raw):
+        raise InvalidParameter(f"{name} must be an ISO 3166-1 alpha-2 code", parameter=name)
+    return raw
 
 
 def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:

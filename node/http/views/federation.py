@@ -11,7 +11,7 @@ from aiohttp import web
 from node.errors import Forbidden
 from node.http.auth import require_service, require_user
 from node.http.problems import read_json
-from node.http.views.common import ctx, int_param, json_response, principal
+from node.http.views.common import country_param, ctx, int_param, json_response, principal
 from node.services.nodefed import feed_page
 from node.storage.hub_models import Quarantine
 
@@ -71,7 +71,7 @@ async def quarantine(request: web.Request) -> web.Response:
         country: str | None = _caller_country(p)
     else:
         require_user(p, ("admin",))
-        country = request.query.get("country") or None
+        country = country_param(request)
     limit = int_param(request, "limit", 100, 1, 1000)
     after = int_param(request, "after", 0, 0, 2**62)
     query = Quarantine.filter(id__gt=after)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from federation.keys import parse_kid
 from federation.schemas import redact
 from federation.timefmt import parse_timestamp
 from node.errors import Gone, InvalidParameter, NotFound
 from node.http.auth import HUB_ROLES, Principal, require_user
 from node.http.problems import read_json
-from node.http.views.common import ctx, json_response, principal, record_id_param
+from node.http.views.common import country_path, ctx, json_response, principal, record_id_param
 from node.services.sync import node_status
 from node.storage.hub_models import FederatedNode, HubRecord, PullState, Quarantine
 from schemas import record_schema_id
@@ -80,16 +81,21 @@ async def admin_node(request: web.Request) -> web.Response:
     status, mode = body.get("status"), body.get("mode")
     if status not in (None, "active", "suspended") or mode not in (None, "replicate", "query-only"):
         raise InvalidParameter("status must be active|suspended, mode replicate|query-only")
-    return json_response(await ctx(request).hub.set_node(request.match_info["country"], status, mode))
+    return json_response(await ctx(request).hub.set_node(country_path(request), status, mode))
 
 
 async def revoke_key(request: web.Request) -> web.Response:
     """POST /api/v1/keys/{kid}/revoke — hub admin: revoke a node key (optionally from a given time)."""
     require_user(await principal(request), ("admin",))
+    kid = request.match_info["kid"]
+    try:
+        parse_kid(kid)  # a malformed kid names no key (and never reaches SQL)
+    except ValueError as exc:
+        raise NotFound(f"no key {kid!r}") from exc
     body = await read_json(request, ctx(request).settings.max_body_bytes) if request.can_read_body else {}
     when = body.get("revoked_at") if isinstance(body, dict) else None
     try:
         at = parse_timestamp(when) if when else None
     except Exception as exc:  # noqa: BLE001 - any bad timestamp is a bad parameter
         raise InvalidParameter("revoked_at must be YYYY-MM-DDTHH:MM:SSZ") from exc
-    return json_response(await ctx(request).hub.revoke_key(request.match_info["kid"], at))
+    return json_response(await ctx(request).hub.revoke_key(kid, at))

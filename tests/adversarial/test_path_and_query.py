@@ -1,0 +1,141 @@
+"""Hostile paths and query parameters: traversal in record ids, NUL characters in path parameters,
+FTS5 / tsquery / SQL syntax in ``q``, garbage cursors and limits. Never a 5xx, nothing changed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.adversarial.conftest import Client, Hub, MakeFakeNode
+from tests.integration.support import MINIMAL_ORG, Instance, expect_problem, stored
+
+BOTH = pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+UUID = "0b9e2c8e-4f0a-4f57-9d36-1c8f4c1d2a11"
+
+#: Record ids in the path that must each be a plain 404 (percent-encoded as sent).
+BAD_IDS = [
+    "..%2F..%2F..%2Fetc%2Fpasswd",
+    "..",
+    "%2e%2e",
+    f"urn:ncc:DE:organisation:..%2F..%2F{UUID}",
+    "urn:ncc:DE:organisation:..%2F..%2F..%2Fetc%2Fpasswd",
+    f"urn:ncc:DE:organisation:{UUID}%00",
+    f"urn:ncc:DE:organisation:{UUID}%0A",
+    f"urn:ncc:DE:organisation:{UUID.upper()}",
+    f"urn:ncc:de:organisation:{UUID}",
+    f"urn:ncc:DE:Organisation:{UUID}",
+    f"urn:ncc:DE:organisation:{UUID}'%20OR%20'1'%3D'1",
+    "%00",
+    "urn:ncc:DE:organisation:" + "a" * 2000,
+    "%C0%AE%C0%AE%2F",  # overlong-UTF-8 "../"
+    "%FF%FE",
+]
+
+#: Free text that is syntax to FTS5, to PostgreSQL tsquery, or to SQL — always just text here.
+HOSTILE_Q = [
+    '"', '"""', '"unterminated phrase', "NEAR(cyber lab)", "cyber NEAR/2 lab", "legal_name:cyber",
+    "title:x OR 1", "cyber AND NOT lab", "OR", "AND", "NOT", "*", "cyber*", "^cyber", "(((", ")(", "{x}",
+    "cyber & lab | !grid", "cyber:*", "cyber <-> lab", "!!", "'", "''", "'; DROP TABLE records; --",
+    "%' OR '1'='1", "\\", "\\\\'", "-", "--", "/* x */", "_", "%", "\u0000", "a\u0000b", "\ud7ff", "🔐",
+    "x" * 500, "é" * 500,
+]
+
+QUERY_PARAMS_400 = [
+    {"limit": "abc"}, {"limit": "0"}, {"limit": "-1"}, {"limit": "1e3"}, {"limit": "9" * 40},
+    {"cursor": "garbage"}, {"cursor": "eyJzIjotMX0"}, {"cursor": "%00"}, {"cursor": "a" * 5000},
+    {"q": "x" * 501},
+]
+
+
+@BOTH
+async def test_traversal_and_garbage_ids_at_the_node_are_404(client: Client, node: Instance) -> None:
+    resp = await client.post("/api/v1/records", json={"type": "organisation", "payload": MINIMAL_ORG},
+                             headers=node.auth("editor"))
+    assert resp.status == 201
+    before = await stored()
+    for rid in BAD_IDS:
+        path = f"/api/v1/records/{rid}"
+        for method, kwargs in (("GET", {}), ("PUT", {"json": {"payload": MINIMAL_ORG, "version": 1}}),
+                               ("DELETE", {})):
+            resp = await client.request(method, path, headers=node.auth("editor"), **kwargs)
+            assert resp.status == 404, (method, rid, resp.status, await resp.text())
+            await expect_problem(resp, 404, "not_found")
+    assert await stored() == before
+
+
+@BOTH
+async def test_traversal_and_nul_in_hub_paths_are_404(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """Record ids, node countries and key ids in the hub's paths. Regression: a NUL in ``{country}`` of
+    ``POST /api/v1/nodes/{country}`` or in ``{kid}`` of ``POST /api/v1/keys/{kid}/revoke`` reached SQL and
+    was a 500 on PostgreSQL (fixed in ``node/http/views/hub.py``: ``admin_node``, ``revoke_key``)."""
+    await fake_node("DE")
+    for rid in BAD_IDS:
+        for headers in ({}, hub.instance.auth("analyst")):
+            await expect_problem(await hub.client.get(f"/api/v1/records/{rid}", headers=headers), 404, "not_found")
+    for country in ("%00", "D%00", "..%2FDE", "de", "DEU", "D'E", "%2e%2e"):
+        resp = await hub.client.post(f"/api/v1/nodes/{country}", json={"status": "suspended"}, headers=hub.admin())
+        await expect_problem(resp, 404, "not_found")
+    for kid in ("%00", "DE:%00", "DE:..%2F..%2F", "DE:AAAAAAAAAAAAAAA%00", "hub:' OR 1=1 --", "x" * 300):
+        resp = await hub.client.post(f"/api/v1/keys/{kid}/revoke", json={}, headers=hub.admin())
+        await expect_problem(resp, 404, "not_found")
+    nodes = await (await hub.client.get("/api/v1/nodes")).json()
+    assert [(n["country"], n["enrollment"]) for n in nodes] == [("DE", "active")]
+    from node.storage.hub_models import NodeKey
+
+    assert await NodeKey.filter(revoked_at__not_isnull=True).count() == 0
+
+
+@BOTH
+async def test_regression_nul_in_the_quarantine_country_filter_is_400(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """Regression: the hub admin's ``?country=`` filter went to SQL unchecked: a NUL was a 500 on
+    PostgreSQL. Fixed in ``node/http/views/federation.py:quarantine`` (two capitals, else 400)."""
+    await fake_node("DE")
+    for country in ("\u0000", "D\u0000", "de", "' OR 1=1 --", "DEU"):
+        resp = await hub.client.get("/federation/v1/quarantine", params={"country": country}, headers=hub.admin())
+        await expect_problem(resp, 400, "invalid_parameter")
+    assert (await hub.client.get("/federation/v1/quarantine", params={"country": "DE"},
+                                 headers=hub.admin())).status == 200
+
+
+async def search_is_plain_text(client: Client, headers: dict[str, str]) -> None:
+    for q in HOSTILE_Q:
+        resp = await client.get("/api/v1/search", params={"q": q}, headers=headers)
+        assert resp.status == 200, (q, await resp.text())
+        body = await resp.json()
+        assert isinstance(body["results"], list) and isinstance(body["total"], int)
+    for q, must_find in (("cyber", True), ('"cyber lab"', True), ("cyber*", True), ("cyber AND lab", True),
+                         ("'; DROP TABLE records; --", False)):
+        resp = await client.get("/api/v1/search", params={"q": q}, headers=headers)
+        assert ((await resp.json())["total"] > 0) is must_find, q
+    for params in QUERY_PARAMS_400:
+        await expect_problem(await client.get("/api/v1/search", params=params, headers=headers), 400,
+                             "invalid_parameter")
+    for params in ({"country": "\u0000"}, {"type": "../../etc"}, {"domain": "' OR 1=1"}, {"sector": "%"}):
+        resp = await client.get("/api/v1/search", params=params, headers=headers)
+        assert resp.status in (200, 400), (params, await resp.text())
+
+
+@BOTH
+async def test_fts_and_sql_syntax_in_q_at_the_node(client: Client, node: Instance) -> None:
+    resp = await client.post("/api/v1/records", json={"type": "organisation", "payload": MINIMAL_ORG},
+                             headers=node.auth("editor"))
+    assert resp.status == 201
+    before = await stored()
+    await search_is_plain_text(client, {})
+    await search_is_plain_text(client, node.auth("reader"))
+    for params in QUERY_PARAMS_400[:-1]:
+        await expect_problem(await client.get("/api/v1/records", params=params), 400, "invalid_parameter")
+    assert await stored() == before
+
+
+@BOTH
+async def test_fts_and_sql_syntax_in_q_at_the_hub(hub: Hub, fake_node: MakeFakeNode) -> None:
+    de = await fake_node("DE")
+    de.serve(de.record())
+    assert (await hub.sync())["DE"]["accepted"] == 1
+    before = await hub.held()
+    await search_is_plain_text(hub.client, {})
+    await search_is_plain_text(hub.client, hub.instance.auth("analyst"))
+    assert await hub.held() == before
