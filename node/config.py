@@ -195,15 +195,24 @@ class Settings:
         return self.data_dir / "keys" / "instance.pem"
 
 
+# Several processes share one SQLite file (`ncc serve` and the CLI next to it: sync, import, token…).
+# A writer waits this long for another one's transaction instead of failing with "database is
+# locked"; sqlite3's default of 5 s is shorter than a busy hub's back-to-back ingest transactions
+# can keep the lock from a newcomer (seen in the e2e crash test: `ncc sync` beside a serving hub).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
 def database_url(db: str, data_dir: Path, pool_max: int = 10) -> str:
     """Translate the `db` setting to a tortoise URL."""
     if not db:
-        return f"sqlite://{(data_dir / 'ncc.db').resolve()}"
+        db = f"sqlite://{(data_dir / 'ncc.db').resolve()}"
     if db.startswith(("postgres://", "postgresql://")):
         rest = db.split("://", 1)[1]
         sep = "&" if "?" in rest else "?"
         extra = "" if "maxsize=" in rest else f"{sep}minsize=1&maxsize={pool_max}"
         return f"asyncpg://{rest}{extra}"
+    if db.startswith("sqlite://") and "busy_timeout=" not in db:
+        db = f"{db}{'&' if '?' in db else '?'}busy_timeout={SQLITE_BUSY_TIMEOUT_MS}"
     return db
 
 

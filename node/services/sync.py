@@ -34,6 +34,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from tortoise.exceptions import BaseORMException
 
 from federation import strictjson
 from federation.directory import Directory
@@ -210,7 +211,9 @@ class Puller:
             directory = await self.hub.current()
             await self._pull_pages(node.url, country, directory, result)
             result.ok = True
-        except (PullError, aiohttp.ClientError, asyncio.TimeoutError, CursorMoved) as exc:
+        except (PullError, aiohttp.ClientError, asyncio.TimeoutError, CursorMoved, BaseORMException) as exc:
+            # a database error (e.g. SQLite busy) fails this pull like a transport error: the page's
+            # transaction rolled back, the cursor did not move, the next pull retries
             result.error = f"{exc.__class__.__name__}: {exc}"[:500]
         finally:
             await self._finish(country, result, started)

@@ -29,9 +29,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 # Fast federation timings for tests (all are ordinary settings, see node/config.py SETTINGS).
 HUB_ENV = {
@@ -61,7 +59,7 @@ def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
     """Call ``check`` until it returns something truthy; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -213,7 +211,7 @@ class Instance:
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``ncc <args>`` (``--data-dir`` of this instance is appended) as a subprocess."""
         argv = [sys.executable, "-m", "node.cli", *args, "--data-dir", str(self.data_dir)]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+        done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout,
                               env=base_env({**self.env, **(env or {})}))
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")

@@ -10,17 +10,22 @@ unique marker string so the hub's whole database can be searched for what must n
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import pg_problem
-from tests.e2e.harness import Cluster, Instance, Response, cluster, enroll, organisation, wait_until
+from tests.e2e.harness import Cluster, Instance, Response, base_env, cluster, enroll, organisation, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -90,13 +95,10 @@ def fed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     if request.param == "postgres" and pg_problem():
         pytest.skip(str(pg_problem()))
     root = tmp_path_factory.mktemp(f"fed-{request.param}")
-    with cluster(root, request.param) as c:
-        hub = c.add("hub", "hub")
-        de = c.add("de", "node", "DE")
-        fr = c.add("fr", "node", "FR")
-        at = c.add("at", "node", "AT")
-        for inst in (hub, de, fr, at):
-            inst.start()
+    with cluster(root, request.param) as c, ThreadPoolExecutor(4) as pool:
+        hub, de, fr, at = pool.map(lambda a: c.add(*a), [("hub", "hub"), ("de", "node", "DE"),
+                                                         ("fr", "node", "FR"), ("at", "node", "AT")])
+        list(pool.map(Instance.start, (hub, de, fr, at)))
         yield Federation(c, hub, de, fr, at, root)
 
 
@@ -131,7 +133,7 @@ def test_running_node_notifies_after_a_write(fed: Federation) -> None:
     fed.create(fed.de, "de_first")
     fed.create(fed.fr, "fr_first")
     for label in ("de_first", "fr_first"):
-        wait_until(lambda label=label: fed.hub_record(label, fed.analyst).status == 200, PULL_DEADLINE_S,
+        wait_until(partial(lambda lb: fed.hub_record(lb, fed.analyst).status == 200, label), PULL_DEADLINE_S,
                    f"{label} at the hub")
         assert fed.hub_record(label, fed.analyst).json() == fed.envelopes[label]
 
@@ -178,14 +180,14 @@ def test_sync_returns_when_pulled_and_visibility_at_hub(fed: Federation) -> None
         assert r.status == 200, r.body
         return {hit["id"]: hit for hit in r.json()["results"]}
 
-    anon, analyst = search(None), search(fed.analyst)
-    assert fed.ids["public"] in anon and fed.ids["network"] not in anon
-    assert anon[fed.ids["public"]]["verified"] is True
+    public, analyst = search(None), search(fed.analyst)
+    assert fed.ids["public"] in public and fed.ids["network"] not in public
+    assert public[fed.ids["public"]]["verified"] is True
     assert {fed.ids["public"], fed.ids["network"]} <= set(analyst)
     assert fed.ids["national"] not in analyst
     # the query-only node is asked live on every search: its answers are marked, never stored
     assert analyst[fed.ids["at_public"]]["live"] is True and analyst[fed.ids["at_public"]]["verified"] is False
-    assert fed.ids["at_network"] in analyst and fed.ids["at_network"] not in anon
+    assert fed.ids["at_network"] in analyst and fed.ids["at_network"] not in public
 
 
 def test_updates_and_tombstones_reach_the_hub(fed: Federation) -> None:
@@ -250,13 +252,8 @@ def verify_at_hub(fed: Federation, label: str, envelope: dict[str, Any]) -> Any:
     dir_file = fed.tmp / f"directory-{label}.json"
     env_file.write_text(json.dumps(envelope))
     dir_file.write_bytes(fed.hub.get("/federation/v1/directory").body)
-    import subprocess
-    import sys
-
-    from tests.e2e.harness import base_env
-
     return subprocess.run([sys.executable, "-m", "node.cli", "verify", str(env_file), "--directory",
-                           str(dir_file)], capture_output=True, text=True, env=base_env(), timeout=60)
+                           str(dir_file)], check=False, capture_output=True, text=True, env=base_env(), timeout=60)
 
 
 def test_ncc_verify_of_an_envelope_fetched_from_the_hub(fed: Federation) -> None:
@@ -331,8 +328,6 @@ def test_revoked_key_quarantines_later_records(fed: Federation) -> None:
     kid = fed.envelopes["fr_first"]["sig"]["kid"]
     fed.hub.ncc("hub", "revoke-key", kid)
     # `revoked_at` has whole seconds; a record issued in a later second is unambiguously after it
-    import time
-
     time.sleep(1.1)
     fed.create(fed.fr, "fr_after_revocation")
     assert fed.sync("--country", "FR")[0] == 0
