@@ -53,8 +53,12 @@ def run(args: argparse.Namespace) -> int:
         return await exporter.write_ndjson(out, args.type, args.include_deleted)
 
     if args.output is None:
-        count = run_with_db(settings, lambda: write(sys.stdout))
-        sys.stdout.flush()
+        try:
+            count = run_with_db(settings, lambda: write(sys.stdout))
+            sys.stdout.flush()
+        except BrokenPipeError as exc:  # `ncc export | head`: the reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            raise CommandError("output closed before the export finished") from exc
     else:
         target = Path(args.output)
         partial = target.with_name(f".{target.name}.partial")

@@ -178,6 +178,8 @@ def read_rows(
     """
     text = decode(data, name)
     fmt = sniff(text, name) if options.fmt == "auto" else options.fmt
+    if cordis_organisations is not None and fmt != cordis.PROJECTS:
+        raise ImportFileError(f"{name}: --cordis-organizations goes with a CORDIS project.csv, this is {fmt}")
     if fmt in ("json", "ndjson"):
         items = _json_items(text, name) if fmt == "json" else _ndjson_items(text, name)
         parsed = Parsed(fmt, [_row_from_json(line, item, options) for line, item in items])

@@ -192,3 +192,9 @@ def test_rejection_report_lines() -> None:
     assert Rejection("consent_missing", "no consent").report("line 2") == [
         "line 2: consent_missing: no consent"
     ]
+
+
+def test_cordis_organisations_option_only_with_a_project_file() -> None:
+    orgs = (FIXTURES / "cordis" / "organization.csv").read_bytes()
+    with pytest.raises(ImportFileError, match="goes with a CORDIS project.csv"):
+        read_rows(orgs, "organization.csv", Options("GR"), cordis_organisations=orgs)
