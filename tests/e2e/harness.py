@@ -282,7 +282,8 @@ class Instance:
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs (crash)."""
         if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
+            # the whole process group: the hub's check workers die with it, as in a machine crash
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
             self.proc = None
 
@@ -310,14 +311,16 @@ class Instance:
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=8)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    """SIGTERM, SIGKILL after 8 s; then whatever is left of its process group (``start_new_session``)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @dataclass

@@ -65,7 +65,8 @@ def test_hub_killed_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -
     rng = random.Random(SEED)
     print(f"crash test seed {SEED} (NCC_E2E_SEED={SEED} repeats it)")
     with cluster(tmp_path, "sqlite") as c:
-        hub = c.add("hub", "hub", env={"NCC_PULL_INTERVAL_S": "1"})
+        # pages of 500: more commit points for a kill to fall between, and between them
+        hub = c.add("hub", "hub", env={"NCC_PULL_INTERVAL_S": "1", "NCC_PULL_BATCH": "500"})
         nodes = [c.add("de", "node", "DE"), c.add("fr", "node", "FR")]
         hub.start()
         for node in nodes:
