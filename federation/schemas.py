@@ -113,7 +113,9 @@ class SchemaRegistry:
         Raises:
             SchemaInvalid: unknown schema, or the instance fails; ``errors`` then lists every
                 failure as ``{"pointer", "message"}``, ``pointer`` being an RFC 6901 JSON pointer
-                into the instance (``""`` for the root).
+                into the instance (``""`` for the root). A protocol rule on top of the schemas:
+                no string (or key) may contain U+0000 — PostgreSQL text cannot hold it, and a
+                record one hub could not store would block its node's feed.
         """
         validator = self._validators.get(schema_id)
         if validator is None:
@@ -121,6 +123,10 @@ class SchemaRegistry:
                 f"unknown schema {schema_id}", [{"pointer": "", "message": f"no schema {schema_id}"}]
             )
         if validator.is_valid(instance):  # fast path: building errors is the slow part
+            nul = nul_pointer(instance)
+            if nul is not None:
+                raise SchemaInvalid(f"{nul or '/'}: NUL characters are not allowed in strings",
+                                    [{"pointer": nul, "message": "NUL characters are not allowed in strings"}])
             return
         errors: list[SchemaErrorItem] = [
             {"pointer": json_pointer(err.instance_path), "message": err.message}
@@ -225,3 +231,21 @@ def _remove(node: Any, parts: list[str], done: tuple[str, ...], removed: list[st
     else:
         del node[head]
         removed.append(json_pointer((*done, head)))
+
+
+def nul_pointer(value: Any) -> str | None:
+    """The JSON pointer of the first string or key containing U+0000, or None."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return json_pointer(path)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key:
+                    return json_pointer((*path, key))
+                stack.append((child, (*path, key)))
+        elif isinstance(item, list):
+            stack.extend((child, (*path, i)) for i, child in enumerate(item))
+    return None
