@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import schemas
-from node.search import SearchQuery, backend_for, create_search_schema, document_from_envelope
-from node.search import accel
+from node.search import SearchQuery, accel, backend_for, create_search_schema, document_from_envelope
 from node.search.client import open_client
 from node.search.sql import SqlSearchBackend, validate
 from node.search.text import tokens
@@ -386,7 +385,9 @@ async def _bulk_load_sqlite(conn: Any, records: int, vocabularies: Any, backend:
                 "ftitle, fbody) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 doc_rows,
             )
-            await tconn.execute_many("INSERT OR IGNORE INTO search_tags (dim, value, doc) VALUES (?, ?, ?)", tag_rows)
+            await tconn.execute_many(
+                "INSERT OR IGNORE INTO search_tags (dim, value, doc) VALUES (?, ?, ?)", tag_rows
+            )
         doc_rows.clear()
         tag_rows.clear()
 
@@ -394,8 +395,19 @@ async def _bulk_load_sqlite(conn: Any, records: int, vocabularies: Any, backend:
         doc = document_from_envelope(envelope, vocabularies)
         assert doc is not None
         doc_rows.append(
-            [n, doc.id, doc.type, doc.origin, doc.visibility, doc.version, doc.issued_at, doc.title, doc.text,
-             " ".join(tokens(doc.title)), " ".join(tokens(doc.text))]
+            [
+                n,
+                doc.id,
+                doc.type,
+                doc.origin,
+                doc.visibility,
+                doc.version,
+                doc.issued_at,
+                doc.title,
+                doc.text,
+                " ".join(tokens(doc.title)),
+                " ".join(tokens(doc.text)),
+            ]
         )
         tag_rows += [[dim, value, n] for dim, values in doc.tags.items() for value in values]
         if len(doc_rows) == 20 * BATCH:
@@ -407,9 +419,7 @@ async def _bulk_load_sqlite(conn: Any, records: int, vocabularies: Any, backend:
     await backend.rebuild_counts(conn)
 
 
-async def _time_classes(
-    backend: SqlSearchBackend, conn: Any, runs: int, engine_time: Any
-) -> dict[str, Any]:
+async def _time_classes(backend: SqlSearchBackend, conn: Any, runs: int, engine_time: Any) -> dict[str, Any]:
     classes: dict[str, Any] = {}
     for name, queries in QUERY_CLASSES.items():
         totals: list[float] = []
@@ -444,7 +454,11 @@ async def _time_classes(
 
 
 async def run(
-    records: int, db_url: str, reuse: bool, runs: int = RUNS, modes: tuple[str, ...] = ("accelerated",),
+    records: int,
+    db_url: str,
+    reuse: bool,
+    runs: int = RUNS,
+    modes: tuple[str, ...] = ("accelerated",),
     bulk: bool = False,
 ) -> dict[str, Any]:
     vocabularies = schemas.load_vocabularies()
@@ -492,7 +506,9 @@ async def run(
             if mode == "sql":
                 sql_backend = backend
 
-                async def sql_engine(query: SearchQuery) -> float:
+                async def sql_engine(
+                    query: SearchQuery, sql_backend: SqlSearchBackend = sql_backend
+                ) -> float:
                     plan, _ = validate(query)
                     started = time.perf_counter()
                     await sql_backend.page(conn, plan, 20, 0)
@@ -511,18 +527,12 @@ async def run(
             assert index is not None
             rss_after = _rss_mb()
 
-            async def accel_engine(query: SearchQuery) -> float:
-                # The in-memory part: bitmaps, facets, ranking (no catch-up read, no row fetch).
+            async def accel_engine(query: SearchQuery, index: Any = index, fast: Any = fast) -> float:
+                # The in-memory part: bitmaps, facets, ranking, phrase verification (no catch-up
+                # read, no page-row fetch).
                 plan, offset = validate(query)
-                assert index is not None
                 started = time.perf_counter()
-                work = accel._Query(index, conn, fast, plan)
-                if not work.phrases:
-                    text = index.vis.get("public")
-                    assert text is not None
-                    await _engine_only(work, query, offset)
-                else:
-                    await _engine_only(work, query, offset)
+                await _engine_only(accel._Query(index, conn, fast, plan), query, offset)
                 return time.perf_counter() - started
 
             classes = await _time_classes(fast, conn, runs, accel_engine)

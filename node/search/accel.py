@@ -89,7 +89,7 @@ def enabled() -> bool:
 
 
 def _issued_key(issued_at: str) -> int:
-    """"2026-01-02T03:04:05Z" -> 20260102030405 (orders like the timestamp, no parsing)."""
+    """Map 2026-01-02T03:04:05Z to 20260102030405 (orders like the timestamp, no parsing)."""
     digits = "".join(ch for ch in issued_at if ch.isdigit())
     return int(digits[:14] or 0)
 
@@ -304,9 +304,10 @@ class Accelerator:
             if self.task is not None:
                 await asyncio.wait([self.task])
                 self.task = None
-            if self.index is None:
-                self.index = await self._build_current(conn, backend)
-            elif await self._catch_up(conn, backend, self.index, inline=True) == "rebuild":
+            if (
+                self.index is None
+                or await self._catch_up(conn, backend, self.index, inline=True) == "rebuild"
+            ):
                 self.index = await self._build_current(conn, backend)
 
     async def _ready(self, conn: Any, backend: Any) -> bool:
@@ -354,7 +355,9 @@ class Accelerator:
         )
         seen = {int(row[0]) for row in recent}
         now = time.monotonic()
-        index.gaps = {i: now for i in range(max(1, position - GAP_LOOKBACK + 1), position + 1) if i not in seen}
+        index.gaps = {
+            i: now for i in range(max(1, position - GAP_LOOKBACK + 1), position + 1) if i not in seen
+        }
         last = 0
         while True:
             docs = await _rows(
@@ -501,7 +504,9 @@ class _Query:
             batch = todo[start : start + FETCH_CHUNK]
             where, params = _doc_in(self.backend.dialect, batch)
             rows = await _rows(
-                self.conn, f"SELECT doc, {self.backend.folded_columns} FROM search_docs WHERE " + where, params
+                self.conn,
+                f"SELECT doc, {self.backend.folded_columns} FROM search_docs WHERE " + where,
+                params,
             )
             for doc in batch:
                 self.verified[doc] = False
@@ -688,7 +693,12 @@ def _identity(conn: Any, dialect: str) -> tuple[str, ...]:
         if filename in ("", ":memory:") or "mode=memory" in filename:
             return ("sqlite-memory", str(id(root)))
         return ("sqlite", os.path.abspath(filename))
-    return (dialect, str(getattr(root, "host", "")), str(getattr(root, "port", "")), str(getattr(root, "database", "")))
+    return (
+        dialect,
+        str(getattr(root, "host", "")),
+        str(getattr(root, "port", "")),
+        str(getattr(root, "database", "")),
+    )
 
 
 def accelerator_of(conn: Any, dialect: str) -> Accelerator:

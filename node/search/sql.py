@@ -166,7 +166,9 @@ class SqlSearchBackend:
         """Append the ``doc`` numbers currently held under ``ids`` to ``search_changes``."""
         ids_sql, params = self.in_list("id", ids)
         await self.execute(
-            conn, f"INSERT INTO search_changes (doc) SELECT doc FROM search_docs WHERE {ids_sql} ORDER BY doc", params
+            conn,
+            f"INSERT INTO search_changes (doc) SELECT doc FROM search_docs WHERE {ids_sql} ORDER BY doc",
+            params,
         )
 
     async def create_changes(self, conn: Any) -> None:

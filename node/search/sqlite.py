@@ -70,9 +70,7 @@ class SqliteSearchBackend(SqlSearchBackend):
     dialect = "sqlite"
     # Without it the planner may scan every tag of the counted dimensions instead of the matches.
     facet_join = "CROSS JOIN"
-    changes_ddl = (
-        "CREATE TABLE IF NOT EXISTS search_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL)"
-    )
+    changes_ddl = "CREATE TABLE IF NOT EXISTS search_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL)"
     #: Columns the accelerator reads for a document's folded text: already tokens joined by spaces.
     folded_columns = "ftitle, fbody"
 

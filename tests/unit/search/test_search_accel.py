@@ -135,7 +135,9 @@ WORDS = ["grid", "energy", "secure", "cloud", "quantum", "post", "risk", "data",
 
 
 @pytest.mark.parametrize("search_mode", ["sql"])
-async def test_same_matches_and_facets_as_sql_on_random_corpus(pair: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_same_matches_and_facets_as_sql_on_random_corpus(
+    pair: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sql, fast, conn = pair
     rng = random.Random(5)
     docs = []
@@ -147,7 +149,10 @@ async def test_same_matches_and_facets_as_sql_on_random_corpus(pair: Any, monkey
                 text=" ".join(rng.choices(WORDS, k=12)),
                 origin=rng.choice(["DE", "FR", "AT"]),
                 visibility=rng.choice(["public", "public", "network", "national"]),
-                tags={"domain": rng.sample(["cry", "net", "aac"], 1), "sector": rng.sample(["sec.energy", "sec.health"], 1)},
+                tags={
+                    "domain": rng.sample(["cry", "net", "aac"], 1),
+                    "sector": rng.sample(["sec.energy", "sec.health"], 1),
+                },
             )
         )
     await sql.upsert(conn, docs)
@@ -173,6 +178,8 @@ async def test_same_matches_and_facets_as_sql_on_random_corpus(pair: Any, monkey
     # A phrase on a large candidate set: hits are verified, the total is an estimate.
     expected = await answer(sql, conn, '"post quantum"', limit=5)
     got = await answer(fast, conn, '"post quantum"', limit=5)
-    assert {hit.id for hit in got.hits} <= {h.id for h in (await answer(sql, conn, '"post quantum"', limit=100)).hits}
+    assert {hit.id for hit in got.hits} <= {
+        h.id for h in (await answer(sql, conn, '"post quantum"', limit=100)).hits
+    }
     assert len(got.hits) == min(5, expected.total)
     assert abs(got.total - expected.total) <= max(3, expected.total // 2)
