@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("NCC_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -88,7 +88,7 @@ class Instance:
         return [sys.executable, "-m", "node.cli", *args, "--data-dir", str(self.data_dir)]
 
     def ncc(self, *args: str, timeout: float = 600) -> str:
-        done = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
+        done = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout, check=False,
                               env=clean_env(self.env), cwd=ROOT)
         if done.returncode != 0:
             raise RuntimeError(f"ncc {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
@@ -217,7 +217,7 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -260,7 +260,7 @@ def run_measured(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Compl
 
 # -- payloads --------------------------------------------------------------------------------------
 
-WORDS = (
+WORDS = (  # noqa: SIM905 - a word list reads better as text
     "security network cryptography quantum resilient grid energy health finance incident response forensic "
     "malware analysis threat intelligence supply chain firmware embedded industrial control cloud identity "
     "privacy governance risk assessment certification audit training exercise range penetration testing "

@@ -112,6 +112,8 @@ SETTINGS: tuple[Setting, ...] = (
             check=_positive),
     Setting("search_max_limit", "int", 100, "Largest `limit` a search request may ask for.",
             check=_positive),
+    Setting("search_accelerator", "bool", True, "Answer searches from the in-memory accelerator (roaring "
+            "bitmaps rebuilt from the database); false = SQL only."),
     Setting("live_timeout_ms", "int", 2000, "Default deadline of a live federated query, milliseconds.",
             check=_positive),
     # node
@@ -162,6 +164,7 @@ class Settings:
     allowed_countries: tuple[str, ...] = field(default=tuple(EU_COUNTRIES + EEA_COUNTRIES))
     clock_skew_s: int = 300
     search_max_limit: int = 100
+    search_accelerator: bool = True
     live_timeout_ms: int = 2000
     notify_retry_s: int = 30
     pull_interval_s: int = 300
@@ -183,7 +186,7 @@ class Settings:
     @property
     def db_url(self) -> str:
         """The tortoise database URL (SQLite in the data dir unless `db` is set)."""
-        return database_url(self.db, self.data_dir, self.db_pool_max)
+        return database_url(self.db, self.data_dir, self.db_pool_max, self.role)
 
     @property
     def instance_id(self) -> str:
@@ -202,8 +205,16 @@ class Settings:
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def database_url(db: str, data_dir: Path, pool_max: int = 10) -> str:
-    """Translate the `db` setting to a tortoise URL."""
+def database_url(db: str, data_dir: Path, pool_max: int = 10, role: str = "node") -> str:
+    """Translate the `db` setting to a tortoise URL (query parameters of a SQLite URL become PRAGMAs).
+
+    A hub's SQLite database gets ``synchronous=NORMAL`` unless the URL sets ``synchronous`` itself:
+    in WAL mode that skips the fsync at every commit (5 ms each here; several per pull) and can lose
+    only the last commits on power loss, never corrupt. The hub's state is derived from the nodes'
+    feeds, and its records and cursor commit together, so a lost commit is simply pulled again. A
+    node keeps SQLite's default (FULL): a signed version it published and then lost could be
+    re-issued with other content under the same version number (equivocation).
+    """
     if not db:
         db = f"sqlite://{(data_dir / 'ncc.db').resolve()}"
     if db.startswith(("postgres://", "postgresql://")):
@@ -213,6 +224,8 @@ def database_url(db: str, data_dir: Path, pool_max: int = 10) -> str:
         return f"asyncpg://{rest}{extra}"
     if db.startswith("sqlite://") and "busy_timeout=" not in db:
         db = f"{db}{'&' if '?' in db else '?'}busy_timeout={SQLITE_BUSY_TIMEOUT_MS}"
+    if role == "hub" and db.startswith("sqlite://") and "synchronous=" not in db:
+        return f"{db}{'&' if '?' in db else '?'}synchronous=NORMAL"
     return db
 
 

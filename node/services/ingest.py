@@ -1,16 +1,39 @@
-"""Hub ingest of one feed page: verify → validate → decide → store + index → advance the cursor.
+"""Hub ingest of one feed page: parse → verify → validate → decide → store + index → advance the cursor.
 
-Verification is pure CPU work done before the transaction. Everything that changes the hub's
-state for the page — held records, search index, quarantine, the node's cursor — is written in one
-transaction, and the cursor only moves if it still has the value the page was read from, so a crash
-(or a second hub process) at any instant loses and duplicates nothing: the page is simply pulled
-again.
+Two halves:
+
+* **checking** (pure CPU, no I/O): :func:`check_page` splits a page's NDJSON body into lines, checks the
+  framing (sequences, trailer), parses every record line strictly, verifies and validates it and
+  prepares what the store needs (the envelope's stored text, its digest, its search document). It
+  returns compact, picklable :class:`Checked` / :class:`Rejected` items, so it can run in a worker
+  *process* (:class:`CheckPool`): verification is CPU-bound and threads would share one core through
+  the GIL. Small pages are checked in a thread of the hub process instead (a process round trip
+  costs more than it saves).
+* **applying**: :func:`apply_checked` writes everything that changes the hub's state for the page —
+  held records, search index, quarantine, the node's cursor — in one transaction, and the cursor only
+  moves if it still has the value the page was read from, so a crash (or a second hub process) at any
+  instant loses and duplicates nothing: the page is simply pulled again.
+
+The puller (node.services.sync) overlaps the two: page k+1 is fetched and checked in the worker
+while page k is being written. A page is applied only after all of it was checked; a failure while
+checking (a broken frame, a worker that died or raised) fails the pull before anything of that page
+is written.
+
+``check_items``/``apply_page`` are the record-level API (a page already parsed into
+:class:`FeedItem`s, verified into ``VerifiedRecord | ProtocolError``); they use the same code.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
+import multiprocessing
+import os
 from collections import Counter as Tally
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,17 +41,29 @@ from typing import Any
 import orjson
 from tortoise.transactions import in_transaction
 
+from federation import strictjson
 from federation.directory import Directory
-from federation.errors import ProtocolError
+from federation.errors import MalformedJSON, ProtocolError
 from federation.ingest import Decision, Held, decide, equivocation_error
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp
 from federation.verify import VerifiedRecord, verify
+from node.search import SearchDoc, document_from_envelope
 from node.services.search import SearchService
 from node.storage import sql
 
+log = logging.getLogger("ncc.ingest")
+
 # Hub-side policy code (not a verification code): a node must never send a national record.
 NATIONAL_IN_FEED = "visibility_national"
+
+#: Longest feed line accepted (records may be up to 1 MiB).
+MAX_LINE = 4 * 1024 * 1024
+
+
+class PullError(Exception):
+    """A pull failed for a reason outside the records (transport, protocol framing, HTTP status, a
+    verification worker that failed)."""
 
 
 class CursorMoved(Exception):
@@ -62,6 +97,118 @@ class PageOutcome:
         self.codes.update(other.codes)
 
 
+@dataclass(slots=True)
+class Checked:
+    """A record that verified: what the store and the index need, nothing that must be recomputed.
+
+    ``text`` is the envelope as the hub stores it (canonical field order); ``evidence`` what a
+    quarantine row keeps if the record is refused later (the line's record as received; without the
+    payload for a national record); ``doc`` its search document (None for a tombstone or a national
+    record, which are never indexed).
+    """
+
+    seq: int | None
+    id: str
+    origin: str
+    type: str
+    version: int
+    visibility: str
+    deleted: bool
+    digest: str
+    issued_at: str
+    text: str
+    evidence: str
+    doc: SearchDoc | None
+
+
+@dataclass(slots=True)
+class Rejected:
+    """A record line that failed: its code and detail, and what the quarantine keeps of it."""
+
+    seq: int | None
+    code: str
+    detail: str
+    record_id: str | None
+    version: int | None
+    evidence: str
+
+
+@dataclass(slots=True)
+class CheckedPage:
+    """A checked page: its items in feed order and its trailer (``next``, ``more``, ``head``)."""
+
+    items: list[Checked | Rejected]
+    trailer: dict[str, Any]
+
+
+# -- parsing -----------------------------------------------------------------------------------------
+
+
+def split_lines(body: bytes) -> list[bytes]:
+    """The lines of an NDJSON body (the last one may lack its newline).
+
+    Raises:
+        PullError: a line longer than ``MAX_LINE``.
+    """
+    lines = body.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    for line in lines:
+        if len(line) > MAX_LINE:
+            raise PullError("feed line too long")
+    return lines
+
+
+def parse_page(lines: Sequence[bytes], cursor: int, limit: int) -> tuple[list[FeedItem], dict[str, Any]]:
+    """Parse one NDJSON feed page: record lines, then the ``{"next", "more"}`` trailer.
+
+    A record line that is not valid JSON is kept as an item with ``malformed_json`` (quarantined);
+    a broken frame (no trailer, sequences going backwards, too many lines) fails the whole page.
+
+    Raises:
+        PullError: the page is not a well-formed feed page.
+    """
+    items: list[FeedItem] = []
+    trailer: dict[str, Any] | None = None
+    last_seq = cursor
+    for line in lines:
+        text = line.decode("utf-8", "replace").strip()
+        if not text:
+            continue
+        if trailer is not None:
+            raise PullError("data after the feed trailer")
+        try:
+            obj = strictjson.loads(line)
+        except ProtocolError as exc:
+            if len(items) >= limit:
+                raise PullError("more lines than the page limit") from exc
+            items.append(FeedItem(None, None, text, MalformedJSON(f"feed line is not JSON: {exc.detail}")))
+            continue
+        if isinstance(obj, dict) and "next" in obj and "record" not in obj:
+            nxt, more = obj.get("next"), obj.get("more")
+            if type(nxt) is not int or type(more) is not bool or nxt < last_seq:
+                raise PullError(f"bad feed trailer {text[:200]}")
+            trailer = obj
+            continue
+        if not isinstance(obj, dict) or type(obj.get("seq")) is not int or "record" not in obj:
+            raise PullError(f"feed line is neither a record nor the trailer: {text[:200]}")
+        seq = obj["seq"]
+        if seq <= last_seq:
+            raise PullError(f"feed sequence went backwards ({seq} after {last_seq})")
+        last_seq = seq
+        if len(items) >= limit:
+            raise PullError("more records than the page limit")
+        items.append(FeedItem(seq, obj["record"], orjson.dumps(obj["record"]).decode()))
+    if trailer is None:
+        raise PullError("feed page ended without its trailer (truncated stream)")
+    if items and trailer["next"] < last_seq:
+        raise PullError("feed trailer points before its last record")
+    return items, trailer
+
+
+# -- checking ----------------------------------------------------------------------------------------
+
+
 def check_items(
     country: str, items: Sequence[FeedItem], directory: Directory, now: datetime, registry: SchemaRegistry
 ) -> list[VerifiedRecord | ProtocolError]:
@@ -78,11 +225,144 @@ def check_items(
     return out
 
 
-def _quarantine_text(item: FeedItem, code: str) -> str:
-    if code == NATIONAL_IN_FEED and isinstance(item.envelope, dict):
-        # Never keep a national payload at the hub, not even as evidence.
-        return orjson.dumps({k: v for k, v in item.envelope.items() if k != "payload"}).decode()
-    return item.raw
+def _national_evidence(envelope: dict[str, Any]) -> str:
+    # Never keep a national payload at the hub, not even as evidence.
+    return orjson.dumps({k: v for k, v in envelope.items() if k != "payload"}).decode()
+
+
+def prepare(item: FeedItem, result: VerifiedRecord | ProtocolError, vocabularies: Any) -> Checked | Rejected:
+    """Turn one verified (or refused) item into what :func:`apply_checked` stores."""
+    if isinstance(result, ProtocolError):
+        env = item.envelope if isinstance(item.envelope, dict) else {}
+        rid = env.get("id") if isinstance(env.get("id"), str) else None
+        version = env.get("version") if type(env.get("version")) is int else None
+        return Rejected(item.seq, result.code, result.detail, rid, version, item.raw)
+    e = result.envelope
+    national = e.visibility == "national"
+    evidence = _national_evidence(item.envelope) if national and isinstance(item.envelope, dict) else item.raw
+    if national:
+        return Checked(item.seq, e.id, e.origin, e.type, e.version, e.visibility, e.deleted, result.digest,
+                       format_timestamp(e.issued_at), "", evidence, None)
+    wire = e.to_dict()
+    text = orjson.dumps(wire).decode()
+    doc = None if e.deleted else document_from_envelope(wire, vocabularies)
+    return Checked(item.seq, e.id, e.origin, e.type, e.version, e.visibility, e.deleted, result.digest,
+                   format_timestamp(e.issued_at), text, evidence, doc)
+
+
+def check_page(
+    country: str,
+    body: bytes,
+    cursor: int,
+    limit: int,
+    directory: Directory,
+    now: datetime,
+    registry: SchemaRegistry,
+    vocabularies: Any,
+) -> CheckedPage:
+    """Parse, frame-check, verify and prepare one feed page body (pure CPU; runs in a worker).
+
+    Raises:
+        PullError: the page is not a well-formed feed page.
+    """
+    items, trailer = parse_page(split_lines(body), cursor, limit)
+    results = check_items(country, items, directory, now, registry)
+    return CheckedPage([prepare(i, r, vocabularies) for i, r in zip(items, results, strict=True)], trailer)
+
+
+# -- the worker process ------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init() -> None:
+    """Once per worker process: the schema registry and the vocabularies."""
+    from node.context import build_registry
+    from schemas import load_vocabularies
+
+    _WORKER["registry"] = build_registry()
+    _WORKER["vocabularies"] = load_vocabularies()
+    _WORKER["directories"] = {}
+
+
+def _worker_check(
+    country: str, body: bytes, cursor: int, limit: int, directory_doc: bytes, now: datetime
+) -> CheckedPage:
+    directories: dict[bytes, Directory] = _WORKER["directories"]
+    key = hashlib.sha256(directory_doc).digest()
+    directory = directories.get(key)
+    if directory is None:
+        directories.clear()  # keep one: a pull uses one directory
+        directory = directories[key] = Directory.from_dict(orjson.loads(directory_doc))
+    return check_page(country, body, cursor, limit, directory, now, _WORKER["registry"], _WORKER["vocabularies"])
+
+
+class CheckPool:
+    """One verification worker process (this machine has two cores: one writes while one verifies).
+
+    Started on first use (``spawn``: the hub process has threads, so it is not forked), shared by
+    every pull of the process. A worker that dies breaks the pool: the page's check fails with
+    :class:`PullError` (nothing of that page is written) and the next use starts a fresh pool.
+    """
+
+    #: What the worker runs (tests replace it to make the worker die or raise).
+    target = staticmethod(_worker_check)
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+            )
+        return self._pool
+
+    async def check(
+        self, country: str, body: bytes, cursor: int, limit: int, directory_doc: bytes, now: datetime
+    ) -> CheckedPage:
+        """Check a page in the worker.
+
+        Raises:
+            PullError: a broken frame, or the worker failed (died, raised).
+        """
+        loop = asyncio.get_running_loop()
+        pool = self._executor()
+        try:
+            return await loop.run_in_executor(pool, self.target, country, body, cursor, limit, directory_doc, now)
+        except PullError:
+            raise
+        except BrokenProcessPool as exc:
+            self.discard(pool)
+            raise PullError("verification worker died") from exc
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure in the worker fails the pull cleanly
+            log.exception("verification worker failed")
+            raise PullError(f"verification worker failed: {exc.__class__.__name__}: {exc}"[:300]) from exc
+
+    def discard(self, pool: ProcessPoolExecutor | None = None) -> None:
+        if self._pool is not None and (pool is None or pool is self._pool):
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def default_workers() -> int:
+    """Verification worker processes: one per core beyond the first (the writer's), at least one."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+# -- applying ----------------------------------------------------------------------------------------
 
 
 async def apply_page(
@@ -100,9 +380,50 @@ async def apply_page(
     Raises:
         CursorMoved: the cursor was no longer ``from_cursor`` (nothing was written).
     """
+    checked = [prepare(i, r, search.vocabularies) for i, r in zip(items, results, strict=True)]
+    return await apply_checked(country, checked, from_cursor, next_cursor, head, now, search)
+
+
+_UPSERT = (
+    "INSERT INTO hub_records (id, origin, type, version, visibility, deleted, digest, issued_at,"
+    " envelope, node_seq, quarantined) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE)"
+    " ON CONFLICT (id) DO UPDATE SET origin = excluded.origin, type = excluded.type,"
+    " version = excluded.version, visibility = excluded.visibility, deleted = excluded.deleted,"
+    " digest = excluded.digest, issued_at = excluded.issued_at, envelope = excluded.envelope,"
+    " node_seq = excluded.node_seq, quarantined = FALSE"
+)
+_QUARANTINE = (
+    "INSERT INTO hub_quarantine (country, record_id, version, node_seq, code, detail, envelope,"
+    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class _Incoming:
+    """The slice of VerifiedRecord that :func:`federation.ingest.decide` reads."""
+
+    __slots__ = ("digest", "envelope")
+
+    def __init__(self, c: Checked) -> None:
+        self.envelope, self.digest = c, c.digest
+
+
+async def apply_checked(
+    country: str,
+    items: Sequence[Checked | Rejected],
+    from_cursor: int,
+    next_cursor: int,
+    head: int,
+    now: datetime,
+    search: SearchService,
+) -> PageOutcome:
+    """Store a checked page and advance the cursor from ``from_cursor`` to ``next_cursor`` atomically.
+
+    Raises:
+        CursorMoved: the cursor was no longer ``from_cursor`` (nothing was written).
+    """
     outcome = PageOutcome()
     stamp = format_timestamp(now)
-    ids = [r.envelope.id for r in results if isinstance(r, VerifiedRecord)]
+    ids = list(dict.fromkeys(c.id for c in items if isinstance(c, Checked)))
     async with in_transaction() as conn:
         moved = await sql.execute(
             conn,
@@ -119,30 +440,23 @@ async def apply_page(
             ):
                 held[row["id"]] = Held(int(row["version"]), str(row["digest"]))
         upserts: list[list[Any]] = []
-        to_index: list[dict[str, Any]] = []
-        to_unindex: list[str] = []
+        index_ops: dict[str, SearchDoc | None] = {}  # id -> document to index, or None to remove (last wins)
         quarantine: list[list[Any]] = []
         flag_quarantined: list[str] = []
-        for item, result in zip(items, results, strict=True):
-            if isinstance(result, ProtocolError):
-                code = result.code
-                env = item.envelope if isinstance(item.envelope, dict) else {}
-                rid = env.get("id") if isinstance(env.get("id"), str) else None
-                version = env.get("version") if type(env.get("version")) is int else None
-                quarantine.append([country, rid and rid[:200], version, item.seq, code, result.detail[:2000],
-                                   _quarantine_text(item, code), stamp])
+        for c in items:
+            if isinstance(c, Rejected):
+                quarantine.append([country, c.record_id and c.record_id[:200], c.version, c.seq, c.code,
+                                   c.detail[:2000], c.evidence, stamp])
                 outcome.quarantined += 1
-                outcome.codes[code] += 1
+                outcome.codes[c.code] += 1
                 continue
-            env_obj = result.envelope
-            if env_obj.visibility == "national":
-                quarantine.append([country, env_obj.id, env_obj.version, item.seq, NATIONAL_IN_FEED,
-                                   "national records must never leave their node",
-                                   _quarantine_text(item, NATIONAL_IN_FEED), stamp])
+            if c.visibility == "national":
+                quarantine.append([country, c.id, c.version, c.seq, NATIONAL_IN_FEED,
+                                   "national records must never leave their node", c.evidence, stamp])
                 outcome.quarantined += 1
                 outcome.codes[NATIONAL_IN_FEED] += 1
                 continue
-            decision = decide(result, held.get(env_obj.id))
+            decision = decide(_Incoming(c), held.get(c.id))  # type: ignore[arg-type]
             if decision is Decision.STALE:
                 outcome.stale += 1
                 continue
@@ -150,53 +464,35 @@ async def apply_page(
                 outcome.duplicate += 1
                 continue
             if decision is Decision.EQUIVOCATION:
-                err = equivocation_error(result, held[env_obj.id])
-                quarantine.append([country, env_obj.id, env_obj.version, item.seq, err.code, err.detail,
-                                   item.raw, stamp])
-                flag_quarantined.append(env_obj.id)
-                to_unindex.append(env_obj.id)
+                err = equivocation_error(_Incoming(c), held[c.id])  # type: ignore[arg-type]
+                quarantine.append([country, c.id, c.version, c.seq, err.code, err.detail, c.evidence, stamp])
+                flag_quarantined.append(c.id)
+                index_ops.pop(c.id, None)
+                index_ops[c.id] = None
                 outcome.quarantined += 1
                 outcome.codes[err.code] += 1
                 continue
-            wire = env_obj.to_dict()
-            upserts.append([env_obj.id, env_obj.origin, env_obj.type, env_obj.version, env_obj.visibility,
-                            env_obj.deleted, result.digest, format_timestamp(env_obj.issued_at),
-                            orjson.dumps(wire).decode(), item.seq or 0])
-            held[env_obj.id] = Held(env_obj.version, result.digest)
-            if env_obj.deleted:
-                to_unindex.append(env_obj.id)
+            upserts.append([c.id, c.origin, c.type, c.version, c.visibility, c.deleted, c.digest, c.issued_at,
+                            c.text, c.seq or 0])
+            held[c.id] = Held(c.version, c.digest)
+            index_ops.pop(c.id, None)
+            index_ops[c.id] = c.doc
+            if c.deleted:
                 outcome.deleted += 1
             else:
-                to_index.append(wire)
                 outcome.accepted += 1
         if upserts:
-            await conn.execute_many(
-                sql.placeholders(
-                    conn,
-                    "INSERT INTO hub_records (id, origin, type, version, visibility, deleted, digest, issued_at,"
-                    " envelope, node_seq, quarantined) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE)"
-                    " ON CONFLICT (id) DO UPDATE SET origin = excluded.origin, type = excluded.type,"
-                    " version = excluded.version, visibility = excluded.visibility, deleted = excluded.deleted,"
-                    " digest = excluded.digest, issued_at = excluded.issued_at, envelope = excluded.envelope,"
-                    " node_seq = excluded.node_seq, quarantined = FALSE",
-                ),
-                upserts,
-            )
+            await conn.execute_many(sql.placeholders(conn, _UPSERT), upserts)
         if flag_quarantined:
             marks = ",".join("?" for _ in flag_quarantined)
             await sql.execute(conn, f"UPDATE hub_records SET quarantined = TRUE WHERE id IN ({marks})",
                               flag_quarantined)
         if quarantine:
-            await conn.execute_many(
-                sql.placeholders(
-                    conn,
-                    "INSERT INTO hub_quarantine (country, record_id, version, node_seq, code, detail, envelope,"
-                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ),
-                quarantine,
-            )
-        if to_index:
-            await search.index_many(conn, to_index)
-        if to_unindex:
-            await search.remove(conn, to_unindex)
+            await conn.execute_many(sql.placeholders(conn, _QUARANTINE), quarantine)
+        docs = [d for d in index_ops.values() if d is not None]
+        gone = [rid for rid, d in index_ops.items() if d is None]
+        if docs:
+            await search.backend(conn).upsert(conn, docs)
+        if gone:
+            await search.remove(conn, gone)
     return outcome

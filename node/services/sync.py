@@ -4,9 +4,13 @@ One pull of node X:
 
 1. take X's lease in ``hub_pull_state`` (a row-level database lock shared by every hub process on
    the same database: ``UPDATE … WHERE lease_until < now``; only one process wins);
-2. page through ``GET {url}/federation/v1/changes?after=<cursor>`` with a short service token,
-   reading the NDJSON stream line by line (never the whole feed in memory);
-3. verify each page, then apply it and advance the cursor in one transaction (node.services.ingest);
+2. page through ``GET {url}/federation/v1/changes?after=<cursor>`` with a short service token
+   (one page of at most ``pull_batch`` records in memory, never the whole feed);
+3. check each page (parse, frame, verify, validate; node.services.ingest.check_page) — in a worker
+   process for large pages — then apply it and advance the cursor in one transaction
+   (node.services.ingest.apply_checked). Pages are pipelined: while page k is written, page k+1 is
+   fetched and checked, so at most two pages are in flight; page k+1 is applied only after page k
+   committed, from the cursor page k left (the compare-and-set would refuse anything else);
 4. record the outcome: ``last_success`` / ``consecutive_failures`` / ``last_error``.
 
 Within a process an ``asyncio.Lock`` per node makes concurrent triggers (scheduler, notify, CLI)
@@ -27,7 +31,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,9 +40,7 @@ import aiohttp
 import orjson
 from tortoise.exceptions import BaseORMException
 
-from federation import strictjson
 from federation.directory import Directory
-from federation.errors import MalformedJSON, ProtocolError
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp, parse_timestamp
 from federation.tokens import issue_service_token
@@ -46,18 +48,34 @@ from node.config import Settings
 from node.http.metrics import Metrics
 from node.keystore import InstanceKey
 from node.services.hub import HubService
-from node.services.ingest import CursorMoved, FeedItem, PageOutcome, apply_page, check_items
+from node.services.ingest import (
+    MAX_LINE,
+    CheckedPage,
+    CheckPool,
+    CursorMoved,
+    FeedItem,
+    PageOutcome,
+    PullError,
+    apply_checked,
+    apply_page,
+    check_items,
+    check_page,
+    default_workers,
+    parse_page,
+    split_lines,
+)
 from node.services.search import SearchService
 from node.storage import sql
 from node.storage.hub_models import FederatedNode, PullState, Quarantine
 
 log = logging.getLogger("ncc.sync")
 
-MAX_LINE = 4 * 1024 * 1024
+__all__ = ["MAX_LINE", "CursorMoved", "FeedItem", "PageOutcome", "PullError", "PullResult", "Puller", "apply_page",
+           "check_items", "node_status", "read_feed"]
 
-
-class PullError(Exception):
-    """A pull failed for a reason outside the records (transport, protocol framing, HTTP status)."""
+#: Pages up to this size are checked in a thread of the hub process; larger ones in the worker
+#: process (a process round trip and the worker's start cost more than they save on small pages).
+INLINE_MAX_BYTES = 256 * 1024
 
 
 @dataclass
@@ -72,13 +90,14 @@ class PullResult:
     head: int = 0
     error: str | None = None
     skipped: str | None = None
+    elapsed_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         o = self.outcome
         return {"country": self.country, "ok": self.ok, "pages": self.pages, "accepted": o.accepted,
                 "deleted": o.deleted, "stale": o.stale, "duplicate": o.duplicate,
                 "quarantined": o.quarantined, "codes": dict(o.codes), "cursor": self.cursor, "head": self.head,
-                "error": self.error, "skipped": self.skipped}
+                "error": self.error, "skipped": self.skipped, "elapsed_s": round(self.elapsed_s, 4)}
 
 
 def _dead_local_owner(owner: str) -> bool:
@@ -128,6 +147,9 @@ class Puller:
     _next_attempt: dict[str, float] = field(default_factory=dict)
     _pending: dict[str, bool] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Pages larger than this (bytes) are checked in the worker process; smaller ones in a thread.
+    inline_max_bytes: int = INLINE_MAX_BYTES
+    checker: CheckPool = field(default_factory=lambda: CheckPool(default_workers()))
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -137,6 +159,7 @@ class Puller:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await asyncio.to_thread(self.checker.close)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -207,15 +230,17 @@ class Puller:
                 return PullResult(country, ok=False, error="another hub process kept this node's pull lease")
         result = PullResult(country, ok=False)
         started = self.clock()
+        t0 = time.perf_counter()
         try:
-            directory = await self.hub.current()
-            await self._pull_pages(node.url, country, directory, result)
+            directory_doc = await self.hub.current_directory()
+            await self._pull_pages(node.url, country, directory_doc, result)
             result.ok = True
         except (PullError, aiohttp.ClientError, asyncio.TimeoutError, CursorMoved, BaseORMException) as exc:
             # a database error (e.g. SQLite busy) fails this pull like a transport error: the page's
             # transaction rolled back, the cursor did not move, the next pull retries
             result.error = f"{exc.__class__.__name__}: {exc}"[:500]
         finally:
+            result.elapsed_s = time.perf_counter() - t0
             await self._finish(country, result, started)
         return result
 
@@ -296,32 +321,69 @@ class Puller:
                 self.metrics.sync_lag.labels(country).set(max(0, state.head - state.cursor))
             self.metrics.quarantine_size.labels(country).set(await Quarantine.filter(country=country).count())
 
-    async def _pull_pages(self, url: str, country: str, directory: Directory, result: PullResult) -> None:
-        while True:
-            state = await PullState.get(country=country)
-            cursor = state.cursor
-            items, trailer = await self._fetch_page(url, country, cursor)
-            now = self.clock()
-            checked = await asyncio.to_thread(check_items, country, items, directory, now, self.registry)
-            next_cursor = trailer["next"]
-            head = trailer.get("head", next_cursor)
-            await self._renew_lease(country)
-            outcome = await apply_page(country, items, checked, cursor, next_cursor, head, now, self.search)
-            result.pages += 1
-            result.outcome.add(outcome)
-            if self.metrics is not None:
-                m = self.metrics.ingested
-                for name in ("accepted", "deleted", "stale", "duplicate"):
-                    if getattr(outcome, name):
-                        m.labels(country, name, "").inc(getattr(outcome, name))
-                for code, n in outcome.codes.items():
-                    m.labels(country, "quarantined", code).inc(n)
-            if not trailer["more"]:
-                return
-            if next_cursor <= cursor:
-                raise PullError(f"feed did not advance past {cursor} although it said more")
+    async def _pull_pages(self, url: str, country: str, directory_doc: dict[str, Any], result: PullResult) -> None:
+        directory = Directory.from_dict(directory_doc)
+        directory_bytes = orjson.dumps(directory_doc)
 
-    async def _fetch_page(self, url: str, country: str, cursor: int) -> tuple[list[FeedItem], dict[str, Any]]:
+        async def fetch_and_check(at: int) -> tuple[CheckedPage, datetime]:
+            body = await self._fetch_body(url, country, at)
+            now = self.clock()
+            return await self._check(country, body, at, directory, directory_bytes, now), now
+
+        cursor = (await PullState.get(country=country)).cursor
+        pending: asyncio.Task[tuple[CheckedPage, datetime]] | None = asyncio.ensure_future(fetch_and_check(cursor))
+        try:
+            while True:
+                assert pending is not None
+                page, now = await pending
+                pending = None
+                trailer = page.trailer
+                next_cursor = trailer["next"]
+                head = trailer.get("head", next_cursor)
+                more, advancing = trailer["more"], trailer["next"] > cursor
+                if more and advancing:
+                    # fetch and check page k+1 while page k is written
+                    pending = asyncio.ensure_future(fetch_and_check(next_cursor))
+                await self._renew_lease(country)
+                outcome = await apply_checked(country, page.items, cursor, next_cursor, head, now, self.search)
+                result.pages += 1
+                result.outcome.add(outcome)
+                self._count(country, outcome)
+                if not more:
+                    return
+                if not advancing:
+                    raise PullError(f"feed did not advance past {cursor} although it said more")
+                cursor = next_cursor
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+
+    def _count(self, country: str, outcome: PageOutcome) -> None:
+        if self.metrics is None:
+            return
+        m = self.metrics.ingested
+        for name in ("accepted", "deleted", "stale", "duplicate"):
+            if getattr(outcome, name):
+                m.labels(country, name, "").inc(getattr(outcome, name))
+        for code, n in outcome.codes.items():
+            m.labels(country, "quarantined", code).inc(n)
+
+    async def _check(
+        self, country: str, body: bytes, cursor: int, directory: Directory, directory_bytes: bytes, now: datetime
+    ) -> CheckedPage:
+        """Check a page: in a thread when small, in the worker process otherwise (same code).
+
+        Raises:
+            PullError: a broken frame, or the worker failed.
+        """
+        limit = self.settings.pull_batch
+        if len(body) <= self.inline_max_bytes:
+            return await asyncio.to_thread(check_page, country, body, cursor, limit, directory, now, self.registry,
+                                           self.search.vocabularies)
+        return await self.checker.check(country, body, cursor, limit, directory_bytes, now)
+
+    async def _fetch_body(self, url: str, country: str, cursor: int) -> bytes:
         key = self.key()
         token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(), ttl_s=120)
         params = {"after": str(cursor), "limit": str(self.settings.pull_batch)}
@@ -332,72 +394,35 @@ class Puller:
             if resp.status != 200:
                 body = (await resp.content.read(500)).decode("utf-8", "replace")
                 raise PullError(f"feed answered HTTP {resp.status}: {body}")
-            return await read_feed(resp.content, cursor, self.settings.pull_batch)
+            return await _read_body(resp.content)
 
 
-async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """Split a byte stream into lines without the reader's 128 KiB line limit (records may be 1 MiB).
+async def _read_body(stream: aiohttp.StreamReader) -> bytes:
+    """A page's bytes, refusing a line longer than ``MAX_LINE`` as soon as it is seen.
 
     Raises:
         PullError: a line longer than ``MAX_LINE``.
     """
     buffer = bytearray()
+    line_start = 0
     async for chunk in stream.iter_chunked(65536):
         buffer.extend(chunk)
-        while True:
-            cut = buffer.find(b"\n")
-            if cut < 0:
-                break
-            yield bytes(buffer[:cut])
-            del buffer[: cut + 1]
-        if len(buffer) > MAX_LINE:
+        cut = buffer.rfind(b"\n", len(buffer) - len(chunk))
+        if cut >= 0:
+            line_start = cut + 1
+        if len(buffer) - line_start > MAX_LINE:
             raise PullError("feed line too long")
-    if buffer:
-        yield bytes(buffer)
+    return bytes(buffer)
 
 
 async def read_feed(stream: aiohttp.StreamReader, cursor: int, limit: int) -> tuple[list[FeedItem], dict[str, Any]]:
     """Read one NDJSON feed page: record lines, then the ``{"next", "more"}`` trailer.
 
     A record line that is not valid JSON is kept as an item with ``malformed_json`` (quarantined);
-    a broken frame (no trailer, sequences going backwards, too many lines) fails the whole page.
+    a broken frame (no trailer, sequences going backwards, too many lines) fails the whole page
+    (see :func:`node.services.ingest.parse_page`).
 
     Raises:
         PullError: the page is not a well-formed feed page.
     """
-    items: list[FeedItem] = []
-    trailer: dict[str, Any] | None = None
-    last_seq = cursor
-    async for line in _lines(stream):
-        text = line.decode("utf-8", "replace").strip()
-        if not text:
-            continue
-        if trailer is not None:
-            raise PullError("data after the feed trailer")
-        try:
-            obj = strictjson.loads(line)
-        except ProtocolError as exc:
-            if len(items) >= limit:
-                raise PullError("more lines than the page limit") from exc
-            items.append(FeedItem(None, None, text, MalformedJSON(f"feed line is not JSON: {exc.detail}")))
-            continue
-        if isinstance(obj, dict) and "next" in obj and "record" not in obj:
-            nxt, more = obj.get("next"), obj.get("more")
-            if type(nxt) is not int or type(more) is not bool or nxt < last_seq:
-                raise PullError(f"bad feed trailer {text[:200]}")
-            trailer = obj
-            continue
-        if not isinstance(obj, dict) or type(obj.get("seq")) is not int or "record" not in obj:
-            raise PullError(f"feed line is neither a record nor the trailer: {text[:200]}")
-        seq = obj["seq"]
-        if seq <= last_seq:
-            raise PullError(f"feed sequence went backwards ({seq} after {last_seq})")
-        last_seq = seq
-        if len(items) >= limit:
-            raise PullError("more records than the page limit")
-        items.append(FeedItem(seq, obj["record"], orjson.dumps(obj["record"]).decode()))
-    if trailer is None:
-        raise PullError("feed page ended without its trailer (truncated stream)")
-    if items and trailer["next"] < last_seq:
-        raise PullError("feed trailer points before its last record")
-    return items, trailer
+    return parse_page(split_lines(await _read_body(stream)), cursor, limit)
