@@ -55,8 +55,8 @@ def backend_for(dialect: str, *, accelerated: bool | None = None) -> SearchBacke
 
     ``accelerated`` chooses how ``search`` answers: through the in-process accelerator (roaring
     bitmaps kept current from the ``search_changes`` log, see ``accel.py``) or in SQL alone.
-    None means the default: accelerated unless ``NCC_SEARCH_ACCELERATOR=0`` or pyroaring/numpy
-    are missing. Writes are the same either way.
+    None means the default: accelerated unless pyroaring/numpy are missing (the instance
+    setting ``search_accelerator`` passes False to turn it off). Writes are the same either way.
 
     Raises ``ValueError`` for any other dialect.
     """

@@ -83,9 +83,12 @@ DENSE_SCORING = 20_000
 
 
 def enabled() -> bool:
-    """True when the accelerator can and should be used (``NCC_SEARCH_ACCELERATOR`` not off)."""
-    setting = os.environ.get("NCC_SEARCH_ACCELERATOR", "1").strip().lower()
-    return AVAILABLE and setting not in ("0", "false", "no", "off")
+    """True when the accelerator can be used (pyroaring and numpy importable).
+
+    Whether it *should* be is the instance setting ``search_accelerator`` (node.config), passed
+    down as ``backend_for(..., accelerated=...)``.
+    """
+    return AVAILABLE
 
 
 def _issued_key(issued_at: str) -> int:

@@ -21,15 +21,30 @@ from schemas import load_vocabularies
 class SearchService:
     """Indexes verified envelopes and answers queries over them."""
 
-    def __init__(self) -> None:
+    def __init__(self, accelerated: bool = True) -> None:
         self.vocabularies = load_vocabularies()
+        self.accelerated = accelerated
         self._backends: dict[str, SearchBackend] = {}
 
     def backend(self, conn: BaseDBAsyncClient) -> SearchBackend:
         dialect = str(conn.capabilities.dialect)
         if dialect not in self._backends:
-            self._backends[dialect] = backend_for(dialect)
+            self._backends[dialect] = backend_for(dialect, accelerated=self.accelerated)
         return self._backends[dialect]
+
+    async def warm(self) -> None:
+        """Build the accelerator now (else, above 100k documents, it builds in the background)."""
+        conn = connections.get("default")
+        warm = getattr(self.backend(conn), "warm", None)
+        if warm is not None:
+            await warm(conn)
+
+    async def prune(self, keep: int = 100_000) -> None:
+        """Drop old entries of the index change log (the accelerator rebuilds if it falls behind)."""
+        conn = connections.get("default")
+        prune = getattr(self.backend(conn), "prune_changes", None)
+        if prune is not None:
+            await prune(conn, keep=keep)
 
     async def index(self, conn: BaseDBAsyncClient, envelope: Mapping[str, Any]) -> None:
         """Add or replace one record (a tombstone removes it)."""

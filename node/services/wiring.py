@@ -21,7 +21,7 @@ log = logging.getLogger("ncc.jobs")
 def wire_services(app: web.Application, context: Context, metrics: Metrics) -> None:
     """Attach the services of ``context.settings.role``."""
     settings = context.settings
-    context.search = SearchService()
+    context.search = SearchService(accelerated=settings.search_accelerator)
     if settings.role == "node":
         from node.services.nodefed import NodeFederation
 
@@ -121,8 +121,10 @@ async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
     async def housekeeping() -> None:
         await context.hub.current_directory()  # re-publishes when close to expiry
         await purge_seen_jtis(context.clock())
+        await context.search.prune()
 
     scheduler.add_job(reconcile, "interval", seconds=15, id="reconcile", next_run_time=_soon(0))
+    scheduler.add_job(context.search.warm, id="warm-search", next_run_time=_soon(0))
     scheduler.add_job(housekeeping, "interval", seconds=3600, id="housekeeping", next_run_time=_soon(5))
     scheduler.start()
     yield

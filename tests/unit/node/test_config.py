@@ -42,7 +42,7 @@ def test_defaults_come_from_the_settings_table(node_dir: Path) -> None:
     assert s.max_body_bytes == 1_048_576
     assert s.base_url == "http://127.0.0.1:9000"
     assert s.instance_id == "node:DE"
-    assert s.db_url == f"sqlite://{(node_dir / 'ncc.db').resolve()}"
+    assert s.db_url == f"sqlite://{(node_dir / 'ncc.db').resolve()}?busy_timeout=30000"
 
 
 def test_settings_dataclass_and_table_agree() -> None:

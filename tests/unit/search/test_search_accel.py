@@ -123,12 +123,12 @@ async def test_answers_without_the_sql_query_path(pair: Any, monkeypatch: pytest
 
 
 @pytest.mark.parametrize("search_mode", ["sql"])
-async def test_disabled_by_setting(monkeypatch: pytest.MonkeyPatch, pair: Any) -> None:
+async def test_disabled_by_setting(pair: Any) -> None:
     _, _, conn = pair
-    monkeypatch.setenv("NCC_SEARCH_ACCELERATOR", "0")
-    assert backend_for(conn.capabilities.dialect).accelerated is False  # type: ignore[attr-defined]
-    monkeypatch.setenv("NCC_SEARCH_ACCELERATOR", "1")
-    assert backend_for(conn.capabilities.dialect).accelerated is True  # type: ignore[attr-defined]
+    dialect = conn.capabilities.dialect
+    assert backend_for(dialect, accelerated=False).accelerated is False  # type: ignore[attr-defined]
+    assert backend_for(dialect, accelerated=True).accelerated is True  # type: ignore[attr-defined]
+    assert backend_for(dialect).accelerated is True  # type: ignore[attr-defined]
 
 
 WORDS = ["grid", "energy", "secure", "cloud", "quantum", "post", "risk", "data", "lab", "audit"]
