@@ -84,7 +84,8 @@ def test_env_can_change_the_database(node_dir: Path) -> None:
         ("postgres://u@h:5432/d", "asyncpg://u@h:5432/d?minsize=1&maxsize=7"),
         ("postgresql://u@h/d?ssl=true", "asyncpg://u@h/d?ssl=true&minsize=1&maxsize=7"),
         ("postgres://u@h/d?maxsize=3", "asyncpg://u@h/d?maxsize=3"),
-        ("sqlite:///srv/ncc.db", "sqlite:///srv/ncc.db"),
+        ("sqlite:///srv/ncc.db", "sqlite:///srv/ncc.db?busy_timeout=30000"),
+        ("sqlite:///srv/ncc.db?busy_timeout=5", "sqlite:///srv/ncc.db?busy_timeout=5"),
     ],
 )
 def test_database_url(db: str, expected: str, tmp_path: Path) -> None:
