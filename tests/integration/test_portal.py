@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 import orjson
@@ -19,6 +20,30 @@ EXTERNAL = re.compile(r"""(?:src|href|action|srcset|poster|data)\s*=\s*["']?\s*(
 CSS_URL = re.compile(r"url\(\s*['\"]?\s*(?:[a-z]+:)?//", re.IGNORECASE)
 
 
+class _Controls(HTMLParser):
+    """Collects form controls and the ids labels point at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: list[dict[str, str | None]] = []
+        self.labelled: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "label" and a.get("for"):
+            self.labelled.add(str(a["for"]))
+        if tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit"):
+            self.controls.append(a)
+
+
+def assert_labelled(text: str) -> None:
+    """Every visible form control has a <label for=…> (or, the search box, its label too)."""
+    parser = _Controls()
+    parser.feed(text)
+    for control in parser.controls:
+        assert control.get("id") in parser.labelled, f"control without a label: {control}"
+
+
 async def html(resp: Any, status: int = 200) -> str:
     text: str = await resp.text()
     assert resp.status == status, text[:2000]
@@ -26,6 +51,7 @@ async def html(resp: Any, status: int = 200) -> str:
     assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
     assert not EXTERNAL.search(text), EXTERNAL.search(text)
     assert '<html lang="en">' in text and '<main id="main"' in text
+    assert_labelled(text)
     return text
 
 
