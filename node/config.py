@@ -23,7 +23,7 @@ COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 # EU Member States plus the EEA states that may take part (configurable: `allowed_countries`).
 # ISO 3166-1 codes throughout: Greece is GR (EU sources say EL; importers map it).
 EU_COUNTRIES = tuple(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
+    ["AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"]
 )
 EEA_COUNTRIES = ("IS", "LI", "NO")
 
@@ -260,6 +260,14 @@ def _coerce(setting: Setting, raw: Any, source: str) -> Any:
     except ValueError as exc:
         raise ConfigError(f"{key}: must be {'an' if kind == 'int' else 'a'} {kind} ({source}: {raw!r})") from exc
     raise ConfigError(f"{key}: unsupported kind {kind}")  # pragma: no cover
+
+
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without ``NCC_*`` variables, for child instances configured by
+    their own config.toml alone (a stray ``NCC_DB`` or ``NCC_PORT`` would otherwise point every
+    child at one database or one port)."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if not k.startswith(ENV_PREFIX)}
 
 
 def read_config_file(data_dir: Path) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import os
 import shutil
 import signal
 import tempfile
@@ -38,7 +37,7 @@ import aiohttp
 
 from federation.timefmt import format_timestamp
 from federation.tokens import issue_user_token
-from node.config import Settings, load_settings
+from node.config import Settings, child_environment, load_settings
 from node.context import Keyring, utc_now
 from node.demo import dataset, processes
 from node.demo.countries import DEMO_ORDER
@@ -115,7 +114,7 @@ class Demo:
 
     def start(self) -> None:
         """Start ``ncc serve`` for every instance and wait until all are ready."""
-        env = processes.child_environment(os.environ)
+        env = child_environment()
         for inst in self.instances:
             processes.start(inst, env)
         # Each start costs about a second of CPU (imports, migrations check): 28 instances on 2 cores

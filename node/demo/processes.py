@@ -68,13 +68,6 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
-def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The caller's environment without ``NCC_*``: each demo instance is configured by its own
-    config.toml only (a stray ``NCC_DB`` or ``NCC_PORT`` in the shell would otherwise point all of
-    them at one database or one port)."""
-    return {k: v for k, v in environ.items() if not k.startswith("NCC_")}
-
-
 def start(instance: Instance, env: Mapping[str, str]) -> None:
     """Start ``ncc serve`` for ``instance``; its output goes to ``<data-dir>/serve.log``."""
     instance._log = instance.log_path.open("ab")
