@@ -22,8 +22,9 @@ ROLES = ("node", "hub")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 # EU Member States plus the EEA states that may take part (configurable: `allowed_countries`).
 # ISO 3166-1 codes throughout: Greece is GR (EU sources say EL; importers map it).
-EU_COUNTRIES = tuple(
-    ["AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"]
+EU_COUNTRIES = (
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
 )
 EEA_COUNTRIES = ("IS", "LI", "NO")
 
