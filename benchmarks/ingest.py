@@ -110,7 +110,8 @@ def change(node: Instance, token: str, ids: list[tuple[str, str]], n: int, rng: 
             raise RuntimeError(f"PUT {rid}: {status} {out}")
 
 
-def run(records: int, backend: str, rounds: int, small: int, root: Path, node_index: bool) -> dict[str, Any]:
+def run(records: int, backend: str, rounds: int, small: int, root: Path, node_index: bool,
+        keep: bool = False) -> dict[str, Any]:
     made: list[str] = []
 
     def db_for(name: str) -> str:
@@ -199,7 +200,9 @@ def run(records: int, backend: str, rounds: int, small: int, root: Path, node_in
         for inst in insts:
             with contextlib.suppress(Exception):
                 inst.stop()
-        for name in made:
+        if keep:
+            (root / "databases.json").write_text(json.dumps({i.name: i.db for i in insts}, indent=2))
+        for name in [] if keep else made:
             with contextlib.suppress(Exception):
                 drop_pg_database(name)
 
@@ -223,14 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=1000, help="records on the small node")
     parser.add_argument("--no-node-index", action="store_true",
                         help="skip the node's own search index in the bulk load (faster set-up; the hub is unaffected)")
-    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temporary directory)")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="work in DIR and keep it, PostgreSQL databases included (default: a temporary directory)")
     args = parser.parse_args(argv)
     if args.records < 100 or args.small < 100:
         parser.error("--records and --small must be ≥ 100")
     if args.keep:
         root = Path(args.keep)
         root.mkdir(parents=True, exist_ok=True)
-        report = run(args.records, args.backend, args.rounds, args.small, root, not args.no_node_index)
+        report = run(args.records, args.backend, args.rounds, args.small, root, not args.no_node_index, keep=True)
     else:
         with tempfile.TemporaryDirectory(prefix="ncc-bench-ingest-") as tmp:
             report = run(args.records, args.backend, args.rounds, args.small, Path(tmp), not args.no_node_index)
