@@ -9,6 +9,7 @@ before the test's loop starts the app. The app is ``create_app(settings)``, whos
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,19 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import drop_pg_database, make_pg_database
-from tests.integration.support import NODE_ROLES, Instance, run_cli
+from tests.integration.support import NODE_ROLES, Instance, leaked_threads, run_cli
 
 MakeInstance = Callable[..., Instance]
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail the test that leaves a non-daemon thread behind (it would hang pytest at exit)."""
+    before = set(threading.enumerate())
+    yield
+    leaked = leaked_threads(before)
+    assert not leaked, f"threads left running: {leaked}"
 
 
 @pytest.fixture

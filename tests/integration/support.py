@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,3 +137,17 @@ async def stored() -> dict[str, int]:
         "feed": await FeedEntry.all().count(),
         "seq": seq.value if seq else 0,
     }
+
+
+def leaked_threads(before: set[threading.Thread], grace_s: float = 2.0) -> list[threading.Thread]:
+    """Non-daemon threads started since ``before`` and still alive after a grace period.
+
+    Such a thread (typically aiosqlite's, when a tortoise context was not closed) keeps pytest from
+    exiting after the last test; finding it at the test that leaked it saves a bisection.
+    """
+    deadline = time.monotonic() + grace_s
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and not t.daemon and t.is_alive()]
+        if not leaked or time.monotonic() > deadline:
+            return leaked
+        time.sleep(0.02)

@@ -205,7 +205,7 @@ NO_500_BODIES = [
     body(payload=org(membership={"status": "registered"}, country=None)),
     body(payload=org(website="javascript:alert(1)")),
     body(payload=org(domains=["cry"] * 10000)),
-    body(payload=org(legal_name="\x00\u202e\ufeff")),
+    body(payload=org(legal_name="\u202e\ufeff\u0007 Lab")),
     body(payload=org(country="de")),
     body(payload=org(country="XX")),
 ]
@@ -226,3 +226,12 @@ async def test_no_body_gets_a_500(client: Client, node: Instance, index: int) ->
             assert resp.status < 500, text
             if resp.status >= 400:
                 assert resp.headers["Content-Type"].startswith("application/problem+json"), text
+
+
+async def test_nul_character_in_a_payload_is_schema_invalid(client: Client, node: Instance) -> None:
+    """U+0000 is valid JSON and JCS, but PostgreSQL text cannot hold it: refused before it reaches SQL."""
+    before = await stored()
+    resp = await post(client, node, body(payload=org(legal_name="Cyber\x00Lab")))
+    problem = await expect_problem(resp, 422, "schema_invalid")
+    assert [e["pointer"] for e in problem["errors"]] == ["/legal_name"]
+    assert await stored() == before

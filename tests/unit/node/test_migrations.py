@@ -74,6 +74,13 @@ async def build_old_database(url: str) -> set[str]:
         await db.close_db()
 
 
+async def migrate_latest(url: str) -> None:
+    # in one coroutine: tortoise's context lives in this task, and asyncio.run gives each run its own
+    # copy of the context, so closing in another run would leave the connections (and pytest) hanging
+    await db.migrate(url)
+    await db.close_db()
+
+
 async def read_upgraded(url: str) -> dict[str, Any]:
     from node.storage.hub_models import HubRecord
     from node.storage.models import ApiToken, Counter, FeedEntry, NodeState, Record, RecordVersion
@@ -101,8 +108,7 @@ def test_database_created_by_0001_is_upgraded_in_place(db_url: str, tmp_path: Pa
     assert INITIAL_TABLES <= before
     assert not HUB_TABLES & before  # 0002 has not run
 
-    asyncio.run(db.migrate(url))
-    asyncio.run(db.close_db())
+    asyncio.run(migrate_latest(url))
     after = asyncio.run(read_upgraded(url))
     assert INITIAL_TABLES | HUB_TABLES <= after["tables"]
     assert after["seq"] == 7 and after["next_seq"] == 8
