@@ -8,6 +8,7 @@ time checks run against the ``now`` passed in (``exp``/``iat`` are required inte
 
 Replay protection is the caller's: verification returns the claims, and the caller records each
 ``jti`` until its ``exp`` and refuses one it has seen (an enrollment ``jti`` is single-use for good).
+Because callers store them, a ``jti`` longer than ``MAX_JTI_CHARS`` (64) is refused like any bad claim.
 
 Claims:
 
