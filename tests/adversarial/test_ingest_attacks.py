@@ -524,9 +524,8 @@ async def test_integer_beyond_2_53_or_lone_surrogate_in_a_feed_record_is_canonic
 
 
 PG_INT32 = "open bug (PostgreSQL): hub_records.version / hub_quarantine.version are INT (int4) but envelope " \
-    "versions go to 2^53-1: the page's insert fails, POST /api/v1/sync is a 500 and the feed is stuck for good"
-PG_NUL = "open bug (PostgreSQL): a NUL character in a payload reaches the search index as text (PostgreSQL " \
-    "text refuses U+0000): the page's transaction fails, POST /api/v1/sync is a 500 and the feed is stuck for good"
+    "versions go to 2^53-1: the page's insert fails, the pull fails and the cursor never passes the record " \
+    "(the node's feed is blocked for good) — needs BIGINT columns (migration) or a bound in the protocol"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=[
@@ -553,14 +552,33 @@ async def test_version_beyond_int32_does_not_stall_the_feed(
         assert held[big["id"]][0] == 2**31
 
 
-@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=[
-    pytest.mark.postgres, pytest.mark.xfail(strict=True, reason=PG_NUL)])], indirect=True)
-async def test_nul_character_in_a_payload_does_not_stall_the_feed(hub: Hub, fake_node: MakeFakeNode) -> None:
-    """A validly signed record whose legal name holds U+0000: the hub must not 500 or get stuck on it."""
+@BOTH
+async def test_regression_nul_character_in_a_payload_is_quarantined(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """Regression (found here, fixed in 3ccfecc by the protocol: strings holding U+0000 are
+    ``schema_invalid``): a validly signed record with a NUL in its legal name failed the page's transaction
+    on PostgreSQL (search index): ``POST /api/v1/sync`` was a 500 and the node's feed was stuck for good."""
     de = await fake_node("DE")
     nul = de.record(payload=org_payload("DE", legal_name="Cyber\u0000Lab"))
     good = de.record()
-    de.serve(nul, good)
-    result = (await hub.sync())["DE"]
-    assert result["ok"], result
-    assert good["id"] in await hub.held() and await hub.cursor("DE") == de.head
+    seq = de.serve(nul)[0]
+    de.serve(good)
+    item = await assert_quarantined_alone(hub, de, "schema_invalid", nul, seq, good, {})
+    assert item["envelope"]["payload"]["legal_name"] == "Cyber\u0000Lab"  # the evidence, as received
+
+
+PG_RAW_NUL = "open bug (PostgreSQL): a feed line that is not JSON is kept as quarantine evidence as decoded " \
+    "text; a raw NUL byte in it fails the insert: the pull fails and the cursor never passes the line " \
+    "(the node's feed is blocked for good) — node/services/sync.py / ingest.py"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=[
+    pytest.mark.postgres, pytest.mark.xfail(strict=True, reason=PG_RAW_NUL)])], indirect=True)
+async def test_raw_nul_byte_in_a_feed_line_is_malformed_json(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """A feed line that is not JSON because of a raw NUL byte: quarantined ``malformed_json`` (the line
+    kept as evidence must still be storable on PostgreSQL), the feed goes on."""
+    de = await fake_node("DE")
+    bad = Line(b'{"seq": 1, "record": {"id": "urn:ncc:DE:\x00"}')
+    seq = de.serve_line(bytes(bad))
+    good = de.record()
+    de.serve(good)
+    await assert_quarantined_alone(hub, de, "malformed_json", bad, seq, good, {})
