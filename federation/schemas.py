@@ -233,6 +233,19 @@ def _remove(node: Any, parts: list[str], done: tuple[str, ...], removed: list[st
         removed.append(json_pointer((*done, head)))
 
 
+def within(error: SchemaInvalid, prefix: str) -> SchemaInvalid:
+    """The same failure with every pointer made relative to an enclosing document.
+
+    Payload pointers become envelope (or request body) pointers with ``prefix="/payload"``, so a
+    pointer always leads into the document the caller sent.
+    """
+    errors: list[SchemaErrorItem] = [
+        {"pointer": prefix + e["pointer"], "message": e["message"]} for e in error.errors
+    ]
+    first = errors[0] if errors else {"pointer": prefix, "message": error.detail}
+    return SchemaInvalid(f"{first['pointer']}: {first['message']}", errors)
+
+
 def nul_pointer(value: Any) -> str | None:
     """The JSON pointer of the first string or key containing U+0000, or None."""
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]

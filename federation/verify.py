@@ -37,11 +37,12 @@ from federation.errors import (
     KeyRevoked,
     OriginMismatch,
     ProtocolError,
+    SchemaInvalid,
     SignatureInvalid,
     UnknownKey,
     UnknownOrigin,
 )
-from federation.schemas import SchemaRegistry, schema_id_for
+from federation.schemas import SchemaRegistry, schema_id_for, within
 
 DEFAULT_MAX_SKEW = timedelta(minutes=5)
 #: Record types holding personal data: sharing beyond the node needs the person's consent.
@@ -130,7 +131,10 @@ def verify(
     if not key.verify(envelope.sig.raw, signing_input):
         raise SignatureInvalid(f"signature by {key.kid} does not verify")
     if not envelope.deleted:
-        registry.validate(schema_id_for(envelope.schema), envelope.payload)
+        try:
+            registry.validate(schema_id_for(envelope.schema), envelope.payload)
+        except SchemaInvalid as exc:
+            raise within(exc, "/payload") from None  # pointers into the envelope
         _check_consent(envelope)
     return VerifiedRecord(envelope, hashlib.sha256(signing_input).hexdigest(), key)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from federation.errors import SchemaInvalid
-from federation.schemas import redact
+from federation.envelope import VISIBILITIES
+from federation.schemas import redact, within
 from node.errors import Gone, InvalidParameter, NotFound
 from node.http.auth import NODE_ROLES, Principal, require_user
 from node.http.problems import read_json
@@ -41,8 +44,26 @@ def _object_body(body: Any, allowed: frozenset[str]) -> dict[str, Any]:
     return body
 
 
-def _visibility(body: dict[str, Any], default: str | None) -> Any:
-    return body.get("visibility", default)
+def _check_body(body: dict[str, Any]) -> None:
+    """Body-level rules, so that every schema error the publisher raises lies inside the payload.
+
+    Raises:
+        SchemaInvalid: unknown visibility, or a payload that is missing or not an object.
+    """
+    if "visibility" in body and body["visibility"] not in VISIBILITIES:
+        raise SchemaInvalid(f"unknown visibility {body['visibility']!r}",
+                            [{"pointer": "/visibility", "message": "must be public, network or national"}])
+    if not isinstance(body.get("payload"), dict):
+        raise SchemaInvalid("payload must be an object", [{"pointer": "/payload", "message": "required object"}])
+
+
+@contextmanager
+def _payload_errors() -> Iterator[None]:
+    """Report the publisher's schema errors with pointers into the request body (``/payload/…``)."""
+    try:
+        yield
+    except SchemaInvalid as exc:
+        raise within(exc, "/payload") from None
 
 
 def visible_to(p: Principal, visibility: str) -> bool:
@@ -69,8 +90,10 @@ async def create_record(request: web.Request) -> web.Response:
     rtype = body.get("type")
     if not isinstance(rtype, str) or rtype not in RECORD_TYPES:
         raise SchemaInvalid(f"unknown record type {rtype!r}", [{"pointer": "/type", "message": "unknown type"}])
+    _check_body(body)
     default_vis = "national" if rtype == "expert" else "public"
-    env = await _publisher(request).create(rtype, _visibility(body, default_vis), body.get("payload"))
+    with _payload_errors():
+        env = await _publisher(request).create(rtype, body.get("visibility", default_vis), body["payload"])
     response = json_response(env.to_dict(), status=201)
     response.headers["Location"] = f"/api/v1/records/{env.id}"
     response.headers["ETag"] = f'"{env.version}"'
@@ -97,11 +120,13 @@ async def update_record(request: web.Request) -> web.Response:
     rid = record_id_param(request)
     require_user(await principal(request), WRITERS)
     body = _object_body(await read_json(request, ctx(request).settings.max_body_bytes), UPDATE_FIELDS)
-    if "payload" not in body:
-        raise SchemaInvalid("payload is required", [{"pointer": "/payload", "message": "required"}])
-    if "version" not in body:
-        raise SchemaInvalid("version is required", [{"pointer": "/version", "message": "required"}])
-    env = await _publisher(request).update(rid, body["payload"], body["version"], body.get("visibility"))
+    version = body.get("version")
+    if type(version) is not int:
+        raise SchemaInvalid("version (the version being replaced) is required, an integer",
+                            [{"pointer": "/version", "message": "required integer"}])
+    _check_body(body)
+    with _payload_errors():
+        env = await _publisher(request).update(rid, body["payload"], version, body.get("visibility"))
     response = json_response(env.to_dict())
     response.headers["ETag"] = f'"{env.version}"'
     return response

@@ -105,7 +105,7 @@ def test_schema_invalid_lists_pointers() -> None:
     payload = {**gen.ORGANISATION, "subdomains": ["cry.10", "nope"], "website": 5}
     with pytest.raises(SchemaInvalid) as info:
         verify(gen.signed(payload=payload), directory(), NOW, registry())
-    assert {e["pointer"] for e in info.value.errors} == {"/subdomains/1", "/website"}
+    assert {e["pointer"] for e in info.value.errors} == {"/payload/subdomains/1", "/payload/website"}
 
 
 def test_tombstones_skip_payload_schema_and_consent() -> None:
