@@ -26,7 +26,7 @@ DDL: tuple[str, ...] = (
         type TEXT NOT NULL,
         origin TEXT NOT NULL,
         visibility TEXT NOT NULL,
-        version INTEGER NOT NULL,
+        version BIGINT NOT NULL,
         issued_at TEXT NOT NULL,
         title TEXT NOT NULL,
         text TEXT NOT NULL,
@@ -138,7 +138,7 @@ class PostgresSearchBackend(SqlSearchBackend):
             conn,
             "INSERT INTO search_docs (id, type, origin, visibility, version, issued_at, title, text, tsv) "
             "SELECT i, ty, o, v, ve, ia, ti, tx, tsv::tsvector FROM unnest(?::text[], ?::text[], ?::text[], "
-            "?::text[], ?::int[], ?::text[], ?::text[], ?::text[], ?::text[]) AS u(i, ty, o, v, ve, ia, ti, tx, tsv)",
+            "?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[]) AS u(i, ty, o, v, ve, ia, ti, tx, tsv)",
             columns,
         )
         tags: list[list[str]] = [[], [], []]

@@ -43,7 +43,7 @@ from tortoise.transactions import in_transaction
 
 from federation import strictjson
 from federation.directory import Directory
-from federation.errors import MalformedJSON, ProtocolError
+from federation.errors import CanonicalizationError, MalformedJSON, ProtocolError
 from federation.ingest import Decision, Held, decide, equivocation_error
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp
@@ -172,7 +172,8 @@ def parse_page(lines: Sequence[bytes], cursor: int, limit: int) -> tuple[list[Fe
     trailer: dict[str, Any] | None = None
     last_seq = cursor
     for line in lines:
-        text = line.decode("utf-8", "replace").strip()
+        # Evidence for the quarantine: PostgreSQL text cannot hold NUL, so it is kept escaped.
+        text = line.decode("utf-8", "replace").strip().replace("\x00", "\\u0000")
         if not text:
             continue
         if trailer is not None:
@@ -182,11 +183,14 @@ def parse_page(lines: Sequence[bytes], cursor: int, limit: int) -> tuple[list[Fe
         except ProtocolError as exc:
             if len(items) >= limit:
                 raise PullError("more lines than the page limit") from exc
-            items.append(FeedItem(None, None, text, MalformedJSON(f"feed line is not JSON: {exc.detail}")))
+            error = exc if isinstance(exc, CanonicalizationError) else MalformedJSON(
+                f"feed line is not JSON: {exc.detail}")
+            items.append(FeedItem(None, None, text, error))
             continue
         if isinstance(obj, dict) and "next" in obj and "record" not in obj:
             nxt, more = obj.get("next"), obj.get("more")
-            if type(nxt) is not int or type(more) is not bool or nxt < last_seq:
+            head = obj.get("head", nxt)
+            if type(nxt) is not int or type(more) is not bool or nxt < last_seq or type(head) is not int:
                 raise PullError(f"bad feed trailer {text[:200]}")
             trailer = obj
             continue

@@ -33,7 +33,7 @@ class Record(Model):
     id = fields.CharField(pk=True, max_length=120)
     type = fields.CharField(max_length=16, db_index=True)
     origin = fields.CharField(max_length=2)
-    version = fields.IntField()
+    version = fields.BigIntField()
     visibility = fields.CharField(max_length=8)
     deleted = fields.BooleanField(default=False)
     seq = fields.BigIntField(db_index=True)
@@ -53,7 +53,7 @@ class RecordVersion(Model):
 
     id = fields.BigIntField(pk=True)
     record_id = fields.CharField(max_length=120, db_index=True)
-    version = fields.IntField()
+    version = fields.BigIntField()
     seq = fields.BigIntField(unique=True)
     visibility = fields.CharField(max_length=8)
     deleted = fields.BooleanField(default=False)

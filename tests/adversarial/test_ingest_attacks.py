@@ -486,12 +486,10 @@ async def test_representative_cases_on_both_backends(hub: Hub, fake_node: MakeFa
         assert item["code"] == code, case
 
 
-# -- found bugs in the pull/ingest path (sync.py/ingest.py/search belong to other work: strict xfails) ----
+# -- bugs found in the pull/ingest path, now fixed: named regression cases -----------------------------
 
 
 @SQLITE
-@pytest.mark.xfail(strict=True, reason="open bug: node/services/sync.py Puller._pull_pages / read_feed do not check "
-                   "the trailer's 'head'; apply_page's max(head, next) raises TypeError out of the pull → 500")
 async def test_feed_trailer_with_a_non_integer_head_is_not_a_500(hub: Hub, fake_node: MakeFakeNode) -> None:
     """Regression: ``"head": "abc"`` in a feed trailer made the hub admin's ``POST /api/v1/sync`` a 500
     (and dropped every other node's result of that call). The page must fail as a bad frame instead."""
@@ -506,8 +504,6 @@ async def test_feed_trailer_with_a_non_integer_head_is_not_a_500(hub: Hub, fake_
 
 
 @SQLITE
-@pytest.mark.xfail(strict=True, reason="open bug: node/services/sync.py read_feed maps every strict-parse failure "
-                   "of a feed line to malformed_json, also canonicalization failures")
 async def test_integer_beyond_2_53_or_lone_surrogate_in_a_feed_record_is_canonicalization_error(
     hub: Hub, fake_node: MakeFakeNode
 ) -> None:
@@ -523,13 +519,10 @@ async def test_integer_beyond_2_53_or_lone_surrogate_in_a_feed_record_is_canonic
     assert [q["code"] for q in await hub.quarantine("DE")] == ["canonicalization_error"] * 2
 
 
-PG_INT32 = "open bug (PostgreSQL): hub_records.version / hub_quarantine.version are INT (int4) but envelope " \
-    "versions go to 2^53-1: the page's insert fails, the pull fails and the cursor never passes the record " \
-    "(the node's feed is blocked for good) — needs BIGINT columns (migration) or a bound in the protocol"
-
-
-@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=[
-    pytest.mark.postgres, pytest.mark.xfail(strict=True, reason=PG_INT32)])], indirect=True)
+# Regression (PostgreSQL): version columns were INT (int4) while envelope versions go to 2^53-1; the
+# page's insert failed and the node's feed was blocked for good. Fixed by migration 0005 (BIGINT).
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres])],
+                         indirect=True)
 @pytest.mark.parametrize("quarantined", [False, True], ids=["valid", "tampered"])
 async def test_version_beyond_int32_does_not_stall_the_feed(
     quarantined: bool, hub: Hub, fake_node: MakeFakeNode
@@ -566,13 +559,10 @@ async def test_regression_nul_character_in_a_payload_is_quarantined(hub: Hub, fa
     assert item["envelope"]["payload"]["legal_name"] == "Cyber\u0000Lab"  # the evidence, as received
 
 
-PG_RAW_NUL = "open bug (PostgreSQL): a feed line that is not JSON is kept as quarantine evidence as decoded " \
-    "text; a raw NUL byte in it fails the insert: the pull fails and the cursor never passes the line " \
-    "(the node's feed is blocked for good) — node/services/sync.py / ingest.py"
-
-
-@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=[
-    pytest.mark.postgres, pytest.mark.xfail(strict=True, reason=PG_RAW_NUL)])], indirect=True)
+# Regression (PostgreSQL): a non-JSON feed line was kept as quarantine evidence as decoded text; a raw NUL
+# byte in it failed the insert and blocked the node's feed for good. The evidence now keeps NUL escaped.
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres])],
+                         indirect=True)
 async def test_raw_nul_byte_in_a_feed_line_is_malformed_json(hub: Hub, fake_node: MakeFakeNode) -> None:
     """A feed line that is not JSON because of a raw NUL byte: quarantined ``malformed_json`` (the line
     kept as evidence must still be storable on PostgreSQL), the feed goes on."""
