@@ -10,10 +10,14 @@ The database stays the source of truth; this is a *rebuildable derivative* of ``
 - a sorted list of every token, for prefix expansion by bisection.
 
 A query is bitmap algebra: visibility ∪, clauses ∩ (prefix = ∪ of the expanded tokens, capped),
-filters ∪ within / ∩ across dimensions. Facet counts are ``intersection_cardinality`` of the match
-set (without the dimension's own filter, so they stay disjunctive) with every tag bitmap. Ranking
-scores the match set with numpy in one pass: BM25 with a term frequency of 1 (presence) per field,
+filters ∪ within / ∩ across dimensions. Facet counts (of the match set without the dimension's own
+filter, so they stay disjunctive) come from the docs' tag ids (CSR arrays, ``np.bincount``) when
+the set is small, as the visible docs' per-visibility counts minus the unmatched visible docs'
+when its complement is small, else from ``intersection_cardinality`` with every tag bitmap.
+Ranking scores the match set with numpy: BM25 with a term frequency of 1 (presence) per field,
 title ×10 as in the SQLite backend, ties newest first, then by ``doc`` (newest written first).
+Large sets are ranked from an exact subset: the title hits when their k-th score beats any
+body-only score, or (empty ``q``) the docs of a "newest" level.
 Phrases are candidates (every token present in one field) verified against the stored folded
 text; up to :data:`VERIFY_ALL` candidates all of them, beyond that a sample estimates the share
 that match (``total`` and facets are then estimates) and the page is verified in rank order.
@@ -80,6 +84,13 @@ MAX_GAPS = 10_000
 STALE_REBUILD = 0.5
 #: Match sets above this size are scored through a dense per-doc scratch array.
 DENSE_SCORING = 20_000
+#: Facets of at most this many docs (or all visible docs but at most this many) are counted from
+#: the docs' tag ids with numpy; between, with one bitmap intersection per tag.
+FACET_GATHER_MAX = 40_000
+#: Match sets above this size are ranked from a subset when that is exact (see ``_Query.rank``).
+NARROW_MIN = 5_000
+#: Sizes (at build) of the "newest docs" bitmaps that rank large text-less match sets.
+RECENT_LEVELS = (2_000, 16_000, 128_000)
 
 
 def enabled() -> bool:
@@ -123,16 +134,30 @@ class Index:
         self.blen = np.zeros(1024, dtype=np.uint16)
         self.tsum = 0
         self.bsum = 0
+        # Tag ids per doc (CSR: tag_buf[tag_start[doc] : tag_start[doc] + tag_count[doc]]) and the
+        # tag counts of the live docs per visibility, for counting facets with numpy.
+        self.tag_keys: list[tuple[str, str]] = []
+        self.tag_ids: dict[tuple[str, str], int] = {}
+        self.dim_ids: dict[str, tuple[list[str], list[int]]] = {}
+        self.tag_start = np.zeros(1024, dtype=np.uint32)
+        self.tag_count = np.zeros(1024, dtype=np.uint16)
+        self.tag_buf = np.zeros(4096, dtype=np.uint8)  # widened when the ids need it
+        self.tag_fill = 0
+        self.vis_codes: dict[str, int] = {}
+        self.vis_counts = np.zeros((0, 0), dtype=np.int64)
         self.stale = 0
         self.applied = 0  # highest change id applied
         self.gaps: dict[int, float] = {}  # change ids not seen yet -> when first missed
         self.version = 0
+        #: Bitmaps of the docs issued at or after each threshold (newest first ranking).
+        self.recent: list[BitMap] = []
+        self.recent_since: list[int] = []
 
     def _room(self, top: int) -> None:
         if top < len(self.issued):
             return
         size = max(top + 1, len(self.issued) * 3 // 2)
-        for name in ("issued", "tlen", "blen"):
+        for name in ("issued", "tlen", "blen", "tag_start", "tag_count"):
             old = getattr(self, name)
             new = np.zeros(size, dtype=old.dtype)
             new[: len(old)] = old
@@ -199,9 +224,18 @@ class Index:
                     self.words.insert(position, word)
         fresh_docs = {int(row[0]) for row in fresh}
         grouped: dict[tuple[str, str], list[int]] = {}
+        per_doc: dict[int, list[int]] = {}
+        tag_ids = self.tag_ids
         for doc, dim, value in tags:
-            if int(doc) in fresh_docs:
-                grouped.setdefault((dim, value), []).append(int(doc))
+            doc = int(doc)
+            if doc in fresh_docs:
+                key = (dim, value)
+                grouped.setdefault(key, []).append(doc)
+                tag_id = tag_ids.get(key)
+                if tag_id is None:
+                    tag_id = self._new_tag(key)
+                per_doc.setdefault(doc, []).append(tag_id)
+        self._add_tag_ids([int(row[0]) for row in fresh], [row[1] for row in fresh], per_doc)
         for (dim, value), held in grouped.items():
             values = self.tags.setdefault(dim, {})
             bitmap = values.get(value)
@@ -211,14 +245,79 @@ class Index:
                 bitmap.update(held)
         for visibility, held in by_visibility.items():
             self.vis.setdefault(visibility, BitMap()).update(held)
+        if self.recent:
+            added = np.fromiter(fresh_docs, dtype=np.int64, count=len(fresh_docs))
+            for since, level in zip(self.recent_since, self.recent):
+                level.update(added[issued[added] >= since].tolist())
         self.live.update(fresh_docs)
         self.version += 1
+
+    def _new_tag(self, key: tuple[str, str]) -> int:
+        tag_id = self.tag_ids[key] = len(self.tag_keys)
+        self.tag_keys.append(key)
+        values, ids = self.dim_ids.setdefault(key[0], ([], []))
+        values.append(key[1])
+        ids.append(tag_id)
+        if tag_id > np.iinfo(self.tag_buf.dtype).max:
+            self.tag_buf = self.tag_buf.astype(np.uint16 if tag_id <= 0xFFFF else np.uint32)
+        return tag_id
+
+    def _add_tag_ids(self, docs: list[int], visibilities: list[str], per_doc: dict[int, list[int]]) -> None:
+        """Append the tag ids of ``docs`` to the CSR arrays and to the per-visibility counts."""
+        for visibility in visibilities:
+            if visibility not in self.vis_codes:
+                self.vis_codes[visibility] = len(self.vis_codes)
+        rows, width = len(self.vis_codes), len(self.tag_keys)
+        if self.vis_counts.shape[0] < rows or self.vis_counts.shape[1] < width:
+            grown = np.zeros((rows, max(width, self.vis_counts.shape[1] * 3 // 2, 64)), dtype=np.int64)
+            grown[: self.vis_counts.shape[0], : self.vis_counts.shape[1]] = self.vis_counts
+            self.vis_counts = grown
+        flat: list[int] = []
+        counts: list[int] = []
+        for doc in docs:
+            held = per_doc.get(doc, ())
+            flat.extend(held)
+            counts.append(len(held))
+        need = self.tag_fill + len(flat)
+        if need > len(self.tag_buf):
+            grown_buf = np.zeros(max(need, len(self.tag_buf) * 3 // 2), dtype=self.tag_buf.dtype)
+            grown_buf[: self.tag_fill] = self.tag_buf[: self.tag_fill]
+            self.tag_buf = grown_buf
+        ids = np.array(flat, dtype=np.int64)
+        number = np.array(counts, dtype=np.int64)
+        array = np.array(docs, dtype=np.int64)
+        codes = np.array([self.vis_codes[v] for v in visibilities], dtype=np.int64)
+        self.tag_buf[self.tag_fill : need] = ids
+        self.tag_start[array] = self.tag_fill + np.cumsum(number) - number
+        self.tag_count[array] = number
+        self.tag_fill = need
+        width = self.vis_counts.shape[1]
+        self.vis_counts += np.bincount(
+            np.repeat(codes, number) * width + ids, minlength=self.vis_counts.size
+        ).reshape(self.vis_counts.shape)
+
+    def tag_ids_of(self, docs: np.ndarray) -> np.ndarray:
+        """The tag ids of ``docs`` (concatenated)."""
+        number = self.tag_count[docs].astype(np.int64)
+        ends = np.cumsum(number)
+        starts = self.tag_start[docs].astype(np.int64) - (ends - number)
+        return self.tag_buf[np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(starts, number)]
+
+    def tag_counts(self, docs: BitMap) -> np.ndarray:
+        """Number of ``docs`` per tag id."""
+        array = np.frombuffer(docs.to_array(), dtype=np.uint32)
+        return np.bincount(self.tag_ids_of(array), minlength=len(self.tag_keys))
 
     def remove(self, docs: Sequence[int]) -> None:
         """Drop ``docs`` from the live set (their token/tag bits go stale)."""
         gone = BitMap(int(doc) for doc in docs) & self.live
         if not gone:
             return
+        for visibility, bitmap in self.vis.items():
+            held = np.frombuffer((gone & bitmap).to_array(), dtype=np.uint32)
+            if len(held):
+                counts = np.bincount(self.tag_ids_of(held), minlength=self.vis_counts.shape[1])
+                self.vis_counts[self.vis_codes[visibility]] -= counts
         for bitmap in self.vis.values():
             bitmap.difference_update(gone)
         self.live.difference_update(gone)
@@ -229,11 +328,31 @@ class Index:
         self.version += 1
 
     def optimize(self) -> None:
-        """Compress runs and release slack (after a build)."""
+        """Compress runs and release slack, set the newest-docs levels (after a build)."""
         for group in (self.title, self.body, self.vis, *self.tags.values()):
             for bitmap in group.values():
                 bitmap.run_optimize()
                 bitmap.shrink_to_fit()
+        self.tag_buf = self.tag_buf[: self.tag_fill + self.tag_fill // 32 + 4096].copy()
+        size = int(self.live.max()) + 1 if self.live else 0
+        size += size // 32 + 1024
+        if size < len(self.issued):
+            for name in ("issued", "tlen", "blen", "tag_start", "tag_count"):
+                setattr(self, name, getattr(self, name)[:size].copy())
+        self.settle_recent()
+
+    def settle_recent(self) -> None:
+        """Level ``i`` holds every doc issued at or after ``recent_since[i]`` (about
+        ``RECENT_LEVELS[i]`` docs now; later additions join the levels they qualify for)."""
+        docs = np.frombuffer(self.live.to_array(), dtype=np.uint32)
+        issued = self.issued[docs]
+        self.recent, self.recent_since = [], []
+        for size in RECENT_LEVELS:
+            if size * 2 > len(docs):
+                break
+            since = int(np.partition(issued, len(docs) - size)[len(docs) - size])
+            self.recent_since.append(since)
+            self.recent.append(BitMap(docs[issued >= since].tolist()))
 
     def expand(self, prefix: str) -> list[str]:
         """Tokens starting with ``prefix``, at most :data:`PREFIX_MAX_TOKENS`."""
@@ -498,6 +617,7 @@ class _Query:
         self.clauses = [_Clause(index, clause) for clause in plan.clauses]
         self.phrases = [c for c in self.clauses if c.phrase]
         self.verified: dict[int, bool] = {}
+        self.base = BitMap()
 
     # phrase verification ---------------------------------------------------------------------
 
@@ -537,6 +657,43 @@ class _Query:
     # facets, ranking ---------------------------------------------------------------------------
 
     def counts(self, matches: BitMap, dims: Sequence[str], scale: float) -> dict[str, dict[str, int]]:
+        """Facet counts of ``matches`` (a subset of the visible docs ``self.base``).
+
+        Per tag id with numpy over the matches' tag ids (CSR) when they are few; as the visible
+        docs' counts (kept per visibility) minus those of the visible docs *not* matched when
+        those are few; else one ``intersection_cardinality`` per tag bitmap.
+        """
+        index = self.index
+        size, rest = len(matches), len(self.base) - len(matches)
+        if min(size, rest) > FACET_GATHER_MAX:
+            return self.counts_by_bitmap(matches, dims, scale)
+        if size <= rest:
+            vector = index.tag_counts(matches)
+        else:
+            vector = self.base_counts()
+            if rest:
+                vector = vector - index.tag_counts(self.base - matches)
+        out: dict[str, dict[str, int]] = {}
+        for dim in dims:
+            values, ids = index.dim_ids.get(dim, ((), ()))
+            numbers = vector[list(ids)] if ids else vector[:0]
+            if scale != 1.0:
+                numbers = np.round(numbers * scale)
+            out[dim] = {values[i]: int(numbers[i]) for i in np.nonzero(numbers)[0].tolist()}
+        return out
+
+    def base_counts(self) -> np.ndarray:
+        index = self.index
+        vector = np.zeros(len(index.tag_keys), dtype=np.int64)
+        for visibility in self.plan.visibilities:
+            code = index.vis_codes.get(visibility)
+            if code is not None:
+                vector += index.vis_counts[code, : len(index.tag_keys)]
+        return vector
+
+    def counts_by_bitmap(
+        self, matches: BitMap, dims: Sequence[str], scale: float
+    ) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for dim in dims:
             counted: dict[str, int] = {}
@@ -550,7 +707,28 @@ class _Query:
         return out
 
     def rank(self, matches: BitMap, wanted: int) -> tuple[np.ndarray, np.ndarray]:
-        """The best ``wanted`` docs of ``matches`` in order, and their scores."""
+        """The best ``wanted`` docs of ``matches`` in order, and their scores.
+
+        Large match sets are narrowed first, exactly: empty ``q`` ranks only the newest docs of
+        ``matches`` (:meth:`Index.recent` levels), a text query only the docs with a title hit when
+        the ``wanted``-th of those outscores every possible body-only doc (:meth:`body_bound`).
+        """
+        if len(matches) > NARROW_MIN and wanted < len(matches):
+            if not self.clauses:
+                for level in self.index.recent:
+                    newest = level & matches
+                    if len(newest) >= wanted:
+                        return self.top(newest, wanted)
+            else:
+                titled = _union([clause.title for clause in self.clauses]) & matches
+                if len(titled) >= wanted:
+                    docs, scores = self.top(titled, wanted)
+                    if float(scores[-1]) > self.body_bound():
+                        return docs, scores
+        return self.top(matches, wanted)
+
+    def top(self, matches: BitMap, wanted: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`rank` by scoring every doc of ``matches``."""
         index = self.index
         docs = np.frombuffer(matches.to_array(), dtype=np.uint32)
         issued = index.issued[docs]
@@ -568,6 +746,18 @@ class _Query:
         order = chosen[np.lexsort(keys)][:wanted]
         return docs[order], scores[order]
 
+    def _idf(self, clause: _Clause) -> float:
+        total = max(len(self.index.live), 1)
+        frequency = len(clause.match)
+        return math.log(1.0 + (total - frequency + 0.5) / (frequency + 0.5))
+
+    def body_bound(self) -> float:
+        """An upper bound of the score of a doc without a title hit (body gains at length 0),
+        with a margin for the float32 arithmetic of :meth:`scores`."""
+        return sum(self._idf(clause) * (K1 + 1.0) / (1.0 + K1 * (1.0 - B)) for clause in self.clauses) * (
+            1.0 + 1e-4
+        )
+
     def scores(self, matches: BitMap, docs: np.ndarray) -> np.ndarray:
         index = self.index
         total = max(len(index.live), 1)
@@ -576,8 +766,7 @@ class _Query:
         dense = len(docs) > DENSE_SCORING
         scratch = np.zeros(len(index.issued) if dense else len(docs), dtype=np.float32)
         for clause in self.clauses:
-            frequency = len(clause.match)
-            idf = math.log(1.0 + (total - frequency + 0.5) / (frequency + 0.5))
+            idf = self._idf(clause)
             for field, lengths, average, weight in (
                 (clause.title, index.tlen, avg_title, TITLE_WEIGHT),
                 (clause.body, index.blen, avg_body, 1.0),
@@ -609,7 +798,7 @@ class _Query:
 
     async def run(self, query: SearchQuery, offset: int) -> SearchResult:
         index, plan = self.index, self.plan
-        base = _union([index.vis[v] for v in plan.visibilities if v in index.vis])
+        base = self.base = _union([index.vis[v] for v in plan.visibilities if v in index.vis])
         filters = {
             dim: _union([index.tags.get(dim, {})[v] for v in values if v in index.tags.get(dim, {})])
             for dim, values in plan.filters.items()

@@ -1,0 +1,159 @@
+"""The accelerator's shortcuts give the answers of its exhaustive paths: facets counted from the
+docs' tag ids (directly or as a complement of the visible docs) equal the bitmap counts; top-k
+from the title hits or from the newest-docs levels equals top-k over every match."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from node.search import SearchQuery, accel, backend_for
+from node.search.sql import SqlSearchBackend, validate
+
+from .conftest import make_doc
+
+ALL = frozenset({"public", "network", "national"})
+WORDS = ["grid", "energy", "secure", "cloud", "quantum", "post", "risk", "data", "lab", "audit"]
+QUERIES: list[tuple[str, dict[str, tuple[str, ...]]]] = [
+    ("", {}),
+    ("", {"country": ("DE",)}),
+    ("", {"domain": ("cry",), "sector": ("sec.energy",)}),
+    ("grid", {}),
+    ("grid energy", {"country": ("DE",)}),
+    ("qua", {}),
+    ("risk d", {"domain": ("net",)}),
+    ("secure", {"sector": ("sec.energy", "sec.health")}),
+    ('"post quantum"', {}),
+]
+
+
+def corpus(count: int, seed: int) -> list[Any]:
+    rng = random.Random(seed)
+    weights = [1.0 / (rank + 1) for rank in range(len(WORDS))]
+    return [
+        make_doc(
+            n,
+            title=" ".join(rng.choices(WORDS, weights=weights, k=rng.randint(1, 4))),
+            text=" ".join(rng.choices(WORDS, weights=weights, k=rng.randint(3, 15))),
+            origin=rng.choice(["DE", "FR", "AT"]),
+            type=rng.choice(["organisation", "expert", "project"]),
+            visibility=rng.choice(["public", "public", "network", "national"]),
+            tags={
+                "domain": rng.sample(["cry", "net", "aac"], rng.randint(1, 2)),
+                "sector": rng.sample(["sec.energy", "sec.health"], rng.randint(0, 2)),
+            },
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+@pytest.fixture
+async def loaded(engine: tuple[Any, Any]) -> tuple[SqlSearchBackend, SqlSearchBackend, Any, list[Any]]:
+    _, conn = engine
+    sql = backend_for(conn.capabilities.dialect, accelerated=False)
+    fast = backend_for(conn.capabilities.dialect, accelerated=True)
+    assert isinstance(sql, SqlSearchBackend) and isinstance(fast, SqlSearchBackend)
+    docs = corpus(600, seed=11)
+    await sql.upsert(conn, docs)
+    # Deletes and replacements: the per-visibility counts and tag ids follow them.
+    await sql.delete(conn, [docs[3].id, docs[50].id, docs[51].id])
+    await sql.upsert(conn, [make_doc(10, title="grid energy", visibility="network", tags={"domain": ["net"]})])
+    return sql, fast, conn, docs
+
+
+async def ask(
+    accelerator: accel.Accelerator,
+    backend: Any,
+    conn: Any,
+    q: str,
+    filters: dict[str, tuple[str, ...]],
+    visibilities: frozenset[str] = ALL,
+    limit: int = 7,
+    cursor: str | None = None,
+) -> Any:
+    query = SearchQuery(q=q, filters=filters, visibilities=visibilities, limit=limit, cursor=cursor)
+    plan, offset = validate(query)
+    result = await accelerator.search(conn, backend, query, plan, offset)
+    assert result is not None
+    return result
+
+
+def shape(result: Any) -> Any:
+    return result.total, result.facets, [(hit.id, hit.score) for hit in result.hits]
+
+
+@pytest.mark.parametrize("search_mode", ["sql"])
+@pytest.mark.parametrize("visibilities", [ALL, frozenset({"public", "network"}), frozenset({"public"})])
+async def test_facets_from_tag_ids_equal_bitmap_counts(
+    loaded: Any, monkeypatch: pytest.MonkeyPatch, visibilities: frozenset[str]
+) -> None:
+    sql, fast, conn, _ = loaded
+    accelerator = accel.Accelerator()
+    monkeypatch.setattr(accel, "VERIFY_ALL", 10)  # the sampled phrase estimate scales counts too
+    for q, filters in QUERIES:
+        answers = []
+        for gather_max in (0, 10**9, 150):  # bitmaps only; tag ids only; mixed
+            monkeypatch.setattr(accel, "FACET_GATHER_MAX", gather_max)
+            answers.append(shape(await ask(accelerator, fast, conn, q, filters, visibilities)))
+        assert answers[0] == answers[1] == answers[2], (q, filters)
+        if not q.startswith('"'):
+            expected = await sql.search(conn, SearchQuery(q=q, filters=filters, visibilities=visibilities))
+            assert answers[0][:2] == (expected.total, expected.facets), (q, filters)
+
+
+@pytest.mark.parametrize("search_mode", ["sql"])
+async def test_complement_counts_follow_writes(loaded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    sql, fast, conn, docs = loaded
+    accelerator = accel.Accelerator()
+    monkeypatch.setattr(accel, "FACET_GATHER_MAX", 10**9)
+    await ask(accelerator, fast, conn, "", {})
+    # Applied by catch-up (Index.add / Index.remove), not by a rebuild.
+    index = accelerator.index
+    await sql.delete(conn, [doc.id for doc in docs[100:160]])
+    await sql.upsert(conn, [make_doc(700 + n, visibility="national") for n in range(30)])
+    for q, filters in QUERIES[:4]:
+        got = await ask(accelerator, fast, conn, q, filters)
+        expected = await sql.search(conn, SearchQuery(q=q, filters=filters, visibilities=ALL))
+        assert (got.total, got.facets) == (expected.total, expected.facets), (q, filters)
+    assert accelerator.index is index
+
+
+@pytest.mark.parametrize("search_mode", ["sql"])
+async def test_narrowed_top_k_equals_exhaustive_top_k(loaded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    sql, fast, conn, docs = loaded
+    monkeypatch.setattr(accel, "RECENT_LEVELS", (8, 40, 150))
+    accelerator = accel.Accelerator()
+    await ask(accelerator, fast, conn, "", {})
+    assert accelerator.index is not None and len(accelerator.index.recent) == 3
+    # Newer docs added after the build join the levels they qualify for.
+    await sql.upsert(conn, [make_doc(800 + n, title="grid") for n in range(12)])
+    # Title hits in very long titles score below body-only hits in short bodies: the bound must
+    # send "zephyr" to the exhaustive path.
+    filler = " ".join(WORDS * 8)
+    await sql.upsert(conn, [make_doc(900 + n, title=f"zephyr {filler}") for n in range(10)])
+    await sql.upsert(conn, [make_doc(920 + n, title="lab", text="zephyr") for n in range(30)])
+    narrowed: list[int] = []
+    original = accel._Query.top
+
+    def spy(self: Any, matches: Any, wanted: int) -> Any:
+        narrowed.append(len(matches))
+        return original(self, matches, wanted)
+
+    monkeypatch.setattr(accel._Query, "top", spy)
+    queries = [*QUERIES, ("grid data", {}), ("g", {}), ("energy", {"type": ("organisation",)}), ("zephyr", {})]
+    for q, filters in queries:
+        for limit in (1, 7, 30):
+            pages = []
+            for narrow_min in (10**9, 0):  # exhaustive, then narrowed whenever possible
+                monkeypatch.setattr(accel, "NARROW_MIN", narrow_min)
+                narrowed.clear()
+                first = await ask(accelerator, fast, conn, q, filters, limit=limit)
+                cursor = first.next_cursor
+                second = await ask(accelerator, fast, conn, q, filters, limit=limit, cursor=cursor) if cursor else None
+                pages.append((shape(first), second and shape(second)))
+            assert pages[0] == pages[1], (q, filters, limit)
+            if q in ("", "grid") and not filters and limit == 7:  # the shortcuts were taken
+                assert min(narrowed[-2:]) < first.total, q
+
