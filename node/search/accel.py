@@ -856,12 +856,19 @@ class _Query:
     ) -> tuple[list[tuple[int, float]], bool, int]:
         """Verify ranked candidates until ``wanted`` match; (hits, every candidate seen, found)."""
         limit = min(len(candidates), PHRASE_SCAN_MAX)
-        docs, scores = self.rank(candidates, limit)
+        # Ranked as far as the batches reach (top-n is a prefix of top-m for n < m: the order is
+        # total), rather than all ``limit`` up front.
+        ranked = 0
+        docs = np.zeros(0, dtype=np.uint32)
+        scores = np.zeros(0, dtype=np.float32)
         found: list[tuple[int, float]] = []
         position = 0
-        while position < len(docs) and len(found) < wanted:
+        while position < limit and len(found) < wanted:
             need = wanted - len(found)
             batch = max(64, int(need / max(share, 0.01) * 1.3))
+            if position + batch > ranked and ranked < limit:
+                ranked = min(limit, max(position + batch, 2 * ranked))
+                docs, scores = self.rank(candidates, ranked)
             chunk = docs[position : position + batch].tolist()
             await self._verify(chunk)
             for doc, score in zip(chunk, scores[position : position + batch].tolist()):

@@ -157,3 +157,35 @@ async def test_narrowed_top_k_equals_exhaustive_top_k(loaded: Any, monkeypatch: 
             if q in ("", "grid") and not filters and limit == 7:  # the shortcuts were taken
                 assert min(narrowed[-2:]) < first.total, q
 
+
+@pytest.mark.parametrize("search_mode", ["sql"])
+async def test_phrase_scan_pages_equal_the_exactly_verified_ranking(
+    loaded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, fast, conn, _ = loaded
+    accelerator = accel.Accelerator()
+    scanned: list[int] = []
+    original = accel._Query.scan_phrases
+
+    async def spy(self: Any, candidates: Any, wanted: int, share: float) -> Any:
+        scanned.append(wanted)
+        return await original(self, candidates, wanted, share)
+
+    monkeypatch.setattr(accel._Query, "scan_phrases", spy)
+    for phrase in ('"post quantum"', '"grid energy"', '"data lab"', '"risk audit"', '"cloud d'):
+        for limit in (1, 5, 40):
+            pages = []
+            for verify_all in (10**9, 10):  # exact; sampled estimate + pages verified in rank order
+                monkeypatch.setattr(accel, "VERIFY_ALL", verify_all)
+                first = await ask(accelerator, fast, conn, phrase, {}, limit=limit)
+                hits = [(hit.id, hit.score) for hit in first.hits]
+                if first.next_cursor:
+                    second = await ask(accelerator, fast, conn, phrase, {}, limit=limit, cursor=first.next_cursor)
+                    hits += [(hit.id, hit.score) for hit in second.hits]
+                pages.append(hits)
+            shared = min(len(pages[0]), len(pages[1]))
+            assert pages[0][:limit] == pages[1][:limit] and pages[0][:shared] == pages[1][:shared], (
+                phrase,
+                limit,
+            )
+    assert scanned  # the scan path ran
