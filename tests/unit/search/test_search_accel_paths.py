@@ -59,7 +59,9 @@ async def loaded(engine: tuple[Any, Any]) -> tuple[SqlSearchBackend, SqlSearchBa
     await sql.upsert(conn, docs)
     # Deletes and replacements: the per-visibility counts and tag ids follow them.
     await sql.delete(conn, [docs[3].id, docs[50].id, docs[51].id])
-    await sql.upsert(conn, [make_doc(10, title="grid energy", visibility="network", tags={"domain": ["net"]})])
+    await sql.upsert(
+        conn, [make_doc(10, title="grid energy", visibility="network", tags={"domain": ["net"]})]
+    )
     return sql, fast, conn, docs
 
 
@@ -95,7 +97,8 @@ async def test_facets_from_tag_ids_equal_bitmap_counts(
     for q, filters in QUERIES:
         answers = []
         for gather_max in (0, 10**9, 150):  # bitmaps only; tag ids only; mixed
-            monkeypatch.setattr(accel, "FACET_GATHER_MAX", gather_max)
+            monkeypatch.setattr(accel, "FACET_GATHER_MIN", gather_max)
+            monkeypatch.setattr(accel, "FACET_GATHER_SHARE", 0.0)
             answers.append(shape(await ask(accelerator, fast, conn, q, filters, visibilities)))
         assert answers[0] == answers[1] == answers[2], (q, filters)
         if not q.startswith('"'):
@@ -107,7 +110,7 @@ async def test_facets_from_tag_ids_equal_bitmap_counts(
 async def test_complement_counts_follow_writes(loaded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sql, fast, conn, docs = loaded
     accelerator = accel.Accelerator()
-    monkeypatch.setattr(accel, "FACET_GATHER_MAX", 10**9)
+    monkeypatch.setattr(accel, "FACET_GATHER_MIN", 10**9)
     await ask(accelerator, fast, conn, "", {})
     # Applied by catch-up (Index.add / Index.remove), not by a rebuild.
     index = accelerator.index
@@ -122,7 +125,7 @@ async def test_complement_counts_follow_writes(loaded: Any, monkeypatch: pytest.
 
 @pytest.mark.parametrize("search_mode", ["sql"])
 async def test_narrowed_top_k_equals_exhaustive_top_k(loaded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    sql, fast, conn, docs = loaded
+    sql, fast, conn, _ = loaded
     monkeypatch.setattr(accel, "RECENT_LEVELS", (8, 40, 150))
     accelerator = accel.Accelerator()
     await ask(accelerator, fast, conn, "", {})
@@ -142,7 +145,13 @@ async def test_narrowed_top_k_equals_exhaustive_top_k(loaded: Any, monkeypatch: 
         return original(self, matches, wanted)
 
     monkeypatch.setattr(accel._Query, "top", spy)
-    queries = [*QUERIES, ("grid data", {}), ("g", {}), ("energy", {"type": ("organisation",)}), ("zephyr", {})]
+    queries = [
+        *QUERIES,
+        ("grid data", {}),
+        ("g", {}),
+        ("energy", {"type": ("organisation",)}),
+        ("zephyr", {}),
+    ]
     for q, filters in queries:
         for limit in (1, 7, 30):
             pages = []
@@ -151,7 +160,11 @@ async def test_narrowed_top_k_equals_exhaustive_top_k(loaded: Any, monkeypatch: 
                 narrowed.clear()
                 first = await ask(accelerator, fast, conn, q, filters, limit=limit)
                 cursor = first.next_cursor
-                second = await ask(accelerator, fast, conn, q, filters, limit=limit, cursor=cursor) if cursor else None
+                second = (
+                    await ask(accelerator, fast, conn, q, filters, limit=limit, cursor=cursor)
+                    if cursor
+                    else None
+                )
                 pages.append((shape(first), second and shape(second)))
             assert pages[0] == pages[1], (q, filters, limit)
             if q in ("", "grid") and not filters and limit == 7:  # the shortcuts were taken
@@ -180,7 +193,9 @@ async def test_phrase_scan_pages_equal_the_exactly_verified_ranking(
                 first = await ask(accelerator, fast, conn, phrase, {}, limit=limit)
                 hits = [(hit.id, hit.score) for hit in first.hits]
                 if first.next_cursor:
-                    second = await ask(accelerator, fast, conn, phrase, {}, limit=limit, cursor=first.next_cursor)
+                    second = await ask(
+                        accelerator, fast, conn, phrase, {}, limit=limit, cursor=first.next_cursor
+                    )
                     hits += [(hit.id, hit.score) for hit in second.hits]
                 pages.append(hits)
             shared = min(len(pages[0]), len(pages[1]))
