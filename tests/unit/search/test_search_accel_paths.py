@@ -145,7 +145,7 @@ async def test_narrowed_top_k_equals_exhaustive_top_k(loaded: Any, monkeypatch: 
         return original(self, matches, wanted)
 
     monkeypatch.setattr(accel._Query, "top", spy)
-    queries = [
+    queries: list[tuple[str, dict[str, tuple[str, ...]]]] = [
         *QUERIES,
         ("grid data", {}),
         ("g", {}),
