@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Any
 
@@ -38,7 +38,7 @@ from federation.schemas import SchemaRegistry, schema_id_for
 from federation.timefmt import format_timestamp
 from federation.verify import verify
 
-NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
 PAYLOAD: dict[str, Any] = {
     "legal_name": "Österreichisches Institut für Kryptografie und Netzsicherheit GmbH",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _TIMESTAMP = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z", re.ASCII)
 
@@ -18,7 +18,7 @@ def format_timestamp(dt: datetime) -> str:
     if offset is None:
         raise ValueError("naive datetime: timestamps must be timezone-aware")
     if offset:
-        dt = dt.astimezone(timezone.utc)
+        dt = dt.astimezone(UTC)
     # isoformat() is several times faster than strftime and always gives a 4-digit year.
     return dt.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 

@@ -39,6 +39,8 @@ from federation.keys import (
     kid_for,
     parse_kid,
     public_key_from_raw,
+)
+from federation.keys import (
     public_key_raw as _raw_public_key,
 )
 from federation.timefmt import format_timestamp, parse_timestamp

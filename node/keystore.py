@@ -89,7 +89,7 @@ def load_key(path: Path, role: str, country: str) -> InstanceKey:
         raise KeyStoreError(f"instance key {path} must not be readable by group or others (chmod 600)")
     try:
         key = private_key_from_pem(data)
-    except Exception as exc:  # noqa: BLE001 - wrapped with a clear message
+    except Exception as exc:
         raise KeyStoreError(f"instance key {path} is not an Ed25519 PEM private key") from exc
     return InstanceKey(key, kid_for(kid_prefix(role, country), public_key_raw(key)))
 

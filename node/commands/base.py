@@ -38,7 +38,7 @@ def run_with_db(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
         try:
             await db.open_db(settings.db_url)
             await db.ensure_counters()
-        except Exception as exc:  # noqa: BLE001 - reported as one line
+        except Exception as exc:
             await db.close_db()
             raise CommandError(f"cannot open database: {exc.__class__.__name__}: {exc}") from exc
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     data = _read(args.file, "file")
     if directory_bytes is None or data is None:
         return 1
-    now = datetime.now(timezone.utc).replace(microsecond=0)  # node/ may read the clock; federation/ may not
+    now = datetime.now(UTC).replace(microsecond=0)  # node/ may read the clock; federation/ may not
     try:
         directory: Directory = verify_directory(_loads(directory_bytes), now)
     except ProtocolError as e:

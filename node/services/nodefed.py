@@ -20,7 +20,12 @@ import orjson
 from federation.directory import Directory, verify_directory
 from federation.errors import ProtocolError
 from federation.keys import b64url_encode, generate_private_key, kid_for, public_key_raw
-from federation.tokens import enrollment_proof, issue_service_token, make_rotation_statement, peek_enrollment_token
+from federation.tokens import (
+    enrollment_proof,
+    issue_service_token,
+    make_rotation_statement,
+    peek_enrollment_token,
+)
 from node.config import Settings
 from node.http.metrics import Metrics
 from node.keystore import InstanceKey, retire_and_replace
@@ -189,7 +194,7 @@ class NodeFederation:
                 await self.notify_if_needed()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the loop must survive anything
+            except Exception:
                 log.exception("notifier error")
 
     # -- key rotation --------------------------------------------------------------------------

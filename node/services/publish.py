@@ -21,7 +21,14 @@ import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from federation.envelope import RECORD_TYPES, TOMBSTONE_REASONS, VISIBILITIES, Envelope, record_id, sign_record
+from federation.envelope import (
+    RECORD_TYPES,
+    TOMBSTONE_REASONS,
+    VISIBILITIES,
+    Envelope,
+    record_id,
+    sign_record,
+)
 from federation.errors import ConsentMissing, SchemaInvalid
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp

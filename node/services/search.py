@@ -14,7 +14,14 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import connections
 
 from node.errors import InvalidParameter
-from node.search import DIMENSIONS, SearchBackend, SearchQuery, SearchResult, backend_for, document_from_envelope
+from node.search import (
+    DIMENSIONS,
+    SearchBackend,
+    SearchQuery,
+    SearchResult,
+    backend_for,
+    document_from_envelope,
+)
 from schemas import load_vocabularies
 
 

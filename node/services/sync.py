@@ -190,7 +190,7 @@ class Puller:
                 async with lock:
                     self._pending[country] = False
                     await self._pull_locked(country)
-            except Exception:  # noqa: BLE001 - background work must never die silently
+            except Exception:
                 log.exception("triggered pull failed", extra={"node": country})
 
         task = asyncio.get_running_loop().create_task(run())
@@ -235,7 +235,7 @@ class Puller:
             directory_doc = await self.hub.current_directory()
             await self._pull_pages(node.url, country, directory_doc, result)
             result.ok = True
-        except (PullError, aiohttp.ClientError, asyncio.TimeoutError, CursorMoved, BaseORMException) as exc:
+        except (TimeoutError, PullError, aiohttp.ClientError, CursorMoved, BaseORMException) as exc:
             # a database error (e.g. SQLite busy) fails this pull like a transport error: the page's
             # transaction rolled back, the cursor did not move, the next pull retries
             result.error = f"{exc.__class__.__name__}: {exc}"[:500]

@@ -85,7 +85,7 @@ async def _refresh_directory_forever(context: Context) -> None:
             await context.federation.refresh_directory()
         except FederationError as exc:
             log.warning("directory refresh failed", extra={"error": str(exc)})
-        except Exception:  # noqa: BLE001 - the loop must survive anything
+        except Exception:
             log.exception("directory refresh error")
 
 

@@ -14,7 +14,7 @@ import copy
 import hashlib
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from federation.tokens import (
 )
 
 VECTOR_DIR = Path(__file__).resolve().parent
-NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 T = format_timestamp
 
 
@@ -45,13 +45,13 @@ def seed(label: str) -> bytes:
 
 # label -> (kid prefix, not_before, not_after, revoked_at); "unlisted" keys are not in the directory.
 KEYS: dict[str, tuple[str, datetime, datetime | None, datetime | None]] = {
-    "hub": ("hub", datetime(2025, 1, 1, tzinfo=timezone.utc), None, None),
-    "DE-current": ("DE", datetime(2026, 1, 1, tzinfo=timezone.utc), None, None),
-    "DE-old": ("DE", datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 1, tzinfo=timezone.utc), None),
-    "DE-revoked": ("DE", datetime(2025, 6, 1, tzinfo=timezone.utc), None, datetime(2026, 6, 1, tzinfo=timezone.utc)),
+    "hub": ("hub", datetime(2025, 1, 1, tzinfo=UTC), None, None),
+    "DE-current": ("DE", datetime(2026, 1, 1, tzinfo=UTC), None, None),
+    "DE-old": ("DE", datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC), None),
+    "DE-revoked": ("DE", datetime(2025, 6, 1, tzinfo=UTC), None, datetime(2026, 6, 1, tzinfo=UTC)),
     "DE-later": ("DE", NOW + timedelta(days=1), None, None),
-    "FR-current": ("FR", datetime(2026, 1, 1, tzinfo=timezone.utc), None, None),
-    "AT-suspended": ("AT", datetime(2026, 1, 1, tzinfo=timezone.utc), None, None),
+    "FR-current": ("FR", datetime(2026, 1, 1, tzinfo=UTC), None, None),
+    "AT-suspended": ("AT", datetime(2026, 1, 1, tzinfo=UTC), None, None),
     "DE-unlisted": ("DE", NOW, None, None),
     "PL-unenrolled": ("PL", NOW, None, None),
 }
@@ -153,8 +153,8 @@ def good_envelopes() -> list[dict[str, Any]]:
         ("expert-public-consent", signed(**expert)),
         ("expert-national-no-consent", signed(**{**expert, "payload": {**EXPERT, "consent": {"given": False}}}, visibility="national")),
         ("tombstone-withdrawn", signed(version=3, deleted=True, payload={"reason": "withdrawn"})),
-        ("old-key-inside-window", signed("DE-old", issued_at=datetime(2025, 6, 1, tzinfo=timezone.utc))),
-        ("revoked-key-before-revocation", signed("DE-revoked", issued_at=datetime(2026, 5, 31, 23, 59, 59, tzinfo=timezone.utc))),
+        ("old-key-inside-window", signed("DE-old", issued_at=datetime(2025, 6, 1, tzinfo=UTC))),
+        ("revoked-key-before-revocation", signed("DE-revoked", issued_at=datetime(2026, 5, 31, 23, 59, 59, tzinfo=UTC))),
         ("issued-within-skew", signed(issued_at=NOW + timedelta(minutes=5))),
         ("suspended-node", signed("AT-suspended", origin="AT", payload={**ORGANISATION, "country": "AT"})),
     ]
@@ -211,9 +211,9 @@ def bad_envelopes() -> list[dict[str, Any]]:
     add("served-by-other-feed", "origin_mismatch", base, feed_origin="FR")
     add("key-not-in-directory", "unknown_key", signed("DE-unlisted"))
     add("key-not-yet-valid", "key_not_yet_valid", signed("DE-later"))
-    add("key-expired", "key_expired", signed("DE-old", issued_at=datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc)))
-    add("key-revoked-at-instant", "key_revoked", signed("DE-revoked", issued_at=datetime(2026, 6, 1, tzinfo=timezone.utc)))
-    add("key-revoked", "key_revoked", signed("DE-revoked", issued_at=datetime(2026, 7, 1, tzinfo=timezone.utc)))
+    add("key-expired", "key_expired", signed("DE-old", issued_at=datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC)))
+    add("key-revoked-at-instant", "key_revoked", signed("DE-revoked", issued_at=datetime(2026, 6, 1, tzinfo=UTC)))
+    add("key-revoked", "key_revoked", signed("DE-revoked", issued_at=datetime(2026, 7, 1, tzinfo=UTC)))
     add("issued-beyond-skew", "issued_in_future", signed(issued_at=NOW + timedelta(minutes=5, seconds=1)))
     add("payload-tampered", "signature_invalid", {**base, "payload": {**base["payload"], "legal_name": "Evil GmbH"}})
     add("version-bumped", "signature_invalid", {**base, "version": 2})

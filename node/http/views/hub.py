@@ -96,6 +96,6 @@ async def revoke_key(request: web.Request) -> web.Response:
     when = body.get("revoked_at") if isinstance(body, dict) else None
     try:
         at = parse_timestamp(when) if when else None
-    except Exception as exc:  # noqa: BLE001 - any bad timestamp is a bad parameter
+    except Exception as exc:
         raise InvalidParameter("revoked_at must be YYYY-MM-DDTHH:MM:SSZ") from exc
     return json_response(await ctx(request).hub.revoke_key(kid, at))

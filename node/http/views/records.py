@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from federation.errors import SchemaInvalid
 from federation.envelope import VISIBILITIES
+from federation.errors import SchemaInvalid
 from federation.schemas import redact, within
 from node.errors import Gone, InvalidParameter, NotFound
 from node.http.auth import NODE_ROLES, Principal, require_user
@@ -154,7 +154,7 @@ def _decode_cursor(raw: str) -> int:
         if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
             raise ValueError
         return seq
-    except Exception as exc:  # noqa: BLE001 - any garbage is a bad parameter
+    except Exception as exc:
         raise InvalidParameter("cursor is not valid", parameter="cursor") from exc
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from fedkit import NOW, gen
+
+from federation.canonical import canonicalize
 from federation.directory import (
     DIRECTORY_SIGNING_CONTEXT,
     Directory,
@@ -19,7 +20,6 @@ from federation.directory import (
     sign_directory,
     verify_directory,
 )
-from federation.canonical import canonicalize
 from federation.errors import DirectoryExpired, DirectoryInvalid, DirectoryRollback
 from federation.keys import b64url_encode, kid_for, private_key_from_seed, public_key_raw
 
@@ -172,7 +172,7 @@ def test_bad_signature_encoding_is_invalid() -> None:
 
 
 def test_key_valid_at_window_edges() -> None:
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     raw = gen.RAW["DE-current"]
     k = KeyEntry(kid_for("DE", raw), raw, t0, t0 + timedelta(days=10), t0 + timedelta(days=5))
     assert not key_valid_at(k, t0 - timedelta(seconds=1))

@@ -7,8 +7,8 @@ import hashlib
 from typing import Any
 
 import pytest
-
 from fedkit import gen
+
 from federation.canonical import canonicalize
 from federation.envelope import (
     RECORD_SIGNING_CONTEXT,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from fedkit import NOW, directory, gen, registry
+
 from federation.errors import Equivocation
 from federation.ingest import Decision, Held, decide, equivocation_error
 from federation.verify import VerifiedRecord, verify

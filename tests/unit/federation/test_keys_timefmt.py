@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -84,7 +84,7 @@ def test_parse_kid_rejects(kid: object) -> None:
 
 
 def test_timestamp_round_trip_and_utc_conversion() -> None:
-    t = datetime(2026, 11, 26, 22, 50, 1, tzinfo=timezone.utc)
+    t = datetime(2026, 11, 26, 22, 50, 1, tzinfo=UTC)
     assert format_timestamp(t) == "2026-11-26T22:50:01Z"
     assert parse_timestamp("2026-11-26T22:50:01Z") == t
     assert format_timestamp(t.astimezone(timezone(timedelta(hours=2)))) == "2026-11-26T22:50:01Z"

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
+from fedkit import registry
 
 import schemas
-from fedkit import registry
 from federation.errors import SchemaInvalid
 from federation.schemas import SchemaRegistry, json_pointer, redact, schema_id_for
 

@@ -9,8 +9,8 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from fedkit import NOW, gen
+
 from federation.errors import TokenInvalid
 from federation.keys import b64url_encode, private_key_from_seed, public_key_raw
 from federation.tokens import (

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import pytest
-
 from fedkit import VECTOR_DIR, directory, gen, registry
+
 from federation import errors
 from federation.canonical import canonicalize, canonicalize_reference
 from federation.directory import Directory, verify_directory

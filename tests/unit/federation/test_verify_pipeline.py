@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from fedkit import NOW, directory, gen, registry
+
 from federation.errors import ProtocolError, SchemaInvalid
 from federation.verify import check, consent_covers, verify
 
@@ -59,7 +59,7 @@ def test_order_unknown_key_before_future() -> None:
 
 
 def test_order_key_window_before_future_and_signature() -> None:
-    later = datetime(2026, 7, 1, tzinfo=timezone.utc)
+    later = datetime(2026, 7, 1, tzinfo=UTC)
     env = gen.signed("DE-revoked", issued_at=later)
     env["payload"] = {"tampered": True}
     assert code_of(env) == "key_revoked"
@@ -86,11 +86,11 @@ def test_order_schema_before_consent() -> None:
 
 
 def test_key_windows_are_judged_at_issued_at_not_now() -> None:
-    inside = gen.signed("DE-old", issued_at=datetime(2026, 1, 1, tzinfo=timezone.utc))  # not_after, inclusive
+    inside = gen.signed("DE-old", issued_at=datetime(2026, 1, 1, tzinfo=UTC))  # not_after, inclusive
     assert verify(inside, directory(), NOW, registry()).key.kid == gen.KID["DE-old"]
-    before = gen.signed("DE-revoked", issued_at=datetime(2026, 5, 31, 23, 59, 59, tzinfo=timezone.utc))
+    before = gen.signed("DE-revoked", issued_at=datetime(2026, 5, 31, 23, 59, 59, tzinfo=UTC))
     assert verify(before, directory(), NOW, registry()).key.kid == gen.KID["DE-revoked"]
-    assert code_of(gen.signed("DE-old", issued_at=datetime(2024, 12, 31, tzinfo=timezone.utc))) == "key_not_yet_valid"
+    assert code_of(gen.signed("DE-old", issued_at=datetime(2024, 12, 31, tzinfo=UTC))) == "key_not_yet_valid"
 
 
 def test_skew_is_configurable() -> None:

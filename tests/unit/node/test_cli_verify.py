@@ -10,7 +10,7 @@ import argparse
 import importlib.util
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -35,7 +35,7 @@ def _generator() -> ModuleType:
 
 
 gen = _generator()
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 ORG_2 = "1b9e2c8e-4f0a-4f57-9d36-1c8f4c1d2a12"
 
 
