@@ -181,15 +181,22 @@ class NodeFederation:
         await set_state(NOTIFIED_KEY, head)
         return True
 
-    async def run_notifier(self) -> None:
-        """Background loop: notify after writes (woken by the publisher) and retry periodically."""
-        while True:
+    async def run_notifier(self, stop: asyncio.Event | None = None) -> None:
+        """Background loop: notify after writes (woken by the publisher) and retry periodically.
+
+        Setting ``stop`` (and ``wake``) ends the loop between notifications, so shutdown never
+        cancels it in the middle of a database query.
+        """
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=self.settings.notify_retry_s)
             except TimeoutError:
                 pass
             self.wake.clear()
             await asyncio.sleep(0.2)  # coalesce bursts of writes into one notification
+            if stop.is_set():
+                return
             try:
                 await self.notify_if_needed()
             except asyncio.CancelledError:

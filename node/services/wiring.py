@@ -58,17 +58,18 @@ async def _node_jobs(app: web.Application) -> AsyncIterator[None]:
     """The notifier loop (notify the hub after writes, retry while it is down)."""
     context = _ctx(app)
     loop = asyncio.get_running_loop()
-    tasks = [
-        loop.create_task(context.federation.run_notifier()),
-        loop.create_task(_refresh_directory_forever(context)),
-    ]
+    stop = asyncio.Event()
+    notifier = loop.create_task(context.federation.run_notifier(stop))
+    refresher = loop.create_task(_refresh_directory_forever(context))
     context.federation.wake.set()
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    stop.set()
+    context.federation.wake.set()
+    refresher.cancel()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(notifier, timeout=5)  # finishes its current notification, then returns
+    with contextlib.suppress(asyncio.CancelledError):
+        await refresher
     await context.federation.close()
 
 
