@@ -233,6 +233,18 @@ def _remove(node: Any, parts: list[str], done: tuple[str, ...], removed: list[st
         removed.append(json_pointer((*done, head)))
 
 
+def redacted_envelope(envelope: dict[str, Any], registry: SchemaRegistry) -> tuple[dict[str, Any], list[str]]:
+    """What an anonymous reader sees of an envelope: no ``sig``, restricted payload fields removed.
+
+    Returns the shown envelope and the removed fields as JSON pointers into the envelope
+    (``/payload/contact``).
+    """
+    payload, removed = redact(envelope["payload"], registry, schema_id_for(str(envelope["schema"])))
+    shown = {k: v for k, v in envelope.items() if k != "sig"}
+    shown["payload"] = payload
+    return shown, [f"/payload{ptr}" for ptr in removed]
+
+
 def within(error: SchemaInvalid, prefix: str) -> SchemaInvalid:
     """The same failure with every pointer made relative to an enclosing document.
 

@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 
 from federation.directory import Directory, KeyEntry, NodeEntry, build_directory, sign_directory
 from federation.errors import ProtocolError, TokenInvalid
-from federation.keys import b64url_decode, kid_for, public_key_from_raw
+from federation.keys import b64url_decode, b64url_encode, kid_for, public_key_from_raw
 from federation.timefmt import format_timestamp, parse_timestamp
 from federation.tokens import (
     issue_enrollment_token,
@@ -48,15 +48,9 @@ class EnrollmentInvalid(ApiError):
 
 def hub_key_entry(key: InstanceKey, not_before: str) -> KeyEntry:
     return KeyEntry.from_dict(
-        {"kid": key.kid, "public_key": _b64(key.public_raw), "not_before": not_before,
+        {"kid": key.kid, "public_key": b64url_encode(key.public_raw), "not_before": not_before,
          "not_after": None, "revoked_at": None}
     )
-
-
-def _b64(raw: bytes) -> str:
-    from federation.keys import b64url_encode
-
-    return b64url_encode(raw)
 
 
 async def bootstrap_hub(settings: Settings, key: InstanceKey, now: datetime | None = None) -> None:
@@ -243,7 +237,7 @@ class HubService:
         grace = format_timestamp(now + timedelta(seconds=self.settings.key_grace_s))
         async with in_transaction() as conn:
             if not await NodeKey.filter(kid=new_kid).using_db(conn).exists():
-                await NodeKey.create(kid=new_kid, country=country, public_key=_b64(new_raw), not_before=stamp,
+                await NodeKey.create(kid=new_kid, country=country, public_key=b64url_encode(new_raw), not_before=stamp,
                                      using_db=conn)
             if old.not_after is None or old.not_after > grace:
                 await NodeKey.filter(kid=old.kid).using_db(conn).update(not_after=grace)

@@ -284,7 +284,7 @@ class Puller:
     async def _renew_lease(self, country: str) -> None:
         from tortoise.connection import connections
 
-        until = int(time.time()) + max(self.settings.pull_timeout_s * 3, 120)
+        until = int(time.time()) + self._lease_s()
         renewed = await sql.execute(
             connections.get("default"),
             "UPDATE hub_pull_state SET lease_until = ? WHERE country = ? AND lease_owner = ?",

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import orjson
 from aiohttp import web
 
-from federation.schemas import redact
+from federation.schemas import redacted_envelope
 from federation.timefmt import parse_timestamp
 from node.errors import Gone, InvalidParameter, NotFound
 from node.http.auth import HUB_ROLES, NODE_ROLES, Principal
@@ -22,7 +22,7 @@ from node.http.views.common import ctx
 from node.search import DIMENSIONS, SearchQuery
 from node.services.search import query_from_params, result_to_json
 from node.web.schema_forms import vocabulary_labels
-from schemas import RECORD_TYPES, record_schema_id
+from schemas import RECORD_TYPES
 
 TITLE_FIELDS = ("legal_name", "name", "title", "acronym", "national_name")
 FACET_VISIBLE = 8  # values shown per facet before "more"
@@ -191,10 +191,8 @@ class Shown:
 
 
 def _redacted(request: web.Request, envelope: dict[str, Any]) -> Shown:
-    payload, removed = redact(envelope["payload"], ctx(request).registry, record_schema_id(envelope["type"]))
-    shown = {k: v for k, v in envelope.items() if k != "sig"}
-    shown["payload"] = payload
-    return Shown(shown, [f"/payload{p}" for p in removed], full=False)
+    shown, removed = redacted_envelope(envelope, ctx(request).registry)
+    return Shown(shown, removed, full=False)
 
 
 async def record_for(request: web.Request, rid: str, p: Principal) -> Shown:

@@ -6,7 +6,7 @@ import orjson
 from aiohttp import web
 
 from federation.keys import parse_kid
-from federation.schemas import redact
+from federation.schemas import redacted_envelope
 from federation.timefmt import parse_timestamp
 from node.errors import Gone, InvalidParameter, NotFound
 from node.http.auth import HUB_ROLES, Principal, require_user
@@ -14,7 +14,6 @@ from node.http.problems import read_json
 from node.http.views.common import country_path, ctx, json_response, principal, record_id_param
 from node.services.sync import node_status
 from node.storage.hub_models import FederatedNode, HubRecord, PullState, Quarantine
-from schemas import record_schema_id
 
 
 def hub_visibilities(p: Principal) -> frozenset[str]:
@@ -65,10 +64,8 @@ async def get_record(request: web.Request) -> web.Response:
         if row.quarantined:
             body = {"record": envelope, "quarantined": True}
         return json_response(body)
-    payload, removed = redact(envelope["payload"], ctx(request).registry, record_schema_id(envelope["type"]))
-    shown = {k: v for k, v in envelope.items() if k != "sig"}
-    shown["payload"] = payload
-    shown["redacted"] = [f"/payload{ptr}" for ptr in removed]
+    shown, removed = redacted_envelope(envelope, ctx(request).registry)
+    shown["redacted"] = removed
     return json_response(shown)
 
 

@@ -12,14 +12,14 @@ from aiohttp import web
 
 from federation.envelope import VISIBILITIES
 from federation.errors import SchemaInvalid
-from federation.schemas import redact, within
+from federation.schemas import redacted_envelope, within
 from node.errors import Gone, InvalidParameter, NotFound
 from node.http.auth import NODE_ROLES, Principal, require_user
 from node.http.problems import read_json
 from node.http.views.common import choice_param, ctx, int_param, json_response, principal, record_id_param
 from node.services.publish import Publisher
 from node.storage.models import Record
-from schemas import RECORD_TYPES, record_schema_id
+from schemas import RECORD_TYPES
 
 WRITERS = ("admin", "editor")
 CREATE_FIELDS = frozenset({"type", "visibility", "payload"})
@@ -75,11 +75,8 @@ def present(request: web.Request, p: Principal, envelope: dict[str, Any]) -> dic
     """The envelope as this reader may see it: whole and signed, or redacted without ``sig``."""
     if p.has_role(*NODE_ROLES) or envelope.get("deleted"):
         return envelope
-    registry = ctx(request).registry
-    payload, removed = redact(envelope["payload"], registry, record_schema_id(envelope["type"]))
-    shown = {k: v for k, v in envelope.items() if k != "sig"}
-    shown["payload"] = payload
-    shown["redacted"] = [f"/payload{ptr}" for ptr in removed]
+    shown, removed = redacted_envelope(envelope, ctx(request).registry)
+    shown["redacted"] = removed
     return shown
 
 

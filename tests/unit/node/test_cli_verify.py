@@ -7,34 +7,18 @@ directory and records valid around the current time with the vectors' fixed keys
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from federation.directory import sign_directory
 from node.commands import verify as verify_command
+from tests.unit.federation.fedkit import load_generator
 
-VECTOR_DIR = Path(__file__).resolve().parents[2] / "vectors"
-
-
-def _generator() -> ModuleType:
-    name = "ncc_vector_generator"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, VECTOR_DIR / "generate.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-gen = _generator()
+gen = load_generator()
 NOW = datetime.now(UTC).replace(microsecond=0)
 ORG_2 = "1b9e2c8e-4f0a-4f57-9d36-1c8f4c1d2a12"
 
