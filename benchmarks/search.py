@@ -37,7 +37,6 @@ import schemas
 from node.search import SearchQuery, accel, backend_for, create_search_schema, document_from_envelope
 from node.search.client import open_client
 from node.search.sql import SqlSearchBackend, validate
-from node.search.text import tokens
 from node.services.search import query_from_params, result_to_json
 
 BATCH = 1000
@@ -373,8 +372,7 @@ def _rss_mb() -> float:
 
 
 async def _bulk_load_sqlite(conn: Any, records: int, vocabularies: Any, backend: SqlSearchBackend) -> None:
-    """Fresh SQLite index by plain inserts (no per-row trigger), then one FTS5 rebuild and counts."""
-    await conn.execute_query("DROP TRIGGER IF EXISTS search_docs_ai")
+    """Fresh SQLite index by plain inserts, then one FTS5 rebuild and counts."""
     doc_rows: list[list[Any]] = []
     tag_rows: list[list[Any]] = []
 
@@ -405,8 +403,7 @@ async def _bulk_load_sqlite(conn: Any, records: int, vocabularies: Any, backend:
                 doc.issued_at,
                 doc.title,
                 doc.text,
-                " ".join(tokens(doc.title)),
-                " ".join(tokens(doc.text)),
+                *doc.folded,
             ]
         )
         tag_rows += [[dim, value, n] for dim, values in doc.tags.items() for value in values]
@@ -415,7 +412,6 @@ async def _bulk_load_sqlite(conn: Any, records: int, vocabularies: Any, backend:
     if doc_rows:
         await flush()
     await conn.execute_query("INSERT INTO search_fts (search_fts) VALUES ('rebuild')")
-    await create_search_schema(conn)  # the trigger again
     await backend.rebuild_counts(conn)
 
 

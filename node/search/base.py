@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
+
+from .text import tokens
 
 #: Filter and facet dimensions, in the order facets are returned.
 DIMENSIONS: tuple[str, ...] = (
@@ -48,6 +51,15 @@ class SearchDoc:
     title: str
     text: str
     tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @cached_property
+    def folded(self) -> tuple[str, str]:
+        """(title, text) as folded tokens joined by single spaces: what both engines index.
+
+        Computed once and kept with the document (a pickled document carries it), so the hub's
+        verification worker pays for the folding, not the process that writes the index.
+        """
+        return " ".join(tokens(self.title)), " ".join(tokens(self.text))
 
 
 @dataclass(frozen=True)

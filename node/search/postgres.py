@@ -49,14 +49,16 @@ def _quote(token: str) -> str:
     return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def tsvector_literal(title: str, body: str) -> str:
+def tsvector_literal(folded_title: str, folded_body: str) -> str:
     """Return the ``tsvector`` input text of a document: title lexemes at weight A, body at D.
 
-    A one-position gap separates title and body so that no phrase spans the two.
+    Takes the document's folded text (:attr:`SearchDoc.folded`: tokens joined by spaces). A
+    one-position gap separates title and body so that no phrase spans the two.
     """
     positions: dict[str, list[str]] = {}
     numbered = itertools.chain(
-        ((token, "A") for token in tokens(title)), [("", "")], ((token, "") for token in tokens(body))
+        ((token, "A") for token in folded_title.split()), [("", "")],
+        ((token, "") for token in folded_body.split()),
     )
     for position, (token, weight) in enumerate(numbered, start=1):
         if not token:
@@ -130,7 +132,7 @@ class PostgresSearchBackend(SqlSearchBackend):
                 doc.issued_at,
                 doc.title,
                 doc.text,
-                tsvector_literal(doc.title, doc.text),
+                tsvector_literal(*doc.folded),
             )
             for column, value in zip(columns, row):
                 column.append(value)

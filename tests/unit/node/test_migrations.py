@@ -146,3 +146,36 @@ def test_migrating_twice_is_a_no_op(db_url: str, tmp_path: Path) -> None:
             await db.close_db()
 
     assert INITIAL_TABLES | HUB_TABLES <= asyncio.run(twice())
+
+
+def test_0006_drops_the_fts_row_triggers_of_an_older_sqlite_database(tmp_path: Path) -> None:
+    """Databases made before 0006 kept FTS5 in step with row triggers (as 0003 then created them);
+    the search backend now writes FTS5 itself, so a trigger left behind would index every document
+    twice. Migrating drops them."""
+    url = database_url("", tmp_path)
+
+    async def old_then_latest() -> tuple[set[str], set[str]]:
+        await db.migrate(url, target="ncc.0005_bigint_versions")
+        conn = connections.get("default")
+        await sql.execute(
+            conn,
+            "CREATE TRIGGER search_docs_ai AFTER INSERT ON search_docs BEGIN "
+            "INSERT INTO search_fts (rowid, ftitle, fbody) VALUES (new.doc, new.ftitle, new.fbody); END",
+        )
+        await sql.execute(
+            conn,
+            "CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN INSERT INTO search_fts "
+            "(search_fts, rowid, ftitle, fbody) VALUES ('delete', old.doc, old.ftitle, old.fbody); END",
+        )
+        triggers = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        before = {r["name"] for r in await sql.fetch(conn, triggers)}
+        await db.close_db()
+        await db.migrate(url)
+        try:
+            return before, {r["name"] for r in await sql.fetch(connections.get("default"), triggers)}
+        finally:
+            await db.close_db()
+
+    before, after = asyncio.run(old_then_latest())
+    assert before == {"search_docs_ai", "search_docs_ad"}
+    assert after == set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +14,11 @@ from node.search import (
     SearchBackend,
     SearchQuery,
     SearchResult,
+    backend_for,
     create_search_schema,
     document_from_envelope,
 )
+from node.search.client import open_client
 
 from .conftest import VOCABULARIES, make_doc
 
@@ -403,3 +407,57 @@ async def test_schema_creation_is_idempotent_and_backfills_counts(corpus: Engine
     await create_search_schema(conn)
     await create_search_schema(conn)
     assert (await search(corpus, "")).facets["type"] == {"organisation": 5, "expert": 1}
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    """The SQLite backend alone (FTS5 structure), SQL path."""
+    async with open_client(f"sqlite://{tmp_path / 'search.db'}") as conn:
+        await create_search_schema(conn)
+        yield backend_for("sqlite", accelerated=False), conn
+
+
+async def test_sqlite_full_text_stays_consistent_through_replacements_and_deletes(sqlite_engine: Engine) -> None:
+    """FTS5 is written by explicit statements (no triggers): its integrity check holds after a mix of
+    inserts, replacements (same id, new text) and deletes, and only current text matches."""
+    engine = sqlite_engine
+    backend, conn = engine
+    await backend.upsert(conn, [make_doc(n, text=f"alpha{n}x common") for n in range(1, 41)])
+    await backend.upsert(conn, [make_doc(n, text=f"beta{n}x common") for n in range(1, 41, 2)])
+    await backend.delete(conn, [make_doc(n).id for n in range(1, 41, 4)])
+    await conn.execute_query("INSERT INTO search_fts (search_fts, rank) VALUES ('integrity-check', 1)")
+    assert (await search(engine, "alpha1x")).total == 0  # replaced (odd)
+    assert (await search(engine, "alpha2x")).total == 1
+    assert (await search(engine, "beta3x")).total == 1
+    assert (await search(engine, "beta5x")).total == 0  # deleted (1 + 4k)
+    assert (await search(engine, "common")).total == 40 - 10
+    _, triggers = await conn.execute_query("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    assert list(triggers) == []
+
+
+async def test_sqlite_index_made_with_row_triggers_is_upgraded_in_place(sqlite_engine: Engine) -> None:
+    """A database from before the trigger removal: create_search_schema drops the triggers, and
+    later writes neither double-index nor leave stale terms."""
+    engine = sqlite_engine
+    backend, conn = engine
+    await conn.execute_query(
+        "CREATE TRIGGER search_docs_ai AFTER INSERT ON search_docs BEGIN "
+        "INSERT INTO search_fts (rowid, ftitle, fbody) VALUES (new.doc, new.ftitle, new.fbody); END"
+    )
+    await conn.execute_query(
+        "CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN INSERT INTO search_fts "
+        "(search_fts, rowid, ftitle, fbody) VALUES ('delete', old.doc, old.ftitle, old.fbody); END"
+    )
+    # What the old code wrote: rows only, the triggers indexed them.
+    doc = make_doc(7, text="legacy gamma")
+    await conn.execute_query(
+        "INSERT INTO search_docs (id, type, origin, visibility, version, issued_at, title, text, ftitle, fbody)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [doc.id, doc.type, doc.origin, doc.visibility, doc.version, doc.issued_at, doc.title, doc.text,
+         *doc.folded],
+    )
+    await create_search_schema(conn)
+    await backend.upsert(conn, [make_doc(7, text="current delta")])
+    await conn.execute_query("INSERT INTO search_fts (search_fts, rank) VALUES ('integrity-check', 1)")
+    assert (await search(engine, "gamma")).total == 0
+    assert (await search(engine, "delta")).total == 1
