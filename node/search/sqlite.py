@@ -111,9 +111,11 @@ class SqliteSearchBackend(SqlSearchBackend):
                 for doc in docs
             ],
         )
+        # In rowid order: FTS5 flushes its pending terms whenever a rowid is lower than the last one.
         ids_sql, params = self.in_list("id", [doc.id for doc in docs])
         await conn.execute_query(
-            f"INSERT INTO search_fts (rowid, ftitle, fbody) SELECT doc, ftitle, fbody FROM search_docs WHERE {ids_sql}",
+            "INSERT INTO search_fts (rowid, ftitle, fbody) SELECT doc, ftitle, fbody FROM search_docs "
+            f"WHERE {ids_sql} ORDER BY doc",
             params,
         )
         rows = [[dim, value, doc.id] for doc in docs for dim, values in doc.tags.items() for value in values]
@@ -130,7 +132,7 @@ class SqliteSearchBackend(SqlSearchBackend):
         )
         await conn.execute_query(
             "INSERT INTO search_fts (search_fts, rowid, ftitle, fbody) "
-            f"SELECT 'delete', doc, ftitle, fbody FROM search_docs WHERE {ids_sql}",
+            f"SELECT 'delete', doc, ftitle, fbody FROM search_docs WHERE {ids_sql} ORDER BY doc",
             params,
         )
         await conn.execute_query(f"DELETE FROM search_docs WHERE {ids_sql}", params)

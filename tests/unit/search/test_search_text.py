@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.search.text import MAX_CLAUSES, Clause, normalize, parse_query, snippet, tokens
+from node.search.text import (
+    MAX_CLAUSES,
+    Clause,
+    normalize,
+    parse_query,
+    snippet,
+    tokens,
+    tokens_of_whole_text,
+)
 
 
 def test_accents_and_case_fold_both_ways() -> None:
@@ -94,3 +102,17 @@ def test_snippet_without_match_starts_at_the_beginning() -> None:
     result = snippet(text, parse_query("nothing"))
     assert result.startswith("Description first.")
     assert len(result) <= 200
+
+
+# Words mixing what folding treats specially: accents (precomposed and combining), ß/ẞ, ligatures,
+# compatibility forms, letters mapped by hand, combining marks after whitespace, odd whitespace.
+_TRICKY = st.sampled_from(
+    list("aAéÉeé\u0301\u0308\u0327ßẞǰℌﬁ½①Øøæœłđþðħıŧ_-'’.") + [" ", "\t", "\n", "\u00a0", "\u2028", "\u3000", "\x1c"]
+)
+
+
+@settings(max_examples=2000)
+@given(st.one_of(st.text(), st.lists(_TRICKY, max_size=40).map("".join)))
+def test_word_at_a_time_folding_equals_folding_the_whole_text(text: str) -> None:
+    """tokens() folds word by word through a cache; it must give exactly the whole-text tokens."""
+    assert tokens(text) == tokens_of_whole_text(text)
