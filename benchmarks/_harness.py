@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,11 +209,16 @@ class RssSampler:
     (an upper bound of the tree's peak).
     """
 
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
+    def __init__(self, pid: int, interval: float = 0.1, probe: Callable[[], int] | None = None,
+                 probe_every: int = 10) -> None:
         self.pid, self.interval = pid, interval
         self.main_peak_kb = 0
         self.tree_peak_kb = 0
         self.hwm: dict[int, int] = {}
+        #: (seconds since start, probe()) every ``probe_every`` samples, e.g. records ingested so far.
+        self.progress: list[tuple[float, int]] = []
+        self._probe, self._probe_every = probe, probe_every
+        self._start = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -241,6 +246,9 @@ class RssSampler:
                 total += rss
             self.main_peak_kb = max(self.main_peak_kb, self.hwm.get(self.pid, 0))
             self.tree_peak_kb = max(self.tree_peak_kb, total)
+            if self._probe is not None and tick % self._probe_every == 1:
+                with contextlib.suppress(Exception):  # the database may be busy or not there yet
+                    self.progress.append((round(time.perf_counter() - self._start, 2), self._probe()))
             self._stop.wait(self.interval)
 
     @property
@@ -248,11 +256,13 @@ class RssSampler:
         return sum(self.hwm.values())
 
 
-def run_measured(argv: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float, RssSampler]:
-    """Run a command, sampling its memory; return (result, wall seconds, sampler)."""
+def run_measured(argv: list[str], env: dict[str, str], probe: Callable[[], int] | None = None,
+                 ) -> tuple[subprocess.CompletedProcess[str], float, RssSampler]:
+    """Run a command, sampling its memory (and ``probe()`` once a second); return (result, wall
+    seconds, sampler)."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    with RssSampler(proc.pid) as sampler:
+    with RssSampler(proc.pid, probe=probe) as sampler:
         out, err = proc.communicate()
     wall = time.perf_counter() - start
     return subprocess.CompletedProcess(argv, proc.returncode, out, err), wall, sampler
