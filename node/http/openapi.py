@@ -1,4 +1,12 @@
-"""OpenAPI 3.1 document generated from the route table (so no route can be left out)."""
+"""OpenAPI 3.1 document generated from the route table (so no route can be left out).
+
+Each operation declares what its handler really answers, so that a client (or a fuzzer checking
+the server against this document) can rely on it: typed parameters, the request body, the success
+response and its schema, and the errors the route's shape implies — 401/403 where a token is
+checked, 400 ``invalid_parameter`` for bad query parameters, 404 for a path naming nothing, 400
+``malformed_json``/413/422 where a JSON body is read — plus the ones listed in the route table.
+API errors are RFC 9457 problem documents; portal pages answer errors with an HTML page.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,11 @@ import re
 from typing import Any
 
 from node.config import Settings
-from node.http.routes import Route, routes_for
+from node.http.routes import REPEATABLE, STRING, Route, Schema, routes_for
+from node.search.base import DIMENSIONS as SEARCH_DIMENSIONS
+
+PROBLEM_JSON = "application/problem+json"
+HTML = "text/html"
 
 PROBLEM = {
     "type": "object",
@@ -24,13 +36,16 @@ PROBLEM = {
     },
 }
 
-BODIES: dict[str, dict[str, Any]] = {
+VISIBILITY = {"enum": ["public", "network", "national"]}
+NULLABLE_STRING = {"type": ["string", "null"]}
+
+BODIES: dict[str, Schema] = {
     "RecordCreate": {
         "type": "object",
         "required": ["type", "payload"],
         "properties": {
             "type": {"enum": ["organisation", "expert", "project", "facility"]},
-            "visibility": {"enum": ["public", "network", "national"]},
+            "visibility": VISIBILITY,
             "payload": {"type": "object", "description": "validated against schemas/<type>.v1.json"},
         },
         "additionalProperties": False,
@@ -40,7 +55,7 @@ BODIES: dict[str, dict[str, Any]] = {
         "required": ["payload", "version"],
         "properties": {
             "payload": {"type": "object"},
-            "visibility": {"enum": ["public", "network", "national"]},
+            "visibility": VISIBILITY,
             "version": {"type": "integer", "minimum": 1, "description": "the version being replaced"},
         },
         "additionalProperties": False,
@@ -50,58 +65,192 @@ BODIES: dict[str, dict[str, Any]] = {
         "required": ["token", "country", "url", "public_key", "kid", "proof"],
         "properties": {k: {"type": "string"} for k in ("token", "country", "url", "public_key", "kid", "proof")},
     },
-    "Notify": {"type": "object", "properties": {"country": {"type": "string"}}},
+    "Notify": {"type": "object", "properties": {"country": {"type": "string", "description": "the caller's own"}}},
     "RotateKey": {"type": "object", "description": "a key-rotation statement signed by the old key"},
-    "LiveSearch": {"type": "object", "description": "search parameters as in GET /api/v1/search"},
+    "LiveSearch": {
+        "type": "object",
+        "description": "search parameters as in GET /api/v1/search, filters as lists",
+        "properties": {
+            "q": {"type": ["string", "null"], "maxLength": 500},
+            "limit": {"type": "integer", "minimum": 1, "maximum": "search_max_limit"},
+            "cursor": NULLABLE_STRING,
+            "visibilities": {"type": "array", "items": {"enum": ["public", "network"]}},
+            **{dim: {"type": "array", "items": {"type": "string"}} for dim in SEARCH_DIMENSIONS},
+        },
+    },
     "NodeAdmin": {"type": "object", "properties": {
         "status": {"enum": ["active", "suspended"]}, "mode": {"enum": ["replicate", "query-only"]}}},
-    "RevokeKey": {"type": "object", "properties": {"revoked_at": {"type": "string"}}},
+    "RevokeKey": {"type": "object", "properties": {
+        "revoked_at": {"type": "string", "description": "YYYY-MM-DDTHH:MM:SSZ"}}},
+    # -- portal forms (every POST carries the CSRF token of the ncc_csrf cookie)
+    "CsrfForm": {"type": "object", "required": ["csrf"], "properties": {"csrf": {"type": "string"}}},
+    "LoginForm": {"type": "object", "required": ["csrf", "token"], "properties": {
+        "csrf": {"type": "string"}, "token": {"type": "string"}, "next": {"type": "string"}}},
+    "RecordForm": {"type": "object", "required": ["csrf", "visibility"], "properties": {
+        "csrf": {"type": "string"}, "type": {"type": "string"}, "visibility": VISIBILITY,
+        "version": {"type": "integer", "minimum": 1}},
+        "description": "plus one field per payload property, named as the form generated from the schema"},
+    "DeleteForm": {"type": "object", "required": ["csrf", "reason"], "properties": {
+        "csrf": {"type": "string"}, "reason": {"enum": ["withdrawn", "erased", "revoked"]}}},
+    "ImportForm": {"type": "object", "required": ["csrf", "file"], "properties": {
+        "csrf": {"type": "string"}, "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+        "type": {"type": "string"}, "visibility": {"type": "string"}, "mode": {"type": "string"}}},
 }
 
+ENVELOPE: Schema = {
+    "type": "object",
+    "required": ["ncc", "id", "type", "schema", "origin", "version", "issued_at", "visibility", "deleted",
+                 "payload"],
+    "properties": {
+        "ncc": {"const": 1},
+        "id": {"type": "string"},
+        "type": {"type": "string"},
+        "schema": {"type": "string"},
+        "origin": {"type": "string"},
+        "version": {"type": "integer", "minimum": 1},
+        "issued_at": {"type": "string"},
+        "visibility": VISIBILITY,
+        "deleted": {"type": "boolean"},
+        "payload": {"type": "object"},
+        "sig": {"type": "object", "required": ["alg", "kid", "value"]},
+        "redacted": {"type": "array", "items": {"type": "string"},
+                     "description": "anonymous readers: pointers of the restricted fields removed (no sig)"},
+    },
+}
+
+RESPONSES: dict[str, Schema] = {
+    "Object": {"type": "object"},
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+    "Ready": {"type": "object", "required": ["status", "checks"], "properties": {
+        "status": {"enum": ["ok", "unavailable"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    "Envelope": ENVELOPE,
+    "HubRecord": {"anyOf": [
+        {"$ref": "#/components/schemas/Envelope"},
+        {"type": "object", "required": ["record", "quarantined"], "description": "analysts: a quarantined record",
+         "properties": {"record": {"type": "object"}, "quarantined": {"const": True}}},
+    ]},
+    "RecordList": {"type": "object", "required": ["records", "next_cursor"], "properties": {
+        "records": {"type": "array", "items": {"$ref": "#/components/schemas/Envelope"}},
+        "next_cursor": NULLABLE_STRING}},
+    "SearchResult": {"type": "object", "required": ["total", "results", "facets", "next_cursor"], "properties": {
+        "total": {"type": "integer", "minimum": 0},
+        "results": {"type": "array", "items": {
+            "type": "object", "required": ["id", "type", "origin", "title", "snippet", "score", "version", "verified"],
+            "properties": {"id": {"type": "string"}, "type": {"type": "string"}, "origin": {"type": "string"},
+                           "title": {"type": "string"}, "snippet": {"type": "string"}, "score": {"type": "number"},
+                           "version": {"type": "integer"}, "verified": {"type": "boolean"}}}},
+        "facets": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}},
+        "next_cursor": NULLABLE_STRING,
+        "nodes": {"type": "object", "additionalProperties": {"type": "string"}, "description": "hub only"},
+        "partial": {"type": "boolean"},
+        "missing": {"type": "array", "items": {"type": "string"}}}},
+    "NodeList": {"type": "array", "items": {
+        "type": "object",
+        "required": ["country", "url", "status", "mode", "last_success", "consecutive_failures", "lag"],
+        "properties": {"country": {"type": "string"}, "url": {"type": "string"},
+                       "status": {"enum": ["ok", "stale", "unreachable"]},
+                       "mode": {"enum": ["replicate", "query-only"]},
+                       "last_success": NULLABLE_STRING, "consecutive_failures": {"type": "integer"},
+                       "lag": {"type": "integer"}}}},
+    "QuarantineList": {"type": "object", "required": ["total", "items", "next_after"], "properties": {
+        "total": {"type": "integer"}, "items": {"type": "array", "items": {"type": "object"}},
+        "next_after": {"type": ["integer", "null"]}}},
+    "Enrolled": {"type": "object", "required": ["directory"], "properties": {"directory": {"type": "object"}}},
+}
+
+#: Who may call an operation: API routes take a bearer token; portal pages also a session cookie.
 SECURITY = {
     "user": [{"bearer": []}],
     "service": [{"bearer": []}],
     "optional": [{}, {"bearer": []}],
     "none": [],
 }
+PORTAL_SECURITY = {
+    "user": [{"session": []}, {"bearer": []}],
+    "optional": [{}, {"session": []}, {"bearer": []}],
+    "none": [],
+}
 
 
-def _operation(route: Route) -> dict[str, Any]:
+def implied_errors(route: Route) -> dict[int, str]:
+    """The errors every route of this shape can answer (the route table adds its own)."""
+    errors: dict[int, str] = {}
+    if route.auth in ("user", "service"):
+        errors[401] = "unauthenticated: missing, forged, expired or revoked token"
+        errors[403] = "forbidden: the token does not allow this"
+    elif route.auth == "optional":
+        errors[401] = "unauthenticated: a token was sent but is not valid here"
+    if any(p.where == "query" for p in route.params):
+        errors[400] = "invalid_parameter"
+    if any(p.where == "path" for p in route.params):
+        errors[404] = "not_found"
+    if route.body and route.body_media == "application/json":
+        errors[400] = "malformed_json" + (" / invalid_parameter" if 400 in errors else "")
+        errors[413] = "payload_too_large"
+        errors[422] = "schema_invalid / canonicalization_error"
+    elif route.body:  # portal forms
+        errors[400] = "not a form, or a malformed one"
+        errors[403] = "csrf_failed (or the user's role does not allow this)"
+        errors[413] = "payload_too_large"
+    if route.content_type == HTML and route.auth == "user":
+        errors[303] = "sign in first (redirect to /login)"
+    return errors
+
+
+def _schema(schema: Any, settings: Settings) -> Any:
+    """A schema whose bounds name a setting (``"maximum": "search_max_limit"``) gets the settings' values."""
+    if isinstance(schema, dict):
+        return {k: getattr(settings, v) if k in ("minimum", "maximum") and isinstance(v, str)
+                else _schema(v, settings) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_schema(v, settings) for v in schema]
+    return schema
+
+
+def _operation(route: Route, settings: Settings) -> dict[str, Any]:
+    portal = route.content_type == HTML
     op: dict[str, Any] = {
         "operationId": route.name,
         "summary": route.summary,
         "tags": [route.tag],
-        "security": SECURITY[route.auth],
+        "security": (PORTAL_SECURITY if portal else SECURITY)[route.auth],
         "responses": {},
     }
     params = []
+    declared = {p.name: p for p in route.params}
     for name in re.findall(r"\{(\w+)\}", route.path):
-        desc = next((d for n, where, d in route.params if n == name), name)
-        params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"},
-                       "description": desc})
-    for name, where, desc in route.params:
-        if where == "query":
-            params.append({"name": name, "in": "query", "required": False, "schema": {"type": "string"},
-                           "description": desc})
+        p = declared.get(name)
+        params.append({"name": name, "in": "path", "required": True,
+                       "schema": _schema(p.schema, settings) if p else {"type": "string"},
+                       "description": p.description if p else name})
+    for p in route.params:
+        if p.where == "query":
+            param = {"name": p.name, "in": "query", "required": False, "schema": _schema(p.schema, settings),
+                     "description": p.description}
+            if p.schema not in (STRING, REPEATABLE):
+                # an empty value means "not given" (as an HTML form sends an empty field), never an error
+                param["allowEmptyValue"] = True
+            params.append(param)
     if params:
         op["parameters"] = params
     if route.body:
         op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{route.body}"}}},
+            "required": route.body_required,
+            "content": {route.body_media: {"schema": {"$ref": f"#/components/schemas/{route.body}"}}},
         }
-    for status, desc in sorted((route.responses or {200: "ok"}).items()):
+    responses = {**implied_errors(route), **(route.responses or {200: "ok"})}
+    for status, desc in sorted(responses.items()):
         if status >= 400:
-            op["responses"][str(status)] = {
-                "description": desc,
-                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-            }
+            media = HTML if portal else PROBLEM_JSON
+            schema: Schema = {} if portal else {"$ref": "#/components/schemas/Problem"}
+            op["responses"][str(status)] = {"description": desc, "content": {media: {"schema": schema}}}
+        elif 300 <= status < 400 or status == 204:
+            op["responses"][str(status)] = {"description": desc}
         else:
-            op["responses"][str(status)] = {"description": desc, "content": {route.content_type: {"schema": {}}}}
-    op["responses"].setdefault("default", {
-        "description": "error",
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    })
+            schema = {"$ref": f"#/components/schemas/{route.response_schema}"} if route.response_schema else {}
+            op["responses"][str(status)] = {"description": desc, "content": {route.content_type: {"schema": schema}}}
     return op
 
 
@@ -109,7 +258,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.1 document for this instance's role."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes_for(settings.role):
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, settings)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -121,7 +270,11 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
         "servers": [{"url": settings.base_url}],
         "paths": paths,
         "components": {
-            "schemas": {"Problem": PROBLEM, **BODIES},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA)"}},
+            "schemas": _schema({"Problem": PROBLEM, **BODIES, **RESPONSES}, settings),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA)"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "ncc_session",
+                            "description": "portal session: the user token, set by POST /login"},
+            },
         },
     }

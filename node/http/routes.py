@@ -4,12 +4,63 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
+from node.errors import InvalidParameter
 from node.http.views import federation, health, hub, records, search
+from schemas import RECORD_TYPES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Schema = dict[str, Any]
+
+
+STRING: Schema = {"type": "string"}
+
+
+class Param(NamedTuple):
+    """A path or query parameter and the JSON Schema of the values the handler accepts."""
+
+    name: str
+    where: str  # path | query
+    description: str
+    schema: Schema = STRING
+
+
+def query(name: str, description: str, schema: Schema | None = None) -> Param:
+    return Param(name, "query", description, schema or STRING)
+
+
+def path(name: str, description: str, schema: Schema | None = None) -> Param:
+    return Param(name, "path", description, schema or STRING)
+
+
+def integer(lo: int, hi: int | str) -> Schema:
+    """An integer query parameter in [lo, hi]; ``hi`` may name the setting that bounds it."""
+    return {"type": "integer", "minimum": lo, "maximum": hi}
+
+
+#: What the views accept (``node.http.views.common``); anything else is answered 400 or 404.
+RECORD_ID: Schema = {"type": "string", "pattern": "^urn:ncc:[A-Z]{2}:(organisation|expert|project|facility):[0-9a-f-]{36}$"}
+COUNTRY: Schema = {"type": "string", "pattern": "^[A-Z]{2}$"}
+RECORD_TYPE: Schema = {"enum": list(RECORD_TYPES)}
+REPEATABLE: Schema = {"type": "array", "items": {"type": "string"}}
+SEQUENCE = integer(0, 2**62)
+RECORD_ID_PARAM = (path("id", "record id urn:ncc:<origin>:<type>:<uuid>", RECORD_ID),)
+SEARCH_FILTERS = (
+    query("type", "repeatable", REPEATABLE), query("country", "repeatable", REPEATABLE),
+    query("domain", "repeatable; matches sub-domains too", REPEATABLE),
+    query("subdomain", "repeatable", REPEATABLE), query("sector", "repeatable", REPEATABLE),
+    query("technology", "repeatable", REPEATABLE), query("use_case", "repeatable", REPEATABLE),
+    query("role", "repeatable (ECSF)", REPEATABLE), query("org_type", "repeatable", REPEATABLE),
+)
+SEARCH_PARAMS = (
+    query("q", "free text; last word matches as a prefix", {"type": "string", "maxLength": 500}),
+    *SEARCH_FILTERS,
+    query("limit", "page size, 1 to the search_max_limit setting", integer(1, "search_max_limit")),
+    query("cursor", "opaque next_cursor"),
+)
 
 
 @dataclass(frozen=True)
@@ -24,106 +75,112 @@ class Route:
     roles: tuple[str, ...] = ("node", "hub")
     auth: str = "none"  # none | optional | user | service
     tag: str = "registry"
-    params: tuple[tuple[str, str, str], ...] = ()  # (name, in, description)
-    body: str | None = None  # JSON schema name of the request body
+    params: tuple[Param, ...] = ()
+    body: str | None = None  # schema name (components) of the request body
+    body_required: bool = True
+    body_media: str = "application/json"
     responses: dict[int, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    response_schema: str | None = None  # schema name (components) of the success response
 
 
 def all_routes() -> list[Route]:
     """The complete route table (both roles, web portal included); filter with :func:`routes_for`."""
     from node.web.routes import portal_routes  # here, not at the top: the portal's views import this module
 
-    rid = (("id", "path", "record id urn:ncc:<origin>:<type>:<uuid>"),)
+    rid = RECORD_ID_PARAM
+    search_summary = "Full-text and faceted search over what the reader may see"
     return [
         Route("GET", "/healthz", health.healthz, "healthz", "Liveness", tag="operations",
-              responses={200: "status ok"}),
+              responses={200: "status ok"}, response_schema="Health"),
         Route("GET", "/readyz", health.readyz, "readyz", "Readiness: database reachable, key loaded",
-              tag="operations", responses={200: "ready", 503: "not ready"}),
+              tag="operations", responses={200: "ready", 503: "not ready"}, response_schema="Ready"),
         Route("GET", "/metrics", health.metrics, "metrics", "Prometheus metrics", tag="operations",
               content_type="text/plain", responses={200: "metrics"}),
         Route("GET", "/openapi.json", health.openapi, "openapi", "This document", tag="operations",
-              responses={200: "OpenAPI 3.1"}),
+              responses={200: "OpenAPI 3.1"}, response_schema="Object"),
         Route("POST", "/api/v1/records", records.create_record, "records-create",
               "Create a record (signed version 1)", roles=("node",), auth="user", body="RecordCreate",
-              responses={201: "signed envelope", 401: "unauthenticated", 403: "forbidden",
-                         413: "payload_too_large", 422: "schema_invalid / consent_missing"}),
+              responses={201: "signed envelope", 422: "schema_invalid / consent_missing / canonicalization_error"},
+              response_schema="Envelope"),
         Route("GET", "/api/v1/records", records.list_records, "records-list", "List current records",
               roles=("node",), auth="optional",
-              params=(("type", "query", "record type"), ("limit", "query", "page size 1–1000"),
-                      ("cursor", "query", "opaque cursor from next_cursor")),
-              responses={200: "records and next_cursor", 400: "invalid_parameter"}),
+              params=(query("type", "record type", RECORD_TYPE), query("limit", "page size", integer(1, 1000)),
+                      query("cursor", "opaque cursor from next_cursor")),
+              responses={200: "records and next_cursor"}, response_schema="RecordList"),
         Route("GET", "/api/v1/records/{id}", records.get_record, "records-get", "Read a record",
               roles=("node",), auth="optional", params=rid,
-              responses={200: "envelope", 404: "not_found", 410: "gone"}),
+              responses={200: "envelope", 410: "gone"}, response_schema="Envelope"),
         Route("PUT", "/api/v1/records/{id}", records.update_record, "records-update",
               "Replace a record's payload (optimistic: the version being replaced)", roles=("node",),
               auth="user", params=rid, body="RecordUpdate",
-              responses={200: "signed envelope", 404: "not_found", 409: "version_conflict", 410: "gone",
-                         422: "schema_invalid"}),
+              responses={200: "signed envelope", 409: "version_conflict", 410: "gone",
+                         422: "schema_invalid / invalid_transition / canonicalization_error"},
+              response_schema="Envelope"),
         Route("DELETE", "/api/v1/records/{id}", records.delete_record, "records-delete",
               "Withdraw a record (signed tombstone)", roles=("node",), auth="user",
-              params=rid + (("reason", "query", "withdrawn | erased | revoked"),),
-              responses={200: "tombstone envelope", 404: "not_found", 410: "gone"}),
-        Route("GET", "/api/v1/search", search.search, "search",
-              "Full-text and faceted search over what the reader may see", auth="optional", tag="search",
-              params=(("q", "query", "free text; last word matches as a prefix"),
-                      ("type", "query", "repeatable"), ("country", "query", "repeatable"),
-                      ("domain", "query", "repeatable; matches sub-domains too"),
-                      ("subdomain", "query", "repeatable"), ("sector", "query", "repeatable"),
-                      ("technology", "query", "repeatable"), ("use_case", "query", "repeatable"),
-                      ("role", "query", "repeatable (ECSF)"), ("org_type", "query", "repeatable"),
-                      ("limit", "query", "1–100"), ("cursor", "query", "opaque next_cursor"),
-                      ("live", "query", "hub: also ask the nodes"), ("timeout_ms", "query", "hub: live deadline")),
-              responses={200: "results, facets, nodes", 400: "invalid_parameter"}),
+              params=(*rid, query("reason", "why (default withdrawn)", {"enum": ["withdrawn", "erased", "revoked"]})),
+              responses={200: "tombstone envelope", 410: "gone"}, response_schema="Envelope"),
+        Route("GET", "/api/v1/search", search.search, "search", search_summary, roles=("node",), auth="optional",
+              tag="search", params=SEARCH_PARAMS, responses={200: "results and facets"},
+              response_schema="SearchResult"),
+        Route("GET", "/api/v1/search", search.search, "search", search_summary, roles=("hub",), auth="optional",
+              tag="search",
+              params=(*SEARCH_PARAMS, query("live", "also ask the nodes (1, true or yes)"),
+                      query("timeout_ms", "live deadline (default: the live_timeout_ms setting)", integer(1, 60000))),
+              responses={200: "results, facets and each node's status"}, response_schema="SearchResult"),
         # -- federation, node side
         Route("GET", "/federation/v1/changes", federation.changes, "changes",
               "Change feed (NDJSON): records after a sequence, then {next, more, head}", roles=("node",),
               auth="service", tag="federation", content_type="application/x-ndjson",
-              params=(("after", "query", "sequence"), ("limit", "query", "1–1000")),
-              responses={200: "NDJSON feed page", 401: "unauthenticated", 403: "forbidden"}),
+              params=(query("after", "sequence", SEQUENCE), query("limit", "page size", integer(1, 1000))),
+              responses={200: "NDJSON feed page"}),
         Route("POST", "/federation/v1/search", search.federated_search, "federated-search",
               "Answer a live query from the hub over this node's public/network records", roles=("node",),
               auth="service", tag="federation", body="LiveSearch",
-              responses={200: "results and facets", 401: "unauthenticated", 403: "forbidden"}),
+              responses={200: "results and facets"}, response_schema="SearchResult"),
         # -- federation, hub side
         Route("GET", "/federation/v1/directory", federation.directory, "directory",
               "The signed directory of nodes and keys", roles=("hub",), tag="federation",
-              responses={200: "signed directory"}),
+              responses={200: "signed directory"}, response_schema="Object"),
         Route("POST", "/federation/v1/enroll", federation.enroll, "enroll",
               "Enroll a node with a one-time invitation", roles=("hub",), tag="federation", body="Enroll",
-              responses={200: "{directory}", 401: "unauthenticated", 409: "enrollment_token_used",
-                         422: "enrollment_invalid"}),
+              responses={200: "{directory}", 401: "unauthenticated (forged or expired invitation)",
+                         409: "enrollment_token_used", 422: "enrollment_invalid"},
+              response_schema="Enrolled"),
         Route("POST", "/federation/v1/notify", federation.notify, "notify",
               "A node announces changes; the hub pulls it now", roles=("hub",), auth="service",
-              tag="federation", body="Notify", responses={202: "pull started", 401: "unauthenticated"}),
+              tag="federation", body="Notify", body_required=False, responses={202: "pull started"},
+              response_schema="Object"),
         Route("GET", "/federation/v1/quarantine", federation.quarantine, "quarantine",
               "Rejected records: a node sees its own, the hub admin all", roles=("hub",), auth="service",
-              tag="federation", params=(("country", "query", "admin: filter by node"),
-                                        ("after", "query", "id cursor"), ("limit", "query", "1–1000")),
-              responses={200: "quarantined records", 401: "unauthenticated", 403: "forbidden"}),
+              tag="federation", params=(query("country", "admin: filter by node", COUNTRY),
+                                        query("after", "id cursor", SEQUENCE),
+                                        query("limit", "page size", integer(1, 1000))),
+              responses={200: "quarantined records"}, response_schema="QuarantineList"),
         Route("POST", "/federation/v1/keys/rotate", federation.rotate_key, "rotate-key",
               "A node's key rotation statement, signed by its current key", roles=("hub",), auth="service",
               tag="federation", body="RotateKey",
-              responses={200: "{directory, kid}", 401: "unauthenticated", 422: "enrollment_invalid"}),
+              responses={200: "{directory, kid}", 422: "enrollment_invalid"}, response_schema="Object"),
         # -- hub, for people
         Route("GET", "/api/v1/nodes", hub.list_nodes, "nodes", "Enrolled nodes with sync status",
-              roles=("hub",), tag="federation", responses={200: "list of nodes"}),
+              roles=("hub",), tag="federation", responses={200: "list of nodes"}, response_schema="NodeList"),
         Route("POST", "/api/v1/nodes/{country}", hub.admin_node, "node-admin",
               "Hub admin: suspend/activate a node, or switch replicate/query-only", roles=("hub",),
               auth="user", tag="administration", body="NodeAdmin",
-              params=(("country", "path", "node country"),),
-              responses={200: "node", 403: "forbidden", 404: "not_found"}),
+              params=(path("country", "node country", COUNTRY),),
+              responses={200: "node", 404: "no such node"}, response_schema="Object"),
         Route("POST", "/api/v1/keys/{kid}/revoke", hub.revoke_key, "key-revoke",
               "Hub admin: revoke a node key", roles=("hub",), auth="user", tag="administration",
-              body="RevokeKey", params=(("kid", "path", "key id"),),
-              responses={200: "revoked", 403: "forbidden", 404: "not_found", 409: "conflict"}),
+              body="RevokeKey", body_required=False, params=(path("kid", "key id <country>:<fingerprint>"),),
+              responses={200: "revoked", 404: "no such key", 409: "conflict"}, response_schema="Object"),
         Route("POST", "/api/v1/sync", federation.trigger_all, "sync-all",
               "Hub admin: pull every node now", roles=("hub",), auth="user", tag="administration",
-              responses={200: "pull results", 403: "forbidden"}),
+              responses={200: "pull results"}, response_schema="Object"),
         Route("GET", "/api/v1/records/{id}", hub.get_record, "hub-records-get",
               "A record: signed envelope to analysts, redacted to anonymous readers", roles=("hub",),
-              auth="optional", params=rid, responses={200: "envelope", 404: "not_found", 410: "gone"}),
+              auth="optional", params=rid, responses={200: "envelope", 410: "gone"},
+              response_schema="HubRecord"),
     ] + portal_routes()
 
 
@@ -133,4 +190,25 @@ def routes_for(role: str) -> list[Route]:
 
 def register(app: web.Application, role: str) -> None:
     for route in routes_for(role):
-        app.router.add_route(route.method, route.path, route.handler, name=route.name)
+        app.router.add_route(route.method, route.path, single_valued(route), name=route.name)
+
+
+def single_valued(route: Route) -> Handler:
+    """The route's handler, refusing a query parameter given twice that the table does not declare
+    repeatable (``?limit=5&limit=500``: which one was meant?) with 400 ``invalid_parameter``."""
+    scalars = tuple(p.name for p in route.params if p.where == "query" and p.schema.get("type") != "array")
+    if not scalars:
+        return route.handler
+    inner = route.handler
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        for name in scalars:
+            if len(request.query.getall(name, ())) > 1:
+                raise InvalidParameter(f"{name} is given more than once", parameter=name)
+        return await inner(request)
+
+    if route.content_type == "text/html":
+        from node.web.render import page  # here: the portal imports this module
+
+        return page(handler)  # a portal page answers the error with an HTML page, as its own errors
+    return handler

@@ -19,7 +19,7 @@ from node.http.auth import NODE_ROLES, Principal
 from node.http.views.common import ctx, int_param, record_id_param
 from node.services.publish import Publisher
 from node.web import data
-from node.web.public import _form
+from node.web.public import _form, parse_form_body
 from node.web.render import LoginRequired, page, redirect, render
 from node.web.schema_forms import (
     Field,
@@ -267,7 +267,7 @@ async def import_run(request: web.Request) -> web.Response:
     await _user(request, WRITERS)
     if request.content_type != "multipart/form-data":
         raise InvalidParameter("upload the file with the form (multipart/form-data)")
-    form = await request.post()  # bounded by max_body_bytes (413 page above it)
+    form = await parse_form_body(request)  # bounded by max_body_bytes (413 page above it)
     check_csrf(request, form.get("csrf"))
     upload = form.get("file")
     if not isinstance(upload, web.FileField):

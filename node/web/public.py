@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from node.errors import InvalidParameter, NotFound
 from node.http.keys import CONTEXT
@@ -156,13 +157,29 @@ async def _form(request: web.Request, limit: int = MAX_FORM_BYTES) -> Any:
     """The posted form (urlencoded); refuses bodies above ``limit``.
 
     Raises:
-        InvalidParameter: too large or not a form.
+        InvalidParameter: too large, not a form, or a malformed one.
     """
     if request.content_length is not None and request.content_length > limit:
         raise InvalidParameter(f"form larger than {limit} bytes")
     if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         raise InvalidParameter("expected a form submission")
-    return await request.post()
+    return await parse_form_body(request)
+
+
+async def parse_form_body(request: web.Request) -> Any:
+    """``request.post()``, with a malformed body a client error instead of a 500.
+
+    aiohttp raises ``ValueError`` for a multipart body without (or without its) boundary,
+    ``UnicodeDecodeError`` (a ``ValueError``) for text that is not in the announced charset,
+    ``LookupError`` for an unknown charset and ``HttpProcessingError`` for a broken part header.
+
+    Raises:
+        InvalidParameter: the body does not parse as the form its Content-Type announces.
+    """
+    try:
+        return await request.post()
+    except (ValueError, LookupError, HttpProcessingError) as exc:
+        raise InvalidParameter(f"malformed form submission: {exc}") from exc
 
 
 # -- static -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from federation.errors import SchemaInvalid
 from node.errors import Forbidden
 from node.http.auth import require_service, require_user
 from node.http.problems import read_json
@@ -58,7 +59,11 @@ async def notify(request: web.Request) -> web.Response:
     country = _caller_country(await principal(request))
     c = ctx(request)
     body = await read_json(request, c.settings.max_body_bytes) if request.can_read_body else {}
-    if isinstance(body, dict) and body.get("country") not in (None, country):
+    if not isinstance(body, dict):
+        raise SchemaInvalid("request body must be a JSON object", [{"pointer": "", "message": "not an object"}])
+    if "country" in body and not isinstance(body["country"], str):
+        raise SchemaInvalid("country must be a string", [{"pointer": "/country", "message": "not a string"}])
+    if body.get("country", country) != country:
         raise Forbidden("a node can only ask for its own pull")
     c.sync.trigger(country)
     return json_response({"status": "accepted", "country": country}, status=202)
@@ -67,11 +72,10 @@ async def notify(request: web.Request) -> web.Response:
 async def quarantine(request: web.Request) -> web.Response:
     """GET /federation/v1/quarantine — a node sees its own rejected records; the hub admin sees all."""
     p = await principal(request)
-    if p.kind == "service":
-        country: str | None = _caller_country(p)
-    else:
+    if p.kind != "service":
         require_user(p, ("admin",))
-        country = country_param(request)
+    wanted = country_param(request)  # checked whoever asks
+    country = _caller_country(p) if p.kind == "service" else wanted  # a node only ever sees its own
     limit = int_param(request, "limit", 100, 1, 1000)
     after = int_param(request, "after", 0, 0, 2**62)
     query = Quarantine.filter(id__gt=after)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
+from federation.errors import SchemaErrorItem, SchemaInvalid
 from node.http.auth import NODE_ROLES, require_service
 from node.http.problems import read_json
 from node.http.views.common import ctx, json_response, principal
+from node.search.base import DIMENSIONS
 from node.services.search import query_from_params, result_to_json
 
 
@@ -32,8 +36,33 @@ async def federated_search(request: web.Request) -> web.Response:
     """POST /federation/v1/search — the hub asks this node (public and network records only)."""
     require_service(await principal(request), issuers=("hub",))
     c = ctx(request)
-    body = await read_json(request, c.settings.max_body_bytes)
-    params = body if isinstance(body, dict) else {}
+    params = live_query(await read_json(request, c.settings.max_body_bytes))
     query = query_from_params(params, frozenset(params.get("visibilities") or ["public"]) & {"public", "network"},
                               c.settings.search_max_limit)
     return json_response(result_to_json(await c.search.search(query)))
+
+
+def live_query(body: Any) -> dict[str, Any]:
+    """The hub's live query: an object whose members have the types the hub sends.
+
+    Raises:
+        SchemaInvalid: anything else (a non-object, a filter that is not a list of strings, …).
+    """
+    if not isinstance(body, dict):
+        raise SchemaInvalid("request body must be a JSON object", [{"pointer": "", "message": "not an object"}])
+    errors: list[SchemaErrorItem] = []
+    for name in ("q", "cursor"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            errors.append({"pointer": f"/{name}", "message": "not a string"})
+    if "limit" in body and (type(body["limit"]) is not int):
+        errors.append({"pointer": "/limit", "message": "not an integer"})
+    for name in DIMENSIONS:
+        value = body.get(name, [])
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            errors.append({"pointer": f"/{name}", "message": "not a list of strings"})
+    visibilities = body.get("visibilities", [])
+    if not (isinstance(visibilities, list) and all(v in ("public", "network") for v in visibilities)):
+        errors.append({"pointer": "/visibilities", "message": "a list of public and network"})
+    if errors:
+        raise SchemaInvalid(f"invalid live query ({errors[0]['pointer']}: {errors[0]['message']})", errors)
+    return body
