@@ -27,10 +27,13 @@ import json
 import os
 import platform
 import random
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -86,8 +89,42 @@ def verify_rate(samples: int = 2000, repeat: int = 5) -> float:
     return statistics.median(rates)
 
 
-def sync(hub: Instance) -> tuple[dict[str, Any], float, Any]:
-    done, wall, sampler = run_measured(hub.argv("sync"), clean_env(hub.env))
+def cursor_probe(hub: Instance) -> Callable[[], int]:
+    """How far the hub has read its nodes' feeds (sum of cursors), read beside the running pull."""
+    query = "SELECT COALESCE(SUM(cursor), 0) FROM hub_pull_state"
+    if hub.db.startswith("sqlite://"):
+        path = hub.db.removeprefix("sqlite://").split("?")[0]
+
+        def read() -> int:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as conn:
+                return int(conn.execute(query).fetchone()[0])
+        return read
+
+    def read_pg() -> int:
+        out = subprocess.run(["psql", hub.db, "-tAc", query], capture_output=True, text=True, timeout=5, check=True)
+        return int(out.stdout.strip())
+    return read_pg
+
+
+def curve(progress: list[tuple[float, int]], points: int = 20) -> list[dict[str, float]]:
+    """Ingest rate against records held: the pull's progress samples cut into about ``points``
+    windows of equal record counts, each with its mean rate."""
+    samples = [(t, n) for t, n in progress if n > 0]
+    if len(samples) < 2:
+        return []
+    total = samples[-1][1]
+    step = max(1, total // points)
+    out, (t0, n0) = [], samples[0]
+    for t, n in samples[1:]:
+        if n - n0 >= step or (t, n) == samples[-1]:
+            if t > t0 and n > n0:
+                out.append({"records": n, "per_s": round((n - n0) / (t - t0), 1)})
+            t0, n0 = t, n
+    return out
+
+
+def sync(hub: Instance, probe: Callable[[], int] | None = None) -> tuple[dict[str, Any], float, Any]:
+    done, wall, sampler = run_measured(hub.argv("sync"), clean_env(hub.env), probe)
     if done.returncode != 0:
         raise RuntimeError(f"ncc sync failed: {done.stderr.strip()[-2000:]}")
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -142,7 +179,7 @@ def run(records: int, backend: str, rounds: int, small: int, root: Path, node_in
 
         verify_before = verify_rate()
         node.start()
-        first, wall, sampler = sync(hub)
+        first, wall, sampler = sync(hub, cursor_probe(hub))
         node_rate = (first["accepted"] + first["quarantined"]) / first["elapsed_s"]
         verify_after = verify_rate()
         verify_only = statistics.median([verify_before, verify_after])
@@ -180,6 +217,7 @@ def run(records: int, backend: str, rounds: int, small: int, root: Path, node_in
             "verify_only_per_s": round(verify_only, 1),
             "verify_only_before_after": [round(verify_before, 1), round(verify_after, 1)],
             "ratio": round(node_rate / verify_only, 3),
+            "ingest_curve": curve(sampler.progress),
             "target_ratio": 0.5,
             "aim_ratio": 0.8,
             "hub_peak_rss_mb": round(sampler.main_peak_kb / 1024, 1),

@@ -249,6 +249,8 @@ def prepare(item: FeedItem, result: VerifiedRecord | ProtocolError, vocabularies
                        format_timestamp(e.issued_at), "", evidence, None)
     wire = e.to_dict()
     text = orjson.dumps(wire).decode()
+    if evidence == text:
+        evidence = text  # one object: the page's pickle then carries the envelope once
     doc = None if e.deleted else document_from_envelope(wire, vocabularies)
     if doc is not None:
         doc.folded  # noqa: B018 - fold here (the worker), so the writer only writes
