@@ -106,9 +106,10 @@ def cursor_probe(hub: Instance) -> Callable[[], int]:
     return read_pg
 
 
-def curve(progress: list[tuple[float, int]], points: int = 20) -> list[dict[str, float]]:
-    """Ingest rate against records held: the pull's progress samples cut into about ``points``
-    windows of equal record counts, each with its mean rate."""
+def curve(progress: list[tuple[float, int]], points: int = 20, min_s: float = 3.0) -> list[dict[str, float]]:
+    """Ingest rate against records held: the pull's progress samples cut into at most ``points``
+    windows of about equal record counts, each at least ``min_s`` long (the cursor moves a page at a
+    time), each with its mean rate."""
     samples = [(t, n) for t, n in progress if n > 0]
     if len(samples) < 2:
         return []
@@ -116,7 +117,7 @@ def curve(progress: list[tuple[float, int]], points: int = 20) -> list[dict[str,
     step = max(1, total // points)
     out, (t0, n0) = [], samples[0]
     for t, n in samples[1:]:
-        if n - n0 >= step or (t, n) == samples[-1]:
+        if (n - n0 >= step and t - t0 >= min_s) or (t, n) == samples[-1]:
             if t > t0 and n > n0:
                 out.append({"records": n, "per_s": round((n - n0) / (t - t0), 1)})
             t0, n0 = t, n
