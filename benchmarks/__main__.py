@@ -37,9 +37,12 @@ from typing import Any
 from benchmarks import ingest, load, protocol, search
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "quick": {"ingest": 30_000, "rounds": 3, "search": (10_000, 30_000), "search_runs": 30,
+    # --smoke: the same code on tiny sizes (seconds; the figures mean nothing) — what CI runs.
+    "smoke": {"ingest": 300, "small": 200, "rounds": 1, "search": (300,), "search_runs": 3,
+              "load": {"records": 300, "rate": 5.0, "duration": 3.0}, "protocol_n": 200},
+    "quick": {"ingest": 30_000, "small": 1000, "rounds": 3, "search": (10_000, 30_000), "search_runs": 30,
               "load": {"records": 10_000, "rate": 20.0, "duration": 15.0}, "protocol_n": 2000},
-    "full": {"ingest": 1_000_000, "rounds": 5, "search": (10_000, 100_000, 1_000_000), "search_runs": 60,
+    "full": {"ingest": 1_000_000, "small": 1000, "rounds": 5, "search": (10_000, 100_000, 1_000_000), "search_runs": 60,
              "load": {"records": 200_000, "rate": 50.0, "duration": 120.0}, "protocol_n": 5000},
 }
 
@@ -75,7 +78,7 @@ def run(profile: str, backend: str) -> dict[str, Any]:
 
     t = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ncc-bench-ingest-") as tmp:
-        ing = ingest.run(sizes["ingest"], backend, sizes["rounds"], 1000, Path(tmp), node_index=False)
+        ing = ingest.run(sizes["ingest"], backend, sizes["rounds"], sizes["small"], Path(tmp), node_index=False)
     stages["ingest_s"] = round(time.perf_counter() - t, 1)
 
     t = time.perf_counter()
@@ -132,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="30k records ingested, searches at 10k/30k: under 5 minutes (default)")
     size.add_argument("--full", action="store_const", dest="profile", const="full",
                       help="1M records ingested, searches at 10k/100k/1M (DESIGN §8)")
+    size.add_argument("--smoke", action="store_const", dest="profile", const="smoke",
+                      help="tiny sizes: checks that every benchmark runs (CI), measures nothing")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite",
                         help="the hub's and the nodes' database in the ingest and load benchmarks")
     parser.add_argument("--out", type=Path, help="also write the JSON object to this file")
