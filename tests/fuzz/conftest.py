@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -29,6 +29,11 @@ from tests.e2e.harness import Cluster, Instance, enroll, organisation
 class Federation:
     hub: Instance
     node: Instance
+    #: Ids of the records created at the start (the fuzzer aims some of its requests at them).
+    records: list[str] = field(default_factory=list)
+
+
+CONTACT = {"first_name": "Erika", "family_name": "Mustermann", "email": "erika@fuzz.example.de"}
 
 
 def service_token(caller: Instance, audience: str) -> str:
@@ -58,14 +63,17 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
         hub.start()
         node.start()
         enroll(hub, node)
-        for i, visibility in enumerate(("public", "network", "national")):
-            created_record = node.post("/api/v1/records", {
-                "type": "organisation", "visibility": visibility,
-                "payload": organisation("DE", f"Fuzz Seed {i} GmbH", "Post-quantum cryptography for energy grids."),
-            }, token=node.token("admin"))
+        records = []
+        for i, visibility in enumerate(("public", "public", "network", "national")):
+            payload = organisation("DE", f"Fuzz Seed {i} GmbH", "Post-quantum cryptography for energy grids.")
+            if i == 1:
+                payload["contact"] = CONTACT  # restricted: removed for anonymous readers
+            created_record = node.post("/api/v1/records", {"type": "organisation", "visibility": visibility,
+                                                          "payload": payload}, token=node.token("admin"))
             assert created_record.status == 201, created_record.body
+            records.append(created_record.json()["id"])
         assert hub.post("/api/v1/sync", token=hub.token("admin")).status == 200
-        yield Federation(hub, node)
+        yield Federation(hub, node, records)
     finally:
         fed.close()
         for db_name in created:

@@ -17,7 +17,7 @@ import pytest
 
 from node.config import build_settings
 from node.http.openapi import build_openapi
-from tests.e2e.harness import Instance, Response
+from tests.e2e.harness import Instance, Response, organisation
 from tests.fuzz.conftest import Federation, service_token
 from tests.fuzz.test_openapi_fuzz import CSRF
 
@@ -125,11 +125,14 @@ def test_live_search_member_of_wrong_type_is_422(federation: Federation, member:
 
 
 def test_live_search_as_the_hub_sends_it_still_answers(federation: Federation) -> None:
-    body = {"q": "quantum", "limit": 5, "visibilities": ["network", "public"], "domain": ["cry"], "cursor": None}
-    resp = send(federation.node, "POST", "/federation/v1/search", json.dumps(body).encode(),
-                token=hub_service(federation))
+    node = federation.node
+    created = node.post("/api/v1/records", {"type": "organisation", "visibility": "network", "payload": organisation(
+        "DE", "Livequery Regression GmbH", "Zyxwvutsrq cryptography.")}, token=node.token("admin"))
+    assert created.status == 201, created.body
+    body = {"q": "zyxwvutsrq", "limit": 5, "visibilities": ["network", "public"], "domain": ["cry"], "cursor": None}
+    resp = send(node, "POST", "/federation/v1/search", json.dumps(body).encode(), token=hub_service(federation))
     assert resp.status == 200, resp.body
-    assert resp.json()["total"] >= 1
+    assert [hit["id"] for hit in resp.json()["results"]] == [created.json()["id"]]
 
 
 @pytest.mark.parametrize("body", [b"[1]", b'"DE"', b"null"])
@@ -259,3 +262,14 @@ def test_scalar_query_parameter_given_twice_is_400_not_first_wins(federation: Fe
         assert problem(send(federation.node, "GET", path, token=token), 400, "invalid_parameter")["parameter"] == name
     html_error(send(federation.hub, "GET", "/?limit=5&limit=6"), 400, "invalid_parameter")
     assert send(federation.node, "GET", "/api/v1/search?domain=cry&domain=net", token=token).status == 200
+
+
+def test_portal_edit_page_of_a_deleted_record_is_a_documented_410(federation: Federation) -> None:
+    """ST103: ``GET /admin/records/{id}/edit`` of a withdrawn record answered 410, undocumented."""
+    node, token = federation.node, federation.node.token("admin")
+    created = node.post("/api/v1/records", {"type": "organisation", "payload": organisation(
+        "DE", "Withdrawn Regression GmbH", "Soon gone.")}, token=token)
+    rid = created.json()["id"]
+    assert node.delete(f"/api/v1/records/{rid}", token=token).status == 200
+    html_error(send(node, "GET", f"/admin/records/{rid}/edit", token=token), 410, "gone")
+    assert "410" in operation(document("node"), "get", "/admin/records/{id}/edit")["responses"]
