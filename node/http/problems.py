@@ -2,8 +2,10 @@
 
 Every error a request can end with — service errors (``node.errors.ApiError``), protocol errors
 (``federation.errors.ProtocolError``), aiohttp's own HTTP exceptions (unknown route, wrong method,
-body too large) — is turned into ``application/problem+json`` with a stable ``code``. Anything
-else is a bug: it is logged with the request id and answered 500 ``internal_error``.
+body too large) — is turned into ``application/problem+json`` with a stable ``code``. A database
+that cannot be reached (restarting, connection cut) is 503 ``unavailable`` with ``Retry-After``, as
+``/readyz`` says meanwhile. Anything else is a bug: it is logged with the request id and answered 500
+``internal_error``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from aiohttp import web
 
 from federation import strictjson
 from federation.errors import ProtocolError
-from node.errors import ApiError, MalformedRequest, PayloadTooLarge
+from node.errors import ApiError, MalformedRequest, PayloadTooLarge, ServiceUnavailable
+from node.storage.availability import database_unavailable
 
 log = logging.getLogger("ncc.http")
 
@@ -33,6 +36,9 @@ PROTOCOL_STATUS: dict[str, int] = {
     "equivocation": 409,
 }
 DEFAULT_PROTOCOL_STATUS = 422
+
+#: ``Retry-After`` of a 503 while the database cannot be reached (a restart takes seconds).
+RETRY_AFTER_S = 5
 
 AIOHTTP_CODES: dict[int, tuple[str, str]] = {
     400: ("bad_request", "Bad request"),
@@ -80,6 +86,12 @@ def from_exception(exc: BaseException, request: web.Request) -> web.Response:
         response = problem(exc.status, code, title, detail, request)
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    if database_unavailable(exc):
+        log.warning("database unavailable", extra={"request_id": request.get(REQUEST_ID),
+                                                   "error": f"{exc.__class__.__name__}: {exc}"})
+        response = from_exception(ServiceUnavailable("the database cannot be reached; retry shortly"), request)
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
     log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)}, exc_info=exc)
     return problem(500, "internal_error", "Internal error", "unexpected server error", request)

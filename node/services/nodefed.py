@@ -30,6 +30,7 @@ from node.config import Settings
 from node.http.metrics import Metrics
 from node.keystore import InstanceKey, retire_and_replace
 from node.storage import sql
+from node.storage.availability import database_unavailable
 from node.storage.models import FeedEntry, NodeState
 
 log = logging.getLogger("ncc.federation")
@@ -201,8 +202,13 @@ class NodeFederation:
                 await self.notify_if_needed()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("notifier error")
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    log.exception("notifier error")
+                    continue
+                # (a database restart: the feed head is read again at the next retry)
+                log.warning("notify postponed: database unavailable; will retry",
+                            extra={"error": f"{exc.__class__.__name__}: {exc}"})
 
     # -- key rotation --------------------------------------------------------------------------
 

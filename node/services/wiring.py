@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -14,6 +14,7 @@ from node.context import Context
 from node.http.metrics import Metrics
 from node.services.publish import Publisher
 from node.services.search import SearchService
+from node.storage.availability import database_unavailable
 
 log = logging.getLogger("ncc.jobs")
 
@@ -86,8 +87,27 @@ async def _refresh_directory_forever(context: Context) -> None:
             await context.federation.refresh_directory()
         except FederationError as exc:
             log.warning("directory refresh failed", extra={"error": str(exc)})
-        except Exception:
-            log.exception("directory refresh error")
+        except Exception as exc:
+            if not database_unavailable(exc):
+                log.exception("directory refresh error")
+                continue
+            log.warning("directory refresh postponed: database unavailable", extra={"error": str(exc)})
+
+
+def postponed_while_database_unavailable(name: str, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """``job`` for the scheduler: a database that cannot be reached (a restart) skips this run with a
+    warning — the next run retries — instead of an error and a traceback every time it fires."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            log.warning("job postponed: database unavailable", extra={"job": name,
+                                                                       "error": f"{exc.__class__.__name__}: {exc}"})
+
+    return run
 
 
 async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
@@ -124,9 +144,11 @@ async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
         await purge_seen_jtis(context.clock())
         await context.search.prune()
 
-    scheduler.add_job(reconcile, "interval", seconds=15, id="reconcile", next_run_time=_soon(0))
+    scheduler.add_job(postponed_while_database_unavailable("reconcile", reconcile), "interval", seconds=15,
+                      id="reconcile", next_run_time=_soon(0))
     scheduler.add_job(context.search.warm, id="warm-search", next_run_time=_soon(0))
-    scheduler.add_job(housekeeping, "interval", seconds=3600, id="housekeeping", next_run_time=_soon(5))
+    scheduler.add_job(postponed_while_database_unavailable("housekeeping", housekeeping), "interval",
+                      seconds=3600, id="housekeeping", next_run_time=_soon(5))
     scheduler.start()
     yield
     scheduler.shutdown(wait=False)

@@ -1,1 +1,5 @@
 """Persistence: tortoise models, migrations and the queries the services use."""
+
+from node.storage import transactions
+
+transactions.install()

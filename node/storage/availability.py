@@ -1,0 +1,46 @@
+"""Telling "the database cannot be reached right now" apart from every other database error.
+
+A database restart, a cut connection or a full connection table are transient: a request that hits
+one is answered 503 ``unavailable`` (node.http.problems), a pull that hits one fails like a transport
+error (node.services.sync), instead of a 500 or an exception escaping a background job. Drivers do
+not say it with one class: asyncpg raises its own connection and shutdown errors, or a plain
+``ConnectionRefusedError`` from its pool, and tortoise wraps some of them (``OperationalError`` caused
+by the driver's error), so the whole chain of causes is examined.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import asyncpg.exceptions as pg
+from tortoise.exceptions import DBConnectionError
+
+#: The server is gone, going, not yet back, or has no connection slot left.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    DBConnectionError,
+    pg.PostgresConnectionError,  # class 08: connection failure, connection does not exist, …
+    pg.AdminShutdownError,
+    pg.CrashShutdownError,
+    pg.CannotConnectNowError,  # starting up / shutting down
+    pg.TooManyConnectionsError,
+    socket.gaierror,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception that caused it (``raise … from``), says the database server
+    cannot be reached."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        # `ALTER DATABASE … ALLOW_CONNECTIONS false` (maintenance): 55000 is otherwise a generic state
+        if isinstance(current, pg.ObjectNotInPrerequisiteStateError) and "accepting connections" in str(current):
+            return True
+        # refused / reset / aborted sockets of the driver (not the subclasses HTTP clients raise)
+        if isinstance(current, ConnectionError) and type(current).__module__ == "builtins":
+            return True
+        current = current.__cause__
+    return False
