@@ -125,7 +125,8 @@ SETTINGS: tuple[Setting, ...] = (
             roles=("hub",), check=_positive),
     Setting("pull_jitter_s", "int", 30, "Hub: random jitter added to each scheduled pull, seconds.",
             roles=("hub",)),
-    Setting("pull_timeout_s", "int", 60, "Hub: timeout of one HTTP pull request, seconds.",
+    Setting("pull_timeout_s", "int", 60, "Hub: longest time one feed page request may take (connect, answer "
+            "and whole body), seconds.",
             roles=("hub",), check=_positive),
     Setting("pull_batch", "int", 1000, "Hub: records asked for per feed page (≤ 1000).", roles=("hub",),
             check=lambda v: None if 1 <= v <= 1000 else "must be between 1 and 1000"),

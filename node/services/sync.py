@@ -384,6 +384,25 @@ class Puller:
         return await self.checker.check(country, body, cursor, limit, directory_bytes, now)
 
     async def _fetch_body(self, url: str, country: str, cursor: int) -> bytes:
+        """One feed page's bytes, the whole request (connect, answer, body) within ``pull_timeout_s``.
+
+        A read timeout alone never fires on a node that trickles its answer a few bytes at a time:
+        such a node would hold the pull (and every later pull of it, queued behind the same lock)
+        for as long as it likes, and never be marked failing.
+
+        Raises:
+            PullError: an HTTP status other than 200, a line longer than ``MAX_LINE``, or no whole
+                page within ``pull_timeout_s``.
+        """
+        limit = self.settings.pull_timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                return await self._request_page(url, country, cursor)
+        except TimeoutError as exc:
+            raise PullError(f"feed request timed out: no whole page within pull_timeout_s = {limit} s"
+                            f" ({exc.__class__.__name__})") from exc
+
+    async def _request_page(self, url: str, country: str, cursor: int) -> bytes:
         key = self.key()
         token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(), ttl_s=120)
         params = {"after": str(cursor), "limit": str(self.settings.pull_batch)}

@@ -1,0 +1,142 @@
+"""Regression tests for what the fault suite (tests/e2e/test_faults.py) found in the hub's pull.
+
+A real hub database (``ncc init --role hub``) and the real ``Puller`` against a node the test plays:
+an aiohttp server for answers that are HTTP, a bare TCP server for one that is not. Each fault must
+fail the pull with a reason an operator understands (``last_error`` at ``GET /api/v1/nodes``), write
+nothing, and leave the next pull to succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from federation.envelope import sign_record
+from federation.keys import b64url_encode, generate_private_key, kid_for, public_key_raw
+from federation.timefmt import format_timestamp
+from federation.tokens import enrollment_proof, peek_enrollment_token
+from node.context import Keyring, build_registry, utc_now
+from node.services.hub import HubService
+from node.services.search import SearchService
+from node.services.sync import Puller, PullResult
+from node.storage import db
+from node.storage.hub_models import HubRecord, PullState, Quarantine
+from tests.integration.support import MINIMAL_ORG
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class FakeNode:
+    """The DE node as the hub sees it: a key, signed records, and a feed answer the test chooses."""
+
+    key: Any
+    records: list[dict[str, Any]]
+    answer: Handler | None = None
+    url: str = ""
+
+    def page(self) -> bytes:
+        lines = [b'{"seq":%d,"record":%s}\n' % (i + 1, orjson.dumps(r)) for i, r in enumerate(self.records)]
+        trailer = {"next": len(self.records), "more": False, "head": len(self.records)}
+        return b"".join(lines) + orjson.dumps(trailer) + b"\n"
+
+    async def changes(self, request: web.Request) -> web.StreamResponse:
+        if self.answer is not None:
+            return await self.answer(request)
+        body = self.page() if request.query["after"] == "0" else b'{"next":3,"more":false,"head":3}\n'
+        return web.Response(body=body, content_type="application/x-ndjson")
+
+
+@dataclass
+class Rig:
+    puller: Puller
+    node: FakeNode
+
+    async def pull(self) -> tuple[PullResult, float]:
+        t0 = time.monotonic()
+        result = await self.puller.pull("DE")
+        return result, time.monotonic() - t0
+
+    async def assert_nothing_written(self) -> PullState:
+        state = await PullState.get(country="DE")
+        assert state.cursor == 0
+        assert await HubRecord.all().count() == 0 and await Quarantine.all().count() == 0
+        return state
+
+
+def signed(key: Any, kid: str) -> dict[str, Any]:
+    return sign_record({
+        "ncc": 1, "id": f"urn:ncc:DE:organisation:{uuid.uuid4()}", "type": "organisation",
+        "schema": "organisation/1", "origin": "DE", "version": 1, "issued_at": format_timestamp(utc_now()),
+        "visibility": "public", "deleted": False, "payload": MINIMAL_ORG,
+    }, key, kid).to_dict()
+
+
+@pytest.fixture
+def hub_instance(make_instance: Any) -> Any:
+    return make_instance("", role="hub", tokens=())
+
+
+@pytest.fixture
+async def rig(hub_instance: Any, aiohttp_server: Any) -> AsyncIterator[Rig]:
+    settings = hub_instance.settings(pull_timeout_s="1")
+    ctx = await db.open_db(settings.db_url)
+    key = generate_private_key()
+    kid = kid_for("DE", public_key_raw(key))
+    node = FakeNode(key, [signed(key, kid) for _ in range(3)])
+    app = web.Application()
+    app.router.add_get("/federation/v1/changes", node.changes)
+    server = await aiohttp_server(app)
+    node.url = str(server.make_url("")).rstrip("/")
+    keyring = Keyring(settings)
+    hub = HubService(settings, keyring.key, utc_now)
+    token = await hub.invite("DE")
+    jti = str(peek_enrollment_token(token)["jti"])
+    await hub.enroll({"token": token, "country": "DE", "url": node.url, "kid": kid,
+                      "public_key": b64url_encode(public_key_raw(key)), "proof": enrollment_proof(key, jti)})
+    puller = Puller(settings, keyring.key, hub, build_registry(), SearchService(), utc_now)
+    try:
+        yield Rig(puller, node)
+    finally:
+        await puller.close()
+        await db.close_db(ctx)
+
+
+async def assert_recovers(rig: Rig) -> None:
+    rig.node.answer = None
+    result, _ = await rig.pull()
+    assert result.ok, result.error
+    assert (await PullState.get(country="DE")).cursor == 3 and await HubRecord.all().count() == 3
+
+
+async def test_trickling_node_fails_the_pull_at_the_pull_timeout(rig: Rig) -> None:
+    """Found by the fault suite: a node that sends its page a few bytes at a time, never silent
+    for a whole read timeout, held the pull (and every later pull of it) for as long as it liked;
+    ``pull_timeout_s`` now bounds the whole page request."""
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        body = rig.node.page()
+        try:
+            for i in range(0, len(body), 32):
+                await resp.write(body[i:i + 32])
+                await asyncio.sleep(0.1)  # 10x faster than the read timeout; ~20 s for the page
+        except (ConnectionResetError, RuntimeError):
+            pass  # the hub gave up, as it should
+        return resp
+
+    rig.node.answer = trickle
+    result, elapsed = await rig.pull()
+    assert not result.ok and "pull_timeout_s" in (result.error or ""), result.error
+    assert elapsed < 5, f"the pull took {elapsed:.1f}s with pull_timeout_s = 1"
+    state = await rig.assert_nothing_written()
+    assert state.consecutive_failures == 1 and state.last_error == result.error
+    await assert_recovers(rig)
