@@ -391,8 +391,8 @@ class Puller:
         for as long as it likes, and never be marked failing.
 
         Raises:
-            PullError: an HTTP status other than 200, a line longer than ``MAX_LINE``, or no whole
-                page within ``pull_timeout_s``.
+            PullError: an HTTP status other than 200, an answer that is not NDJSON, a line longer
+                than ``MAX_LINE``, or no whole page within ``pull_timeout_s``.
         """
         limit = self.settings.pull_timeout_s
         try:
@@ -406,14 +406,27 @@ class Puller:
         key = self.key()
         token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(), ttl_s=120)
         params = {"after": str(cursor), "limit": str(self.settings.pull_batch)}
-        async with self.session().get(
-            f"{url.rstrip('/')}/federation/v1/changes", params=params,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
-        ) as resp:
-            if resp.status != 200:
-                body = (await resp.content.read(500)).decode("utf-8", "replace")
-                raise PullError(f"feed answered HTTP {resp.status}: {body}")
-            return await _read_body(resp.content)
+        try:
+            async with self.session().get(
+                f"{url.rstrip('/')}/federation/v1/changes", params=params,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
+            ) as resp:
+                if resp.status != 200:
+                    body = (await resp.content.read(500)).decode("utf-8", "replace")
+                    raise PullError(f"feed answered HTTP {resp.status}: {body}")
+                page = await _read_body(resp.content)
+        except aiohttp.ClientResponseError as exc:
+            # raised by the client's parser, not by the node: its "400" is no status the node sent
+            raise PullError(f"the node's answer is not valid HTTP: {exc.message}"[:300]) from exc
+        start = page[:256].lstrip()
+        if start and not start.startswith(b"{") and b"\n{" not in page:
+            # not one line is a JSON object (a feed page has at least its trailer): some other
+            # document (a proxy's HTML error page, …), which would otherwise be reported as a page
+            # without its trailer. (A page with a few non-JSON lines among records is a feed page:
+            # those lines are quarantined as malformed records.)
+            raise PullError(f"feed answered 200 with something that is not NDJSON ({resp.content_type}):"
+                            f" {start[:80]!r}")
+        return page
 
 
 async def _read_body(stream: aiohttp.StreamReader) -> bytes:

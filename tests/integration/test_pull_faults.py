@@ -9,6 +9,7 @@ nothing, and leave the next pull to succeed.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,7 +29,7 @@ from node.services.hub import HubService
 from node.services.search import SearchService
 from node.services.sync import Puller, PullResult
 from node.storage import db
-from node.storage.hub_models import HubRecord, PullState, Quarantine
+from node.storage.hub_models import FederatedNode, HubRecord, PullState, Quarantine
 from tests.integration.support import MINIMAL_ORG
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -139,4 +140,41 @@ async def test_trickling_node_fails_the_pull_at_the_pull_timeout(rig: Rig) -> No
     assert elapsed < 5, f"the pull took {elapsed:.1f}s with pull_timeout_s = 1"
     state = await rig.assert_nothing_written()
     assert state.consecutive_failures == 1 and state.last_error == result.error
+    await assert_recovers(rig)
+
+
+async def test_non_ndjson_answer_fails_the_pull_with_a_clear_error(rig: Rig) -> None:
+    """Found by the fault suite: an HTML error page served with 200 was reported as a "truncated
+    stream" (each line became a malformed record, then the trailer was missing)."""
+    async def html(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"<html><body>502 Bad Gateway</body></html>\n", content_type="application/x-ndjson")
+
+    rig.node.answer = html
+    result, _ = await rig.pull()
+    assert not result.ok and "not NDJSON" in (result.error or "") and "<html>" in (result.error or ""), result.error
+    await rig.assert_nothing_written()
+    await assert_recovers(rig)
+
+
+async def test_answer_that_is_not_http_fails_the_pull_with_a_clear_error(rig: Rig) -> None:
+    """Found by the fault suite: random bytes instead of an HTTP answer were reported as
+    ``ClientResponseError: 400`` — a status the node never sent."""
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(os.urandom(512))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        await FederatedNode.filter(country="DE").update(url=f"http://127.0.0.1:{port}")
+        result, _ = await rig.pull()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert not result.ok and "not valid HTTP" in (result.error or ""), result.error
+    assert "400" not in (result.error or "")
+    await rig.assert_nothing_written()
+    await FederatedNode.filter(country="DE").update(url=rig.node.url)
     await assert_recovers(rig)
