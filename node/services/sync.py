@@ -66,12 +66,16 @@ from node.services.ingest import (
 )
 from node.services.search import SearchService
 from node.storage import sql
+from node.storage.availability import database_unavailable
 from node.storage.hub_models import FederatedNode, PullState, Quarantine
 
 log = logging.getLogger("ncc.sync")
 
 __all__ = ["MAX_LINE", "CursorMoved", "FeedItem", "PageOutcome", "PullError", "PullResult", "Puller", "apply_page",
            "check_items", "node_status", "read_feed"]
+
+#: What fails a pull (recorded in the node's status) rather than being a bug of the hub.
+PULL_FAILURES = (TimeoutError, PullError, aiohttp.ClientError, CursorMoved, BaseORMException)
 
 #: Pages up to this size are checked in a thread of the hub process; larger ones in the worker
 #: process (a process round trip and the worker's start cost more than they save on small pages).
@@ -206,7 +210,8 @@ class Puller:
     # -- one pull ------------------------------------------------------------------------------
 
     async def pull(self, country: str, wait: bool = False) -> PullResult:
-        """Pull one node until its feed says no more (or a failure); never raises.
+        """Pull one node until its feed says no more (or a failure); a failure of the node, the
+        network or the database is reported in the result, never raised.
 
         ``wait``: if another hub process holds the node's lease, wait for it and then pull, rather
         than skip (explicit pulls must not return before the node was pulled).
@@ -216,6 +221,18 @@ class Puller:
             return await self._pull_locked(country, wait)
 
     async def _pull_locked(self, country: str, wait: bool = False) -> PullResult:
+        try:
+            return await self._pull_node(country, wait)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            # the database went away before the pull started or while its outcome was recorded:
+            # nothing was written, the next pull (scheduled, notified) retries once it is back
+            error = f"database unavailable: {exc.__class__.__name__}: {exc}"[:500]
+            log.warning("pull failed", extra={"node": country, "error": error})
+            return PullResult(country, ok=False, error=error)
+
+    async def _pull_node(self, country: str, wait: bool) -> PullResult:
         node = await FederatedNode.filter(country=country).first()
         if node is None:
             return PullResult(country, ok=False, error="not enrolled")
@@ -235,9 +252,11 @@ class Puller:
             directory_doc = await self.hub.current_directory()
             await self._pull_pages(node.url, country, directory_doc, result)
             result.ok = True
-        except (TimeoutError, PullError, aiohttp.ClientError, CursorMoved, BaseORMException) as exc:
-            # a database error (e.g. SQLite busy) fails this pull like a transport error: the page's
-            # transaction rolled back, the cursor did not move, the next pull retries
+        except Exception as exc:
+            if not isinstance(exc, PULL_FAILURES) and not database_unavailable(exc):
+                raise
+            # a database error (SQLite busy, PostgreSQL restarting) fails this pull like a transport
+            # error: the page's transaction rolled back, the cursor did not move, the next pull retries
             result.error = f"{exc.__class__.__name__}: {exc}"[:500]
         finally:
             result.elapsed_s = time.perf_counter() - t0
