@@ -139,3 +139,18 @@ async def test_fts_and_sql_syntax_in_q_at_the_hub(hub: Hub, fake_node: MakeFakeN
     await search_is_plain_text(hub.client, {})
     await search_is_plain_text(hub.client, hub.instance.auth("analyst"))
     assert await hub.held() == before
+
+
+@BOTH
+async def test_regression_node_admin_body_that_is_not_an_object_is_422(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """Regression (found by the fuzz suite): ``POST /api/v1/nodes/{country}`` answered 400
+    ``invalid_parameter`` for a JSON body that is not an object, or an unknown status/mode; DESIGN §9
+    makes those 422 ``schema_invalid`` (with pointers). Nothing changes for the node."""
+    await fake_node("DE")
+    for body, pointers in (([], [""]), ("suspended", [""]), ({"status": "gone"}, ["/status"]),
+                           ({"status": "active", "mode": 7}, ["/mode"])):
+        resp = await hub.client.post("/api/v1/nodes/DE", json=body, headers=hub.admin())
+        problem = await expect_problem(resp, 422, "schema_invalid")
+        assert [e["pointer"] for e in problem["errors"]] == pointers
+    nodes = await (await hub.client.get("/api/v1/nodes")).json()
+    assert [(n["country"], n["enrollment"]) for n in nodes] == [("DE", "active")]

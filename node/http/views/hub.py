@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from federation.errors import SchemaInvalid
 from federation.keys import parse_kid
 from federation.schemas import redacted_envelope
 from federation.timefmt import parse_timestamp
@@ -73,11 +74,15 @@ async def admin_node(request: web.Request) -> web.Response:
     """POST /api/v1/nodes/{country} — hub admin: suspend/activate, replicate/query-only."""
     require_user(await principal(request), ("admin",))
     body = await read_json(request, ctx(request).settings.max_body_bytes)
-    if not isinstance(body, dict):
-        raise InvalidParameter("body must be an object")
+    if not isinstance(body, dict):  # DESIGN §9: JSON that is not an object is 422 schema_invalid
+        raise SchemaInvalid("request body must be a JSON object", [{"pointer": "", "message": "not an object"}])
     status, mode = body.get("status"), body.get("mode")
-    if status not in (None, "active", "suspended") or mode not in (None, "replicate", "query-only"):
-        raise InvalidParameter("status must be active|suspended, mode replicate|query-only")
+    wrong = [{"pointer": f"/{name}", "message": f"must be one of {', '.join(allowed)}"}
+             for name, value, allowed in (("status", status, ("active", "suspended")),
+                                          ("mode", mode, ("replicate", "query-only")))
+             if value is not None and value not in allowed]
+    if wrong:
+        raise SchemaInvalid("status must be active|suspended, mode replicate|query-only", wrong)
     return json_response(await ctx(request).hub.set_node(country_path(request), status, mode))
 
 
