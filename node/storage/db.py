@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import connections
 from tortoise.context import TortoiseContext, get_current_context
@@ -14,10 +15,22 @@ MODEL_MODULES = ["node.storage.models", "node.storage.hub_models"]
 MIGRATIONS_MODULE = "node.migrations"
 
 
+#: tortoise's SQLite engine, replaced by ours (reads outside transactions do not wait for them).
+_SQLITE_ENGINES = {"tortoise.backends.sqlite": "node.storage.sqlite_engine"}
+
+
 def tortoise_config(db_url: str) -> dict[str, Any]:
-    """The tortoise config dict for one instance database."""
+    """The tortoise config dict for one instance database.
+
+    A ``sqlite://`` URL gets :mod:`node.storage.sqlite_engine` (tortoise's client plus a reader
+    connection, so that searches are not queued behind the hub's ingest transactions).
+    """
+    connection: str | dict[str, Any] = db_url
+    info = expand_db_url(db_url)
+    if info["engine"] in _SQLITE_ENGINES:
+        connection = {**info, "engine": _SQLITE_ENGINES[info["engine"]]}
     return {
-        "connections": {"default": db_url},
+        "connections": {"default": connection},
         "apps": {
             APP: {
                 "models": MODEL_MODULES,
