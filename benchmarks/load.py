@@ -479,8 +479,10 @@ def run(records: int = 50_000, rate: float = 25.0, duration: float = 30.0, backe
                 with contextlib.suppress(Exception):
                     inst.stop()
             for name in made:
-                with contextlib.suppress(Exception):
+                try:
                     drop_pg_database(name)
+                except Exception as exc:  # noqa: BLE001 - clean-up goes on; say what is left behind
+                    print(f"benchmarks.load: could not drop database {name}: {exc!r}", file=sys.stderr)
     report = {"benchmark": "load", "backend": backend, "records": records, "seed_records": seed_records,
               "seed_shareable": len(seed_ids), "query_mix": MIX, "analyst_share": ANALYST_SHARE,
               **summarize(w, rate, duration, max_inflight, timeout, len(feed_ids)),
