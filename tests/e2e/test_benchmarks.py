@@ -1,0 +1,37 @@
+"""``python -m benchmarks`` runs end to end (tiny sizes): every benchmark, the combined JSON, the plot.
+
+The figures of a smoke run mean nothing; this only keeps the benchmarks from rotting. The real
+runs are ``--quick`` and ``--full`` (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADLINE = ("verify_only_per_s", "ingest_per_s", "incremental_100_small_s", "incremental_100_large_s",
+            "search_p95_ms", "hub_peak_rss_mb")
+
+
+def test_combined_benchmark_prints_the_headline_figures_and_plots(tmp_path: Path) -> None:
+    out, png = tmp_path / "smoke.json", tmp_path / "smoke.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out), "--plot", str(png)],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report == json.loads(out.read_text())
+    for key in HEADLINE:
+        assert isinstance(report[key], int | float) and report[key] > 0, key
+    assert report["load_errors"] == 0
+    assert set(report["details"]) == {"protocol", "ingest", "search", "load"}
+    assert isinstance(report["details"]["ingest"]["ingest_curve"], list)  # empty when the pull is this short
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 10_000
