@@ -372,11 +372,109 @@ def cluster(root: Path, backend: str) -> Iterator[Cluster]:
                 drop_pg_database(db_name)
 
 
-def enroll(hub: Instance, node: Instance) -> str:
-    """``ncc hub invite`` + ``ncc enroll``; return the (now used) invitation token."""
+def enroll(hub: Instance, node: Instance, hub_url: str | None = None) -> str:
+    """``ncc hub invite`` + ``ncc enroll``; return the (now used) invitation token.
+
+    ``hub_url``: where the node reaches the hub (default the hub's own URL; a proxy in front of it).
+    """
     token = hub.ncc("hub", "invite", node.country).stdout.strip().splitlines()[-1]
-    node.ncc("enroll", "--hub", hub.url, "--token", token)
+    node.ncc("enroll", "--hub", hub_url or hub.url, "--token", token)
     return token
+
+
+# -- comparing the hub with its nodes ----------------------------------------------------------------
+
+#: What the hub and a node must agree on for each record: (version, digest, deleted).
+Held = tuple[int, str, bool]
+
+
+def published(node: Instance) -> dict[str, Held]:
+    """The node's published set: record id -> (version, digest, deleted) of its ``feed`` envelope.
+
+    The ``feed`` table holds each record's latest *shareable* version (never a national one).
+    """
+    from federation.envelope import Envelope
+
+    out = {}
+    for rid, text in node.query("SELECT record_id, envelope FROM feed"):
+        env = Envelope.from_dict(json.loads(text))
+        out[rid] = (env.version, env.digest(), env.deleted)
+    return out
+
+
+def held(hub: Instance, origin: str) -> dict[str, Held]:
+    """What the hub holds of ``origin``: record id -> (version, digest, deleted)."""
+    rows = hub.query("SELECT id, version, digest, deleted FROM hub_records WHERE origin = ?", (origin,))
+    return {rid: (int(v), str(d), bool(x)) for rid, v, d, x in rows}
+
+
+def hub_cursor(hub: Instance, country: str) -> int:
+    rows = hub.query("SELECT cursor FROM hub_pull_state WHERE country = ?", (country,))
+    return int(rows[0][0]) if rows else 0
+
+
+def feed_head(node: Instance) -> int:
+    return int(node.query("SELECT COALESCE(MAX(seq), 0) FROM feed")[0][0])
+
+
+def caught_up(hub: Instance, nodes: list[Instance]) -> bool:
+    """Whether the hub's cursor of every node is at that node's feed head."""
+    return all(hub_cursor(hub, n.country) == feed_head(n) for n in nodes)
+
+
+def assert_hub_matches_nodes(hub: Instance, nodes: list[Instance], *, search: bool = True) -> None:
+    """Exact comparison: the hub holds every node's published set and nothing else.
+
+    For each node, every record of its ``feed`` equals the hub's (id, version, digest, deleted):
+    0 lost, 0 extra, 0 stale. The hub holds no record of an origin outside ``nodes``, no national
+    record, and no record the node holds as national unless as the tombstone that withdrew it.
+    ``search``: the hub's search index also holds each live public record exactly once.
+    """
+    countries = {n.country for n in nodes}
+    origins = {str(o) for (o,) in hub.query("SELECT DISTINCT origin FROM hub_records")}
+    assert origins <= countries, f"the hub holds records of {sorted(origins - countries)}"
+    national = hub.query("SELECT id FROM hub_records WHERE visibility = 'national'")
+    assert not national, f"national records at the hub: {national[:5]}"
+    live_public = 0
+    for node in nodes:
+        want, have = published(node), held(hub, node.country)
+        lost = want.keys() - have.keys()
+        extra = have.keys() - want.keys()
+        stale = {rid for rid in want.keys() & have.keys() if want[rid] != have[rid]}
+        assert (len(lost), len(extra), len(stale)) == (0, 0, 0), (
+            f"{node.country}: lost {sorted(lost)[:5]}, extra {sorted(extra)[:5]}, stale {sorted(stale)[:5]}")
+        for (rid,) in node.query("SELECT id FROM records WHERE visibility = 'national'"):
+            assert rid not in have or have[rid][2], f"{node.country}: national record {rid} live at the hub"
+        live_public += int(node.query(
+            "SELECT COUNT(*) FROM records WHERE visibility = 'public' AND deleted = ?", (False,))[0][0])
+    if search:
+        total = http("GET", f"{hub.url}/api/v1/search?limit=1").json()["total"]
+        assert total == live_public, f"the hub's search finds {total} public records, the nodes hold {live_public}"
+
+
+def assert_hub_holds_feed_prefix(hub: Instance, node: Instance) -> int:
+    """After a failed pull: the hub holds exactly the node's feed up to the hub's cursor; return it.
+
+    Every feed record at or below the cursor is held at the feed's version; every record above it
+    is held at an older version or not at all (nothing of a page that was not committed whole);
+    nothing else is held. The node must not be writing meanwhile.
+    """
+    while True:  # cursor and records from one instant: retry if a pull committed in between
+        cursor = hub_cursor(hub, node.country)
+        have = held(hub, node.country)
+        if hub_cursor(hub, node.country) == cursor:
+            break
+    seqs = {str(rid): int(seq) for rid, seq in node.query("SELECT record_id, seq FROM feed")}
+    want = published(node)
+    extra = have.keys() - want.keys()
+    assert not extra, f"{node.country}: the hub holds records the node never published: {sorted(extra)[:5]}"
+    for rid, seq in seqs.items():
+        if seq <= cursor:
+            assert have.get(rid) == want[rid], f"{node.country}: {rid} (seq {seq} <= cursor {cursor}) not as fed"
+        else:
+            assert rid not in have or have[rid][0] < want[rid][0], (
+                f"{node.country}: {rid} (seq {seq} > cursor {cursor}) already held at its latest version")
+    return cursor
 
 
 # -- records ---------------------------------------------------------------------------------------
