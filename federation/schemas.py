@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import jsonschema_rs
+import orjson
 
 from federation.errors import SchemaErrorItem, SchemaInvalid
 
@@ -259,7 +260,16 @@ def within(error: SchemaInvalid, prefix: str) -> SchemaInvalid:
 
 
 def nul_pointer(value: Any) -> str | None:
-    """The JSON pointer of the first string or key containing U+0000, or None."""
+    """The JSON pointer of the first string or key containing U+0000, or None.
+
+    JSON text can only carry U+0000 escaped, so one look at the serialized value rules it out
+    (the usual case) before any walk.
+    """
+    try:
+        if b"\\u0000" not in orjson.dumps(value):
+            return None
+    except (TypeError, orjson.JSONEncodeError):  # not JSON-serializable as such: walk it
+        pass
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         item, path = stack.pop()

@@ -207,12 +207,12 @@ def document_from_envelope(
         if dimension not in ("type", "country")
         for value in values
     ]
-    label_ids += [item for item in _vocabulary_ids(payload) if item not in label_ids]
-    for term_id in label_ids:
+    label_ids += _vocabulary_ids(payload)
+    for term_id in dict.fromkeys(label_ids):
         label = vocab.labels.get(term_id)
-        if label and label not in labels:
+        if label:
             labels.append(label)
-    parts.extend(labels)
+    parts.extend(dict.fromkeys(labels))
 
     return SearchDoc(
         id=str(envelope["id"]),
