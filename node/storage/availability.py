@@ -27,6 +27,10 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+#: asyncpg's words for a connection whose protocol state the server's termination broke.
+_BROKEN_PROTOCOL = ("another operation (2) is in progress", 'protocol is in the "failed" state')
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc``, or an exception that caused it (``raise … from``), says the database server
     cannot be reached."""
@@ -38,6 +42,10 @@ def database_unavailable(exc: BaseException) -> bool:
             return True
         # `ALTER DATABASE … ALLOW_CONNECTIONS false` (maintenance): 55000 is otherwise a generic state
         if isinstance(current, pg.ObjectNotInPrerequisiteStateError) and "accepting connections" in str(current):
+            return True
+        # a pooled connection the server terminated while it was idle: its next query finds the
+        # protocol still consuming the server's termination message (state 2) or failed
+        if isinstance(current, pg.InternalClientError) and any(s in str(current) for s in _BROKEN_PROTOCOL):
             return True
         # refused / reset / aborted sockets of the driver (not the subclasses HTTP clients raise)
         if isinstance(current, ConnectionError) and type(current).__module__ == "builtins":

@@ -24,6 +24,9 @@ def caused(outer: BaseException, cause: BaseException) -> BaseException:
     pg.TooManyConnectionsError("sorry, too many clients already"),
     pg.ObjectNotInPrerequisiteStateError('database "x" is not currently accepting connections'),
     DBConnectionError("can't connect"),
+    # a pooled connection terminated while idle, used before asyncpg noticed
+    pg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
+    pg.InternalClientError('cannot switch to state 15; protocol is in the "failed" state'),
     caused(OperationalError("wrapped"), pg.AdminShutdownError("terminating connection")),
     caused(RuntimeError("outer"), caused(OperationalError("middle"), ConnectionRefusedError())),
 ], ids=lambda e: type(e).__name__)
@@ -36,6 +39,7 @@ def test_unavailable(exc: BaseException) -> None:
     IntegrityError("duplicate key"),
     pg.QueryCanceledError("canceling statement due to statement timeout"),
     pg.ObjectNotInPrerequisiteStateError("some other prerequisite state"),
+    pg.InternalClientError("cannot switch to state 12; another operation (11) is in progress"),
     ClientConnectionResetError("an HTTP peer, not the database"),
     ValueError("nothing to do with it"),
 ], ids=lambda e: type(e).__name__)
