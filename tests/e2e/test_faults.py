@@ -198,6 +198,7 @@ def fail_then_recover(fed: Proxied, mode: str, delay_s: float = 30.0) -> None:
     assert hub.query("SELECT COUNT(*) FROM hub_quarantine")[0][0] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["stall", "stall_mid_body", "trickle"])
 def test_slow_node_fails_the_pull_at_the_timeout_and_catches_up(proxied: Proxied, mode: str) -> None:
     """Slower than the pull timeout: silent before the answer, silent mid-body, or trickling bytes
@@ -227,6 +228,7 @@ def notified(node: Instance) -> int:
     return int(json.loads(rows[0][0])) if rows else 0
 
 
+@pytest.mark.slow
 def test_hub_down_while_nodes_write_every_notification_is_retried(tmp_path: Path) -> None:
     with cluster(tmp_path, "sqlite") as c, contextlib.ExitStack() as stack:
         # scheduled pulls once an hour: apart from the one at start, only notifications trigger pulls
