@@ -170,12 +170,14 @@ def fail_then_recover(fed: Proxied, mode: str, delay_s: float = 30.0) -> None:
     write_mix(node, f"{mode}-{fed.rounds}", 2 * PAGE + 5)
     assert hub_cursor(hub, node.country) == start
 
+    faulted = proxy.faulted()
     proxy.set(mode, after_gt=start, delay_s=delay_s)
     t0 = time.monotonic()
     first = fed.sync()  # page 1 (after == start) passes, page 2 gets the fault
     elapsed = time.monotonic() - t0
     second = fed.sync()  # starts at page 2: fails at once
     assert not first["ok"] and not second["ok"], (first, second)
+    assert proxy.faulted() >= faulted + 2  # both failed on the fault, not on something else
     assert second["pages"] == 0
     if mode.startswith(("stall", "trickle")):
         assert elapsed < PULL_TIMEOUT_S * 3 + 5, f"a {mode} node held the pull for {elapsed:.1f}s"
