@@ -130,6 +130,9 @@ SETTINGS: tuple[Setting, ...] = (
             roles=("hub",), check=_positive),
     Setting("pull_batch", "int", 1000, "Hub: records asked for per feed page (≤ 1000).", roles=("hub",),
             check=lambda v: None if 1 <= v <= 1000 else "must be between 1 and 1000"),
+    Setting("verify_workers", "int", 0, "Hub: verification worker processes; pages are checked this many "
+            "at a time ahead of the writer (0 = one per core beyond the first). Each costs ~90 MB.",
+            roles=("hub",), check=lambda v: None if 0 <= v <= 64 else "must be between 0 and 64"),
     Setting("backoff_max_s", "int", 3600, "Hub: longest wait between pulls of a failing node.",
             roles=("hub",), check=_positive),
     Setting("stale_after_s", "int", 1800, "Hub: a node whose last successful pull is older is `stale`.",
@@ -173,6 +176,7 @@ class Settings:
     pull_jitter_s: int = 30
     pull_timeout_s: int = 60
     pull_batch: int = 1000
+    verify_workers: int = 0
     backoff_max_s: int = 3600
     stale_after_s: int = 1800
     unreachable_after: int = 3

@@ -31,6 +31,7 @@ import os
 import random
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -134,6 +135,20 @@ def node_status(state: PullState | None, settings: Settings, now: datetime) -> s
     return "ok"
 
 
+def next_page_cursor(body: bytes, at: int) -> int | None:
+    """The cursor of the page after this one, read from its trailer (the last line), or None when
+    there is none (no more pages) or the trailer cannot be read (the page's check will say why)."""
+    end = len(body.rstrip(b"\n"))
+    try:
+        trailer = orjson.loads(body[body.rfind(b"\n", 0, end) + 1 : end])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(trailer, dict) or trailer.get("more") is not True:
+        return None
+    following = trailer.get("next")
+    return following if type(following) is int and following > at else None
+
+
 @dataclass
 class Puller:
     """Pulls node feeds into the hub."""
@@ -153,7 +168,12 @@ class Puller:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     #: Pages larger than this (bytes) are checked in the worker process; smaller ones in a thread.
     inline_max_bytes: int = INLINE_MAX_BYTES
-    checker: CheckPool = field(default_factory=lambda: CheckPool(default_workers()))
+    #: Verification worker processes (default: the setting ``verify_workers``, 0 = cores − 1).
+    checker: CheckPool = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.checker is None:
+            self.checker = CheckPool(self.settings.verify_workers or default_workers())
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -341,30 +361,44 @@ class Puller:
             self.metrics.quarantine_size.labels(country).set(await Quarantine.filter(country=country).count())
 
     async def _pull_pages(self, url: str, country: str, directory_doc: dict[str, Any], result: PullResult) -> None:
+        """Fetch, check and apply pages in feed order, checking ahead of the writer.
+
+        Each page's fetch reads its trailer at once and starts the next page's fetch, so up to
+        ``workers`` pages are checked (each in a verification worker) while the writer applies the
+        oldest; at most ``workers + 1`` pages are held. Pages are applied strictly in order, each
+        from the cursor the previous one left; a failure anywhere ends the pull after the pages
+        before it were applied (later ones are dropped and pulled again next time).
+        """
         directory = Directory.from_dict(directory_doc)
         directory_bytes = orjson.dumps(directory_doc)
+        ahead: deque[asyncio.Task[tuple[CheckedPage, datetime]]] = deque()
+        slots = asyncio.Semaphore(self.checker.workers + 1)  # pages fetched and not yet applied
+
+        def start(at: int) -> None:
+            ahead.append(asyncio.ensure_future(fetch_and_check(at)))
 
         async def fetch_and_check(at: int) -> tuple[CheckedPage, datetime]:
+            await slots.acquire()
             body = await self._fetch_body(url, country, at)
+            following = next_page_cursor(body, at)
+            if following is not None:
+                start(following)  # fetched and checked while this page is checked and written
             now = self.clock()
             return await self._check(country, body, at, directory, directory_bytes, now), now
 
         cursor = (await PullState.get(country=country)).cursor
-        pending: asyncio.Task[tuple[CheckedPage, datetime]] | None = asyncio.ensure_future(fetch_and_check(cursor))
         try:
             while True:
-                assert pending is not None
-                page, now = await pending
-                pending = None
+                if not ahead:  # first page, or a trailer that could not be read ahead
+                    start(cursor)
+                page, now = await ahead.popleft()
                 trailer = page.trailer
                 next_cursor = trailer["next"]
                 head = trailer.get("head", next_cursor)
                 more, advancing = trailer["more"], trailer["next"] > cursor
-                if more and advancing:
-                    # fetch and check page k+1 while page k is written
-                    pending = asyncio.ensure_future(fetch_and_check(next_cursor))
                 await self._renew_lease(country)
                 outcome = await apply_checked(country, page.items, cursor, next_cursor, head, now, self.search)
+                slots.release()
                 result.pages += 1
                 result.outcome.add(outcome)
                 self._count(country, outcome)
@@ -374,9 +408,9 @@ class Puller:
                     raise PullError(f"feed did not advance past {cursor} although it said more")
                 cursor = next_cursor
         finally:
-            if pending is not None:
-                pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
+            for task in ahead:
+                task.cancel()
+            await asyncio.gather(*ahead, return_exceptions=True)
 
     def _count(self, country: str, outcome: PageOutcome) -> None:
         if self.metrics is None:
