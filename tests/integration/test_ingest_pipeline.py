@@ -108,9 +108,10 @@ def hub_instance(make_instance: Any) -> Any:
     return make_instance("", role="hub", tokens=())
 
 
-@pytest.fixture
-async def rig(hub_instance: Any, aiohttp_server: Any) -> AsyncIterator[Rig]:
-    settings = hub_instance.settings(pull_batch=str(PAGE))
+@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
+async def rig(hub_instance: Any, aiohttp_server: Any, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    """A hub puller and a fake node; with 2 workers two pages are checked at a time ahead of the writer."""
+    settings = hub_instance.settings(pull_batch=str(PAGE), verify_workers=str(request.param))
     ctx = await db.open_db(settings.db_url)
     feed = Feed()
     app = web.Application()
