@@ -4,7 +4,8 @@ Each operation declares what its handler really answers, so that a client (or a 
 the server against this document) can rely on it: typed parameters, the request body, the success
 response and its schema, and the errors the route's shape implies — 401/403 where a token is
 checked, 400 ``invalid_parameter`` for bad query parameters, 404 for a path naming nothing, 400
-``malformed_json``/413/422 where a JSON body is read — plus the ones listed in the route table.
+``malformed_json``/413/422 where a JSON body is read, 503 ``unavailable`` wherever the database is
+needed — plus the ones listed in the route table.
 API errors are RFC 9457 problem documents; portal pages answer errors with an HTML page.
 """
 
@@ -174,6 +175,10 @@ PORTAL_SECURITY = {
 }
 
 
+#: Routes that answer without the database (everything else answers 503 while it is unreachable).
+DATABASE_FREE = frozenset({"/healthz", "/openapi.json"})
+
+
 def implied_errors(route: Route) -> dict[int, str]:
     """The errors every route of this shape can answer (the route table adds its own)."""
     errors: dict[int, str] = {}
@@ -196,6 +201,8 @@ def implied_errors(route: Route) -> dict[int, str]:
         errors[413] = "payload_too_large"
     if route.content_type == HTML and route.auth == "user":
         errors[303] = "sign in first (redirect to /login)"
+    if route.path not in DATABASE_FREE:
+        errors[503] = "unavailable: the database cannot be reached (Retry-After)"
     return errors
 
 
