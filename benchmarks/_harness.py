@@ -32,6 +32,12 @@ PG_ADMIN = os.environ.get("NCC_TEST_PG", "postgres://postgres@127.0.0.1:5432/pos
 # -- processes -------------------------------------------------------------------------------------
 
 
+#: Benchmark instances: quiet logs; the hub pulls only when the benchmark says so, the nodes do not
+#: retry notifications during a measurement.
+HUB_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_PULL_INTERVAL_S": "86400", "NCC_PULL_JITTER_S": "0"}
+NODE_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_NOTIFY_RETRY_S": "3600"}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._harness import (
+    HUB_ENV,
+    NODE_ENV,
     Instance,
     bulk_load,
     clean_env,
@@ -50,9 +52,6 @@ from benchmarks._harness import (
     run_measured,
     vocab,
 )
-
-HUB_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_PULL_INTERVAL_S": "86400", "NCC_PULL_JITTER_S": "0"}
-NODE_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_NOTIFY_RETRY_S": "3600"}
 
 
 def verify_rate(samples: int = 2000, repeat: int = 5) -> float:

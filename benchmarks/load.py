@@ -53,6 +53,8 @@ from typing import Any
 import aiohttp
 
 from benchmarks._harness import (
+    HUB_ENV,
+    NODE_ENV,
     WORDS,
     Instance,
     Vocab,
@@ -64,8 +66,6 @@ from benchmarks._harness import (
     vocab,
 )
 
-HUB_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_PULL_INTERVAL_S": "86400", "NCC_PULL_JITTER_S": "0"}
-NODE_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_NOTIFY_RETRY_S": "3600"}
 SEED, FEED = "AT", "BE"
 MONITOR_INTERVAL_S = 0.5
 ANALYST_SHARE = 0.3

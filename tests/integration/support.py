@@ -6,6 +6,7 @@ import contextlib
 import io
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,29 @@ def leaked_threads(before: set[threading.Thread], grace_s: float = 2.0) -> list[
         if not leaked or time.monotonic() > deadline:
             return leaked
         time.sleep(0.02)
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def database_outage(db_url: str) -> AsyncIterator[None]:
+    """What a PostgreSQL restart does to the clients of the database at ``db_url``: inside, it refuses
+    new connections and every open one is terminated; on exit it accepts them again (the pools
+    reconnect on their own)."""
+    name = db_url.rsplit("/", 1)[1].split("?", 1)[0]
+    await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    try:
+        await _pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        yield
+    finally:
+        await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')

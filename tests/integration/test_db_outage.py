@@ -16,8 +16,7 @@ from tortoise.connection import connections
 from tortoise.transactions import in_transaction
 
 from node.storage import db
-from tests.conftest import PG_ADMIN_URL
-from tests.integration.support import MINIMAL_ORG, Instance
+from tests.integration.support import MINIMAL_ORG, Instance, database_outage
 
 pytestmark = pytest.mark.postgres
 
@@ -27,36 +26,20 @@ def db_url(request: pytest.FixtureRequest, pg_url: str) -> str:
     return pg_url
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _name(url: str) -> str:
-    return url.rsplit("/", 1)[1].split("?", 1)[0]
-
 
 async def test_requests_during_a_database_outage_are_503_not_500(client: Any, node: Instance) -> None:
     """Found by the fault suite: while PostgreSQL restarted, every request that needed the database
     was a 500 ``internal_error`` (logged as an unhandled error); it is a 503 ``unavailable`` with
     ``Retry-After``, as ``/readyz`` says meanwhile, and the next request after the outage works."""
-    name = _name(node.db)
     create = {"type": "organisation", "visibility": "public", "payload": MINIMAL_ORG}
     assert (await client.get("/api/v1/records", headers=node.auth("reader"))).status == 200
-    await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-    try:
-        await _admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    async with database_outage(node.db):
         for resp in (await client.get("/api/v1/records", headers=node.auth("reader")),
                      await client.post("/api/v1/records", json=create, headers=node.auth("editor"))):
             body = await resp.json()
             assert (resp.status, body["code"]) == (503, "unavailable"), body
             assert resp.headers["Retry-After"].isdigit()
             assert resp.content_type == "application/problem+json"
-    finally:
-        await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     for _ in range(50):  # the pool reconnects on its own
         resp = await client.post("/api/v1/records", json=create, headers=node.auth("editor"))
         if resp.status == 201:

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 from aiohttp import web
@@ -32,8 +31,7 @@ from node.services.search import SearchService
 from node.services.sync import Puller, PullResult
 from node.storage import db
 from node.storage.hub_models import FederatedNode, HubRecord, PullState, Quarantine
-from tests.conftest import PG_ADMIN_URL
-from tests.integration.support import MINIMAL_ORG
+from tests.integration.support import MINIMAL_ORG, database_outage
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -186,13 +184,6 @@ async def test_answer_that_is_not_http_fails_the_pull_with_a_clear_error(rig: Ri
     await assert_recovers(rig)
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
@@ -200,14 +191,9 @@ async def test_pull_during_a_database_outage_fails_cleanly(rig: Rig, hub_instanc
     """Found by the fault suite (PostgreSQL restarted under the hub): a pull whose database went
     away raised the driver's error out of ``Puller.pull`` — an unhandled error in the scheduler and
     the notify task, a 500 for ``POST /api/v1/sync`` — instead of failing like a transport error."""
-    name = hub_instance.db.rsplit("/", 1)[1].split("?", 1)[0]
-    await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-    try:
-        await _admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    async with database_outage(hub_instance.db):
         result, _ = await rig.pull()  # must not raise
         assert not result.ok and "database unavailable" in (result.error or ""), result.error
-    finally:
-        await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     for _ in range(50):  # the pool reconnects on its own
         result, _ = await rig.pull()
         if result.ok:
