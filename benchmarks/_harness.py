@@ -172,6 +172,30 @@ def drop_pg_database(name: str) -> None:
     _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class Databases:
+    """One database per benchmark instance: a SQLite file under ``root``, or a fresh PostgreSQL
+    database that :meth:`drop` removes again."""
+
+    def __init__(self, backend: str, root: Path) -> None:
+        self.backend, self.root = backend, root
+        self.made: list[str] = []
+
+    def url(self, name: str) -> str:
+        if self.backend == "sqlite":
+            return f"sqlite://{self.root / name / 'ncc.db'}"
+        db_name, url = create_pg_database()
+        self.made.append(db_name)
+        return url
+
+    def drop(self, who: str) -> None:
+        """Drop every PostgreSQL database made; clean-up goes on past a failure and says what is left."""
+        for name in self.made:
+            try:
+                drop_pg_database(name)
+            except Exception as exc:  # noqa: BLE001
+                print(f"{who}: could not drop database {name}: {exc!r}", file=sys.stderr)
+
+
 # -- memory ----------------------------------------------------------------------------------------
 
 

@@ -41,11 +41,10 @@ from typing import Any
 from benchmarks._harness import (
     HUB_ENV,
     NODE_ENV,
+    Databases,
     Instance,
     bulk_load,
     clean_env,
-    create_pg_database,
-    drop_pg_database,
     enroll,
     http,
     payload,
@@ -149,15 +148,8 @@ def change(node: Instance, token: str, ids: list[tuple[str, str]], n: int, rng: 
 
 def run(records: int, backend: str, rounds: int, small: int, root: Path, node_index: bool,
         keep: bool = False) -> dict[str, Any]:
-    made: list[str] = []
-
-    def db_for(name: str) -> str:
-        if backend == "sqlite":
-            return f"sqlite://{root / name / 'ncc.db'}"
-        db_name, url = create_pg_database()
-        made.append(db_name)
-        return url
-
+    dbs = Databases(backend, root)
+    db_for = dbs.url
     insts: list[Instance] = []
     try:
         hub = Instance("hub", "hub", root, db_for("hub"), env=HUB_ENV)
@@ -240,9 +232,8 @@ def run(records: int, backend: str, rounds: int, small: int, root: Path, node_in
                 inst.stop()
         if keep:
             (root / "databases.json").write_text(json.dumps({i.name: i.db for i in insts}, indent=2))
-        for name in [] if keep else made:
-            with contextlib.suppress(Exception):
-                drop_pg_database(name)
+        if not keep:
+            dbs.drop("benchmarks.ingest")
 
 
 def machine() -> dict[str, Any]:

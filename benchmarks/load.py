@@ -56,11 +56,10 @@ from benchmarks._harness import (
     HUB_ENV,
     NODE_ENV,
     WORDS,
+    Databases,
     Instance,
     Vocab,
     bulk_load,
-    create_pg_database,
-    drop_pg_database,
     enroll,
     http,
     vocab,
@@ -439,15 +438,9 @@ def run(records: int = 50_000, rate: float = 25.0, duration: float = 30.0, backe
     with contextlib.ExitStack() as stack:
         if root is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ncc-bench-load-")))
-        made: list[str] = []
         insts: list[Instance] = []
-
-        def db_for(name: str) -> str:
-            if backend == "sqlite":
-                return f"sqlite://{root / name / 'ncc.db'}"
-            db_name, url = create_pg_database()
-            made.append(db_name)
-            return url
+        dbs = Databases(backend, root)
+        db_for = dbs.url
 
         try:
             hub = Instance("hub", "hub", root, db_for("hub"), env=HUB_ENV)
@@ -478,11 +471,7 @@ def run(records: int = 50_000, rate: float = 25.0, duration: float = 30.0, backe
             for inst in insts:
                 with contextlib.suppress(Exception):
                     inst.stop()
-            for name in made:
-                try:
-                    drop_pg_database(name)
-                except Exception as exc:  # noqa: BLE001 - clean-up goes on; say what is left behind
-                    print(f"benchmarks.load: could not drop database {name}: {exc!r}", file=sys.stderr)
+            dbs.drop("benchmarks.load")
     report = {"benchmark": "load", "backend": backend, "records": records, "seed_records": seed_records,
               "seed_shareable": len(seed_ids), "query_mix": MIX, "analyst_share": ANALYST_SHARE,
               **summarize(w, rate, duration, max_inflight, timeout, len(feed_ids)),
