@@ -64,7 +64,11 @@ BODIES: dict[str, Schema] = {
     "Enroll": {
         "type": "object",
         "required": ["token", "country", "url", "public_key", "kid", "proof"],
-        "properties": {k: {"type": "string"} for k in ("token", "country", "url", "public_key", "kid", "proof")},
+        "properties": {
+            **{k: {"type": "string"} for k in ("token", "country", "url", "public_key", "kid", "proof")},
+            "not_before": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
+                           "description": "optional: when the node first signed a record with this key"},
+        },
     },
     "Notify": {"type": "object", "properties": {"country": {"type": "string", "description": "the caller's own"}}},
     "RotateKey": {"type": "object", "description": "a key-rotation statement signed by the old key"},

@@ -183,6 +183,7 @@ class HubService:
         except ProtocolError as exc:
             raise EnrollmentInvalid("proof is not a signature of the token's jti by the node key") from exc
         stamp = format_timestamp(now)
+        key_from = format_timestamp(self._new_key_valid_from(now, body.get("not_before")))
         async with in_transaction() as conn:
             used = await Invite.filter(jti=claims["jti"], used_at=None).using_db(conn).update(used_at=stamp)
             if not used:
@@ -202,8 +203,29 @@ class HubService:
                     conn).update(not_after=stamp)
             if not await NodeKey.filter(kid=fields["kid"]).using_db(conn).exists():
                 await NodeKey.create(kid=fields["kid"], country=country, public_key=fields["public_key"],
-                                     not_before=stamp, using_db=conn)
+                                     not_before=key_from, using_db=conn)
         return {"directory": await self.publish_directory()}
+
+    def _new_key_valid_from(self, now: datetime, claimed: Any = None) -> datetime:
+        """``not_before`` of a node key the hub adds now: ``clock_skew_s`` before now, so that a node
+        whose clock lags the hub's can sign with it at once, or earlier when the enrolling node says it
+        signed records with the key before it enrolled (its optional ``not_before``; the node owns those
+        records, and a key's window only keeps *other* keys of the node from signing in it).
+
+        Raises:
+            EnrollmentInvalid: ``not_before`` is not a timestamp, or lies in the future.
+        """
+        skew = timedelta(seconds=self.settings.clock_skew_s)
+        valid_from = now - skew
+        if claimed is None:
+            return valid_from
+        try:
+            claimed_at = parse_timestamp(claimed)
+        except ValueError as exc:
+            raise EnrollmentInvalid("not_before must be a timestamp like 2026-01-01T00:00:00Z") from exc
+        if claimed_at > now + skew:
+            raise EnrollmentInvalid("not_before lies in the future")
+        return min(valid_from, claimed_at)
 
     # -- key rotation, suspension, revocation --------------------------------------------------
 
@@ -233,12 +255,11 @@ class HubService:
                 raise EnrollmentInvalid("old_kid was already rotated out: only the current key may rotate")
             return {"directory": await self.current_directory(), "kid": new_kid, "old_key_not_after": old.not_after}
         now = self.clock()
-        stamp = format_timestamp(now)
         grace = format_timestamp(now + timedelta(seconds=self.settings.key_grace_s))
         async with in_transaction() as conn:
             if not await NodeKey.filter(kid=new_kid).using_db(conn).exists():
-                await NodeKey.create(kid=new_kid, country=country, public_key=b64url_encode(new_raw), not_before=stamp,
-                                     using_db=conn)
+                await NodeKey.create(kid=new_kid, country=country, public_key=b64url_encode(new_raw),
+                                     not_before=format_timestamp(self._new_key_valid_from(now)), using_db=conn)
             if old.not_after is None or old.not_after > grace:
                 await NodeKey.filter(kid=old.kid).using_db(conn).update(not_after=grace)
         return {"directory": await self.publish_directory(), "kid": new_kid, "old_key_not_after": grace}

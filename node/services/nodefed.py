@@ -73,6 +73,22 @@ async def feed_head() -> int:
     return int(rows[0]["m"])
 
 
+async def first_signed_by(kid: str) -> str | None:
+    """When this node first signed a record version with ``kid`` (None if it never did).
+
+    Sent as ``not_before`` at enrollment, so that records made before the node enrolled stay valid.
+    """
+    from tortoise.connection import connections
+
+    pattern = '%"kid":"' + kid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+    rows = await sql.fetch(
+        connections.get("default"),
+        "SELECT MIN(issued_at) AS first FROM record_versions WHERE envelope LIKE ? ESCAPE '\\'",
+        [pattern],
+    )
+    return str(rows[0]["first"]) if rows and rows[0]["first"] else None
+
+
 @dataclass
 class NodeFederation:
     """What a node does towards its hub."""
@@ -119,6 +135,9 @@ class NodeFederation:
             "public_key": b64url_encode(key.public_raw), "kid": key.kid,
             "proof": enrollment_proof(key.private_key, str(claims["jti"])),
         }
+        signed_since = await first_signed_by(key.kid)
+        if signed_since is not None:
+            body["not_before"] = signed_since
         data = await self._post(hub_url, "/federation/v1/enroll", body, auth=False)
         directory_doc = data.get("directory") if isinstance(data, dict) else None
         try:

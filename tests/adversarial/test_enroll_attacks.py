@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
 
 from federation.keys import b64url_encode, generate_private_key, kid_for, public_key_raw
+from federation.timefmt import format_timestamp
 from federation.tokens import (
     enrollment_proof,
     issue_enrollment_token,
@@ -152,6 +154,9 @@ async def test_enrollment_requests_that_do_not_match_their_token_are_422(hub: Hu
         "field not a string": lambda t: hub.enroll_body(t, de, country=["DE"]),
         "field missing": lambda t: {k: v for k, v in hub.enroll_body(t, de).items() if k != "proof"},
         "body not an object": lambda t: [hub.enroll_body(t, de)],
+        "not_before not a timestamp": lambda t: hub.enroll_body(t, de, not_before="yesterday"),
+        "not_before not a string": lambda t: hub.enroll_body(t, de, not_before=1_700_000_000),
+        "not_before in the future": lambda t: hub.enroll_body(t, de, not_before="2999-01-01T00:00:00Z"),
     }
     for case, make in cases.items():
         token = await hub.invite("FR" if case.startswith("invitation for FR") else "DE")
@@ -187,6 +192,33 @@ async def test_invite_for_a_country_not_allowed_is_refused(hub: Hub) -> None:
     for country in ("US", "XX", "de", "\u0000\u0000"):
         with pytest.raises(EnrollmentInvalid):
             await hub.invite(country)
+
+
+@BOTH
+async def test_regression_records_signed_before_enrollment_stay_valid(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """Regression (a CI run of ``tests/integration/test_pull_faults.py``): a node key became valid at the
+    very second the hub enrolled it, so whatever the node had signed before (a registry imported before
+    enrolling, a record written a second before the enrollment went through, or just a node clock a
+    little behind the hub's) was quarantined ``key_not_yet_valid``. A key is now valid from
+    ``clock_skew_s`` before the hub adds it, or from the ``not_before`` the enrolling node states (when it
+    first signed with that key), whichever is earlier."""
+    de = await unenrolled(fake_node, "DE")
+    fr = await unenrolled(fake_node, "FR")
+    month_ago = hub.clock() - timedelta(days=30)
+    resp = await post_enroll(hub, hub.enroll_body(await hub.invite("DE"), de, not_before=format_timestamp(month_ago)))
+    assert resp.status == 200, await resp.text()
+    await hub.enroll(fr)  # states nothing
+    skew = timedelta(seconds=hub.instance.settings().clock_skew_s)
+    de_old, de_recent = de.record(issued_at=month_ago), de.record(issued_at=hub.clock() - timedelta(seconds=2))
+    fr_recent, fr_old = fr.record(issued_at=hub.clock() - skew), fr.record(issued_at=month_ago)
+    de.serve(de_old, de_recent)
+    fr.serve(fr_recent, fr_old)
+    results = await hub.sync()
+    assert results["DE"]["accepted"] == 2 and results["FR"]["accepted"] == 1, results
+    assert [(q["record_id"], q["code"]) for q in await hub.quarantine()] == [(fr_old["id"], "key_not_yet_valid")]
+    directory = (await (await hub.client.get("/federation/v1/directory")).json())
+    not_before = {n["country"]: [k["not_before"] for k in n["keys"]] for n in directory["nodes"]}
+    assert not_before == {"DE": [format_timestamp(month_ago)], "FR": [format_timestamp(hub.clock() - skew)]}
 
 
 # -- key rotation --------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -494,8 +495,10 @@ def organisation(country: str, name: str, description: str, **extra: Any) -> dic
     }
 
 
-def bulk_create(data_dir: Path, count: int, prefix: str, chunk: int = 1000) -> None:
-    """Create ``count`` public organisations on a stopped node, in-process, through its Publisher.
+def bulk_create(data_dir: Path, count: int, prefix: str, chunk: int = 1000,
+                clock: Callable[[], datetime] | None = None) -> None:
+    """Create ``count`` public organisations on a stopped node, in-process, through its Publisher
+    (signed at ``clock()``, default now).
 
     Chunks of ``chunk`` records share one outer transaction (each create is a savepoint inside
     it), which is what makes 10,000 records take seconds instead of a minute of fsyncs. The node's
@@ -514,7 +517,7 @@ def bulk_create(data_dir: Path, count: int, prefix: str, chunk: int = 1000) -> N
         ctx = await db.open_db(settings.db_url)
         try:
             await db.ensure_counters()
-            publisher = Publisher(settings.country, Keyring(settings).key, build_registry(), utc_now)
+            publisher = Publisher(settings.country, Keyring(settings).key, build_registry(), clock or utc_now)
             for start in range(0, count, chunk):
                 async with in_transaction():
                     for i in range(start, min(count, start + chunk)):
