@@ -134,9 +134,9 @@ async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
                 job.remove()
         for country in wanted:
             if scheduler.get_job(f"pull:{country}") is None:
+                # pulled now by the trigger, then every interval (the job's first run is one interval away)
                 scheduler.add_job(pull, "interval", args=[country], id=f"pull:{country}",
-                                  seconds=settings.pull_interval_s, jitter=settings.pull_jitter_s or None,
-                                  next_run_time=_soon(settings.pull_jitter_s))
+                                  seconds=settings.pull_interval_s, jitter=settings.pull_jitter_s or None)
                 context.sync.trigger(country)
 
     async def housekeeping() -> None:

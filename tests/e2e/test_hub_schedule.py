@@ -1,0 +1,48 @@
+"""The hub's pull schedule, as a running hub process does it (real processes).
+
+A hub that starts pulls each replicating node once at once, then every ``pull_interval_s``; a
+node's notification brings one more pull. Before the fix the first scheduled run was also due at
+start, so every node was pulled twice whenever the hub started.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import Instance, cluster, enroll, organisation, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def pulls(hub: Instance, country: str) -> int:
+    """``ncc_pulls_total`` of one node, all results together."""
+    total = 0.0
+    for line in hub.get("/metrics").body.decode().splitlines():
+        if line.startswith("ncc_pulls_total{") and f'node="{country}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def test_a_starting_hub_pulls_each_node_once_then_on_notification(tmp_path: Path) -> None:
+    with cluster(tmp_path, "sqlite") as c:
+        hub = c.add("hub", "hub", env={"NCC_PULL_INTERVAL_S": "3600"})
+        de = c.add("de", "node", "DE")
+        hub.start()
+        de.start()
+        enroll(hub, de)
+        hub.stop()
+        hub.start()
+        wait_until(lambda: pulls(hub, "DE") >= 1, 20, "the hub's first pull of DE")
+        time.sleep(3)  # a second pull at start came within a second of the first
+        assert pulls(hub, "DE") == 1
+
+        r = de.post("/api/v1/records", {"type": "organisation", "visibility": "public",
+                                        "payload": organisation("DE", "Scheduled Org", "About the schedule.")},
+                    de.token("editor"))
+        assert r.status == 201, r.body
+        wait_until(lambda: hub.get(f"/api/v1/records/{r.json()['id']}").status == 200, 20,
+                   "the notified pull")
+        assert pulls(hub, "DE") == 2
