@@ -157,13 +157,15 @@ def check(
 
 
 def consent_covers(payload: dict[str, Any], visibility: str) -> bool:
-    """True when ``payload["consent"]`` is ``{"given": true, "scope": S, ...}`` and S covers
-    ``visibility`` (``public`` covers public and network, ``network`` covers network only)."""
+    """True when ``payload["consent"]`` is ``{"given": true, ...}`` and its ``scope`` covers
+    ``visibility``: ``public`` or no scope covers public and network; ``network`` (or any other
+    scope, read as the narrower one) covers network only."""
     consent = payload.get("consent")
     if not isinstance(consent, dict) or consent.get("given") is not True:
         return False
-    scope = consent.get("scope")
-    return isinstance(scope, str) and visibility in _SCOPE_COVERS.get(scope, frozenset())
+    scope = consent.get("scope", "public")
+    covers = _SCOPE_COVERS.get(scope, _SCOPE_COVERS["network"]) if isinstance(scope, str) else _SCOPE_COVERS["network"]
+    return visibility in covers
 
 
 def _check_consent(envelope: Envelope) -> None:

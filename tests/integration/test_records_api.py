@@ -116,7 +116,10 @@ async def test_expert_shared_beyond_the_node_needs_consent(client: Client, node:
     before = await stored()
     refused = {**expert, "consent": {**expert["consent"], "given": False}}
     network_only = {**expert, "consent": {**expert["consent"], "scope": "network"}}
-    for visibility, payload in (("public", refused), ("network", refused), ("public", network_only)):
+    # regression: an expert without a consent object (or without a country) was schema_invalid
+    bare = {"name": "Jane Doe"}
+    cases = (("public", refused), ("network", refused), ("public", network_only), ("public", bare), ("network", bare))
+    for visibility, payload in cases:
         resp = await client.post(
             "/api/v1/records",
             json={"type": "expert", "visibility": visibility, "payload": payload},
@@ -124,13 +127,13 @@ async def test_expert_shared_beyond_the_node_needs_consent(client: Client, node:
         )
         await expect_problem(resp, 422, "consent_missing")
     assert await stored() == before
-    for visibility, payload in (("national", refused), ("network", network_only)):
+    for visibility, payload in (("national", refused), ("network", network_only), ("national", bare)):
         resp = await client.post(
             "/api/v1/records",
             json={"type": "expert", "visibility": visibility, "payload": payload},
             headers=node.auth("editor"),
         )
-    assert resp.status == 201, await resp.text()
+        assert resp.status == 201, await resp.text()
 
 
 async def test_unknown_vocabulary_id_is_schema_invalid_with_pointer(client: Client, node: Instance) -> None:

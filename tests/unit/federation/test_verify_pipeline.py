@@ -81,8 +81,8 @@ def test_order_signature_before_schema() -> None:
 
 
 def test_order_schema_before_consent() -> None:
-    payload = {k: v for k, v in gen.EXPERT.items() if k != "consent"}
-    assert code_of(gen.signed(**EXPERT, payload=payload)) == "schema_invalid"
+    payload = {k: v for k, v in gen.EXPERT.items() if k not in ("consent", "name")}
+    assert code_of(gen.signed(**EXPERT, payload=payload)) == "schema_invalid"  # no name, and no consent
 
 
 def test_key_windows_are_judged_at_issued_at_not_now() -> None:
@@ -122,17 +122,19 @@ def test_tombstones_skip_payload_schema_and_consent() -> None:
         ("network", {"given": True, "scope": "public"}, True),
         ("public", {"given": True, "scope": "public"}, True),
         ("public", {"given": True, "scope": "network"}, False),
-        ("public", {"given": True}, False),
-        ("network", {"given": True}, False),
+        ("public", {"given": True}, True),  # a consent without scope is not narrowed
+        ("network", {"given": True, "at": "2026-01-01T00:00:00Z"}, True),
+        ("public", {"given": True, "scope": "nccs-and-eccc"}, False),  # an unknown scope reads as network
+        ("network", {"given": True, "scope": "nccs-and-eccc"}, True),
         ("network", {"given": False, "scope": "public"}, False),
+        ("network", None, False),  # no consent object at all: consent_missing, not schema_invalid
+        ("public", None, False),
     ],
 )
 def test_expert_consent(visibility: str, consent: dict[str, Any] | None, ok: bool) -> None:
     payload = {k: v for k, v in gen.EXPERT.items() if k != "consent"}
     if consent is not None:
         payload["consent"] = consent
-    else:
-        payload["consent"] = {"given": False}
     result = check(gen.signed(**EXPERT, payload=payload, visibility=visibility), directory(), NOW, registry())
     assert result.ok is ok
     if not ok:
@@ -144,6 +146,7 @@ def test_consent_covers_tolerates_garbage() -> None:
     assert not consent_covers({"consent": "yes"}, "public")
     assert not consent_covers({"consent": {"given": 1, "scope": "public"}}, "public")
     assert not consent_covers({"consent": {"given": True, "scope": ["public"]}}, "public")
+    assert consent_covers({"consent": {"given": True, "scope": ["public"]}}, "network")  # read as network
 
 
 def test_organisations_need_no_consent_field() -> None:

@@ -237,13 +237,16 @@ def test_orcid_check_digit(orcid: str, valid: bool, errors: Check) -> None:
     assert (errors(EXPERT, payload) == []) is valid
 
 
-def test_expert_requires_consent_given(errors: Check) -> None:
-    base = {"name": "Ana Núñez", "country": "ES"}
-    assert pointers(errors(EXPERT, base)) == [""]
+def test_expert_needs_a_name_and_consent_is_judged_after_the_schema(errors: Check) -> None:
+    """Only ``name`` is required: a missing consent is ``consent_missing`` (checked by the protocol
+    after the schema, for network/public experts only), not ``schema_invalid``; a consent object,
+    when present, must say whether it is given."""
+    assert pointers(errors(EXPERT, {"country": "ES"})) == [""]
+    base = {"name": "Ana Núñez"}
+    assert errors(EXPERT, base) == []
     assert pointers(errors(EXPERT, {**base, "consent": {}})) == ["/consent"]
-    assert pointers(errors(EXPERT, {**base, "consent": {"given": True, "scope": "world"}})) == [
-        "/consent/scope"
-    ]
+    assert pointers(errors(EXPERT, {**base, "consent": {"given": True, "scope": ""}})) == ["/consent/scope"]
+    assert errors(EXPERT, {**base, "consent": {"given": True, "scope": "world"}}) == []  # read as network
     assert errors(EXPERT, {**base, "consent": {"given": False}}) == []
 
 
