@@ -83,10 +83,11 @@ BODIES: dict[str, Schema] = {
             **{dim: {"type": "array", "items": {"type": "string"}} for dim in SEARCH_DIMENSIONS},
         },
     },
-    "NodeAdmin": {"type": "object", "properties": {
+    "NodeAdmin": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
         "status": {"enum": ["active", "suspended"]}, "mode": {"enum": ["replicate", "query-only"]}}},
-    "RevokeKey": {"type": "object", "properties": {
-        "revoked_at": {"type": "string", "description": "YYYY-MM-DDTHH:MM:SSZ"}}},
+    "RevokeKey": {"type": "object", "additionalProperties": False, "properties": {
+        "revoked_at": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
+                       "description": "YYYY-MM-DDTHH:MM:SSZ (default: now)"}}},
     # -- portal forms (every POST carries the CSRF token of the ncc_csrf cookie)
     "CsrfForm": {"type": "object", "required": ["csrf"], "properties": {"csrf": {"type": "string"}}},
     "LoginForm": {"type": "object", "required": ["csrf", "token"], "properties": {
@@ -130,11 +131,9 @@ RESPONSES: dict[str, Schema] = {
         "status": {"enum": ["ok", "unavailable"]},
         "checks": {"type": "object", "additionalProperties": {"type": "string"}}}},
     "Envelope": ENVELOPE,
-    "HubRecord": {"anyOf": [
-        {"$ref": "#/components/schemas/Envelope"},
-        {"type": "object", "required": ["record", "quarantined"], "description": "analysts: a quarantined record",
-         "properties": {"record": {"type": "object"}, "quarantined": {"const": True}}},
-    ]},
+    "HubRecord": {"$ref": "#/components/schemas/Envelope", "description": (
+        "analysts/admins: the envelope exactly as signed (header NCC-Quarantined: equivocation when the "
+        "record is quarantined); anonymous readers: without sig, restricted fields listed in redacted")},
     "RecordList": {"type": "object", "required": ["records", "next_cursor"], "properties": {
         "records": {"type": "array", "items": {"$ref": "#/components/schemas/Envelope"}},
         "next_cursor": NULLABLE_STRING}},

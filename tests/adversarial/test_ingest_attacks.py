@@ -403,7 +403,9 @@ async def test_equivocation_is_quarantined_with_both_versions_kept(hub: Hub, fak
     held = await hub.held()
     assert held[v2["id"]][0] == 2 and held[v2["id"]][2] is True  # the first content is kept, flagged
     resp = await hub.client.get(f"/api/v1/records/{v2['id']}", headers=hub.instance.auth("analyst"))
-    assert (await resp.json()) == {"record": v2, "quarantined": True}
+    # regression: the analyst got {"record": …, "quarantined": true}; DESIGN §7 says the envelope exactly
+    # as signed, so the flag is a header
+    assert (await resp.json()) == v2 and resp.headers["NCC-Quarantined"] == "equivocation"
     assert (await hub.client.get(f"/api/v1/records/{v2['id']}")).status == 404  # hidden from the public
     assert v2["id"] not in await hub.searchable()
     assert good["id"] in held and await hub.cursor("DE") == de.head

@@ -148,9 +148,34 @@ async def test_regression_node_admin_body_that_is_not_an_object_is_422(hub: Hub,
     makes those 422 ``schema_invalid`` (with pointers). Nothing changes for the node."""
     await fake_node("DE")
     for body, pointers in (([], [""]), ("suspended", [""]), ({"status": "gone"}, ["/status"]),
-                           ({"status": "active", "mode": 7}, ["/mode"])):
+                           ({"status": "active", "mode": 7}, ["/mode"]),
+                           # a misspelt field was ignored (200, nothing changed)
+                           ({"state": "suspended"}, ["/state"]), ({"status": "suspended", "extra": 1}, ["/extra"]),
+                           ({}, [""])):
         resp = await hub.client.post("/api/v1/nodes/DE", json=body, headers=hub.admin())
         problem = await expect_problem(resp, 422, "schema_invalid")
         assert [e["pointer"] for e in problem["errors"]] == pointers
     nodes = await (await hub.client.get("/api/v1/nodes")).json()
     assert [(n["country"], n["enrollment"]) for n in nodes] == [("DE", "active")]
+
+
+@BOTH
+async def test_regression_key_revocation_body_is_checked_before_anything_is_revoked(
+    hub: Hub, fake_node: MakeFakeNode
+) -> None:
+    """Regression (README walk-through): ``POST /api/v1/keys/{kid}/revoke`` with ``[]`` or with the CLI's
+    option name ``{"at": …}`` revoked the key *at once* (the body was ignored), and ``"x"`` was a 409.
+    A body must be an object of ``revoked_at`` alone, a timestamp: 422 ``schema_invalid`` otherwise, and
+    the key stays valid."""
+    de = await fake_node("DE")
+    from node.storage.hub_models import NodeKey
+
+    for body, pointers in (([], [""]), ("x", [""]), ({"at": "2026-01-01T00:00:00Z"}, ["/at"]),
+                           ({"revoked_at": "yesterday"}, ["/revoked_at"]), ({"revoked_at": 5}, ["/revoked_at"])):
+        resp = await hub.client.post(f"/api/v1/keys/{de.kid}/revoke", json=body, headers=hub.admin())
+        problem = await expect_problem(resp, 422, "schema_invalid")
+        assert [e["pointer"] for e in problem["errors"]] == pointers, body
+    assert await NodeKey.filter(revoked_at__not_isnull=True).count() == 0
+    resp = await hub.client.post(f"/api/v1/keys/{de.kid}/revoke", json={"revoked_at": "2026-01-01T00:00:00Z"},
+                                 headers=hub.admin())
+    assert resp.status == 200 and (await resp.json())["revoked_at"] == "2026-01-01T00:00:00Z"

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from federation.errors import SchemaInvalid
 from node.context import Context
 from node.errors import InvalidParameter, NotFound
 from node.http.auth import Principal
@@ -85,3 +86,17 @@ def choice_param(request: web.Request, name: str, options: tuple[str, ...], defa
     if raw not in options:
         raise InvalidParameter(f"{name} must be one of {', '.join(options)}", parameter=name)
     return raw
+
+
+def object_body(body: Any, allowed: frozenset[str]) -> dict[str, Any]:
+    """A request body that must be a JSON object of ``allowed`` fields (422 ``schema_invalid`` otherwise:
+    DESIGN §9 — a misspelt field is refused, never silently ignored)."""
+    if not isinstance(body, dict):
+        raise SchemaInvalid("request body must be a JSON object", [{"pointer": "", "message": "not an object"}])
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise SchemaInvalid(
+            f"unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})",
+            [{"pointer": f"/{k}", "message": "unknown field"} for k in unknown],
+        )
+    return body

@@ -9,12 +9,18 @@ from federation.errors import SchemaInvalid
 from federation.keys import parse_kid
 from federation.schemas import redacted_envelope
 from federation.timefmt import parse_timestamp
-from node.errors import Gone, InvalidParameter, NotFound
+from node.errors import Gone, NotFound
 from node.http.auth import HUB_ROLES, Principal, require_user
 from node.http.problems import read_json
-from node.http.views.common import country_path, ctx, json_response, principal, record_id_param
+from node.http.views.common import country_path, ctx, json_response, object_body, principal, record_id_param
 from node.services.sync import node_status
 from node.storage.hub_models import FederatedNode, HubRecord, PullState, Quarantine
+
+NODE_FIELDS = frozenset({"status", "mode"})
+REVOKE_FIELDS = frozenset({"revoked_at"})
+#: Set on ``GET /api/v1/records/{id}`` for analysts when the record is quarantined (hidden from search
+#: and the public; its evidence is at ``GET /federation/v1/quarantine``).
+QUARANTINED_HEADER = "NCC-Quarantined"
 
 
 def hub_visibilities(p: Principal) -> frozenset[str]:
@@ -61,10 +67,12 @@ async def get_record(request: web.Request) -> web.Response:
         raise Gone(f"{rid} was withdrawn by its origin", version=row.version)
     envelope = orjson.loads(row.envelope)
     if p.has_role(*HUB_ROLES):
-        body = dict(envelope)
+        # Exactly as signed (DESIGN §7), also for a record quarantined after an equivocation (the first
+        # content the hub accepted); the flag travels in a header, never in the verifiable body.
+        resp = json_response(envelope)
         if row.quarantined:
-            body = {"record": envelope, "quarantined": True}
-        return json_response(body)
+            resp.headers[QUARANTINED_HEADER] = "equivocation"
+        return resp
     shown, removed = redacted_envelope(envelope, ctx(request).registry)
     shown["redacted"] = removed
     return json_response(shown)
@@ -73,9 +81,9 @@ async def get_record(request: web.Request) -> web.Response:
 async def admin_node(request: web.Request) -> web.Response:
     """POST /api/v1/nodes/{country} — hub admin: suspend/activate, replicate/query-only."""
     require_user(await principal(request), ("admin",))
-    body = await read_json(request, ctx(request).settings.max_body_bytes)
-    if not isinstance(body, dict):  # DESIGN §9: JSON that is not an object is 422 schema_invalid
-        raise SchemaInvalid("request body must be a JSON object", [{"pointer": "", "message": "not an object"}])
+    body = object_body(await read_json(request, ctx(request).settings.max_body_bytes), NODE_FIELDS)
+    if not body:
+        raise SchemaInvalid("nothing to change: give status and/or mode", [{"pointer": "", "message": "empty"}])
     status, mode = body.get("status"), body.get("mode")
     wrong = [{"pointer": f"/{name}", "message": f"must be one of {', '.join(allowed)}"}
              for name, value, allowed in (("status", status, ("active", "suspended")),
@@ -95,9 +103,10 @@ async def revoke_key(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise NotFound(f"no key {kid!r}") from exc
     body = await read_json(request, ctx(request).settings.max_body_bytes) if request.can_read_body else {}
-    when = body.get("revoked_at") if isinstance(body, dict) else None
+    when = object_body(body, REVOKE_FIELDS).get("revoked_at")
     try:
-        at = parse_timestamp(when) if when else None
-    except Exception as exc:
-        raise InvalidParameter("revoked_at must be YYYY-MM-DDTHH:MM:SSZ") from exc
+        at = None if when is None else parse_timestamp(when)
+    except ValueError as exc:
+        raise SchemaInvalid("revoked_at must be a timestamp YYYY-MM-DDTHH:MM:SSZ",
+                            [{"pointer": "/revoked_at", "message": "not a timestamp"}]) from exc
     return json_response(await ctx(request).hub.revoke_key(kid, at))

@@ -16,7 +16,15 @@ from federation.schemas import redacted_envelope, within
 from node.errors import Gone, InvalidParameter, NotFound
 from node.http.auth import NODE_ROLES, Principal, require_user
 from node.http.problems import read_json
-from node.http.views.common import choice_param, ctx, int_param, json_response, principal, record_id_param
+from node.http.views.common import (
+    choice_param,
+    ctx,
+    int_param,
+    json_response,
+    object_body,
+    principal,
+    record_id_param,
+)
 from node.services.publish import Publisher
 from node.storage.models import Record
 from schemas import RECORD_TYPES
@@ -32,16 +40,6 @@ def _publisher(request: web.Request) -> Publisher:
     assert publisher is not None  # node role always has one
     return publisher
 
-
-def _object_body(body: Any, allowed: frozenset[str]) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise SchemaInvalid("request body must be a JSON object", [{"pointer": "", "message": "not an object"}])
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise SchemaInvalid(
-            f"unknown field {unknown[0]!r}", [{"pointer": f"/{k}", "message": "unknown field"} for k in unknown]
-        )
-    return body
 
 
 def _check_body(body: dict[str, Any]) -> None:
@@ -83,7 +81,7 @@ def present(request: web.Request, p: Principal, envelope: dict[str, Any]) -> dic
 async def create_record(request: web.Request) -> web.Response:
     """POST /api/v1/records — sign and store version 1."""
     require_user(await principal(request), WRITERS)
-    body = _object_body(await read_json(request, ctx(request).settings.max_body_bytes), CREATE_FIELDS)
+    body = object_body(await read_json(request, ctx(request).settings.max_body_bytes), CREATE_FIELDS)
     rtype = body.get("type")
     if not isinstance(rtype, str) or rtype not in RECORD_TYPES:
         raise SchemaInvalid(f"unknown record type {rtype!r}", [{"pointer": "/type", "message": "unknown type"}])
@@ -116,7 +114,7 @@ async def update_record(request: web.Request) -> web.Response:
     """PUT /api/v1/records/{id} — replace the payload; ``version`` is the one being replaced."""
     rid = record_id_param(request)
     require_user(await principal(request), WRITERS)
-    body = _object_body(await read_json(request, ctx(request).settings.max_body_bytes), UPDATE_FIELDS)
+    body = object_body(await read_json(request, ctx(request).settings.max_body_bytes), UPDATE_FIELDS)
     version = body.get("version")
     if type(version) is not int:
         raise SchemaInvalid("version (the version being replaced) is required, an integer",
