@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from federation.timefmt import parse_timestamp
 from node.config import ConfigError, Settings, load_settings
 from node.keystore import KeyStoreError
 
@@ -66,6 +69,22 @@ def parse_duration(text: str) -> int:
     if not m or int(m.group(1)) <= 0:
         raise CommandError(f"invalid duration {text!r} (use e.g. 30d, 12h, 15m, 90s)")
     return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def duration_arg(text: str) -> int:
+    """``parse_duration`` as an argparse ``type``: a malformed value is a usage error (exit 2)."""
+    try:
+        return parse_duration(text)
+    except CommandError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def timestamp_arg(text: str) -> datetime:
+    """A ``YYYY-MM-DDTHH:MM:SSZ`` option value (exit 2 for anything else)."""
+    try:
+        return parse_timestamp(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid timestamp {text!r} (use YYYY-MM-DDTHH:MM:SSZ)") from exc
 
 
 def add_data_dir(parser: Any, required: bool = True) -> None:

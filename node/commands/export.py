@@ -30,9 +30,9 @@ def register(sub: Any) -> None:
         "--format",
         choices=("ndjson", "csv"),
         default="ndjson",
-        help="ndjson: signed envelopes, one a line (default); csv: one record type",
+        help="ndjson: signed envelopes, one a line (default); csv: a sheet (of --type, or of all types)",
     )
-    p.add_argument("--type", choices=RECORD_TYPES, help="only this record type (required for csv)")
+    p.add_argument("--type", choices=RECORD_TYPES, help="only this record type (a CSV of one type re-imports with ncc import --type)")
     p.add_argument("--output", metavar="FILE", help="write here instead of stdout")
     p.add_argument("--include-deleted", action="store_true", help="ndjson: include tombstones")
     p.set_defaults(run=run)
@@ -42,8 +42,6 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_for(args.data_dir)
     if settings.role != "node":
         raise CommandError("records are exported from a node, not from the hub")
-    if args.format == "csv" and args.type is None:
-        raise CommandError("a CSV export needs --type (one record type per file)")
     if args.format == "csv" and args.include_deleted:
         raise CommandError("--include-deleted: tombstones have no CSV form; use --format ndjson")
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import orjson
 
-from federation.timefmt import parse_timestamp
-from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for
+from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for, timestamp_arg
 from node.config import COUNTRY_RE, Settings
 from node.context import utc_now
 from node.errors import ApiError
@@ -36,7 +35,7 @@ def register(sub: Any) -> None:
     r = hsub.add_parser("revoke-key", help="revoke a node key (records signed from then on are rejected)")
     add_data_dir(r)
     r.add_argument("kid", metavar="KID")
-    r.add_argument("--at", help="revocation time YYYY-MM-DDTHH:MM:SSZ (default now)")
+    r.add_argument("--at", type=timestamp_arg, help="revocation time YYYY-MM-DDTHH:MM:SSZ (default now)")
     r.set_defaults(run=revoke_key)
     n = hsub.add_parser("nodes", help="list enrolled nodes and their keys")
     add_data_dir(n)
@@ -100,11 +99,7 @@ def set_mode(args: argparse.Namespace) -> int:
 def revoke_key(args: argparse.Namespace) -> int:
     settings = settings_for(args.data_dir)
     hub = _hub(settings)
-    try:
-        at = parse_timestamp(args.at) if args.at else None
-    except ValueError as exc:
-        raise CommandError(str(exc)) from exc
-    print(orjson.dumps(_run(settings, lambda: hub.revoke_key(args.kid, at))).decode())
+    print(orjson.dumps(_run(settings, lambda: hub.revoke_key(args.kid, args.at))).decode())
     return 0
 
 

@@ -164,4 +164,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"dry run: {imported} of {imported + rejected} rows valid, nothing written")
         imported = 0
     print(f"imported {imported}, rejected {rejected}")
-    return 0 if rejected == 0 else 1
+    if rejected:
+        raise CommandError(f"{rejected} of {imported + rejected} rows rejected (reasons above, one a row)")
+    return 0

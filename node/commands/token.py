@@ -9,7 +9,7 @@ from typing import Any
 
 from federation.timefmt import format_timestamp
 from federation.tokens import issue_user_token
-from node.commands.base import CommandError, add_data_dir, parse_duration, run_with_db, settings_for
+from node.commands.base import CommandError, add_data_dir, duration_arg, run_with_db, settings_for
 from node.context import utc_now
 from node.http.auth import HUB_ROLES, NODE_ROLES
 from node.keystore import KeyStoreError, load_key
@@ -24,7 +24,8 @@ def register(sub: Any) -> None:
     add_data_dir(c)
     c.add_argument("--role", required=True, help="node: admin|editor|reader; hub: admin|analyst")
     c.add_argument("--subject", default="", help="who the token is for (name or e-mail)")
-    c.add_argument("--ttl", default=None, help="lifetime, e.g. 30d, 12h (default: setting token_ttl_s)")
+    c.add_argument("--ttl", type=duration_arg, default=None,
+                   help="lifetime, e.g. 30d, 12h (default: setting token_ttl_s)")
     c.set_defaults(run=create)
     r = tsub.add_parser("revoke", help="revoke a token by its jti")
     add_data_dir(r)
@@ -37,7 +38,7 @@ def create(args: argparse.Namespace) -> int:
     roles = HUB_ROLES if settings.role == "hub" else NODE_ROLES
     if args.role not in roles:
         raise CommandError(f"role must be one of {', '.join(roles)} on a {settings.role}")
-    ttl = parse_duration(args.ttl) if args.ttl else settings.token_ttl_s
+    ttl = args.ttl or settings.token_ttl_s
     try:
         key = load_key(settings.key_path, settings.role, settings.country)
     except KeyStoreError as exc:

@@ -1,4 +1,4 @@
-"""``ncc export``: this node's current records as NDJSON envelopes or as CSV of one type.
+"""``ncc export``: this node's current records as NDJSON envelopes or as CSV (of one type, or all).
 
 NDJSON lines are the stored signed envelopes, byte for byte as published (current version of every
 record, ``national`` ones included: the file is the operator's copy, as sensitive as the database),
@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import orjson
 
 from node.services import tabular
+from schemas import RECORD_TYPES
 
 BATCH = 500
 
@@ -63,12 +64,30 @@ def csv_line(rtype: str, envelope: dict[str, Any]) -> list[str]:
     return [envelope["visibility"], *tabular.payload_to_row(tabular.columns_for(rtype), envelope["payload"])]
 
 
-async def write_csv(out: TextIO, rtype: str) -> int:
-    """Write the header and one row per current record of ``rtype``; return how many rows."""
+async def write_csv(out: TextIO, rtype: str | None) -> int:
+    """Write the header and one row per current record of ``rtype``; return how many rows.
+
+    Without a type, every record in one sheet: a ``type`` column first, then ``visibility`` and the
+    union of the types' payload columns (each row fills its own type's; a column of the same name is
+    the same field in every type). For spreadsheets: ``ncc import`` reads one type per CSV file.
+    """
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(csv_header(rtype))
+    if rtype is not None:
+        writer.writerow(csv_header(rtype))
+    else:
+        names = list(dict.fromkeys(name for t in RECORD_TYPES for name in csv_header(t)))
+        writer.writerow(["type", *names])
+        position = {name: i for i, name in enumerate(names)}
     count = 0
     async for text in stored_envelopes(rtype):
-        writer.writerow(csv_line(rtype, orjson.loads(text)))
+        envelope = orjson.loads(text)
+        if rtype is not None:
+            writer.writerow(csv_line(rtype, envelope))
+        else:
+            row = [""] * len(names)
+            own = envelope["type"]
+            for name, cell in zip(csv_header(own), csv_line(own, envelope), strict=True):
+                row[position[name]] = cell
+            writer.writerow([own, *row])
         count += 1
     return count

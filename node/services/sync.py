@@ -257,7 +257,8 @@ class Puller:
         if node is None:
             return PullResult(country, ok=False, error="not enrolled")
         if node.status != "active":
-            return PullResult(country, ok=False, skipped="suspended")
+            return PullResult(country, ok=False, skipped="suspended",
+                              error="suspended: not pulled until the hub admin activates it")
         if node.mode != "replicate":
             return PullResult(country, ok=True, skipped="query-only")
         if not await self._take_lease(country):

@@ -359,7 +359,8 @@ def test_hub_keeps_serving_when_a_node_is_down(fed: Federation) -> None:
     assert found["nodes"]["FR"] == "unreachable"
 
     code, results, err = fed.sync(check=False)
-    assert code == 1 and "FR" in err
+    # one line on stderr (DESIGN §7); regression: the puller's "pull failed" log record came first
+    assert code == 1 and err.startswith("ncc sync: failed: FR: ") and err.count("\n") == 1, err
     assert {r["country"]: r["ok"] for r in results} == {"DE": True, "FR": False}
     assert fed.sync("--country", "DE")[0] == 0
 

@@ -201,3 +201,13 @@ async def test_pull_during_a_database_outage_fails_cleanly(rig: Rig, hub_instanc
         await asyncio.sleep(0.1)
     assert result.ok, result.error
     assert (await PullState.get(country="DE")).cursor == 3 and await HubRecord.all().count() == 3
+
+
+async def test_pull_of_a_suspended_node_says_why(rig: Rig) -> None:
+    """Regression (README walk-through): ``ncc sync --country DE`` of a suspended node failed with
+    ``ncc sync: failed: DE: None``; the reason is now the pull's error."""
+    await rig.puller.hub.set_node("DE", status="suspended")
+    result, _ = await rig.pull()
+    assert not result.ok and result.skipped == "suspended"
+    assert result.error is not None and result.error.startswith("suspended: ")
+    await rig.assert_nothing_written()

@@ -204,13 +204,29 @@ def test_token_revoke(data_dir: Path) -> None:
 
 def test_token_create_bad_role_or_ttl_fails_with_one_line(data_dir: Path) -> None:
     assert init(data_dir)[0] == 0
-    for extra in (
-        ("--role", "analyst"),
-        ("--role", "editor", "--ttl", "1y"),
-        ("--role", "editor", "--ttl", "-5"),
-    ):
+    code, out, err = ncc("token", "create", "--data-dir", str(data_dir), "--role", "analyst")
+    assert code == 1 and one_line(err) and out == "", err
+    # a malformed option value is a usage error, like --format xml (regression: it was exit 1)
+    for extra in (("--role", "editor", "--ttl", "1y"), ("--role", "editor", "--ttl", "-5")):
         code, out, err = ncc("token", "create", "--data-dir", str(data_dir), *extra)
-        assert code == 1 and one_line(err) and out == "", (extra, err)
+        assert code == 2 and "invalid duration" in err and out == "", (extra, err)
+
+
+def test_bad_revocation_time_is_a_usage_error(tmp_path: Path) -> None:
+    hub = tmp_path / "hub"
+    assert ncc("init", "--role", "hub", "--data-dir", str(hub))[0] == 0
+    code, out, err = ncc("hub", "revoke-key", "--data-dir", str(hub), "DE:AAAAAAAAAAAAAAAA", "--at", "yesterday")
+    assert code == 2 and "invalid timestamp 'yesterday'" in err and out == ""
+
+
+@pytest.mark.parametrize("where", ["/proc/ncc-nope", "a-file"])
+def test_init_in_a_data_dir_that_cannot_be_made_fails_with_one_line(tmp_path: Path, where: str) -> None:
+    """Regression (README walk-through): a data dir under /proc, or an existing file, was a traceback."""
+    target = tmp_path / where if where == "a-file" else Path(where)
+    if where == "a-file":
+        target.write_text("not a directory")
+    code, out, err = ncc("init", "--role", "node", "--country", "DE", "--data-dir", str(target))
+    assert code == 1 and one_line(err) and err.startswith("ncc init: ") and out == "", err
 
 
 def test_key_readable_by_others_is_refused(data_dir: Path) -> None:

@@ -106,7 +106,6 @@ def test_output_file(node: str, capsys: pytest.CaptureFixture[str], tmp_path: Pa
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--format", "csv"], "needs --type"),
         (["--format", "csv", "--type", "expert", "--include-deleted"], "tombstones have no CSV form"),
         (["--output", "/nonexistent-dir/x.ndjson"], "cannot write"),
     ],
@@ -117,6 +116,23 @@ def test_errors_are_one_line(
     code, out, err = ncc(capsys, "export", "--data-dir", node, *argv)
     assert code == 1 and out == ""
     assert err.startswith("ncc export: ") and err.count("\n") == 1 and message in err
+
+
+def test_csv_of_every_type_is_one_sheet_with_a_type_column(node: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression (contract review): ``ncc export --format csv`` without ``--type`` — DESIGN §7's form —
+    failed ("needs --type"). It is now one sheet of every type, each row filling its own columns."""
+    code, out, err = ncc(capsys, "export", "--data-dir", node, "--format", "csv")
+    assert code == 0 and err == "exported 5 records\n"
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["type"] for r in rows] == ["organisation"] * 3 + ["expert"] * 2
+    header = next(csv.reader(io.StringIO(out)))
+    assert header[:2] == ["type", "visibility"] and len(header) == len(set(header))
+    for rtype in ("organisation", "expert"):
+        _, single, _ = ncc(capsys, "export", "--data-dir", node, "--format", "csv", "--type", rtype)
+        for mine, alone in zip((r for r in rows if r["type"] == rtype), csv.DictReader(io.StringIO(single)),
+                               strict=True):
+            assert {k: v for k, v in mine.items() if k in alone} == alone  # the same cells as --type gives
+            assert all(v == "" for k, v in mine.items() if k not in alone and k != "type")
 
 
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
