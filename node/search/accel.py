@@ -131,6 +131,8 @@ class Index:
         self.words: list[str] = []
         self.tags: dict[str, dict[str, BitMap]] = {dim: {} for dim in DIMENSIONS}
         self.vis: dict[str, BitMap] = {}
+        #: origin country -> docs (stale bits like the tag bitmaps; only ever used to subtract)
+        self.origins: dict[str, BitMap] = {}
         self.live = BitMap()
         self.issued = np.zeros(1024, dtype=np.int64)
         self.tlen = np.zeros(1024, dtype=np.uint16)
@@ -172,8 +174,8 @@ class Index:
         tags: Sequence[Sequence[Any]],
         folded: Callable[[str, str], tuple[str, str]],
     ) -> None:
-        """Index ``docs`` rows ``(doc, visibility, issued_at, title, body)`` and their ``tags``
-        rows ``(doc, dim, value)``; documents already indexed are skipped."""
+        """Index ``docs`` rows ``(doc, visibility, issued_at, title, body[, origin])`` and their
+        ``tags`` rows ``(doc, dim, value)``; documents already indexed are skipped."""
         fresh = [row for row in docs if int(row[0]) not in self.live]
         if not fresh:
             return
@@ -181,6 +183,7 @@ class Index:
         title_postings: dict[str, list[int]] = {}
         body_postings: dict[str, list[int]] = {}
         by_visibility: dict[str, list[int]] = {}
+        by_origin: dict[str, list[int]] = {}
         issued, tlen, blen = self.issued, self.tlen, self.blen
         for row in fresh:
             doc = int(row[0])
@@ -200,6 +203,8 @@ class Index:
                 else:
                     held.append(doc)
             by_visibility.setdefault(row[1], []).append(doc)
+            if len(row) > 5:
+                by_origin.setdefault(row[5], []).append(doc)
             issued[doc] = _issued_key(row[2])
             tlen[doc] = min(len(title_tokens), 65535)
             blen[doc] = min(len(body_tokens), 65535)
@@ -248,6 +253,8 @@ class Index:
                 bitmap.update(held)
         for visibility, held in by_visibility.items():
             self.vis.setdefault(visibility, BitMap()).update(held)
+        for origin, held in by_origin.items():
+            self.origins.setdefault(origin, BitMap()).update(held)
         if self.recent:
             added = np.fromiter(fresh_docs, dtype=np.int64, count=len(fresh_docs))
             for since, level in zip(self.recent_since, self.recent):
@@ -332,7 +339,7 @@ class Index:
 
     def optimize(self) -> None:
         """Compress runs and release slack, set the newest-docs levels (after a build)."""
-        for group in (self.title, self.body, self.vis, *self.tags.values()):
+        for group in (self.title, self.body, self.vis, self.origins, *self.tags.values()):
             for bitmap in group.values():
                 bitmap.run_optimize()
                 bitmap.shrink_to_fit()
@@ -488,7 +495,7 @@ class Accelerator:
             docs = await _rows(
                 conn,
                 backend.sql(
-                    f"SELECT doc, visibility, issued_at, {backend.folded_columns} FROM search_docs "
+                    f"SELECT doc, visibility, issued_at, {backend.folded_columns}, origin FROM search_docs "
                     "WHERE doc > ? ORDER BY doc LIMIT ?"
                 ),
                 [last, BUILD_CHUNK],
@@ -586,7 +593,7 @@ class Accelerator:
             rows = await _rows(
                 conn,
                 backend.sql(
-                    f"SELECT doc, visibility, issued_at, {backend.folded_columns} FROM search_docs WHERE "
+                    f"SELECT doc, visibility, issued_at, {backend.folded_columns}, origin FROM search_docs WHERE "
                 )
                 + where,
                 params,
@@ -609,6 +616,30 @@ class Accelerator:
             return await _Query(self.index, conn, backend, plan).run(query, offset)
 
 
+    async def absent_clauses(self, conn: Any, backend: Any, plan: Any) -> list[Clause] | None:
+        """The clauses of ``plan`` that match no visible doc on their own, or None when the
+        accelerator is not ready. Words and prefixes are answered from the bitmaps; a phrase whose
+        words do occur together in a field is checked in SQL (it needs positions)."""
+        async with self.lock:
+            if not await self._ready(conn, backend):
+                return None
+            assert self.index is not None
+            index = self.index
+            visible = _union([index.vis[v] for v in plan.visibilities if v in index.vis])
+            absent: list[Clause] = []
+            maybe: list[Clause] = []
+            for clause in plan.clauses:
+                resolved = _Clause(index, clause)
+                if not resolved.match.intersect(visible):
+                    absent.append(clause)
+                elif resolved.phrase:
+                    maybe.append(clause)
+        for clause in maybe:
+            if not await backend.clause_exists(conn, clause, plan.visibilities):
+                absent.append(clause)
+        return [clause for clause in plan.clauses if clause in absent]
+
+
 class _Query:
     """One query against an index."""
 
@@ -621,6 +652,8 @@ class _Query:
         self.phrases = [c for c in self.clauses if c.phrase]
         self.verified: dict[int, bool] = {}
         self.base = BitMap()
+        #: visible docs left out of ``base`` (excluded origins): the kept counts include them
+        self.left_out = BitMap()
 
     # phrase verification ---------------------------------------------------------------------
 
@@ -692,6 +725,8 @@ class _Query:
             code = index.vis_codes.get(visibility)
             if code is not None:
                 vector += index.vis_counts[code, : len(index.tag_keys)]
+        if self.left_out:
+            vector = vector - index.tag_counts(self.left_out)
         return vector
 
     def counts_by_bitmap(
@@ -801,7 +836,13 @@ class _Query:
 
     async def run(self, query: SearchQuery, offset: int) -> SearchResult:
         index, plan = self.index, self.plan
-        base = self.base = _union([index.vis[v] for v in plan.visibilities if v in index.vis])
+        base = _union([index.vis[v] for v in plan.visibilities if v in index.vis])
+        if plan.exclude_origins:
+            gone = _union([index.origins[o] for o in plan.exclude_origins if o in index.origins]) & base
+            if gone:
+                self.left_out = gone
+                base = base - gone
+        self.base = base
         filters = {
             dim: _union([index.tags.get(dim, {})[v] for v in values if v in index.tags.get(dim, {})])
             for dim, values in plan.filters.items()

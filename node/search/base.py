@@ -69,7 +69,8 @@ class SearchQuery:
     ``q`` is free text (any string: user syntax is never passed to the engine). ``filters`` maps a
     dimension to the accepted values (OR within a dimension, AND across dimensions).
     ``visibilities`` are those the reader may see; an empty set sees nothing. ``cursor`` is the
-    opaque ``next_cursor`` of a previous page of the *same* query.
+    opaque ``next_cursor`` of a previous page of the *same* query. ``exclude_origins`` leaves out
+    the records of these origin countries (the hub, when those nodes answer for themselves live).
     """
 
     q: str = ""
@@ -77,6 +78,7 @@ class SearchQuery:
     visibilities: frozenset[str] = frozenset({"public"})
     limit: int = 20
     cursor: str | None = None
+    exclude_origins: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,16 @@ class SearchResult:
     """A page of results, the total number of matches and disjunctive facet counts.
 
     ``facets`` has one entry per dimension; a dimension's counts apply the query and every filter
-    except that dimension's own. ``next_cursor`` is None on the last page.
+    except that dimension's own. ``next_cursor`` is None on the last page. ``ignored`` are the
+    words of ``q`` left out: function words, and words that occur in no record the reader may see
+    (which would otherwise make the whole query match nothing).
     """
 
     total: int
     hits: list[Hit]
     facets: dict[str, dict[str, int]]
     next_cursor: str | None
+    ignored: tuple[str, ...] = ()
 
 
 class SearchBackend(Protocol):

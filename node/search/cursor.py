@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Mapping
 
 from node.errors import InvalidParameter
 
@@ -21,12 +22,15 @@ _MAX_CURSOR_CHARS = 256
 
 def fingerprint(query: SearchQuery) -> str:
     """Return a short stable hash of what selects the result set (not the page size)."""
+    parts: list[object] = [
+        query.q,
+        sorted((dim, sorted(set(values))) for dim, values in query.filters.items() if values),
+        sorted(query.visibilities),
+    ]
+    if query.exclude_origins:  # only then, so that cursors made before the field stay valid
+        parts.append(sorted(query.exclude_origins))
     material = json.dumps(
-        [
-            query.q,
-            sorted((dim, sorted(set(values))) for dim, values in query.filters.items() if values),
-            sorted(query.visibilities),
-        ],
+        parts,
         ensure_ascii=False,
         separators=(",", ":"),
     )
@@ -61,3 +65,45 @@ def decode_cursor(cursor: str | None, query: SearchQuery) -> int:
     if data["f"] != fingerprint(query):
         raise InvalidParameter("cursor belongs to another query", parameter="cursor")
     return offset
+
+
+_MAX_MERGED_CURSOR_CHARS = 2048
+_MAX_SOURCES = 64
+
+
+def encode_offsets(offsets: Mapping[str, int], query: SearchQuery) -> str:
+    """Return the cursor of a merged answer (the hub's): an offset per source, bound to ``query``.
+
+    Sources are short names (the hub's own index, node countries); zero offsets are left out.
+    """
+    kept = {source: offset for source, offset in sorted(offsets.items()) if offset}
+    raw = json.dumps({"s": kept, "f": fingerprint(query)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_offsets(cursor: str | None, query: SearchQuery) -> dict[str, int]:
+    """Return the per-source offsets of a cursor made by :func:`encode_offsets` ({} for None).
+
+    Raises ``InvalidParameter`` for anything that is not such a cursor made for ``query``.
+    """
+    if cursor is None:
+        return {}
+    if not isinstance(cursor, str) or not cursor or len(cursor) > _MAX_MERGED_CURSOR_CHARS:
+        raise InvalidParameter("invalid cursor", parameter="cursor")
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise InvalidParameter("invalid cursor", parameter="cursor") from exc
+    if not isinstance(data, dict) or set(data) != {"s", "f"} or not isinstance(data["s"], dict):
+        raise InvalidParameter("invalid cursor", parameter="cursor")
+    offsets: dict[str, int] = data["s"]
+    if len(offsets) > _MAX_SOURCES or not all(
+        isinstance(source, str) and 0 < len(source) <= 16
+        and not isinstance(offset, bool) and isinstance(offset, int) and 0 <= offset <= MAX_OFFSET
+        for source, offset in offsets.items()
+    ):
+        raise InvalidParameter("invalid cursor", parameter="cursor")
+    if data["f"] != fingerprint(query):
+        raise InvalidParameter("cursor belongs to another query", parameter="cursor")
+    return dict(offsets)

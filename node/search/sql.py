@@ -24,14 +24,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from node.errors import InvalidParameter
 
 from .base import DIMENSIONS, MAX_LIMIT, Hit, SearchDoc, SearchQuery, SearchResult
 from .cursor import decode_cursor, encode_cursor
-from .text import Clause, parse_query, snippet
+from .text import Clause, parse_terms, snippet
 
 MAX_FILTER_VALUES = 100
 _WRITE_BATCH = 500
@@ -39,11 +39,14 @@ _WRITE_BATCH = 500
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated query: clauses, filters (dimension -> values) and visibilities."""
+    """A validated query: clauses, filters (dimension -> values), visibilities, the origins left
+    out, and the words of ``q`` not among the clauses (``ignored``)."""
 
     clauses: tuple[Clause, ...]
     filters: dict[str, tuple[str, ...]]
     visibilities: tuple[str, ...]
+    exclude_origins: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
 
 
 def validate(query: SearchQuery) -> tuple[Plan, int]:
@@ -65,7 +68,10 @@ def validate(query: SearchQuery) -> tuple[Plan, int]:
         if kept:
             filters[dimension] = kept
     q = query.q if isinstance(query.q, str) else ""
-    return Plan(parse_query(q), filters, tuple(sorted(query.visibilities))), offset
+    parsed = parse_terms(q)
+    excluded = tuple(sorted(o for o in query.exclude_origins if isinstance(o, str)))
+    plan = Plan(parsed.clauses, filters, tuple(sorted(query.visibilities)), excluded, parsed.stop_words)
+    return plan, offset
 
 
 class SqlSearchBackend:
@@ -248,11 +254,31 @@ class SqlSearchBackend:
         return int(rows[0][0])
 
     async def search(self, conn: Any, query: SearchQuery) -> SearchResult:
-        """Run ``query``. Raises ``InvalidParameter`` (see :func:`validate`)."""
+        """Run ``query``. Raises ``InvalidParameter`` (see :func:`validate`).
+
+        A query that matches nothing is looked at word by word: the words (and phrases) that occur
+        in no record the reader may see are left out and the rest is run again, still AND-ed, so
+        that one word absent from the registry ("europe" in a question) does not empty the answer.
+        Queries with matches never pay for this (an absent word always means no match).
+        """
         plan, offset = validate(query)
         if not plan.visibilities:
             facets = {dim: dict.fromkeys(plan.filters.get(dim, ()), 0) for dim in DIMENSIONS}
-            return SearchResult(0, [], facets, None)
+            return SearchResult(0, [], facets, None, plan.ignored)
+        result = await self.answer(conn, query, plan, offset)
+        if result.total == 0 and len(plan.clauses) > 1:
+            absent = await self.absent_clauses(conn, plan)
+            if absent and len(absent) < len(plan.clauses):
+                plan = replace(
+                    plan,
+                    clauses=tuple(c for c in plan.clauses if c not in absent),
+                    ignored=plan.ignored + tuple(c.text or " ".join(c.tokens) for c in absent),
+                )
+                result = await self.answer(conn, query, plan, offset)
+        return replace(result, ignored=plan.ignored)
+
+    async def answer(self, conn: Any, query: SearchQuery, plan: Plan, offset: int) -> SearchResult:
+        """One page of ``plan`` with its total and facets (accelerated when ready, else SQL)."""
         if self.accelerated:
             from . import accel
 
@@ -268,6 +294,35 @@ class SqlSearchBackend:
         next_cursor = encode_cursor(next_offset, query) if next_offset < total else None
         return SearchResult(total, hits, facets, next_cursor)
 
+    async def absent_clauses(self, conn: Any, plan: Plan) -> list[Clause]:
+        """The clauses of ``plan`` that match no document of its visibilities on their own
+        (filters and excluded origins aside: a word is judged against the whole visible index)."""
+        if self.accelerated:
+            from . import accel
+
+            found = await accel.accelerator_of(conn, self.dialect).absent_clauses(conn, self, plan)
+            if found is not None:
+                return found
+        return [clause for clause in plan.clauses if not await self.clause_exists(conn, clause, plan.visibilities)]
+
+    async def clause_exists(self, conn: Any, clause: Clause, visibilities: Sequence[str]) -> bool:
+        """True when a document of ``visibilities`` matches ``clause``."""
+        visibility, params = self.in_list("d.visibility", visibilities)
+        match, match_params = self.match_condition((clause,))
+        rows = await self.execute(
+            conn, f"SELECT 1 FROM search_docs d WHERE {match} AND {visibility} LIMIT 1", match_params + params
+        )
+        return bool(rows)
+
+    async def held_versions(self, conn: Any, ids: Sequence[str]) -> dict[str, int]:
+        """The version indexed for each of ``ids`` that is held (unknown ids are left out)."""
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return {}
+        ids_sql, params = self.in_list("id", unique)
+        rows = await self.execute(conn, f"SELECT id, version FROM search_docs WHERE {ids_sql}", params)
+        return {str(row[0]): int(row[1]) for row in rows}
+
     # --- pieces --------------------------------------------------------------------------------
 
     def conditions(
@@ -277,6 +332,10 @@ class SqlSearchBackend:
         (and the text match when ``text_match`` is false: the ranked query joins it itself)."""
         visibility, params = self.in_list("d.visibility", plan.visibilities)
         parts = [visibility]
+        if plan.exclude_origins:
+            origins, origin_params = self.in_list("d.origin", plan.exclude_origins)
+            parts.append(f"NOT ({origins})")
+            params += origin_params
         if plan.clauses and text_match:
             match, match_params = self.match_condition(plan.clauses)
             parts.append(match)
@@ -297,7 +356,7 @@ class SqlSearchBackend:
         groups += [([dim], dim) for dim in plan.filters]
         for dims, skip in groups:
             dims_sql, dims_params = self.in_list("f.dim", dims)
-            if not plan.clauses and set(plan.filters) <= {skip}:
+            if not plan.clauses and not plan.exclude_origins and set(plan.filters) <= {skip}:
                 # Nothing narrows this group but visibility: read the maintained counts.
                 visibility, params = self.in_list("f.visibility", plan.visibilities)
                 rows = await self.execute(

@@ -91,6 +91,18 @@ class SqliteSearchBackend(SqlSearchBackend):
     def match_condition(self, clauses: tuple[Clause, ...]) -> tuple[str, list[Any]]:
         return "d.doc IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", [fts5_query(clauses)]
 
+    async def clause_exists(self, conn: Any, clause: Clause, visibilities: Sequence[str]) -> bool:
+        # Driven from the full-text matches (CROSS JOIN fixes the order) so that the first visible
+        # one ends it, instead of materialising every match of a common word as an IN list.
+        visibility, params = self.in_list("d.visibility", visibilities)
+        rows = await self.execute(
+            conn,
+            "SELECT 1 FROM search_fts CROSS JOIN search_docs d ON d.doc = search_fts.rowid "
+            f"WHERE search_fts MATCH ? AND {visibility} LIMIT 1",
+            [fts5_query((clause,)), *params],
+        )
+        return bool(rows)
+
     def ranked_page(self, plan: Plan, limit: int, offset: int) -> tuple[str, list[Any]]:
         where, params = self.conditions(plan, text_match=False)
         text = (

@@ -12,7 +12,7 @@ import functools
 import re
 import sys
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Letters that NFKD leaves alone but people type without the stroke/ligature.
 _SPECIAL = str.maketrans(
@@ -84,44 +84,111 @@ def _word_tokens(word: str) -> tuple[str, ...]:
 class Clause:
     """One required part of a query: a word (one token), or a phrase (several, adjacent, in order).
 
-    ``prefix`` marks the last token as a prefix (the word the user is still typing).
+    ``prefix`` marks the last token as a prefix (the word the user is still typing). ``text`` is
+    what the user typed for it (for ``ignored_terms``); it takes no part in comparisons.
     """
 
     tokens: tuple[str, ...]
     prefix: bool = False
+    text: str = field(default="", compare=False)
+
+
+#: Function words of the main EU languages (en, de, fr, es, it, nl), dropped from queries so that
+#: a question ("who does post-quantum cryptography for energy in Europe?") reads as its keywords.
+#: Written as people type them and folded at import like indexed text. Left out on purpose: words
+#: that are also terms of this registry's field ("it" = IT, "us", "can" = CAN bus, "ot").
+_STOP_WORDS_TYPED = """
+    a an the and or nor of for to in on at by with from as into about over under than then so
+    is are was were be been being do does did doing has have had having will would shall should
+    may might must could who whom whose what which where when why how that this these those there
+    here i me my we our you your he she they them their its not no any some all each such also
+    der die das den dem des ein eine einer eines einem einen und oder für von vom zu zum zur mit
+    im am an auf aus bei nach über unter ist sind war wer was wo wie welche welcher welches auch
+    nicht kein keine wir ich sie er es
+    le la les l un une des du de d et ou où pour par avec dans en sur au aux qui que qu quoi
+    quel quelle quels quelles est sont ce cette ces il elle ils elles nous vous je ne pas se sa
+    son ses leur leurs
+    el los las unos unas del al y o u para por con sobre quien quién quienes cual cuál cuales
+    donde dónde como cómo son su sus lo
+    il lo gli uno di della dei degli delle da dal dalla nel nella per tra fra e ed che chi cosa
+    dove come è sono non si dell nell dall sull
+    het een en of van voor met op aan bij uit naar door wie wat waar hoe welke zijn niet dat deze
+    dit ook
+"""
+STOP_WORDS: frozenset[str] = frozenset(
+    token for word in _STOP_WORDS_TYPED.split() for token in tokens(word)
+)
+_EDGE_JUNK = re.compile(r"^[\W_]+|[\W_]+$")
+_APOSTROPHE = re.compile(r"['’]")
+
+
+def _without_elision(word: str) -> str:
+    """``word`` without an elided function word in front ("l'energia" → "energia", "d’Europe" →
+    "Europe"), which would otherwise make the word a two-token phrase."""
+    parts = _APOSTROPHE.split(word, maxsplit=1)
+    if len(parts) == 2 and tokens(parts[1]):
+        head = tokens(parts[0])
+        if len(head) == 1 and head[0] in STOP_WORDS:
+            return parts[1]
+    return word
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """The clauses of a query and the words left out of them as function words."""
+
+    clauses: tuple[Clause, ...]
+    stop_words: tuple[str, ...] = ()
 
 
 def parse_query(q: str) -> tuple[Clause, ...]:
+    """The clauses of ``q`` (see :func:`parse_terms`). Never raises."""
+    return parse_terms(q).clauses
+
+
+def parse_terms(q: str) -> ParsedQuery:
     """Turn free text into clauses, all of which must match. Never raises.
 
     Double quotes delimit phrases (an unterminated quote runs to the end); a bare word that folds
     into several tokens ("post-quantum") is a phrase too. Every other character is text. The last
-    bare word is a prefix. At most :data:`MAX_CLAUSES` clauses are kept; duplicates are dropped.
+    bare word is a prefix. Bare one-token words in :data:`STOP_WORDS` are left out (and reported)
+    unless nothing else would remain; words inside quotes are always kept. At most
+    :data:`MAX_CLAUSES` clauses are kept; duplicates are dropped.
     """
     clauses: list[Clause] = []
+    stop: list[int] = []  # positions of bare stop words in ``clauses``
     segments = q.split('"')
     last_bare: int | None = None
     for index, segment in enumerate(segments):
         if index % 2:  # inside quotes
             phrase = tuple(tokens(segment))
             if phrase:
-                clauses.append(Clause(phrase))
+                clauses.append(Clause(phrase, text=" ".join(segment.split())))
             last_bare = None
             continue
         for word in segment.split():
+            word = _without_elision(word)
             word_tokens = tuple(tokens(word))
             last_bare = None
             if word_tokens:
-                clauses.append(Clause(word_tokens))
+                if len(word_tokens) == 1 and word_tokens[0] in STOP_WORDS:
+                    stop.append(len(clauses))
+                clauses.append(Clause(word_tokens, text=_EDGE_JUNK.sub("", word) or word))
                 last_bare = len(clauses) - 1
     # Only the very last word of q is still being typed (not one followed by a phrase or by junk).
     if last_bare is not None:
-        clauses[last_bare] = Clause(clauses[last_bare].tokens, prefix=True)
+        held = clauses[last_bare]
+        clauses[last_bare] = Clause(held.tokens, prefix=True, text=held.text)
+    dropped: list[str] = []
+    if stop and len(stop) < len(clauses):
+        dropped = [clauses[i].text for i in stop]
+        skip = set(stop)
+        clauses = [clause for i, clause in enumerate(clauses) if i not in skip]
     unique: list[Clause] = []
     for clause in clauses:
         if clause not in unique:
             unique.append(clause)
-    return tuple(unique[:MAX_CLAUSES])
+    return ParsedQuery(tuple(unique[:MAX_CLAUSES]), tuple(dict.fromkeys(dropped)))
 
 
 @functools.lru_cache(maxsize=4096)

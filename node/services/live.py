@@ -3,6 +3,17 @@
 Query-only nodes are never replicated, so they are asked on every search; with ``live=true`` every
 active node is asked. Each node gets the same deadline; a node that hangs is simply reported in
 ``missing`` and the answer is marked ``partial`` — it never delays the response past the deadline.
+
+Counting once: a node that answers speaks for its own records. The hub's index is searched without
+the records of the nodes asked (``SearchQuery.exclude_origins``) — it may hold copies of them from
+before a node became query-only, or from the last pull — so ``total`` is the index's total plus each
+answering node's, and facets add up the same way: every record is counted by exactly one source.
+A node that does not answer in time is served from the index instead (what the hub holds of it).
+
+Paging merges the sources' ranked lists: each page takes, from every source, the next ``limit``
+hits after that source's offset, and picks the best ``limit`` of them by score (ties: the index
+first, then nodes by country). ``next_cursor`` holds one offset per source, so page n+1 continues
+each list exactly where page n stopped: no duplicates, no gaps, and the same total on every page.
 """
 
 from __future__ import annotations
@@ -10,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,11 +32,86 @@ from federation.tokens import issue_service_token
 from node.config import Settings
 from node.errors import InvalidParameter
 from node.keystore import InstanceKey
-from node.search import SearchQuery
+from node.search import DIMENSIONS, SearchQuery
+from node.search.cursor import decode_offsets, encode_cursor, encode_offsets
 from node.services.search import SearchService, result_to_json
 from node.storage.hub_models import FederatedNode
 
 log = logging.getLogger("ncc.live")
+
+#: The source name of the hub's own index in merged cursors (node sources are country codes).
+INDEX = "_"
+
+
+class BadAnswer(Exception):
+    """A node's answer to the live query is not what the protocol says (the node counts as missing)."""
+
+
+@dataclass
+class _Source:
+    """One ranked list taking part in a merged page."""
+
+    name: str
+    offset: int
+    total: int
+    hits: list[dict[str, Any]]
+    taken: int = 0
+
+    def exhausted(self) -> bool:
+        return self.offset + self.taken >= self.total
+
+
+def _score(hit: Mapping[str, Any]) -> float:
+    try:
+        return float(hit.get("score") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def merge_page(sources: list[_Source], limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """Take the best ``limit`` hits (with their source's name) from the heads of ``sources`` (each
+    already ranked), greedily. Ties go to the earlier source. Each source's ``taken`` says how many
+    of its hits were used.
+    """
+    page: list[tuple[str, dict[str, Any]]] = []
+    while len(page) < limit:
+        best: _Source | None = None
+        for source in sources:
+            if source.taken < len(source.hits) and (
+                best is None or _score(source.hits[source.taken]) > _score(best.hits[best.taken])
+            ):
+                best = source
+        if best is None:
+            break
+        page.append((best.name, best.hits[best.taken]))
+        best.taken += 1
+    return page
+
+
+def _answer_parts(answer: Mapping[str, Any], country: str) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+    """A node's total, its hits (its own records only) and facets. Raises ``BadAnswer``."""
+    total = answer.get("total")
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise BadAnswer("total is not a count")
+    results = answer.get("results")
+    facets = answer.get("facets") or {}
+    if not isinstance(results, list) or not isinstance(facets, dict):
+        raise BadAnswer("results or facets malformed")
+    hits = [
+        hit for hit in results
+        if isinstance(hit, dict) and hit.get("origin") == country and isinstance(hit.get("id"), str)
+    ]  # a node answers only for its own records
+    return total, hits, facets
+
+
+def _add_facets(into: dict[str, dict[str, int]], facets: Mapping[str, Any]) -> None:
+    for dim, counts in facets.items():
+        if dim not in DIMENSIONS or not isinstance(counts, dict):
+            continue
+        merged = into.setdefault(dim, {})
+        for value, n in counts.items():
+            if isinstance(value, str) and isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+                merged[value] = merged.get(value, 0) + n
 
 
 @dataclass
@@ -58,59 +144,98 @@ class LiveQuery:
             raise InvalidParameter("timeout_ms must be between 1 and 60000", parameter="timeout_ms")
         return value
 
+    async def _local(self, query: SearchQuery, excluded: frozenset[str], offset: int) -> dict[str, Any]:
+        local = replace(query, exclude_origins=excluded, cursor=None)
+        if offset:
+            local = replace(local, cursor=encode_cursor(offset, local))
+        return result_to_json(await self.search_service.search(local))
+
     async def search(self, query: SearchQuery, params: Mapping[str, Any], live: bool = True) -> dict[str, Any]:
-        """Index results merged with the nodes' own answers."""
+        """The index's results merged with the answers of the nodes asked (see the module doc).
+
+        Raises:
+            InvalidParameter: a bad ``timeout_ms`` or a cursor that is not this query's.
+        """
         deadline = self.timeout_ms(params) / 1000
+        offsets = decode_offsets(query.cursor, query)
         nodes = await FederatedNode.filter(status="active").order_by("country")
         asked = [n for n in nodes if live or n.mode == "query-only"]
-        local_task = asyncio.ensure_future(self.search_service.search(query))
-        remote = {n.country: asyncio.ensure_future(self._ask(n.url, n.country, query)) for n in asked}
+        asked_countries = frozenset(n.country for n in asked)
+        local_task = asyncio.ensure_future(self._local(query, asked_countries, offsets.get(INDEX, 0)))
+        remote = {
+            n.country: asyncio.ensure_future(self._ask(n.url, n.country, query, offsets.get(n.country, 0)))
+            for n in asked
+        }
         if remote:
             await asyncio.wait(list(remote.values()), timeout=deadline)
-        local = await local_task
-        body = result_to_json(local)
-        seen = {r["id"]: r for r in body["results"]}
+        answered: dict[str, tuple[int, list[dict[str, Any]], dict[str, Any], Any]] = {}
         missing: list[str] = []
         for country, task in remote.items():
             if not task.done():
                 task.cancel()
                 missing.append(country)
                 continue
-            if task.exception() is not None:
-                log.info("live query failed", extra={"node": country, "error": repr(task.exception())})
-                missing.append(country)
+            error = task.exception()
+            if error is None:
+                try:
+                    answered[country] = (*_answer_parts(task.result(), country), task.result().get("ignored_terms"))
+                    continue
+                except BadAnswer as exc:
+                    error = exc
+            log.info("live query failed", extra={"node": country, "error": repr(error)})
+            missing.append(country)
+        local = await local_task
+        if missing:
+            # What the hub holds of the silent nodes stands in for them.
+            local = await self._local(query, frozenset(answered), offsets.get(INDEX, 0))
+        sources = [_Source(INDEX, offsets.get(INDEX, 0), int(local["total"]), local["results"])]
+        facets: dict[str, dict[str, int]] = {dim: dict(counts) for dim, counts in local["facets"].items()}
+        total = int(local["total"])
+        ignored = list(local.get("ignored_terms") or [])
+        for country in sorted(answered):
+            node_total, hits, node_facets, node_ignored = answered[country]
+            sources.append(_Source(country, offsets.get(country, 0), node_total, hits))
+            total += node_total
+            _add_facets(facets, node_facets)
+            if isinstance(node_ignored, list):  # a word counts as ignored when every source left it out
+                ignored = [word for word in ignored if word in node_ignored]
+        page = merge_page(sources, query.limit)
+        held = await self.search_service.held_versions(
+            [hit["id"] for source in sources[1:] for hit in source.hits[: source.taken]]
+        )
+        results: list[dict[str, Any]] = []
+        for name, hit in page:
+            if name == INDEX:
+                results.append(hit)
                 continue
-            answer = task.result()
-            for hit in answer.get("results", []):
-                if not isinstance(hit, dict) or hit.get("origin") != country or "id" not in hit:
-                    continue  # a node answers only for its own records
-                held = seen.get(hit["id"])
-                if held is None or int(hit.get("version", 0)) > int(held.get("version", 0)):
-                    hit = {**hit, "verified": False, "live": True}
-                    if held is None:
-                        body["total"] += 1
-                        body["results"].append(hit)
-                    else:
-                        body["results"][body["results"].index(held)] = hit
-                    seen[hit["id"]] = hit
-            node_mode = next(n.mode for n in asked if n.country == country)
-            if node_mode == "query-only":
-                for dim, counts in (answer.get("facets") or {}).items():
-                    merged = body["facets"].setdefault(dim, {})
-                    for value, n in (counts or {}).items():
-                        if isinstance(n, int):
-                            merged[value] = merged.get(value, 0) + n
-        body["results"].sort(key=lambda r: -float(r.get("score") or 0))
-        body["results"] = body["results"][: query.limit]
-        body["partial"] = bool(missing)
-        body["missing"] = sorted(missing)
-        return body
+            version = hit.get("version")
+            # verified: the hub's index holds (so has verified) exactly this version of the record
+            verified = isinstance(version, int) and held.get(hit["id"]) == version
+            results.append({**hit, "verified": verified, "live": True})
+        next_offsets = {source.name: source.offset + source.taken for source in sources}
+        more = any(not source.exhausted() for source in sources)
+        return {
+            "total": total,
+            "results": results,
+            "facets": {
+                dim: dict(sorted(facets.get(dim, {}).items(), key=lambda kv: (-kv[1], kv[0])))
+                for dim in DIMENSIONS
+            },
+            "next_cursor": encode_offsets(next_offsets, query) if more else None,
+            "ignored_terms": ignored,
+            "partial": bool(missing),
+            "missing": sorted(missing),
+        }
 
-    async def _ask(self, url: str, country: str, query: SearchQuery) -> dict[str, Any]:
+    async def _ask(self, url: str, country: str, query: SearchQuery, offset: int = 0) -> dict[str, Any]:
         key = self.key()
         token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(), ttl_s=60)
-        payload = {"q": query.q, "limit": query.limit, "visibilities": sorted(query.visibilities),
-                   **{dim: list(values) for dim, values in query.filters.items()}}
+        payload: dict[str, Any] = {
+            "q": query.q, "limit": query.limit, "visibilities": sorted(query.visibilities),
+            **{dim: list(values) for dim, values in query.filters.items()},
+        }
+        if offset:
+            payload["offset"] = offset
         async with self.session().post(
             f"{url.rstrip('/')}/federation/v1/search", data=orjson.dumps(payload),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
@@ -119,5 +244,5 @@ class LiveQuery:
                 raise RuntimeError(f"{country} answered HTTP {resp.status}")
             data = orjson.loads(await resp.read())
             if not isinstance(data, dict):
-                raise RuntimeError(f"{country} answered a non-object")
+                raise BadAnswer(f"{country} answered a non-object")
             return data

@@ -7,7 +7,8 @@ The index lives in the same database as the records and is written in the same t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -22,7 +23,8 @@ from node.search import (
     backend_for,
     document_from_envelope,
 )
-from schemas import load_vocabularies
+from node.search.documents import VOCABULARY_DIMENSIONS
+from schemas import RECORD_TYPES, load_vocabularies
 
 
 class SearchService:
@@ -78,6 +80,39 @@ class SearchService:
         conn = connections.get("default")
         return await self.backend(conn).search(conn, query)
 
+    async def held_versions(self, ids: Sequence[str]) -> dict[str, int]:
+        """The indexed version of each of ``ids`` held here (unknown ids are left out)."""
+        conn = connections.get("default")
+        held = getattr(self.backend(conn), "held_versions", None)
+        return await held(conn, ids) if held is not None else {}
+
+
+@functools.cache
+def filter_values() -> dict[str, frozenset[str]]:
+    """The values each filter dimension accepts: record types, and vocabulary ids (countries too)."""
+    vocabularies = load_vocabularies()
+    allowed: dict[str, set[str]] = {"type": set(RECORD_TYPES)}
+    names = {**VOCABULARY_DIMENSIONS, "countries": "country"}
+    for name, dimension in names.items():
+        for term in vocabularies.get(name, []):
+            if isinstance(term.get("id"), str):
+                allowed.setdefault(dimension, set()).add(term["id"])
+    return {dim: frozenset(allowed.get(dim, ())) for dim in DIMENSIONS}
+
+
+def bool_param(params: Mapping[str, Any], name: str) -> bool:
+    """A boolean query parameter: true/1/yes or false/0/no (any case); absent or empty is false.
+
+    Raises:
+        InvalidParameter: any other value.
+    """
+    raw = str(params.get(name) or "").strip().lower()
+    if raw in ("", "false", "0", "no"):
+        return False
+    if raw in ("true", "1", "yes"):
+        return True
+    raise InvalidParameter(f"{name} must be true or false", parameter=name)
+
 
 def query_from_params(
     params: Mapping[str, Any], visibilities: frozenset[str], max_limit: int
@@ -85,7 +120,9 @@ def query_from_params(
     """Build a query from request parameters (a multidict: filters repeat).
 
     Raises:
-        InvalidParameter: a bad ``limit`` (garbage cursors are rejected by the backend).
+        InvalidParameter: a bad ``limit``, a ``q`` over 500 characters, or a filter value that is
+            not a record type (``type``) or an id of the dimension's vocabulary (the others).
+            Garbage cursors are rejected by the backend.
     """
     getall = getattr(params, "getall", None)
 
@@ -108,6 +145,12 @@ def query_from_params(
         if not 1 <= limit <= max_limit:
             raise InvalidParameter(f"limit must be between 1 and {max_limit}", parameter="limit")
     filters = {dim: values(dim) for dim in DIMENSIONS if values(dim)}
+    allowed = filter_values()
+    for dim, chosen in filters.items():
+        unknown = [value for value in chosen if value not in allowed[dim]]
+        if unknown:
+            what = "record type" if dim == "type" else f"{dim} id"
+            raise InvalidParameter(f"unknown {what}: {', '.join(unknown[:5])}"[:300], parameter=dim)
     cursor = params.get("cursor") or None
     q = str(params.get("q") or "")
     if len(q) > 500:
@@ -125,4 +168,5 @@ def result_to_json(result: SearchResult, verified: bool = True) -> dict[str, Any
         ],
         "facets": result.facets,
         "next_cursor": result.next_cursor,
+        "ignored_terms": list(result.ignored),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -11,11 +12,17 @@ from node.http.auth import NODE_ROLES, require_service
 from node.http.problems import read_json
 from node.http.views.common import ctx, json_response, principal
 from node.search.base import DIMENSIONS
-from node.services.search import query_from_params, result_to_json
+from node.search.cursor import MAX_OFFSET, encode_cursor
+from node.services.search import bool_param, query_from_params, result_to_json
 
 
 async def search(request: web.Request) -> web.Response:
-    """Full-text + faceted search over what the reader may see."""
+    """Full-text + faceted search over what the reader may see.
+
+    Both roles answer the same shape. ``nodes`` is, at the hub, every enrolled node's status; at a
+    node, the node itself (``{"<its country>": "ok"}``: it answers from its own records, so there
+    is nothing to be stale or missing).
+    """
     c = ctx(request)
     p = await principal(request)
     if c.settings.role == "hub":
@@ -23,22 +30,31 @@ async def search(request: web.Request) -> web.Response:
 
         visible = hub_visibilities(p)
         query = query_from_params(request.query, visible, c.settings.search_max_limit)
-        live = request.query.get("live", "").lower() in ("1", "true", "yes")
+        live = bool_param(request.query, "live")
         body = await c.live.search(query, request.query, live=live)
         body["nodes"] = {n["country"]: n["status"] for n in await nodes_status(request)}
         return json_response(body)
     visible = frozenset({"public", "network", "national"}) if p.has_role(*NODE_ROLES) else frozenset({"public"})
     query = query_from_params(request.query, visible, c.settings.search_max_limit)
-    return json_response(result_to_json(await c.search.search(query)))
+    bool_param(request.query, "live")  # a node has no one to ask, but a bad value is still an error
+    body = result_to_json(await c.search.search(query))
+    body["nodes"] = {c.settings.country: "ok"} if c.settings.country else {}
+    return json_response(body)
 
 
 async def federated_search(request: web.Request) -> web.Response:
-    """POST /federation/v1/search — the hub asks this node (public and network records only)."""
+    """POST /federation/v1/search — the hub asks this node (public and network records only).
+
+    ``offset`` (optional) starts the page that far into the ranked results: the hub pages its
+    merged answer with one offset per node.
+    """
     require_service(await principal(request), issuers=("hub",))
     c = ctx(request)
     params = live_query(await read_json(request, c.settings.max_body_bytes))
     query = query_from_params(params, frozenset(params.get("visibilities") or ["public"]) & {"public", "network"},
                               c.settings.search_max_limit)
+    if params.get("offset"):
+        query = replace(query, cursor=encode_cursor(params["offset"], query))
     return json_response(result_to_json(await c.search.search(query)))
 
 
@@ -56,6 +72,8 @@ def live_query(body: Any) -> dict[str, Any]:
             errors.append({"pointer": f"/{name}", "message": "not a string"})
     if "limit" in body and (type(body["limit"]) is not int):
         errors.append({"pointer": "/limit", "message": "not an integer"})
+    if "offset" in body and not (type(body["offset"]) is int and 0 <= body["offset"] <= MAX_OFFSET):
+        errors.append({"pointer": "/offset", "message": f"not an integer from 0 to {MAX_OFFSET}"})
     for name in DIMENSIONS:
         value = body.get(name, [])
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):

@@ -112,8 +112,11 @@ async def test_sharp_s_and_ss(corpus: Engine) -> None:
 async def test_prefix_on_the_last_word(corpus: Engine) -> None:
     assert titles(await search(corpus, "kryptog")) == ["Österreichisches Institut für Kryptografie"]
     assert titles(await search(corpus, "institut kryp")) == ["Österreichisches Institut für Kryptografie"]
-    # Only the last word is a prefix.
-    assert (await search(corpus, "kryp institut")).total == 0
+    # Only the last word is a prefix: "kryp" earlier in q is a whole word, which no record has,
+    # so it is left out (rather than emptying the answer) and reported.
+    result = await search(corpus, "kryp institut")
+    assert result.ignored == ("kryp",)
+    assert (await search(corpus, "kryp institut", filters={"country": ["FR"]})).total == 0
 
 
 async def test_phrase(corpus: Engine) -> None:
@@ -461,3 +464,71 @@ async def test_sqlite_index_made_with_row_triggers_is_upgraded_in_place(sqlite_e
     await conn.execute_query("INSERT INTO search_fts (search_fts, rank) VALUES ('integrity-check', 1)")
     assert (await search(engine, "gamma")).total == 0
     assert (await search(engine, "delta")).total == 1
+
+
+# --- natural-language questions: function words and words no record has --------------------------
+
+
+async def test_question_with_function_words_and_an_absent_word_finds_the_record(corpus: Engine) -> None:
+    # Regression: every word was a required term, "who"/"does"/"for"/"in" and "europe" (which no
+    # record holds) included, so the project's headline question found nothing.
+    result = await search(corpus, "who does post-quantum cryptography for energy in Europe?")
+    assert titles(result) == ["Quantum Grid Lab"]
+    assert result.total == 1 and result.facets["country"] == {"DE": 1}
+    assert result.ignored == ("who", "does", "for", "in", "Europe")
+
+
+async def test_absent_word_is_left_out_but_present_words_stay_and_ed(corpus: Engine) -> None:
+    result = await search(corpus, "quantum zzyzx grids")
+    assert titles(result) == ["Quantum Grid Lab"] and result.ignored == ("zzyzx",)
+    # Words that do occur but never together still match nothing (AND semantics kept).
+    result = await search(corpus, "quantum krankenhauser")
+    assert result.total == 0 and result.ignored == ()
+    # An absent last word is judged as a prefix: "kryptog" is a prefix of an indexed word.
+    assert (await search(corpus, "energy kryptog")).total == 0
+    assert (await search(corpus, "energy kryptog")).ignored == ()
+
+
+async def test_query_of_absent_words_only_finds_nothing(corpus: Engine) -> None:
+    result = await search(corpus, "zzyzx plugh")
+    assert result.total == 0 and result.hits == [] and result.ignored == ()
+    assert (await search(corpus, "in zzyzx")).ignored == ("in",)
+
+
+async def test_absent_word_is_judged_by_what_the_reader_may_see(corpus: Engine) -> None:
+    # "internal" occurs only in a national record: to a public reader it is absent (left out, and
+    # saying otherwise would reveal that the word is in a record they may not see).
+    public = await search(corpus, "internal energy", visibilities=PUBLIC)
+    assert titles(public) == ["Quantum Grid Lab"] and public.ignored == ("internal",)
+    national = await search(corpus, "internal energy")
+    assert titles(national) == ["Internal Registry Entry"] and national.ignored == ()
+
+
+async def test_absent_phrase_is_left_out(corpus: Engine) -> None:
+    result = await search(corpus, '"grids energy" quantum')
+    assert titles(result) == ["Quantum Grid Lab"] and result.ignored == ("grids energy",)
+
+
+async def test_paging_a_relaxed_question_keeps_its_total(engine: Engine) -> None:
+    backend, conn = engine
+    await backend.upsert(conn, [make_doc(n, title=f"Grid operator {n}") for n in range(1, 26)])
+    first = await search(engine, "which grid operators in Europe", limit=10)
+    assert first.total == 25 and first.next_cursor is not None
+    second = await search(engine, "which grid operators in Europe", limit=10, cursor=first.next_cursor)
+    assert second.total == 25 and {h.id for h in first.hits}.isdisjoint(h.id for h in second.hits)
+
+
+# --- origins left out (the hub, while nodes answer for themselves) -------------------------------
+
+
+async def test_excluded_origins_are_left_out_of_hits_total_and_facets(corpus: Engine) -> None:
+    for q in ("", "energy", "cry"):
+        full = await search(corpus, q)
+        result = await search(corpus, q, exclude_origins=frozenset({"DE"}))
+        assert all(hit.origin != "DE" for hit in result.hits), q
+        assert result.total == full.total - full.facets["country"].get("DE", 0), q
+        assert "DE" not in result.facets["country"], q
+        assert sum(result.facets["type"].values()) == result.total, q
+    filtered = await search(corpus, "", filters={"domain": ["cry"]}, exclude_origins=frozenset({"DE", "XX"}))
+    assert titles(filtered) == ["Österreichisches Institut für Kryptografie"]
+    assert filtered.facets["domain"] == {"aac": 1, "cry": 1, "net": 1}  # disjunctive, DE's left out

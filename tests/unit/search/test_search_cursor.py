@@ -8,7 +8,7 @@ import pytest
 
 from node.errors import InvalidParameter
 from node.search import SearchQuery
-from node.search.cursor import decode_cursor, encode_cursor
+from node.search.cursor import decode_cursor, decode_offsets, encode_cursor, encode_offsets, fingerprint
 
 
 def test_round_trip_and_page_size_may_change() -> None:
@@ -41,3 +41,23 @@ def test_cursor_of_another_query_is_rejected() -> None:
         decode_cursor(cursor, SearchQuery(q="other"))
     with pytest.raises(InvalidParameter):
         decode_cursor(cursor, SearchQuery(q="grid", visibilities=frozenset({"public", "network"})))
+
+
+def test_merged_cursor_round_trips_and_is_bound_to_the_query() -> None:
+    query = SearchQuery(q="grid", filters={"country": ("DE",)})
+    cursor = encode_offsets({"_": 20, "AT": 3, "FR": 0}, query)
+    assert decode_offsets(cursor, SearchQuery(q="grid", filters={"country": ("DE",)}, limit=5)) == {"_": 20, "AT": 3}
+    assert decode_offsets(None, query) == {}
+    with pytest.raises(InvalidParameter):
+        decode_offsets(cursor, SearchQuery(q="grids"))
+    with pytest.raises(InvalidParameter):  # a single-source cursor is not a merged one
+        decode_offsets(encode_cursor(20, query), query)
+    for junk in ("", "x" * 3000, "!!!", encode_cursor(1, query)[:-2]):
+        with pytest.raises(InvalidParameter):
+            decode_offsets(junk, query)
+
+
+def test_excluded_origins_take_part_in_the_fingerprint() -> None:
+    query = SearchQuery(q="grid")
+    assert fingerprint(query) == fingerprint(SearchQuery(q="grid", exclude_origins=frozenset()))
+    assert fingerprint(query) != fingerprint(SearchQuery(q="grid", exclude_origins=frozenset({"AT"})))

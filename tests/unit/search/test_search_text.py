@@ -7,9 +7,11 @@ from hypothesis import strategies as st
 
 from node.search.text import (
     MAX_CLAUSES,
+    STOP_WORDS,
     Clause,
     normalize,
     parse_query,
+    parse_terms,
     snippet,
     tokens,
     tokens_of_whole_text,
@@ -116,3 +118,41 @@ _TRICKY = st.sampled_from(
 def test_word_at_a_time_folding_equals_folding_the_whole_text(text: str) -> None:
     """tokens() folds word by word through a cache; it must give exactly the whole-text tokens."""
     assert tokens(text) == tokens_of_whole_text(text)
+
+
+# --- function words (natural-language questions) --------------------------------------------------
+
+
+def test_stop_words_are_left_out_of_a_question_and_reported() -> None:
+    parsed = parse_terms("who does post-quantum cryptography for energy in Europe?")
+    assert parsed.clauses == (
+        Clause(("post", "quantum")),
+        Clause(("cryptography",)),
+        Clause(("energy",)),
+        Clause(("europe",), prefix=True),
+    )
+    assert parsed.stop_words == ("who", "does", "for", "in")
+    assert [clause.text for clause in parsed.clauses] == ["post-quantum", "cryptography", "energy", "Europe"]
+
+
+def test_stop_words_of_each_language_are_folded_like_the_index() -> None:
+    for question, kept in (
+        ("Wer macht Kryptografie für Energie?", ("macht", "kryptografie", "energie")),
+        ("Qui fait de la cryptographie où ?", ("fait", "cryptographie")),
+        ("¿Quién hace criptografía para la energía?", ("hace", "criptografia", "energia")),
+        ("Chi fa crittografia per l'energia?", ("fa", "crittografia", "energia")),
+        ("Wie doet cryptografie voor de energiesector?", ("doet", "cryptografie", "energiesector")),
+    ):
+        assert tuple(c.tokens[0] for c in parse_query(question)) == kept, question
+    assert {"fur", "ou", "quien", "e", "uber"} <= STOP_WORDS  # für, où, quién, è, über: folded
+
+
+def test_a_query_of_stop_words_only_is_kept_whole() -> None:
+    assert parse_query("the who") == (Clause(("the",)), Clause(("who",), prefix=True))
+    assert parse_terms("the who").stop_words == ()
+
+
+def test_words_inside_quotes_and_domain_terms_are_never_stop_words() -> None:
+    assert parse_query('"internet of things" in') == (Clause(("internet", "of", "things")),)
+    assert parse_query("IT security") == (Clause(("it",)), Clause(("security",), prefix=True))
+    assert parse_query("CAN bus") == (Clause(("can",)), Clause(("bus",), prefix=True))
