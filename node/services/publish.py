@@ -39,9 +39,10 @@ from node.storage import sql
 from node.storage.models import FeedEntry, Record, RecordVersion
 from schemas import record_schema_id
 
-# Membership workflow of Art. 8(4): which status may follow which.
+# Membership workflow of Art. 8(4): which status may follow which. A new record may carry any
+# status (an NCC bringing in its existing registry has registered, rejected and revoked members).
 MEMBERSHIP_TRANSITIONS: Mapping[str | None, frozenset[str]] = {
-    None: frozenset({"applied", "assessed", "registered", "rejected"}),
+    None: frozenset({"applied", "assessed", "registered", "rejected", "revoked"}),
     "applied": frozenset({"applied", "assessed", "rejected"}),
     "assessed": frozenset({"assessed", "registered", "rejected"}),
     "registered": frozenset({"registered", "revoked"}),
@@ -110,6 +111,9 @@ class Publisher:
         before = ((old or {}).get("membership") or {}).get("status")
         after = (new.get("membership") or {}).get("status")
         if after is None:
+            if before is not None:  # else a PUT without it, then one with any status, skips the workflow
+                raise InvalidTransition(
+                    f"membership status {before} cannot be removed; change it to a status that may follow it")
             return
         if after not in MEMBERSHIP_TRANSITIONS.get(before, frozenset()):
             raise InvalidTransition(f"membership status cannot change from {before} to {after}")

@@ -205,6 +205,31 @@ async def test_put_with_current_version_bumps_it_other_versions_conflict(
     assert (await resp.json())["version"] == 3 and (await resp.json())["visibility"] == "network"
 
 
+async def test_membership_workflow_cannot_be_skipped_by_dropping_the_membership(
+    client: Client, node: Instance
+) -> None:
+    """Regression (README walk-through): registered → revoked, then a PUT *without* ``membership``
+    (accepted: nothing to check), then one with ``registered`` (accepted: from nothing) undid a
+    revocation in two steps. A status, once set, can only change along the Art. 8(4) workflow."""
+    member = {"status": "registered", "assessed_at": "2026-01-01T00:00:00Z"}
+    env = await create(client, node, org(membership=member))
+    rid, version = env["id"], 1
+
+    async def put(payload: dict[str, object]) -> Any:
+        return await client.put(f"/api/v1/records/{rid}", json={"payload": payload, "version": version},
+                                headers=node.auth("editor"))
+
+    resp = await put(org(membership={**member, "status": "revoked", "ground": "security-reasons"}))
+    assert resp.status == 200, await resp.text()
+    version = 2
+    before = await stored()
+    for payload in (org(), org(membership={**member, "status": "registered"})):
+        await expect_problem(await put(payload), 422, "invalid_transition")
+    assert await stored() == before
+    resp = await put(org(membership={**member, "status": "applied"}))  # re-applying is the way back
+    assert resp.status == 200, await resp.text()
+
+
 async def test_put_validates_like_create(client: Client, node: Instance) -> None:
     rid = (await create(client, node))["id"]
     before = await stored()
