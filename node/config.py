@@ -352,6 +352,8 @@ def build_settings(data_dir: Path, values: Mapping[str, Any]) -> Settings:
     for code in merged["allowed_countries"]:
         if not COUNTRY_RE.match(code):
             raise ConfigError(f"allowed_countries: {code!r} is not an ISO 3166-1 alpha-2 code")
+        if code not in EU_COUNTRIES + EEA_COUNTRIES:  # the countries vocabulary records are checked against
+            raise ConfigError(f"allowed_countries: {code} is not an EU or EEA country (Greece is GR)")
     known = {f.name for f in fields(Settings)}
     return Settings(data_dir=data_dir, **{k: v for k, v in merged.items() if k in known})
 

@@ -108,6 +108,9 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("log_level", {"log_level": "LOUD"}, "log_level"),
     ("log_format", {"log_format": "xml"}, "log_format"),
     ("allowed_countries", {"allowed_countries": "DE,france"}, "allowed_countries"),
+    # regression (README walk-through): XX started without complaint
+    ("allowed_countries", {"allowed_countries": "DE,XX"}, "allowed_countries"),
+    ("allowed_countries", {"allowed_countries": "DE,EL"}, "allowed_countries"),
     ("pull_batch", {"pull_batch": "5000"}, "pull_batch"),
     ("directory_ttl_s", {"directory_ttl_s": str(8 * 86400)}, "directory_ttl_s"),
     ("token_ttl_s", {"token_ttl_s": "0"}, "token_ttl_s"),
