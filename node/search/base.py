@@ -71,6 +71,10 @@ class SearchQuery:
     ``visibilities`` are those the reader may see; an empty set sees nothing. ``cursor`` is the
     opaque ``next_cursor`` of a previous page of the *same* query. ``exclude_origins`` leaves out
     the records of these origin countries (the hub, when those nodes answer for themselves live).
+    ``relax`` (default) leaves out the words that occur in no visible record when the query would
+    otherwise match nothing; without it they are only reported (``SearchResult.absent``), and
+    ``drop_terms`` (words as typed, as reported) are left out instead: the hub decides for the
+    whole federation which words no record has.
     """
 
     q: str = ""
@@ -79,6 +83,8 @@ class SearchQuery:
     limit: int = 20
     cursor: str | None = None
     exclude_origins: frozenset[str] = frozenset()
+    relax: bool = True
+    drop_terms: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,8 @@ class SearchResult:
     ``facets`` has one entry per dimension; a dimension's counts apply the query and every filter
     except that dimension's own. ``next_cursor`` is None on the last page. ``ignored`` are the
     words of ``q`` left out: function words, and words that occur in no record the reader may see
-    (which would otherwise make the whole query match nothing).
+    (which would otherwise make the whole query match nothing). ``absent``: with ``relax`` off, the
+    words that occur in no visible record, when nothing matched.
     """
 
     total: int
@@ -109,6 +116,7 @@ class SearchResult:
     facets: dict[str, dict[str, int]]
     next_cursor: str | None
     ignored: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
 
 
 class SearchBackend(Protocol):

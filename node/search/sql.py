@@ -69,8 +69,13 @@ def validate(query: SearchQuery) -> tuple[Plan, int]:
             filters[dimension] = kept
     q = query.q if isinstance(query.q, str) else ""
     parsed = parse_terms(q)
+    clauses, ignored = parsed.clauses, parsed.stop_words
+    dropped = tuple(c for c in clauses if c.text in query.drop_terms)
+    if dropped and len(dropped) < len(clauses):
+        clauses = tuple(c for c in clauses if c not in dropped)
+        ignored += tuple(c.text for c in dropped)
     excluded = tuple(sorted(o for o in query.exclude_origins if isinstance(o, str)))
-    plan = Plan(parsed.clauses, filters, tuple(sorted(query.visibilities)), excluded, parsed.stop_words)
+    plan = Plan(clauses, filters, tuple(sorted(query.visibilities)), excluded, ignored)
     return plan, offset
 
 
@@ -268,11 +273,13 @@ class SqlSearchBackend:
         result = await self.answer(conn, query, plan, offset)
         if result.total == 0 and len(plan.clauses) > 1:
             absent = await self.absent_clauses(conn, plan)
+            if not query.relax:
+                return replace(result, ignored=plan.ignored, absent=tuple(c.text for c in absent))
             if absent and len(absent) < len(plan.clauses):
                 plan = replace(
                     plan,
                     clauses=tuple(c for c in plan.clauses if c not in absent),
-                    ignored=plan.ignored + tuple(c.text or " ".join(c.tokens) for c in absent),
+                    ignored=plan.ignored + tuple(c.text for c in absent),
                 )
                 result = await self.answer(conn, query, plan, offset)
         return replace(result, ignored=plan.ignored)

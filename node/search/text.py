@@ -163,7 +163,7 @@ def parse_terms(q: str) -> ParsedQuery:
         if index % 2:  # inside quotes
             phrase = tuple(tokens(segment))
             if phrase:
-                clauses.append(Clause(phrase, text=" ".join(segment.split())))
+                clauses.append(Clause(phrase, text=" ".join(segment.split()) or " ".join(phrase)))
             last_bare = None
             continue
         for word in segment.split():

@@ -34,6 +34,7 @@ from node.errors import InvalidParameter
 from node.keystore import InstanceKey
 from node.search import DIMENSIONS, SearchQuery
 from node.search.cursor import decode_offsets, encode_cursor, encode_offsets
+from node.search.text import parse_terms
 from node.services.search import SearchService, result_to_json
 from node.storage.hub_models import FederatedNode
 
@@ -88,8 +89,12 @@ def merge_page(sources: list[_Source], limit: int) -> list[tuple[str, dict[str, 
     return page
 
 
-def _answer_parts(answer: Mapping[str, Any], country: str) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
-    """A node's total, its hits (its own records only) and facets. Raises ``BadAnswer``."""
+#: A node's answer: total, hits (its own records only), facets, the words it reports absent.
+_Answer = tuple[int, list[dict[str, Any]], dict[str, Any], list[str]]
+
+
+def _answer_parts(answer: Mapping[str, Any], country: str) -> _Answer:
+    """The parts of a node's answer that the merge uses. Raises ``BadAnswer``."""
     total = answer.get("total")
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
         raise BadAnswer("total is not a count")
@@ -101,7 +106,9 @@ def _answer_parts(answer: Mapping[str, Any], country: str) -> tuple[int, list[di
         hit for hit in results
         if isinstance(hit, dict) and hit.get("origin") == country and isinstance(hit.get("id"), str)
     ]  # a node answers only for its own records
-    return total, hits, facets
+    absent = answer.get("absent_terms")
+    absent = [t for t in absent if isinstance(t, str)] if isinstance(absent, list) else []
+    return total, hits, facets, absent
 
 
 def _add_facets(into: dict[str, dict[str, int]], facets: Mapping[str, Any]) -> None:
@@ -145,13 +152,18 @@ class LiveQuery:
         return value
 
     async def _local(self, query: SearchQuery, excluded: frozenset[str], offset: int) -> dict[str, Any]:
-        local = replace(query, exclude_origins=excluded, cursor=None)
+        local = replace(query, exclude_origins=excluded, cursor=None, relax=False)
         if offset:
             local = replace(local, cursor=encode_cursor(offset, local))
-        return result_to_json(await self.search_service.search(local))
+        result = await self.search_service.search(local)
+        return {**result_to_json(result), "absent_terms": list(result.absent)}
 
     async def search(self, query: SearchQuery, params: Mapping[str, Any], live: bool = True) -> dict[str, Any]:
         """The index's results merged with the answers of the nodes asked (see the module doc).
+
+        Words no record has are judged for the whole federation: every source is asked to keep
+        them (``strict``) and to report them when nothing matched; the words *every* source
+        reports are then left out everywhere in a second round (only when nothing matched).
 
         Raises:
             InvalidParameter: a bad ``timeout_ms`` or a cursor that is not this query's.
@@ -160,6 +172,24 @@ class LiveQuery:
         offsets = decode_offsets(query.cursor, query)
         nodes = await FederatedNode.filter(status="active").order_by("country")
         asked = [n for n in nodes if live or n.mode == "query-only"]
+        local, answered, missing = await self._round(query, asked, offsets, deadline)
+        total = int(local["total"]) + sum(answer[0] for answer in answered.values())
+        clauses = parse_terms(query.q).clauses
+        if total == 0 and len(clauses) > 1:
+            absent = set(local.get("absent_terms") or [])
+            for answer in answered.values():
+                absent &= set(answer[3])
+            if absent and len(absent) < len(clauses):
+                query = replace(query, drop_terms=frozenset(absent))
+                asked = [n for n in asked if n.country in answered]
+                local, answered, more_missing = await self._round(query, asked, offsets, deadline)
+                missing += more_missing
+        return await self._merge(query, local, answered, missing, offsets)
+
+    async def _round(
+        self, query: SearchQuery, asked: list[FederatedNode], offsets: Mapping[str, int], deadline: float
+    ) -> tuple[dict[str, Any], dict[str, _Answer], list[str]]:
+        """Ask the index and ``asked`` once: (the index's answer, the nodes' answers, missing)."""
         asked_countries = frozenset(n.country for n in asked)
         local_task = asyncio.ensure_future(self._local(query, asked_countries, offsets.get(INDEX, 0)))
         remote = {
@@ -168,7 +198,7 @@ class LiveQuery:
         }
         if remote:
             await asyncio.wait(list(remote.values()), timeout=deadline)
-        answered: dict[str, tuple[int, list[dict[str, Any]], dict[str, Any], Any]] = {}
+        answered: dict[str, _Answer] = {}
         missing: list[str] = []
         for country, task in remote.items():
             if not task.done():
@@ -178,7 +208,7 @@ class LiveQuery:
             error = task.exception()
             if error is None:
                 try:
-                    answered[country] = (*_answer_parts(task.result(), country), task.result().get("ignored_terms"))
+                    answered[country] = _answer_parts(task.result(), country)
                     continue
                 except BadAnswer as exc:
                     error = exc
@@ -188,21 +218,22 @@ class LiveQuery:
         if missing:
             # What the hub holds of the silent nodes stands in for them.
             local = await self._local(query, frozenset(answered), offsets.get(INDEX, 0))
+        return local, answered, missing
+
+    async def _merge(
+        self, query: SearchQuery, local: dict[str, Any], answered: dict[str, _Answer], missing: list[str],
+        offsets: Mapping[str, int],
+    ) -> dict[str, Any]:
         sources = [_Source(INDEX, offsets.get(INDEX, 0), int(local["total"]), local["results"])]
         facets: dict[str, dict[str, int]] = {dim: dict(counts) for dim, counts in local["facets"].items()}
         total = int(local["total"])
-        ignored = list(local.get("ignored_terms") or [])
         for country in sorted(answered):
-            node_total, hits, node_facets, node_ignored = answered[country]
+            node_total, hits, node_facets, _ = answered[country]
             sources.append(_Source(country, offsets.get(country, 0), node_total, hits))
             total += node_total
             _add_facets(facets, node_facets)
-            if isinstance(node_ignored, list):  # a word counts as ignored when every source left it out
-                ignored = [word for word in ignored if word in node_ignored]
         page = merge_page(sources, query.limit)
-        held = await self.search_service.held_versions(
-            [hit["id"] for source in sources[1:] for hit in source.hits[: source.taken]]
-        )
+        held = await self.search_service.held_versions([hit["id"] for name, hit in page if name != INDEX])
         results: list[dict[str, Any]] = []
         for name, hit in page:
             if name == INDEX:
@@ -212,8 +243,6 @@ class LiveQuery:
             # verified: the hub's index holds (so has verified) exactly this version of the record
             verified = isinstance(version, int) and held.get(hit["id"]) == version
             results.append({**hit, "verified": verified, "live": True})
-        next_offsets = {source.name: source.offset + source.taken for source in sources}
-        more = any(not source.exhausted() for source in sources)
         return {
             "total": total,
             "results": results,
@@ -221,8 +250,11 @@ class LiveQuery:
                 dim: dict(sorted(facets.get(dim, {}).items(), key=lambda kv: (-kv[1], kv[0])))
                 for dim in DIMENSIONS
             },
-            "next_cursor": encode_offsets(next_offsets, query) if more else None,
-            "ignored_terms": ignored,
+            "next_cursor": (
+                encode_offsets({s.name: s.offset + s.taken for s in sources}, query)
+                if any(not s.exhausted() for s in sources) else None
+            ),
+            "ignored_terms": list(local.get("ignored_terms") or []),
             "partial": bool(missing),
             "missing": sorted(missing),
         }
@@ -231,11 +263,13 @@ class LiveQuery:
         key = self.key()
         token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(), ttl_s=60)
         payload: dict[str, Any] = {
-            "q": query.q, "limit": query.limit, "visibilities": sorted(query.visibilities),
+            "q": query.q, "limit": query.limit, "visibilities": sorted(query.visibilities), "strict": True,
             **{dim: list(values) for dim, values in query.filters.items()},
         }
         if offset:
             payload["offset"] = offset
+        if query.drop_terms:
+            payload["drop_terms"] = sorted(query.drop_terms)
         async with self.session().post(
             f"{url.rstrip('/')}/federation/v1/search", data=orjson.dumps(payload),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},

@@ -46,16 +46,20 @@ async def federated_search(request: web.Request) -> web.Response:
     """POST /federation/v1/search — the hub asks this node (public and network records only).
 
     ``offset`` (optional) starts the page that far into the ranked results: the hub pages its
-    merged answer with one offset per node.
+    merged answer with one offset per node. ``strict: true`` keeps the words no record here has
+    (reporting them in ``absent_terms`` when nothing matched) and ``drop_terms`` leaves out the
+    words the hub found in no record of the federation.
     """
     require_service(await principal(request), issuers=("hub",))
     c = ctx(request)
     params = live_query(await read_json(request, c.settings.max_body_bytes))
     query = query_from_params(params, frozenset(params.get("visibilities") or ["public"]) & {"public", "network"},
                               c.settings.search_max_limit)
+    query = replace(query, relax=not params.get("strict"), drop_terms=frozenset(params.get("drop_terms") or ()))
     if params.get("offset"):
         query = replace(query, cursor=encode_cursor(params["offset"], query))
-    return json_response(result_to_json(await c.search.search(query)))
+    result = await c.search.search(query)
+    return json_response({**result_to_json(result), "absent_terms": list(result.absent)})
 
 
 def live_query(body: Any) -> dict[str, Any]:
@@ -72,6 +76,11 @@ def live_query(body: Any) -> dict[str, Any]:
             errors.append({"pointer": f"/{name}", "message": "not a string"})
     if "limit" in body and (type(body["limit"]) is not int):
         errors.append({"pointer": "/limit", "message": "not an integer"})
+    if "strict" in body and not isinstance(body["strict"], bool):
+        errors.append({"pointer": "/strict", "message": "not a boolean"})
+    terms = body.get("drop_terms", [])
+    if not (isinstance(terms, list) and len(terms) <= 64 and all(isinstance(t, str) and len(t) <= 500 for t in terms)):
+        errors.append({"pointer": "/drop_terms", "message": "not a list of at most 64 strings"})
     if "offset" in body and not (type(body["offset"]) is int and 0 <= body["offset"] <= MAX_OFFSET):
         errors.append({"pointer": "/offset", "message": f"not an integer from 0 to {MAX_OFFSET}"})
     for name in DIMENSIONS:
