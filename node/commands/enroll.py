@@ -1,4 +1,5 @@
-"""``ncc enroll`` — join the federation with a one-time invitation from the hub."""
+"""``ncc enroll`` — join the federation with a one-time invitation from the hub (also: re-enroll after a
+key compromise, which gives the node a new key)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 from typing import Any
 
 from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for
-from node.context import Keyring, utc_now
+from node.context import Keyring, build_registry, utc_now
 
 
 def register(sub: Any) -> None:
@@ -14,11 +15,16 @@ def register(sub: Any) -> None:
     add_data_dir(p)
     p.add_argument("--hub", required=True, metavar="URL", help="the hub's base URL")
     p.add_argument("--token", required=True, metavar="T", help="the invitation token")
+    p.add_argument("--new-key", action="store_true",
+                   help="enroll a new key and retire the current one (made anyway when the key is revoked)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from node.services.nodefed import FederationError, NodeFederation
+    from node.services.nodefed import Enrolled, FederationError, NodeFederation
+    from node.services.publish import Publisher
+    from node.services.resign import resign_after_revocation, revoked_keys
+    from node.services.search import SearchService
 
     settings = settings_for(args.data_dir)
     if settings.role != "node":
@@ -26,14 +32,29 @@ def run(args: argparse.Namespace) -> int:
     keyring = Keyring(settings)
     fed = NodeFederation(settings, keyring.key, utc_now)
 
-    async def work() -> dict[str, Any]:
+    async def work() -> tuple[Enrolled, list[str], str | None]:
         try:
-            return await fed.enroll(args.hub, args.token.strip())
+            enrolled = await fed.enroll_key(args.hub, args.token.strip(), new_key=args.new_key)
         except FederationError as exc:
             raise CommandError(str(exc)) from exc
+        try:
+            # What was signed with a revoked key after its revocation is quarantined at the hub: sign
+            # it again with the key just enrolled (as the serving node would write it), then notify.
+            publisher = Publisher(settings.country, keyring.key, build_registry(), utc_now, index=SearchService())
+            resigned = await resign_after_revocation(publisher, revoked_keys(enrolled.directory, settings.country))
+            notify_error = None
+            if not await fed.notify_if_needed():
+                notify_error = "the hub was not notified; it pulls on its schedule"
+            return enrolled, resigned, notify_error
         finally:
             await fed.close()
 
-    directory = run_with_db(settings, work)
-    print(f"enrolled {settings.country} ({keyring.current.kid}) with {args.hub}; directory serial {directory['serial']}")
+    enrolled, resigned, notify_error = run_with_db(settings, work)
+    print(f"enrolled {settings.country} ({enrolled.kid}) with {args.hub}; directory serial {enrolled.directory['serial']}")
+    if enrolled.replaced_kid:
+        print(f"new key {enrolled.kid}; the previous key {enrolled.replaced_kid} is retired (keys/retired/)")
+    if resigned:
+        print(f"signed again with the new key: {len(resigned)} record(s) published after the revocation")
+    if notify_error:
+        print(notify_error)
     return 0

@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
 
 
 def rotate(args: argparse.Namespace) -> int:
-    from node.services.nodefed import FederationError, NodeFederation
+    from node.services.nodefed import REFUSAL_HINTS, FederationError, NodeFederation
 
     settings = settings_for(args.data_dir)
     if settings.role != "node":
@@ -32,7 +32,9 @@ def rotate(args: argparse.Namespace) -> int:
         try:
             return await fed.rotate_key()
         except FederationError as exc:
-            raise CommandError(str(exc)) from exc
+            hint = REFUSAL_HINTS.get(exc.reason or "")
+            # a revoked (or rotated-out) key cannot name its successor: only re-enrollment helps
+            raise CommandError(f"{exc}; {hint}" if hint else str(exc)) from exc
         finally:
             await fed.close()
 

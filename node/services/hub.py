@@ -152,7 +152,8 @@ class HubService:
         Raises:
             Unauthenticated: forged or expired token.
             EnrollmentTokenUsed: the invitation was already used.
-            EnrollmentInvalid: country/key/proof/url do not match the token and each other.
+            EnrollmentInvalid: country/key/proof/url do not match the token and each other, or the key
+                was revoked (``reason: key_revoked``; the invitation stays unused).
         """
         if not isinstance(body, dict):
             raise EnrollmentInvalid("enrollment request must be an object")
@@ -185,6 +186,16 @@ class HubService:
         stamp = format_timestamp(now)
         key_from = format_timestamp(self._new_key_valid_from(now, body.get("not_before")))
         async with in_transaction() as conn:
+            known = await NodeKey.filter(kid=fields["kid"]).using_db(conn).first()
+            if known is not None and known.revoked_at is not None:
+                # Re-enrolling would put the compromised key back in service (and, before this check,
+                # left the node with only that key, every later record quarantined). Checked before the
+                # invitation is spent, so the node can retry the same invitation with a new key.
+                raise EnrollmentInvalid(
+                    f"key {known.kid} was revoked at {known.revoked_at}: enroll with a new key "
+                    "(ncc enroll makes one when the hub refuses the node's key as revoked)",
+                    reason="key_revoked",
+                )
             used = await Invite.filter(jti=claims["jti"], used_at=None).using_db(conn).update(used_at=stamp)
             if not used:
                 if await Invite.filter(jti=claims["jti"]).using_db(conn).exists():
@@ -201,9 +212,13 @@ class HubService:
                 await FederatedNode.filter(country=country).using_db(conn).update(url=fields["url"], status="active")
                 await NodeKey.filter(country=country, not_after=None).exclude(kid=fields["kid"]).using_db(
                     conn).update(not_after=stamp)
-            if not await NodeKey.filter(kid=fields["kid"]).using_db(conn).exists():
+            if known is None:
                 await NodeKey.create(kid=fields["kid"], country=country, public_key=fields["public_key"],
                                      not_before=key_from, using_db=conn)
+            elif known.not_after is not None:
+                # Re-enrolled with a key it had rotated away from (a rotation whose answer was lost): the
+                # line above ended every other key, so this one must not end either.
+                await NodeKey.filter(kid=known.kid).using_db(conn).update(not_after=None)
         return {"directory": await self.publish_directory()}
 
     def _new_key_valid_from(self, now: datetime, claimed: Any = None) -> datetime:

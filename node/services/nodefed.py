@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,8 +41,35 @@ ENROLLMENT_KEY = "enrollment"
 NOTIFIED_KEY = "notified_seq"
 
 
+#: Longest wait between notifications while the hub refuses this node (suspended, key revoked): the
+#: hub still pulls on its own schedule, and an admin reactivating the node is noticed within this.
+REFUSED_BACKOFF_MAX_S = 900.0
+
+#: What the operator of a refused node can do, by the hub's ``reason``.
+REFUSAL_HINTS = {
+    "key_revoked": "re-enroll with a fresh invitation (ncc hub invite at the hub, then ncc enroll), "
+                   "which makes a new key",
+    "key_expired": "the key was rotated out; re-enroll with a fresh invitation",
+    "node_suspended": "ask the hub admin to reactivate the node (ncc hub activate)",
+}
+
+
 class FederationError(Exception):
-    """Talking to the hub failed; the message is one line for the CLI."""
+    """Talking to the hub failed; the message is one line for the CLI.
+
+    ``status``, ``code`` and ``reason`` come from the hub's problem answer (None when the hub was
+    not reached or did not answer with a problem).
+    """
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.reason = status, code, reason
+
+    @property
+    def refused(self) -> bool:
+        """The hub answered that this node may not do this (not a transport failure)."""
+        return self.status in (401, 403)
 
 
 async def get_state(key: str) -> Any:
@@ -89,6 +117,15 @@ async def first_signed_by(kid: str) -> str | None:
     return str(rows[0]["first"]) if rows and rows[0]["first"] else None
 
 
+@dataclass(frozen=True)
+class Enrolled:
+    """What ``enroll`` did: the hub's directory, the key now enrolled, the key it replaced (if any)."""
+
+    directory: dict[str, Any]
+    kid: str
+    replaced_kid: str | None = None
+
+
 @dataclass
 class NodeFederation:
     """What a node does towards its hub."""
@@ -99,6 +136,10 @@ class NodeFederation:
     metrics: Metrics | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _session: aiohttp.ClientSession | None = None
+    # back-off while the hub refuses the node (see notify_if_needed)
+    _refusals: int = 0
+    _retry_at: float = 0.0
+    _refused_enrollment: Any = None
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -117,7 +158,20 @@ class NodeFederation:
     # -- enrollment and directory --------------------------------------------------------------
 
     async def enroll(self, hub_url: str, token: str) -> dict[str, Any]:
-        """Enroll with the hub using a one-time invitation; store and return the verified directory.
+        """Enroll (see ``enroll_key``); return the hub's verified directory.
+
+        Raises:
+            FederationError: as ``enroll_key``.
+        """
+        return (await self.enroll_key(hub_url, token)).directory
+
+    async def enroll_key(self, hub_url: str, token: str, new_key: bool = False) -> Enrolled:
+        """Enroll with the hub using a one-time invitation; store the verified directory.
+
+        The node enrolls its current key, unless ``new_key`` is set or the key is revoked (in the
+        directory the node holds, or the hub refuses it as revoked: the invitation is then still
+        unused and is sent again with a new key). A new key replaces the current one only once the
+        hub has listed it; the old key is retired like a rotated one (``keys/retired/``).
 
         Raises:
             FederationError: the token is not an invitation for this country, the hub refused, or
@@ -129,13 +183,35 @@ class NodeFederation:
             raise FederationError(f"not an enrollment token: {exc.detail}") from exc
         if claims.get("sub") != self.settings.country:
             raise FederationError(f"this invitation is for {claims.get('sub')}, not {self.settings.country}")
-        key = self.key()
+        current = self.key()
+        fresh = new_key or await self._held_key_revoked(current.kid)
+        key = self._fresh_key() if fresh else current
+        try:
+            directory_doc = await self._enroll_with(hub_url, token, claims, key, fresh)
+        except FederationError as exc:
+            if fresh or exc.reason != "key_revoked":
+                raise
+            fresh, key = True, self._fresh_key()
+            directory_doc = await self._enroll_with(hub_url, token, claims, key, fresh)
+        if fresh:
+            retire_and_replace(self.settings.key_path, key.private_key)
+        await set_state(DIRECTORY_KEY, directory_doc)
+        await set_state(ENROLLMENT_KEY, {"hub_url": hub_url.rstrip("/"), "hub_kid": claims["hub_kid"],
+                                         "enrolled_at": directory_doc["issued_at"]})
+        await set_state(NOTIFIED_KEY, 0)
+        self.wake.set()
+        return Enrolled(directory_doc, key.kid, current.kid if fresh else None)
+
+    async def _enroll_with(self, hub_url: str, token: str, claims: dict[str, Any], key: InstanceKey,
+                           fresh: bool) -> dict[str, Any]:
+        """Post the enrollment of ``key``; the verified directory, which must list ``key`` for this node."""
         body = {
             "token": token, "country": self.settings.country, "url": self.settings.base_url,
             "public_key": b64url_encode(key.public_raw), "kid": key.kid,
             "proof": enrollment_proof(key.private_key, str(claims["jti"])),
         }
-        signed_since = await first_signed_by(key.kid)
+        # A new key has signed nothing: it must not claim the history of the key it replaces.
+        signed_since = None if fresh else await first_signed_by(key.kid)
         if signed_since is not None:
             body["not_before"] = signed_since
         data = await self._post(hub_url, "/federation/v1/enroll", body, auth=False)
@@ -144,14 +220,29 @@ class NodeFederation:
             directory = verify_directory(directory_doc, self.clock(), trusted_kids={str(claims["hub_kid"])})
         except ProtocolError as exc:
             raise FederationError(f"hub directory rejected: {exc.code}: {exc.detail}") from exc
-        if directory.node(self.settings.country) is None:
+        entry = directory.node(self.settings.country)
+        if entry is None:
             raise FederationError("the hub's directory does not list this node")
-        await set_state(DIRECTORY_KEY, directory_doc)
-        await set_state(ENROLLMENT_KEY, {"hub_url": hub_url.rstrip("/"), "hub_kid": claims["hub_kid"],
-                                         "enrolled_at": directory_doc["issued_at"]})
-        await set_state(NOTIFIED_KEY, 0)
-        self.wake.set()
-        return directory_doc
+        listed = entry.key(key.kid)
+        if listed is None or listed.revoked_at is not None:
+            raise FederationError(f"the hub's directory does not list {key.kid} as a key of this node")
+        return dict(directory_doc)
+
+    def _fresh_key(self) -> InstanceKey:
+        private = generate_private_key()
+        return InstanceKey(private, kid_for(self.settings.country, public_key_raw(private)))
+
+    async def _held_key_revoked(self, kid: str) -> bool:
+        """Whether the directory this node holds says ``kid`` is revoked."""
+        held = await get_state(DIRECTORY_KEY)
+        if not isinstance(held, dict):
+            return False
+        try:
+            entry = Directory.from_dict(held).node(self.settings.country)
+        except ProtocolError:
+            return False
+        listed = entry.key(kid) if entry is not None else None
+        return listed is not None and listed.revoked_at is not None
 
     async def enrollment(self) -> dict[str, Any] | None:
         value = await get_state(ENROLLMENT_KEY)
@@ -182,11 +273,19 @@ class NodeFederation:
     async def notify_if_needed(self) -> bool:
         """Tell the hub to pull if the feed moved since the last successful notification.
 
+        While the hub refuses this node (401/403: suspended, key revoked, …) the notifications back off
+        (doubling from ``notify_retry_s`` up to ``REFUSED_BACKOFF_MAX_S``), each refusal logged with the
+        hub's reason; a new enrollment ends the back-off at once.
+
         Returns True when nothing was pending or the hub took the notification.
         """
         enrollment = await self.enrollment()
         if enrollment is None:
             return True
+        if self._refusals and enrollment.get("enrolled_at") != self._refused_enrollment:
+            self._refusals, self._retry_at = 0, 0.0  # re-enrolled (by `ncc enroll`, another process)
+        if self._refusals and time.monotonic() < self._retry_at:
+            return False
         head = await feed_head()
         notified = await get_state(NOTIFIED_KEY) or 0
         if head <= notified:
@@ -196,10 +295,25 @@ class NodeFederation:
         except FederationError as exc:
             if self.metrics is not None:
                 self.metrics.notify_failures.inc()
-            log.warning("notify failed; will retry", extra={"error": str(exc)})
+            if not exc.refused:
+                log.warning("notify failed (%s); will retry", exc, extra={"error": str(exc)})
+                return False
+            self._refusals += 1
+            self._refused_enrollment = enrollment.get("enrolled_at")
+            delay = self.refused_backoff_s()
+            self._retry_at = time.monotonic() + delay
+            hint = REFUSAL_HINTS.get(exc.reason or "", "see the hub's answer")
+            log.warning("notify refused (%s); %s; next try in %.0f s", exc, hint, delay,
+                        extra={"error": str(exc), "reason": exc.reason, "retry_in_s": delay})
             return False
+        self._refusals = 0
         await set_state(NOTIFIED_KEY, head)
         return True
+
+    def refused_backoff_s(self) -> float:
+        """The wait before the next notification after ``_refusals`` refusals in a row."""
+        base = float(self.settings.notify_retry_s)
+        return min(base * 2 ** max(self._refusals - 1, 0), max(base, REFUSED_BACKOFF_MAX_S))
 
     async def run_notifier(self, stop: asyncio.Event | None = None) -> None:
         """Background loop: notify after writes (woken by the publisher) and retry periodically.
@@ -287,7 +401,9 @@ async def _answer(response: aiohttp.ClientResponse) -> Any:
         data = None
     if response.status >= 400:
         if isinstance(data, dict) and "code" in data:
-            raise FederationError(f"hub answered {response.status} {data['code']}: {data.get('detail', '')}")
-        raise FederationError(f"hub answered HTTP {response.status}")
+            reason = data.get("reason")
+            raise FederationError(f"hub answered {response.status} {data['code']}: {data.get('detail', '')}",
+                                  response.status, str(data["code"]), reason if isinstance(reason, str) else None)
+        raise FederationError(f"hub answered HTTP {response.status}", response.status)
     return data
 

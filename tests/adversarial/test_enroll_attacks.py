@@ -289,3 +289,50 @@ async def test_revoked_key_cannot_rotate(hub: Hub, fake_node: MakeFakeNode) -> N
     with pytest.raises(EnrollmentInvalid):
         await hub.context.hub.rotate("DE", rotation(de, de.key, generate_private_key(), hub))
     assert await hub_state() == before
+
+
+@BOTH
+async def test_regression_revoked_key_cannot_be_enrolled_again(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """Regression: re-enrolling a revoked key succeeded (200, invitation spent) and left the node with
+    that key only — revoked, so every later record was quarantined and no rotation was possible. The
+    hub now refuses it with 422 ``enrollment_invalid`` (``reason: key_revoked``) before spending the
+    invitation; the same invitation then enrolls a new key, and what the old key signed before its
+    revocation stays valid."""
+    de = await fake_node("DE")
+    signed_before = de.record(issued_at=hub.clock() - timedelta(seconds=10))
+    await hub.context.hub.revoke_key(de.kid)
+    hub.clock.advance(seconds=5)
+    signed_after = de.record()
+    token = await hub.invite("DE")
+    before = await hub_state()
+    body = await expect_problem(await post_enroll(hub, hub.enroll_body(token, de)), 422, "enrollment_invalid")
+    assert f"key {de.kid} was revoked at" in body["detail"] and body["reason"] == "key_revoked"
+    assert await hub_state() == before
+
+    old_kid = de.kid
+    de.key = generate_private_key()
+    assert (await post_enroll(hub, hub.enroll_body(token, de))).status == 200
+    state = await hub_state()
+    assert {k for k, *_ in state["keys"]} == {old_kid, de.kid}
+    new_key_entry = next(k for k in state["keys"] if k[0] == de.kid)
+    assert new_key_entry[1:] == (None, None)  # no not_after, not revoked
+    de.serve(signed_before, signed_after, de.record())
+    results = await hub.sync()
+    assert results["DE"]["accepted"] == 2, results
+    assert [(q["record_id"], q["code"]) for q in await hub.quarantine()] == [(signed_after["id"], "key_revoked")]
+
+
+@SQLITE
+async def test_regression_reenrolling_a_rotated_out_key_keeps_it_valid(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """Regression: a node whose rotation answer was lost keeps its old key, which the hub had already
+    given a ``not_after``; re-enrolling with it ended the successor key (``not_after`` = now) and kept
+    the old key's end, leaving the node with no key at all once the grace period ran out."""
+    de = await fake_node("DE")
+    old = de.key
+    resp = await hub.client.post("/federation/v1/keys/rotate", json=rotation(de, old, generate_private_key(), hub),
+                                 headers=de.auth())
+    assert resp.status == 200
+    await hub.enroll(de)  # still the old key
+    keys = {k: (not_after, revoked) for k, not_after, revoked in (await hub_state())["keys"]}
+    assert keys[de.kid] == (None, None)
+    assert all(not_after is not None for kid, (not_after, _) in keys.items() if kid != de.kid)

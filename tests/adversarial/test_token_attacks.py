@@ -150,13 +150,27 @@ async def test_replayed_service_token_is_401(hub: Hub, fake_node: MakeFakeNode) 
 
 
 @SQLITE
-async def test_revoked_or_suspended_node_tokens_are_401(hub: Hub, fake_node: MakeFakeNode) -> None:
+async def test_revoked_or_suspended_node_tokens_are_refused_with_the_reason(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """Regression: both were 401 "unknown key DE:…", so a node could not tell what happened to it. A
+    revoked key is 401 saying it was revoked; a suspended node (its token valid) is 403 saying it is
+    suspended — on every route a node calls — while a forged token naming it stays 401."""
     de, fr = await fake_node("DE"), await fake_node("FR")
     await hub.context.hub.revoke_key(de.kid)
     await hub.context.hub.set_node("FR", status="suspended")
-    for node in (de, fr):
-        await expect_problem(await hub.client.post("/federation/v1/notify", headers=node.auth()), 401,
-                             "unauthenticated")
+    body = await expect_problem(await hub.client.post("/federation/v1/notify", headers=de.auth()), 401,
+                                "unauthenticated")
+    assert f"key {de.kid} was revoked at" in body["detail"] and body["reason"] == "key_revoked"
+    for method, path in (("POST", "/federation/v1/notify"), ("GET", "/federation/v1/quarantine"),
+                         ("POST", "/federation/v1/keys/rotate")):
+        body = await expect_problem(await hub.client.request(method, path, headers=fr.auth(), json={}), 403,
+                                    "forbidden")
+        assert "FR is suspended" in body["detail"] and body["reason"] == "node_suspended", path
+    forged = forge({"alg": "EdDSA", "typ": "JWT", "kid": fr.kid}, service_claims("FR"), eddsa(generate_private_key()))
+    body = await expect_problem(await hub.client.post("/federation/v1/notify",
+                                                      headers={"Authorization": f"Bearer {forged}"}),
+                                401, "unauthenticated")
+    assert "suspended" not in body["detail"]
+    await asyncio.sleep(0.05)
     assert de.requests == fr.requests == []
 
 

@@ -14,6 +14,7 @@ from node.http.auth import require_service, require_user
 from node.http.problems import read_json
 from node.http.views.common import country_param, ctx, int_param, json_response, principal
 from node.services.nodefed import feed_page
+from node.services.trust import require_active_node
 from node.storage.hub_models import Quarantine
 
 MAX_PAGE = 1000
@@ -47,16 +48,22 @@ async def enroll(request: web.Request) -> web.Response:
     return json_response(await ctx(request).hub.enroll(body))
 
 
-def _caller_country(p: Any) -> str:
+async def _caller_country(p: Any) -> str:
+    """The country of the node calling; a suspended node is refused here, with the reason (403).
+
+    Raises:
+        Unauthenticated, Forbidden: not a node's service token, or the node is suspended.
+    """
     require_service(p)
     if p.issuer == "hub":
         raise Forbidden("only nodes call this route")
+    await require_active_node(str(p.issuer))
     return str(p.issuer)
 
 
 async def notify(request: web.Request) -> web.Response:
     """POST /federation/v1/notify — a node wrote; pull it now (in the background)."""
-    country = _caller_country(await principal(request))
+    country = await _caller_country(await principal(request))
     c = ctx(request)
     body = await read_json(request, c.settings.max_body_bytes) if request.can_read_body else {}
     if not isinstance(body, dict):
@@ -75,7 +82,7 @@ async def quarantine(request: web.Request) -> web.Response:
     if p.kind != "service":
         require_user(p, ("admin",))
     wanted = country_param(request)  # checked whoever asks
-    country = _caller_country(p) if p.kind == "service" else wanted  # a node only ever sees its own
+    country = await _caller_country(p) if p.kind == "service" else wanted  # a node only ever sees its own
     limit = int_param(request, "limit", 100, 1, 1000)
     after = int_param(request, "after", 0, 0, 2**62)
     query = Quarantine.filter(id__gt=after)
@@ -98,7 +105,7 @@ async def quarantine(request: web.Request) -> web.Response:
 
 async def rotate_key(request: web.Request) -> web.Response:
     """POST /federation/v1/keys/rotate — a node's rotation statement, signed by its current key."""
-    country = _caller_country(await principal(request))
+    country = await _caller_country(await principal(request))
     c = ctx(request)
     body = await read_json(request, c.settings.max_body_bytes)
     return json_response(await c.hub.rotate(country, body))
