@@ -37,6 +37,15 @@ def json_pointer(path: Iterable[str | int]) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
+def _error_path(err: Any) -> list[str | int]:
+    """Where an error is: for a missing required property, the property itself (``/legal_name``, not
+    the object holding it), so that a form can show the error next to its field."""
+    path = list(err.instance_path)
+    if isinstance(err.kind, jsonschema_rs.ValidationErrorKind.Required):
+        path.append(str(err.kind.property))
+    return path
+
+
 def _refuse_retrieval(uri: str) -> Any:
     raise ValueError(f"remote schema retrieval is disabled: {uri}")
 
@@ -130,7 +139,7 @@ class SchemaRegistry:
                                     [{"pointer": nul, "message": "NUL characters are not allowed in strings"}])
             return
         errors: list[SchemaErrorItem] = [
-            {"pointer": json_pointer(err.instance_path), "message": err.message}
+            {"pointer": json_pointer(_error_path(err)), "message": err.message}
             for err in validator.iter_errors(instance)
         ]
         errors.sort(key=lambda e: (e["pointer"], e["message"]))

@@ -219,7 +219,7 @@ def bad_envelopes() -> list[dict[str, Any]]:
     add("version-bumped", "signature_invalid", {**base, "version": 2})
     add("signature-of-other-record", "signature_invalid", {**base, "sig": signed(version=2)["sig"]})
     org_missing = {k: v for k, v in ORGANISATION.items() if k != "legal_name"}
-    add("organisation-missing-legal-name", "schema_invalid", signed(payload=org_missing), pointers=["/payload"])
+    add("organisation-missing-legal-name", "schema_invalid", signed(payload=org_missing), pointers=["/payload/legal_name"])
     add("organisation-unknown-subdomain", "schema_invalid", signed(payload={**ORGANISATION, "subdomains": ["cry.999"]}), pointers=["/payload/subdomains/0"])
     add("organisation-float", "schema_invalid", signed(payload={**ORGANISATION, "sme": 1.5}), pointers=["/payload/sme"])
     add("unknown-record-type", "schema_invalid", signed(type_="spaceship", payload={"name": "x"}), pointers=["/payload"])

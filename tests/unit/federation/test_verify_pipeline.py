@@ -108,6 +108,15 @@ def test_schema_invalid_lists_pointers() -> None:
     assert {e["pointer"] for e in info.value.errors} == {"/payload/subdomains/1", "/payload/website"}
 
 
+def test_a_missing_required_field_is_pointed_at_itself() -> None:
+    """Regression (README walk-through): a missing ``legal_name`` was reported at ``/payload``, the
+    object holding it, so the portal could not show the error next to the field."""
+    payload = {k: v for k, v in gen.ORGANISATION.items() if k not in ("legal_name", "country")}
+    with pytest.raises(SchemaInvalid) as info:
+        verify(gen.signed(payload=payload), directory(), NOW, registry())
+    assert {e["pointer"] for e in info.value.errors} == {"/payload/legal_name", "/payload/country"}
+
+
 def test_tombstones_skip_payload_schema_and_consent() -> None:
     env = gen.signed(**EXPERT, version=4, deleted=True, payload={"reason": "erased"})
     assert verify(env, directory(), NOW, registry()).envelope.deleted
