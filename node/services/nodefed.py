@@ -108,11 +108,10 @@ async def first_signed_by(kid: str) -> str | None:
     """
     from tortoise.connection import connections
 
-    pattern = '%"kid":"' + kid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
     rows = await sql.fetch(
         connections.get("default"),
         "SELECT MIN(issued_at) AS first FROM record_versions WHERE envelope LIKE ? ESCAPE '\\'",
-        [pattern],
+        [sql.signed_by_pattern(kid)],
     )
     return str(rows[0]["first"]) if rows and rows[0]["first"] else None
 

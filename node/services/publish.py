@@ -4,9 +4,12 @@ Every change becomes a new signed version. The feed table holds, per record, the
 that may leave the node (never a ``national`` one), keyed by the node-local sequence number that
 was allocated in the same transaction, so the hub's cursor never skips a committed change.
 
-Visibility dropping to ``national``: the hub must forget the record, so the node first signs a
-``withdrawn`` tombstone (version N+1, the previous visibility, which enters the feed) and then the
-national version (N+2, which never leaves the node). Two different envelopes never share a version.
+Visibility dropping to ``national`` is one change, version N+1 (DESIGN §3: +1 on every change).
+The hub must forget the record, so what the feed publishes for N+1 is a ``withdrawn`` tombstone
+(with the previous visibility), while the node stores the national N+1: the two envelopes of N+1
+never meet outside the node, because a national version never leaves it (no feed, no hub, no
+federated query). The tombstone lives in the feed only (``record_versions`` keeps the node's own
+versions).
 """
 
 from __future__ import annotations
@@ -156,14 +159,34 @@ class Publisher:
             self.check_transition(old_payload, payload)
             next_version = current.version + 1
             if vis == "national" and current.visibility != "national":
-                await self._write(
-                    conn, rid, current.type, next_version, current.visibility, True,
-                    {"reason": "withdrawn"}, previous=current,
-                )
-                next_version += 1
+                await self._withdraw_from_feed(conn, rid, current.type, next_version, current.visibility)
             env = await self._write(conn, rid, current.type, next_version, vis, False, payload, previous=current)
         self._published()
         return env
+
+    async def sign_again(self, rid: str, needed: Callable[[dict[str, Any]], bool]) -> bool:
+        """Publish the record's current content (payload, visibility, deleted) as its next version,
+        signed with the current key, if ``needed(<the envelope the feed publishes for it>)`` still
+        holds inside the transaction; return whether it did (after a key revocation: see
+        ``node/services/resign.py``). A national record's feed face — the ``withdrawn`` tombstone —
+        is signed again with it.
+        """
+        async with in_transaction() as conn:
+            current = await self._lock(conn, rid)
+            feed = await FeedEntry.filter(record_id=rid).using_db(conn).first()
+            if feed is None:
+                return False
+            shared = orjson.loads(feed.envelope)
+            if not needed(shared):
+                return False
+            version = current.version + 1
+            if current.visibility == "national":
+                await self._withdraw_from_feed(conn, rid, current.type, version, shared["visibility"])
+            payload = orjson.loads(current.envelope)["payload"]
+            await self._write(conn, rid, current.type, version, current.visibility, current.deleted, payload,
+                              previous=current)
+        self._published()
+        return True
 
     async def delete(self, rid: str, reason: str) -> Envelope:
         """Publish a tombstone; ``erased`` also purges the payloads of all older versions.
@@ -195,20 +218,23 @@ class Publisher:
             raise NotFound(f"no record {rid}")
         return rec
 
-    async def _write(
-        self,
-        conn: BaseDBAsyncClient,
-        rid: str,
-        rtype: str,
-        version: int,
-        visibility: str,
-        deleted: bool,
-        payload: dict[str, Any],
-        previous: Record | None,
+    async def _withdraw_from_feed(
+        self, conn: BaseDBAsyncClient, rid: str, rtype: str, version: int, visibility: str
     ) -> Envelope:
+        """Put the ``withdrawn`` tombstone of ``version`` (the version that turns the record national)
+        into the feed, in place of what the feed published for the record."""
         seq = await sql.next_sequence(conn)
+        env = self._sign(rid, rtype, version, visibility, True, {"reason": "withdrawn"})
+        text = dumps(env)
+        if not await FeedEntry.filter(record_id=rid).using_db(conn).update(seq=seq, envelope=text):
+            await FeedEntry.create(record_id=rid, seq=seq, envelope=text, using_db=conn)
+        return env
+
+    def _sign(
+        self, rid: str, rtype: str, version: int, visibility: str, deleted: bool, payload: dict[str, Any]
+    ) -> Envelope:
         key = self.key()
-        env = sign_record(
+        return sign_record(
             {
                 "ncc": 1,
                 "id": rid,
@@ -224,6 +250,20 @@ class Publisher:
             key.private_key,
             key.kid,
         )
+
+    async def _write(
+        self,
+        conn: BaseDBAsyncClient,
+        rid: str,
+        rtype: str,
+        version: int,
+        visibility: str,
+        deleted: bool,
+        payload: dict[str, Any],
+        previous: Record | None,
+    ) -> Envelope:
+        seq = await sql.next_sequence(conn)
+        env = self._sign(rid, rtype, version, visibility, deleted, payload)
         text = dumps(env)
         issued = format_timestamp(env.issued_at)
         await RecordVersion.create(

@@ -9,8 +9,8 @@ left alone: they stay valid.
 
 Only the feed matters: it holds, per record, the latest version that leaves the node. For a record
 that has since become ``national`` that version is the ``withdrawn`` tombstone that took it off the
-hub; it is signed again, then the national version on top of it (as ``Publisher.update`` does when
-a record turns national), so the record stays national on the node.
+hub; it is signed again with the next national version (as ``Publisher.update`` does when a record
+turns national), so the record stays national on the node.
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from tortoise.transactions import in_transaction
 
 from federation.directory import Directory
 from federation.timefmt import parse_timestamp
 from node.services.publish import Publisher
 from node.storage import sql
-from node.storage.models import FeedEntry
 
 
 def revoked_keys(directory_doc: Mapping[str, Any], country: str) -> dict[str, datetime]:
@@ -48,9 +46,9 @@ async def _candidates(revoked: Mapping[str, datetime]) -> list[str]:
     found: list[str] = []
     for kid in revoked:
         # the kid is in every envelope it signed: narrow in SQL, then decide on the parsed envelope
-        pattern = '%"kid":"' + kid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
         rows = await sql.fetch(connections.get("default"),
-                               "SELECT record_id, envelope FROM feed WHERE envelope LIKE ? ESCAPE '\\'", [pattern])
+                               "SELECT record_id, envelope FROM feed WHERE envelope LIKE ? ESCAPE '\\'",
+                               [sql.signed_by_pattern(kid)])
         found += [str(r["record_id"]) for r in rows if _signed_after_revocation(orjson.loads(r["envelope"]), revoked)]
     return sorted(found)
 
@@ -62,32 +60,5 @@ async def resign_after_revocation(publisher: Publisher, revoked: Mapping[str, da
     Safe to run while the node serves and to run again (a record already signed again no longer
     matches). Raises what the database raises.
     """
-    done = []
-    for rid in await _candidates(revoked):
-        if await _resign(publisher, rid, revoked):
-            done.append(rid)
-    if done:
-        publisher._published()
-    return done
-
-
-async def _resign(publisher: Publisher, rid: str, revoked: Mapping[str, datetime]) -> bool:
-    # Publisher has no public "same content, next version" write; its _lock/_write are the one place
-    # that signs, stores, feeds and indexes a version, so this uses them rather than a second copy.
-    async with in_transaction() as conn:
-        current = await publisher._lock(conn, rid)
-        feed = await FeedEntry.filter(record_id=rid).using_db(conn).first()
-        if feed is None:
-            return False
-        shared = orjson.loads(feed.envelope)
-        if not _signed_after_revocation(shared, revoked):
-            return False  # written again meanwhile
-        payload = orjson.loads(current.envelope)["payload"]
-        version = current.version + 1
-        if current.visibility == "national":
-            await publisher._write(conn, rid, current.type, version, shared["visibility"], True, shared["payload"],
-                                   previous=current)
-            version += 1
-        await publisher._write(conn, rid, current.type, version, current.visibility, current.deleted, payload,
-                               previous=current)
-    return True
+    return [rid for rid in await _candidates(revoked)
+            if await publisher.sign_again(rid, lambda shared: _signed_after_revocation(shared, revoked))]

@@ -21,6 +21,12 @@ def placeholders(conn: BaseDBAsyncClient, sql: str) -> str:
     return "".join(out)
 
 
+def signed_by_pattern(kid: str) -> str:
+    """A ``LIKE … ESCAPE '\\'`` pattern matching the stored envelopes (compact JSON) signed by ``kid``."""
+    escaped = kid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f'%"kid":"{escaped}"%'
+
+
 async def fetch(conn: BaseDBAsyncClient, sql: str, values: list[Any] | None = None) -> list[dict[str, Any]]:
     """Run a query (``UPDATE … RETURNING`` included) and return its rows as dicts."""
     # Not execute_query: on asyncpg it runs UPDATE/INSERT/DELETE without fetching, so RETURNING

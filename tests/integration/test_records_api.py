@@ -376,16 +376,20 @@ async def test_dropping_to_national_publishes_withdrawn_tombstone_first(
     )
     assert resp.status == 200
     env = await resp.json()
-    assert env["version"] == 3 and env["visibility"] == "national"
+    # one change, one version (DESIGN §3; regression: the national version was 3, the tombstone 2): the
+    # feed publishes version 2 as a withdrawn tombstone, the node keeps the national version 2
+    assert env["version"] == 2 and env["visibility"] == "national"
     versions = await RecordVersion.filter(record_id=rid).order_by("version")
-    assert [(v.version, v.deleted, v.visibility) for v in versions] == [
-        (1, False, "public"),
-        (2, True, "public"),
-        (3, False, "national"),
-    ]
-    feed = await FeedEntry.get(record_id=rid)
-    assert '"deleted":true' in feed.envelope
+    assert [(v.version, v.deleted, v.visibility) for v in versions] == [(1, False, "public"), (2, False, "national")]
+    tomb = json.loads((await FeedEntry.get(record_id=rid)).envelope)
+    assert (tomb["version"], tomb["deleted"], tomb["visibility"], tomb["payload"]) == (
+        2, True, "public", {"reason": "withdrawn"})
+    verify_envelope(tomb, node.key)
     await expect_problem(await client.get(f"/api/v1/records/{rid}"), 404, "not_found")
+    resp = await client.put(f"/api/v1/records/{rid}", json={"payload": MINIMAL_ORG, "version": 2,
+                                                            "visibility": "public"}, headers=node.auth("editor"))
+    assert resp.status == 200 and (await resp.json())["version"] == 3  # and back: the feed holds version 3
+    assert json.loads((await FeedEntry.get(record_id=rid)).envelope)["version"] == 3
 
 
 async def test_list_pages_with_cursor_and_filters_by_type(client: Client, node: Instance) -> None:
