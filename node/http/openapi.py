@@ -17,6 +17,7 @@ from typing import Any
 from node.config import Settings
 from node.http.routes import REPEATABLE, STRING, Route, Schema, routes_for
 from node.search.base import DIMENSIONS as SEARCH_DIMENSIONS
+from node.search.cursor import MAX_OFFSET
 
 PROBLEM_JSON = "application/problem+json"
 HTML = "text/html"
@@ -81,6 +82,12 @@ BODIES: dict[str, Schema] = {
             "cursor": NULLABLE_STRING,
             "visibilities": {"type": "array", "items": {"enum": ["public", "network"]}},
             **{dim: {"type": "array", "items": {"type": "string"}} for dim in SEARCH_DIMENSIONS},
+            "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET,
+                       "description": "hits of this query to skip (the hub pages)"},
+            "strict": {"type": "boolean", "description": "keep words no record has (the hub judges them for "
+                                                         "the federation); the answer lists them in absent_terms"},
+            "drop_terms": {"type": "array", "maxItems": 64, "items": {"type": "string", "maxLength": 500},
+                           "description": "words to leave out (absent from every source)"},
         },
     },
     "NodeAdmin": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
@@ -147,7 +154,12 @@ RESPONSES: dict[str, Schema] = {
         "facets": {"type": "object", "additionalProperties": {
             "type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}},
         "next_cursor": NULLABLE_STRING,
-        "nodes": {"type": "object", "additionalProperties": {"type": "string"}, "description": "hub only"},
+        "nodes": {"type": "object", "additionalProperties": {"type": "string"},
+                  "description": "status of each node's data (a node: itself, ok)"},
+        "ignored_terms": {"type": "array", "items": {"type": "string"},
+                          "description": "query words left out: function words, words no visible record has"},
+        "absent_terms": {"type": "array", "items": {"type": "string"},
+                         "description": "live-query answers (strict): words this node's records do not have"},
         "partial": {"type": "boolean"},
         "missing": {"type": "array", "items": {"type": "string"}}}},
     "NodeList": {"type": "array", "items": {

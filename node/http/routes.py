@@ -126,7 +126,7 @@ def all_routes() -> list[Route]:
               response_schema="SearchResult"),
         Route("GET", "/api/v1/search", search.search, "search", search_summary, roles=("hub",), auth="optional",
               tag="search",
-              params=(*SEARCH_PARAMS, query("live", "also ask the nodes (1, true or yes)"),
+              params=(*SEARCH_PARAMS, query("live", "also ask the nodes: true or false (1/0, yes/no)"),
                       query("timeout_ms", "live deadline (default: the live_timeout_ms setting)", integer(1, 60000))),
               responses={200: "results, facets and each node's status"}, response_schema="SearchResult"),
         # -- federation, node side
