@@ -153,7 +153,6 @@ async def test_enrollment_requests_that_do_not_match_their_token_are_422(hub: Hu
         "url with CRLF": lambda t: hub.enroll_body(t, de, url="http://127.0.0.1/\r\nX-Evil: 1"),
         "field not a string": lambda t: hub.enroll_body(t, de, country=["DE"]),
         "field missing": lambda t: {k: v for k, v in hub.enroll_body(t, de).items() if k != "proof"},
-        "body not an object": lambda t: [hub.enroll_body(t, de)],
         "not_before not a timestamp": lambda t: hub.enroll_body(t, de, not_before="yesterday"),
         "not_before not a string": lambda t: hub.enroll_body(t, de, not_before=1_700_000_000),
         "not_before in the future": lambda t: hub.enroll_body(t, de, not_before="2999-01-01T00:00:00Z"),
@@ -164,6 +163,10 @@ async def test_enrollment_requests_that_do_not_match_their_token_are_422(hub: Hu
         body = await expect_problem(await post_enroll(hub, make(token)), 422, "enrollment_invalid")
         assert body["code"] == "enrollment_invalid", case
         assert await hub_state() == before, case
+    # DESIGN §9: JSON that is not an object is schema_invalid (regression: it was enrollment_invalid)
+    before = await hub_state()
+    await expect_problem(await post_enroll(hub, [hub.enroll_body(token, de)]), 422, "schema_invalid")
+    assert await hub_state() == before
     # every invitation above is still good: the refusals spent none
     assert (await post_enroll(hub, hub.enroll_body(token, de))).status == 200
 

@@ -45,6 +45,8 @@ async def directory(request: web.Request) -> web.Response:
 async def enroll(request: web.Request) -> web.Response:
     """POST /federation/v1/enroll — a node presents its invitation, key and proof."""
     body = await read_json(request, ctx(request).settings.max_body_bytes)
+    if not isinstance(body, dict):  # DESIGN §9: JSON that is not an object is 422 schema_invalid
+        raise SchemaInvalid("request body must be a JSON object", [{"pointer": "", "message": "not an object"}])
     return json_response(await ctx(request).hub.enroll(body))
 
 
