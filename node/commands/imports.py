@@ -12,6 +12,7 @@ The module is ``imports`` because ``import`` is a Python keyword.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from pathlib import Path
@@ -131,8 +132,7 @@ def run(args: argparse.Namespace) -> int:
         keys = await load_natural_keys()
         rows = parsed or parse(keys)
         key = load_key(settings.key_path, settings.role, settings.country)
-        # As the server builds it (node.services.wiring), so imported records are searchable at once;
-        # the serving process's notifier sees the feed head move and tells the hub.
+        # As the server builds it (node.services.wiring), so imported records are searchable at once.
         publisher = Publisher(
             country=settings.country,
             key=lambda: key,
@@ -155,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"imported {exc.outcome.imported}, rejected {exc.outcome.rejected}")
             raise CommandError(f"database keeps failing, stopped at {exc}") from exc
         bar.clear()
+        if outcome.imported and not args.dry_run:
+            await _notify_hub(settings, lambda: key)
         return rows, outcome.imported, outcome.rejected
 
     rows, imported, rejected = run_with_db(settings, work)
@@ -167,3 +169,23 @@ def run(args: argparse.Namespace) -> int:
     if rejected:
         raise CommandError(f"{rejected} of {imported + rejected} rows rejected (reasons above, one a row)")
     return 0
+
+
+#: How long ``ncc import`` waits for the hub to take its notification (the serving node retries).
+NOTIFY_TIMEOUT_S = 5.0
+
+
+async def _notify_hub(settings: Any, key: Any) -> None:
+    """Tell the hub (if enrolled) that the feed moved, so it pulls the imported records now rather than
+    at the serving node's next retry (``notify_retry_s``) or the hub's schedule. Best effort, quietly:
+    a hub that cannot be told now is told by the serving node's notifier later."""
+    from node.context import utc_now
+    from node.services.nodefed import NodeFederation
+
+    fed = NodeFederation(settings, key, utc_now)
+    try:
+        await asyncio.wait_for(fed.notify_if_needed(), NOTIFY_TIMEOUT_S)
+    except TimeoutError:
+        pass
+    finally:
+        await fed.close()

@@ -7,12 +7,21 @@ start, so every node was pulled twice whenever the hub started.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Instance, cluster, enroll, organisation, wait_until
+from tests.e2e.harness import (
+    Instance,
+    assert_hub_matches_nodes,
+    caught_up,
+    cluster,
+    enroll,
+    organisation,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -46,3 +55,23 @@ def test_a_starting_hub_pulls_each_node_once_then_on_notification(tmp_path: Path
         wait_until(lambda: hub.get(f"/api/v1/records/{r.json()['id']}").status == 200, 20,
                    "the notified pull")
         assert pulls(hub, "DE") == 2
+
+
+def test_ncc_import_on_a_serving_node_tells_the_hub_at_once(tmp_path: Path) -> None:
+    """Regression (README walk-through): records imported with ``ncc import`` while the node served
+    reached the hub only at the node's next notification retry (``notify_retry_s``, 30 s by default)
+    or the hub's schedule: the import process did not notify. Both are an hour away here."""
+    with cluster(tmp_path, "sqlite") as c:
+        hub = c.add("hub", "hub", env={"NCC_PULL_INTERVAL_S": "3600"})
+        de = c.add("de", "node", "DE", env={"NCC_NOTIFY_RETRY_S": "3600"})
+        hub.start()
+        de.start()
+        enroll(hub, de)
+        wait_until(lambda: pulls(hub, "DE") >= 1, 20, "the hub's first pull of DE")
+        rows = [organisation("DE", f"Imported {i} GmbH", f"Imported organisation {i}.") for i in range(3)]
+        path = tmp_path / "orgs.json"
+        path.write_text(json.dumps(rows), encoding="utf-8")
+        done = de.ncc("import", "--type", "organisation", str(path))
+        assert done.stdout.splitlines()[-1] == "imported 3, rejected 0"
+        wait_until(lambda: caught_up(hub, [de]), 10, "the imported records at the hub")
+        assert_hub_matches_nodes(hub, [de])
