@@ -31,7 +31,7 @@ from node.errors import InvalidParameter
 
 from .base import DIMENSIONS, MAX_LIMIT, Hit, SearchDoc, SearchQuery, SearchResult
 from .cursor import decode_cursor, encode_cursor
-from .text import Clause, parse_terms, snippet
+from .text import Clause, parse_terms, relaxable, snippet
 
 MAX_FILTER_VALUES = 100
 _WRITE_BATCH = 500
@@ -261,10 +261,11 @@ class SqlSearchBackend:
     async def search(self, conn: Any, query: SearchQuery) -> SearchResult:
         """Run ``query``. Raises ``InvalidParameter`` (see :func:`validate`).
 
-        A query that matches nothing is looked at word by word: the words (and phrases) that occur
-        in no record the reader may see are left out and the rest is run again, still AND-ed, so
-        that one word absent from the registry ("europe" in a question) does not empty the answer.
-        Queries with matches never pay for this (an absent word always means no match).
+        A query that matches nothing is looked at word by word: when it reads as a question (one
+        word, or phrase, that occurs in no record the reader may see, at least three that do: see
+        ``text.relaxable``) that word is left out and the rest is run again, still AND-ed, so that
+        "europe" in a question does not empty the answer. Queries with matches never pay for this
+        (an absent word always means no match).
         """
         plan, offset = validate(query)
         if not plan.visibilities:
@@ -275,7 +276,7 @@ class SqlSearchBackend:
             absent = await self.absent_clauses(conn, plan)
             if not query.relax:
                 return replace(result, ignored=plan.ignored, absent=tuple(c.text for c in absent))
-            if absent and len(absent) < len(plan.clauses):
+            if relaxable(len(absent), len(plan.clauses)):
                 plan = replace(
                     plan,
                     clauses=tuple(c for c in plan.clauses if c not in absent),

@@ -146,6 +146,19 @@ def parse_query(q: str) -> tuple[Clause, ...]:
     return parse_terms(q).clauses
 
 
+#: A query that matches nothing is relaxed only when it reads as a question — one word absent from
+#: every record the reader may see, at least this many words still present — so that "… in Europe?"
+#: does not empty the answer, while a name of several words none of which the reader may see (a
+#: hidden record's, a misspelt one's) still finds nothing rather than whatever shares a common word.
+RELAX_MIN_PRESENT = 3
+
+
+def relaxable(absent: int, clauses: int) -> bool:
+    """Whether a query of ``clauses`` clauses, ``absent`` of which no visible record has, is run again
+    without them (see :data:`RELAX_MIN_PRESENT`)."""
+    return absent == 1 and clauses - absent >= RELAX_MIN_PRESENT
+
+
 def parse_terms(q: str) -> ParsedQuery:
     """Turn free text into clauses, all of which must match. Never raises.
 

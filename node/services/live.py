@@ -34,7 +34,7 @@ from node.errors import InvalidParameter
 from node.keystore import InstanceKey
 from node.search import DIMENSIONS, SearchQuery
 from node.search.cursor import decode_offsets, encode_cursor, encode_offsets
-from node.search.text import parse_terms
+from node.search.text import parse_terms, relaxable
 from node.services.search import SearchService, result_to_json
 from node.storage.hub_models import FederatedNode
 
@@ -179,7 +179,7 @@ class LiveQuery:
             absent = set(local.get("absent_terms") or [])
             for answer in answered.values():
                 absent &= set(answer[3])
-            if absent and len(absent) < len(clauses):
+            if relaxable(len(absent), len(clauses)):
                 query = replace(query, drop_terms=frozenset(absent))
                 asked = [n for n in asked if n.country in answered]
                 local, answered, more_missing = await self._round(query, asked, offsets, deadline)
