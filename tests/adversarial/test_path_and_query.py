@@ -179,3 +179,26 @@ async def test_regression_key_revocation_body_is_checked_before_anything_is_revo
     resp = await hub.client.post(f"/api/v1/keys/{de.kid}/revoke", json={"revoked_at": "2026-01-01T00:00:00Z"},
                                  headers=hub.admin())
     assert resp.status == 200 and (await resp.json())["revoked_at"] == "2026-01-01T00:00:00Z"
+
+
+@BOTH
+async def test_regression_suspended_node_is_reported_stale(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """Regression (README walk-through): after ``POST /api/v1/nodes/DE {"status": "suspended"}`` the
+    hub stops pulling DE, yet ``GET /api/v1/nodes`` and search results said ``ok`` until
+    ``stale_after_s`` had passed. What the hub holds of a suspended node is stale at once."""
+    de = await fake_node("DE")
+    de.serve(de.record())
+    assert (await hub.sync())["DE"]["ok"]
+
+    async def status() -> tuple[str, str, str]:
+        row = next(n for n in await (await hub.client.get("/api/v1/nodes")).json() if n["country"] == "DE")
+        found = await (await hub.client.get("/api/v1/search")).json()
+        return row["status"], row["enrollment"], found["nodes"]["DE"]
+
+    assert await status() == ("ok", "active", "ok")
+    resp = await hub.client.post("/api/v1/nodes/DE", json={"status": "suspended"}, headers=hub.admin())
+    assert resp.status == 200
+    assert await status() == ("stale", "suspended", "stale")
+    resp = await hub.client.post("/api/v1/nodes/DE", json={"status": "active"}, headers=hub.admin())
+    assert resp.status == 200 and (await hub.sync())["DE"]["ok"]
+    assert await status() == ("ok", "active", "ok")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from aiohttp import web
 
@@ -28,6 +30,15 @@ def hub_visibilities(p: Principal) -> frozenset[str]:
     return frozenset({"public", "network"}) if p.has_role(*HUB_ROLES) else frozenset({"public"})
 
 
+def _status(node: FederatedNode, state: PullState | None, c: Any, now: Any) -> str:
+    """A suspended node is not pulled: what the hub holds of it is ``stale`` from the moment it is
+    suspended (regression: it showed ``ok`` until ``stale_after_s`` had passed). A query-only node is
+    asked live, so it is never behind."""
+    if node.status != "active":
+        return "stale"
+    return node_status(state, c.settings, now) if node.mode == "replicate" else "ok"
+
+
 async def nodes_status(request: web.Request) -> list[dict[str, object]]:
     c = ctx(request)
     now = c.clock()
@@ -38,7 +49,7 @@ async def nodes_status(request: web.Request) -> list[dict[str, object]]:
         out.append({
             "country": node.country,
             "url": node.url,
-            "status": node_status(st, c.settings, now) if node.mode == "replicate" else "ok",
+            "status": _status(node, st, c, now),
             "mode": node.mode,
             "enrollment": node.status,
             "last_success": st.last_success if st else None,
