@@ -16,7 +16,7 @@ from node.http import routes
 from node.http.auth import Authenticator
 from node.http.keys import AUTH, CONTEXT, METRICS
 from node.http.metrics import Metrics, metrics_middleware
-from node.http.problems import REQUEST_ID, problem_middleware
+from node.http.problems import REQUEST_ID, install_unparsable_request_problems, problem_middleware
 from node.storage import db
 
 log = logging.getLogger("ncc.http")
@@ -48,6 +48,7 @@ def create_app(
     migrate: bool = True,
 ) -> web.Application:
     """Build the aiohttp application of one instance (node or hub role)."""
+    install_unparsable_request_problems()
     metrics = Metrics()
     app = web.Application(
         client_max_size=settings.max_body_bytes,

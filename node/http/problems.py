@@ -133,3 +133,37 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
     if not data:
         raise MalformedRequest("empty body")
     return strictjson.loads(data)
+
+
+def _unparsable_request_problem(
+    self: Any, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
+) -> web.StreamResponse:
+    """``RequestHandler.handle_error`` for what aiohttp refuses before any handler or middleware runs —
+    a request line or header over its limits (8190 bytes), a malformed request — answered as a
+    problem document like every other client error, not aiohttp's ``text/plain``. Server errors and
+    responses already under way keep aiohttp's own handling."""
+    if status >= 500 or request.writer.output_size > 0:
+        return _AIOHTTP_HANDLE_ERROR(self, request, status, exc, message)
+    code, title = AIOHTTP_CODES.get(status, (f"http_{status}", "Bad request"))
+    detail = (str(exc.message) if exc is not None and getattr(exc, "message", None) else message) or title
+    log.info("request refused before routing", extra={"status": status, "error": detail[:300]})
+    response = web.Response(
+        status=status, content_type="application/problem+json",
+        body=orjson.dumps({"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "code": code,
+                           "detail": detail[:300]}),
+    )
+    response.force_close()
+    return response
+
+
+_AIOHTTP_HANDLE_ERROR: Any = None
+
+
+def install_unparsable_request_problems() -> None:
+    """Route aiohttp's pre-handler refusals through :func:`_unparsable_request_problem` (idempotent)."""
+    global _AIOHTTP_HANDLE_ERROR
+    from aiohttp.web_protocol import RequestHandler
+
+    if _AIOHTTP_HANDLE_ERROR is None:
+        _AIOHTTP_HANDLE_ERROR = RequestHandler.handle_error
+        RequestHandler.handle_error = _unparsable_request_problem  # type: ignore[method-assign]

@@ -202,3 +202,18 @@ async def test_regression_suspended_node_is_reported_stale(hub: Hub, fake_node: 
     resp = await hub.client.post("/api/v1/nodes/DE", json={"status": "active"}, headers=hub.admin())
     assert resp.status == 200 and (await hub.sync())["DE"]["ok"]
     assert await status() == ("ok", "active", "ok")
+
+
+async def test_regression_request_line_or_header_over_the_limit_is_a_problem_document(
+    client: Client, node: Instance
+) -> None:
+    """Regression (fuzz suite, 300 examples): a query string over aiohttp's 8190-byte request-line
+    limit (many repeated filters) was refused by aiohttp before any handler ran, as ``text/plain`` —
+    the one client error that was not RFC 9457. Same for an oversized header."""
+    long_query = "&".join(f"country=X{i:05d}" for i in range(900))  # ~13 KB
+    for path, headers in ((f"/api/v1/search?{long_query}", {}), ("/api/v1/search", {"X-Long": "y" * 9000})):
+        resp = await client.get(path, headers=headers)
+        assert resp.status == 400 and resp.content_type == "application/problem+json", await resp.text()
+        body = await resp.json(content_type=None)
+        assert body["code"] == "bad_request" and body["status"] == 400 and body["detail"]
+    assert (await client.get("/healthz")).status == 200  # the server is fine
