@@ -166,6 +166,9 @@ class Puller:
     _next_attempt: dict[str, float] = field(default_factory=dict)
     _pending: dict[str, bool] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Pull a failed node again when its back-off ends (the serving hub; not a one-shot ``ncc sync``).
+    retry_failed: bool = False
+    _retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     #: Pages larger than this (bytes) are checked in the worker process; smaller ones in a thread.
     inline_max_bytes: int = INLINE_MAX_BYTES
     #: Verification worker processes (default: the setting ``verify_workers``, 0 = cores − 1).
@@ -176,6 +179,9 @@ class Puller:
             self.checker = CheckPool(self.settings.verify_workers or default_workers())
 
     async def close(self) -> None:
+        for handle in self._retries.values():
+            handle.cancel()
+        self._retries.clear()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -198,8 +204,21 @@ class Puller:
         return time.monotonic() >= self._next_attempt.get(country, 0.0)
 
     def _schedule_backoff(self, country: str, failures: int) -> None:
-        delay = min(self.settings.backoff_max_s, 5 * 2 ** max(0, failures - 1))
-        self._next_attempt[country] = time.monotonic() + delay * random.uniform(0.8, 1.2)
+        """Hold scheduled pulls of a failing node back (5 s, doubling, up to ``backoff_max_s``); with
+        ``retry_failed``, pull it again when the back-off ends — a node that was down (or a pull that a
+        notification triggered while it was) is caught up within seconds of coming back, not at
+        the next scheduled pull."""
+        delay = min(self.settings.backoff_max_s, 5 * 2 ** max(0, failures - 1)) * random.uniform(0.8, 1.2)
+        self._next_attempt[country] = time.monotonic() + delay
+        if self.retry_failed:
+            previous = self._retries.pop(country, None)
+            if previous is not None:
+                previous.cancel()
+            self._retries[country] = asyncio.get_running_loop().call_later(delay, self._retry, country)
+
+    def _retry(self, country: str) -> None:
+        self._retries.pop(country, None)
+        self.trigger(country)
 
     def trigger(self, country: str) -> None:
         """Start a pull of ``country`` in the background (a running one is not duplicated)."""
@@ -344,6 +363,9 @@ class Puller:
                 last_error=None, lease_owner=None, lease_until=0,
             )
             self._next_attempt.pop(country, None)
+            retry = self._retries.pop(country, None)
+            if retry is not None:
+                retry.cancel()
         else:
             failures = state.consecutive_failures + 1
             await PullState.filter(country=country).update(

@@ -44,7 +44,7 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
 
         context.hub = HubService(settings, context.keyring.key, context.clock)
         context.sync = Puller(settings, context.keyring.key, context.hub, context.registry, context.search,
-                              context.clock, metrics)
+                              context.clock, metrics, retry_failed=True)
         context.live = LiveQuery(settings, context.keyring.key, context.search, context.clock)
         app.cleanup_ctx.append(_hub_jobs)
 

@@ -211,3 +211,25 @@ async def test_pull_of_a_suspended_node_says_why(rig: Rig) -> None:
     assert not result.ok and result.skipped == "suspended"
     assert result.error is not None and result.error.startswith("suspended: ")
     await rig.assert_nothing_written()
+
+
+async def test_a_failed_pull_is_retried_when_its_back_off_ends(rig: Rig) -> None:
+    """Regression (black-box pass): a pull that failed — here one a notification triggered while the
+    node was down — was not tried again until the hub's next scheduled pull (``pull_interval_s``,
+    5 minutes by default), although the node was back seconds later. The serving hub now pulls a
+    failed node again when its back-off ends (5 s after a first failure)."""
+    async def down(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, text="restarting")
+
+    rig.puller.retry_failed = True
+    rig.node.answer = down
+    result, _ = await rig.pull()
+    assert not result.ok
+    await rig.assert_nothing_written()
+    rig.node.answer = None  # the node is back; nobody pulls by hand
+    deadline = time.monotonic() + 15
+    while (await PullState.get(country="DE")).cursor != 3:
+        assert time.monotonic() < deadline, "the failed pull was not retried"
+        await asyncio.sleep(0.2)
+    assert await HubRecord.all().count() == 3
+    assert (await PullState.get(country="DE")).consecutive_failures == 0 and not rig.puller._retries
