@@ -19,12 +19,35 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                data[key] = value
+        data.update(_extras(record))
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(data, default=str).decode()
+
+
+def _extras(record: logging.LogRecord) -> dict[str, object]:
+    """The structured fields a call passed in ``extra`` (request id, node, error, …)."""
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message key=value …``: the same fields as the JSON lines, for people."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = " ".join(f"{k}={_text_value(v)}" for k, v in _extras(record).items())
+        if not fields:
+            return line
+        head, newline, trace = line.partition("\n")  # a traceback stays below the line
+        return f"{head} {fields}{newline}{trace}"
+
+
+def _text_value(value: object) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    return orjson.dumps(text).decode() if (not text or any(c in text for c in ' "=\n')) else text
 
 
 def setup_logging(level: str, fmt: str) -> None:
@@ -33,7 +56,7 @@ def setup_logging(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
