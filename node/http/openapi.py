@@ -92,6 +92,8 @@ BODIES: dict[str, Schema] = {
     },
     "NodeAdmin": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
         "status": {"enum": ["active", "suspended"]}, "mode": {"enum": ["replicate", "query-only"]}}},
+    "SyncRequest": {"type": "object", "additionalProperties": False, "properties": {
+        "country": {"type": "string", "pattern": "^[A-Z]{2}$", "description": "pull only this node"}}},
     "RevokeKey": {"type": "object", "additionalProperties": False, "properties": {
         "revoked_at": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
                        "description": "YYYY-MM-DDTHH:MM:SSZ (default: now)"}}},

@@ -276,8 +276,10 @@ class Puller:
         if node is None:
             return PullResult(country, ok=False, error="not enrolled")
         if node.status != "active":
+            state = await PullState.filter(country=country).first()
             return PullResult(country, ok=False, skipped="suspended",
-                              error="suspended: not pulled until the hub admin activates it")
+                              error="suspended: not pulled until the hub admin activates it",
+                              cursor=state.cursor if state else 0, head=state.head if state else 0)
         if node.mode != "replicate":
             return PullResult(country, ok=True, skipped="query-only")
         if not await self._take_lease(country):

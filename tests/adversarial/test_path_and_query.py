@@ -217,3 +217,25 @@ async def test_regression_request_line_or_header_over_the_limit_is_a_problem_doc
         body = await resp.json(content_type=None)
         assert body["code"] == "bad_request" and body["status"] == 400 and body["detail"]
     assert (await client.get("/healthz")).status == 200  # the server is fine
+
+
+@BOTH
+async def test_regression_sync_request_body_is_checked(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """Regression (black-box pass): ``POST /api/v1/sync`` ignored its body — ``garbage{`` and
+    ``{"country": "ZZ"}`` both answered 200 and pulled every node. The body is optional; when given it
+    is a JSON object ``{"country": "XX"}`` that pulls that node alone (as ``ncc sync --country``)."""
+    de, fr = await fake_node("DE"), await fake_node("FR")
+    de.serve(de.record())
+    fr.serve(fr.record())
+    bad = (("garbage{", 400, "malformed_json"), ("[]", 422, "schema_invalid"),
+           ('{"countries": ["DE"]}', 422, "schema_invalid"), ('{"country": "de"}', 422, "schema_invalid"),
+           ('{"country": 5}', 422, "schema_invalid"), ('{"country": "ZZ"}', 404, "not_found"))
+    for body, status, code in bad:
+        resp = await hub.client.post("/api/v1/sync", data=body, headers={**hub.admin(), "Content-Type": "application/json"})
+        await expect_problem(resp, status, code)
+    assert await hub.cursor("DE") == 0 and await hub.cursor("FR") == 0  # nothing was pulled
+    resp = await hub.client.post("/api/v1/sync", json={"country": "DE"}, headers=hub.admin())
+    assert resp.status == 200
+    assert [r["country"] for r in (await resp.json())["results"]] == ["DE"]
+    assert await hub.cursor("DE") == de.head and await hub.cursor("FR") == 0
+    assert set(await hub.sync()) == {"DE", "FR"} and await hub.cursor("FR") == fr.head  # no body: all

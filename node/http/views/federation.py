@@ -9,13 +9,14 @@ import orjson
 from aiohttp import web
 
 from federation.errors import SchemaInvalid
-from node.errors import Forbidden
+from node.config import COUNTRY_RE
+from node.errors import Forbidden, NotFound
 from node.http.auth import require_service, require_user
 from node.http.problems import read_json
-from node.http.views.common import country_param, ctx, int_param, json_response, principal
+from node.http.views.common import country_param, ctx, int_param, json_response, object_body, principal
 from node.services.nodefed import feed_page
 from node.services.trust import require_active_node
-from node.storage.hub_models import Quarantine
+from node.storage.hub_models import FederatedNode, Quarantine
 
 MAX_PAGE = 1000
 
@@ -113,9 +114,24 @@ async def rotate_key(request: web.Request) -> web.Response:
     return json_response(await c.hub.rotate(country, body))
 
 
+SYNC_FIELDS = frozenset({"country"})
+
+
 async def trigger_all(request: web.Request) -> web.Response:
-    """POST /api/v1/sync — hub admin: pull every node now and report."""
+    """POST /api/v1/sync — hub admin: pull every node (or ``{"country": "XX"}`` alone) now and report."""
     require_user(await principal(request), ("admin",))
-    results = await ctx(request).sync.pull_all(wait=True)
+    c = ctx(request)
+    country = None
+    if request.can_read_body:
+        body = object_body(await read_json(request, c.settings.max_body_bytes), SYNC_FIELDS)
+        if "country" in body:
+            country = body["country"]
+            if not (isinstance(country, str) and COUNTRY_RE.match(country)):
+                raise SchemaInvalid("country must be an enrolled node's country code, e.g. DE",
+                                    [{"pointer": "/country", "message": "not a country code"}])
+            if not await FederatedNode.filter(country=country).exists():
+                raise NotFound(f"no enrolled node {country}")
+    # one node as `ncc sync --country` pulls it (a suspended one says so); all: the active replicating
+    results = [await c.sync.pull(country, wait=True)] if country else await c.sync.pull_all(wait=True)
     return json_response({"results": [r.to_dict() for r in results]})
 
