@@ -231,7 +231,7 @@ def run_demo(options: DemoOptions, out: Callable[[str], None] = print) -> int:
         serial = demo.enroll()
         report.step("enrolled", f"{', '.join(n.name for n in demo.nodes)} (directory serial {serial})", t)
         asyncio.run(_online(demo, report, started))
-        report.access(demo)
+        report.access(demo, once=options.once)
         if options.once:
             return 0
         out("Serving; press Ctrl-C to stop.")

@@ -115,10 +115,19 @@ class Reporter:
             self.out(f"  {name:<9} " + ", ".join(f"{k} {v}" for k, v in top))
         self.out("  nodes     " + ", ".join(f"{k} {v}" for k, v in sorted(body.get("nodes", {}).items())))
 
-    def access(self, demo: Demo) -> None:
+    def access(self, demo: Demo, once: bool = False) -> None:
+        """Where the federation runs, tokens and commands to try; with ``--once`` only where it ran
+        (everything is stopped as soon as this is printed)."""
         hub = demo.hub.url
         first = demo.nodes[0]
         self.out("")
+        if once:
+            self.out("The federation ran at (--once: every process is stopped now; run without --once "
+                     "to keep it serving and get tokens to try it):")
+            self.out(f"  hub        {hub}")
+            for node in demo.nodes:
+                self.out(f"  node {node.name}    {node.url}")
+            return
         self.out("The federation is running:")
         self.out(f"  hub        {hub}   (search {hub}/api/v1/search, nodes {hub}/api/v1/nodes, "
                  f"directory {hub}/federation/v1/directory, API {hub}/openapi.json)")

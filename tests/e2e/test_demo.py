@@ -54,7 +54,9 @@ def test_demo_once_shows_verified_cross_border_results_and_cleans_up() -> None:
     result_lines = [line for line in out.splitlines() if re.match(r"\s+(DE|FR|EE)\s+(organisation|expert|project|facility)\s", line)]
     assert {line.split()[0] for line in result_lines} >= {"DE", "FR"}, out
 
-    assert "/api/v1/search" in out and "hub analyst:" in out and "curl " in out
+    assert "/api/v1/search" in out and "The federation ran at (--once" in out
+    # regression (black-box pass): --once printed tokens and curl commands for servers it had stopped
+    assert "hub analyst:" not in out and "curl " not in out
     pids = [int(p) for p in re.findall(r"\b(?:hub|[A-Z]{2}) pid (\d+)", out)]
     assert len(pids) == 4, out
     assert not [p for p in pids if pid_alive(p)], "a demo child process survived"
