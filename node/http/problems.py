@@ -147,11 +147,7 @@ def _unparsable_request_problem(
     code, title = AIOHTTP_CODES.get(status, (f"http_{status}", "Bad request"))
     detail = (str(exc.message) if exc is not None and getattr(exc, "message", None) else message) or title
     log.info("request refused before routing", extra={"status": status, "error": detail[:300]})
-    response = web.Response(
-        status=status, content_type="application/problem+json",
-        body=orjson.dumps({"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "code": code,
-                           "detail": detail[:300]}),
-    )
+    response = problem(status, code, title, detail[:300])
     response.force_close()
     return response
 

@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from node.errors import InvalidParameter
 
@@ -39,8 +40,29 @@ def fingerprint(query: SearchQuery) -> str:
 
 def encode_cursor(offset: int, query: SearchQuery) -> str:
     """Return the cursor for the page of ``query`` that starts at ``offset``."""
-    raw = json.dumps({"o": offset, "f": fingerprint(query)}, separators=(",", ":")).encode()
+    return _pack({"o": offset, "f": fingerprint(query)})
+
+
+def _pack(data: Mapping[str, object]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unpack(cursor: str, max_chars: int, keys: set[str]) -> dict[str, Any]:
+    """The JSON object a cursor made by :func:`_pack` holds, with exactly ``keys``.
+
+    Raises ``InvalidParameter`` for anything else.
+    """
+    if not isinstance(cursor, str) or not cursor or len(cursor) > max_chars:
+        raise InvalidParameter("invalid cursor", parameter="cursor")
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise InvalidParameter("invalid cursor", parameter="cursor") from exc
+    if not isinstance(data, dict) or set(data) != keys:
+        raise InvalidParameter("invalid cursor", parameter="cursor")
+    return data
 
 
 def decode_cursor(cursor: str | None, query: SearchQuery) -> int:
@@ -50,15 +72,7 @@ def decode_cursor(cursor: str | None, query: SearchQuery) -> int:
     """
     if cursor is None:
         return 0
-    if not isinstance(cursor, str) or not cursor or len(cursor) > _MAX_CURSOR_CHARS:
-        raise InvalidParameter("invalid cursor", parameter="cursor")
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError, binascii.Error) as exc:
-        raise InvalidParameter("invalid cursor", parameter="cursor") from exc
-    if not isinstance(data, dict) or set(data) != {"o", "f"}:
-        raise InvalidParameter("invalid cursor", parameter="cursor")
+    data = _unpack(cursor, _MAX_CURSOR_CHARS, {"o", "f"})
     offset = data["o"]
     if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
         raise InvalidParameter("invalid cursor", parameter="cursor")
@@ -77,8 +91,7 @@ def encode_offsets(offsets: Mapping[str, int], query: SearchQuery) -> str:
     Sources are short names (the hub's own index, node countries); zero offsets are left out.
     """
     kept = {source: offset for source, offset in sorted(offsets.items()) if offset}
-    raw = json.dumps({"s": kept, "f": fingerprint(query)}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return _pack({"s": kept, "f": fingerprint(query)})
 
 
 def decode_offsets(cursor: str | None, query: SearchQuery) -> dict[str, int]:
@@ -88,14 +101,8 @@ def decode_offsets(cursor: str | None, query: SearchQuery) -> dict[str, int]:
     """
     if cursor is None:
         return {}
-    if not isinstance(cursor, str) or not cursor or len(cursor) > _MAX_MERGED_CURSOR_CHARS:
-        raise InvalidParameter("invalid cursor", parameter="cursor")
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError, binascii.Error) as exc:
-        raise InvalidParameter("invalid cursor", parameter="cursor") from exc
-    if not isinstance(data, dict) or set(data) != {"s", "f"} or not isinstance(data["s"], dict):
+    data = _unpack(cursor, _MAX_MERGED_CURSOR_CHARS, {"s", "f"})
+    if not isinstance(data["s"], dict):
         raise InvalidParameter("invalid cursor", parameter="cursor")
     offsets: dict[str, int] = data["s"]
     if len(offsets) > _MAX_SOURCES or not all(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Cluster, Instance, cluster, enroll, organisation
+from tests.e2e.harness import Cluster, Instance, cluster, organisation, start_federation
 
 pytestmark = pytest.mark.e2e
 
@@ -26,12 +26,7 @@ DEADLINE_MS = 1500
 @pytest.fixture
 def federation(tmp_path: Path) -> Iterator[tuple[Cluster, Instance, dict[str, Instance]]]:
     with cluster(tmp_path, "sqlite") as c:
-        hub = c.add("hub", "hub")
-        hub.start()
-        nodes = {cc: c.add(cc.lower(), "node", cc) for cc in ("DE", "FR", "EE")}
-        for node in nodes.values():
-            node.start()
-            enroll(hub, node)
+        hub, nodes = start_federation(c, ("DE", "FR", "EE"))
         hub.ncc("hub", "mode", "EE", "query-only")
         names = {"DE": "Quantenfeste Netze GmbH", "FR": "Réseaux Quantiques SAS", "EE": "Kvantvõrgud OÜ"}
         for cc, node in nodes.items():

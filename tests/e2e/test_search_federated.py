@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Instance, cluster, enroll, organisation
+from tests.e2e.harness import Instance, cluster, organisation, start_federation
 
 pytestmark = pytest.mark.e2e
 
@@ -24,12 +24,7 @@ POST_QUANTUM = {"DE": 4, "FR": 7}
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Instance]]:
     with cluster(tmp_path_factory.mktemp("search"), "sqlite") as c:
-        hub = c.add("hub", "hub")
-        hub.start()
-        nodes = {cc: c.add(cc.lower(), "node", cc) for cc in ("AT", "DE", "FR")}
-        for node in nodes.values():
-            node.start()
-            enroll(hub, node)
+        hub, nodes = start_federation(c, ("AT", "DE", "FR"))
 
         def create(node: Instance, name: str, description: str) -> None:
             payload = organisation(node.country, name, description)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 import orjson
 from aiohttp import web
@@ -11,6 +11,7 @@ from federation.errors import SchemaInvalid
 from federation.keys import parse_kid
 from federation.schemas import redacted_envelope
 from federation.timefmt import parse_timestamp
+from node.context import Context
 from node.errors import Gone, NotFound
 from node.http.auth import HUB_ROLES, Principal, require_user
 from node.http.problems import read_json
@@ -30,7 +31,7 @@ def hub_visibilities(p: Principal) -> frozenset[str]:
     return frozenset({"public", "network"}) if p.has_role(*HUB_ROLES) else frozenset({"public"})
 
 
-def _status(node: FederatedNode, state: PullState | None, c: Any, now: Any) -> str:
+def _status(node: FederatedNode, state: PullState | None, c: Context, now: datetime) -> str:
     """A suspended node is not pulled: what the hub holds of it is ``stale`` from the moment it is
     suspended (regression: it showed ``ok`` until ``stale_after_s`` had passed). A query-only node is
     asked live, so it is never behind."""
