@@ -11,6 +11,7 @@ Restricted properties carry ``"x-ncc-restricted": true`` on their subschema;
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -139,7 +140,7 @@ class SchemaRegistry:
                                     [{"pointer": nul, "message": "NUL characters are not allowed in strings"}])
             return
         errors: list[SchemaErrorItem] = [
-            {"pointer": json_pointer(_error_path(err)), "message": err.message}
+            {"pointer": json_pointer(_error_path(err)), "message": _message(err)}
             for err in validator.iter_errors(instance)
         ]
         errors.sort(key=lambda e: (e["pointer"], e["message"]))
@@ -293,3 +294,34 @@ def nul_pointer(value: Any) -> str | None:
         elif isinstance(item, list):
             stack.extend((child, (*path, i)) for i, child in enumerate(item))
     return None
+
+
+def _message(err: Any) -> str:
+    """The validator's message, made useful where it is not.
+
+    A vocabulary id off by a character used to get '"cry.100" is not one of "aac.01", "aac.02" or 148
+    other candidates'; it now names the nearest allowed ids. A too-short list says what it needs.
+    """
+    kind = err.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum) and isinstance(err.instance, str):
+        options = [o for o in kind.options if isinstance(o, str)]
+        nearest = nearest_values(err.instance, options)
+        if nearest:
+            return f'"{err.instance}" is not a known value; nearest: {", ".join(nearest)}'
+        if len(options) > 5:
+            return f'"{err.instance}" is not a known value ({len(options)} allowed, e.g. {", ".join(options[:3])})'
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.MinItems) and isinstance(err.instance, list):
+        return f"needs at least {kind.limit} item{'s' if kind.limit != 1 else ''}"
+    return str(err.message)
+
+
+def nearest_values(value: str, options: Iterable[str], n: int = 3) -> list[str]:
+    """Up to ``n`` allowed values closest to ``value`` (edit similarity; same prefix first)."""
+    options = list(options)
+    close = difflib.get_close_matches(value, options, n=n, cutoff=0.6)
+    if len(close) < n and "." in value:
+        prefix = value.split(".", 1)[0] + "."
+        close += [o for o in sorted(options, key=lambda o: difflib.SequenceMatcher(None, value, o).ratio(),
+                                    reverse=True)
+                  if o.startswith(prefix) and o not in close][: n - len(close)]
+    return close

@@ -6,10 +6,14 @@ Exit codes: 0 ok, 1 failure (one-line reason on stderr), 2 usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import importlib
+import io
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from importlib import metadata
 
 from node.commands.base import CommandError
 
@@ -29,12 +33,21 @@ def _quiet_logging() -> None:
         root.addHandler(logging.NullHandler())
 
 
+def version() -> str:
+    """The installed distribution's version (a source checkout that was never installed says so)."""
+    try:
+        return metadata.version("ncc-federation")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+        return "0+unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ncc",
         description="NCC federation node and hub: signed, federated registry of the EU Cybersecurity "
                     "Competence Community.",
     )
+    parser.add_argument("--version", action="version", version=f"ncc {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
@@ -43,8 +56,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """The parser and every sub-parser below it."""
+    yield parser
+    for action in parser._actions:  # argparse keeps its tree here; there is no public accessor
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _parsers(child)
+
+
+def _deepest(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The sub-parser the command line selects (``ncc hub invite …`` -> the ``invite`` parser)."""
+    for token in argv:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction) and token in action.choices:
+                return _deepest(action.choices[token], argv[argv.index(token) + 1:])
+    return parser
+
+
+def _unknown_options_first(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
+    """Name a mistyped option before complaining about a missing required one.
+
+    argparse checks required options before unknown ones, so ``ncc serve --datadir D`` used to say
+    "required: --data-dir", hiding the typo. A first pass with nothing required finds unknown
+    options; the (sub)command's parser then reports them with the nearest known spelling (exit 2).
+    """
+    required = [a for p in _parsers(parser) for a in p._actions if a.required and a.option_strings]
+    for action in required:
+        action.required = False
+    try:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                _, unknown = parser.parse_known_args(argv)
+        except SystemExit:
+            return  # --help, --version or another usage error: the real pass below prints it
+    finally:
+        for action in required:
+            action.required = True
+    if not unknown:
+        return
+    target = _deepest(parser, list(argv if argv is not None else sys.argv[1:]))
+    known = [s for a in target._actions for s in a.option_strings]
+    first = unknown[0]
+    near = difflib.get_close_matches(first.split("=", 1)[0], known, n=1)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    target.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    _unknown_options_first(parser, argv)
     args = parser.parse_args(argv)
     if args.command not in LOGGING_COMMANDS:
         _quiet_logging()

@@ -79,6 +79,21 @@ def duration_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number in ``[low, high]``: anything else is a usage error (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {value}")
+        return value
+
+    return parse
+
+
 def timestamp_arg(text: str) -> datetime:
     """A ``YYYY-MM-DDTHH:MM:SSZ`` option value (exit 2 for anything else)."""
     try:

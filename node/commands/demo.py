@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from node.commands.base import CommandError
+from node.commands.base import CommandError, int_between
 from node.demo.countries import DEMO_ORDER
 
 MAX_RECORDS = 10_000
@@ -20,8 +20,10 @@ def register(sub: Any) -> None:
                     "enroll them, load a seeded synthetic dataset per node, sync, run cross-border searches "
                     "and keep serving until Ctrl-C.",
     )
-    p.add_argument("--nodes", type=int, default=3, metavar="N", help=f"number of nodes, 1–{len(DEMO_ORDER)} (default 3)")
-    p.add_argument("--records", type=int, default=60, metavar="N", help="records per node (default 60)")
+    p.add_argument("--nodes", type=int_between(1, len(DEMO_ORDER)), default=3, metavar="N",
+                   help=f"number of nodes, 1–{len(DEMO_ORDER)} (default 3)")
+    p.add_argument("--records", type=int_between(1, MAX_RECORDS), default=60, metavar="N",
+                   help=f"records per node, 1–{MAX_RECORDS} (default 60)")
     p.add_argument("--seed", type=int, default=887, help="dataset seed (default 887)")
     p.add_argument("--data-dir", metavar="D",
                    help="where to create the instances (must be empty; kept afterwards). Default: a temporary "
@@ -34,10 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from node.demo.orchestrate import DemoOptions, run_demo
     from node.demo.processes import DemoError
 
-    if not 1 <= args.nodes <= len(DEMO_ORDER):
-        raise CommandError(f"--nodes must be between 1 and {len(DEMO_ORDER)}")
-    if not 1 <= args.records <= MAX_RECORDS:
-        raise CommandError(f"--records must be between 1 and {MAX_RECORDS}")
     options = DemoOptions(nodes=args.nodes, records=args.records, seed=args.seed,
                           data_dir=Path(args.data_dir) if args.data_dir else None, once=args.once)
     try:

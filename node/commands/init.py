@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from federation.timefmt import format_timestamp
 from node.commands.base import CommandError, add_data_dir, run_with_db
-from node.config import CONFIG_FILE, ConfigError, build_settings, render_config
+from node.config import CONFIG_FILE, ConfigError, Settings, build_settings, render_config
 from node.keystore import KeyStoreError, create_key, load_key
 
 
@@ -39,6 +42,32 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     if settings.role == "hub" and settings.country:
         raise CommandError("country: the hub has no country")
+    created = [p for p in (data_dir, settings.key_path.parent) if not p.exists()]
+    sqlite_file = _sqlite_file(settings.db_url)
+    if sqlite_file is not None and not sqlite_file.exists():
+        created.append(sqlite_file)
+    try:
+        return _initialise(data_dir, settings, values)
+    except BaseException:
+        # A failed init leaves nothing it made behind (regression: keys/ stayed), so it can be retried.
+        settings.key_path.unlink(missing_ok=True)
+        for path in reversed(created):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                for extra in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{path}{extra}").unlink(missing_ok=True)
+        raise
+
+
+def _sqlite_file(db_url: str) -> Path | None:
+    """The file of a ``sqlite://`` database URL (None for PostgreSQL)."""
+    if not db_url.startswith("sqlite://"):
+        return None
+    return Path(db_url.removeprefix("sqlite://").split("?", 1)[0])
+
+
+def _initialise(data_dir: Path, settings: Settings, values: dict[str, Any]) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         create_key(settings.key_path)
@@ -47,16 +76,29 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
 
     async def prepare() -> None:
+        from node.storage import instance
+
+        held = await instance.holder()
+        if held is not None:
+            raise CommandError(f"the database {_safe_url(settings.db_url)} already holds "
+                               f"{instance.describe(held)}; give this instance its own database (--db)")
+        await instance.claim(settings.role, settings.country, key.kid,
+                             format_timestamp(datetime.now(UTC).replace(microsecond=0)))
         if settings.role == "hub":
             from node.services.hub import bootstrap_hub
 
             await bootstrap_hub(settings, key)
 
-    try:
-        run_with_db(settings, prepare)
-    except CommandError:
-        settings.key_path.unlink(missing_ok=True)
-        raise
+    run_with_db(settings, prepare)
     (data_dir / CONFIG_FILE).write_text(render_config(values))
     print(f"initialised {settings.role} in {data_dir} (kid {key.kid}, url {settings.base_url})")
     return 0
+
+
+def _safe_url(db_url: str) -> str:
+    """The database URL without its password, for messages."""
+    scheme, sep, rest = db_url.partition("://")
+    if "@" in rest.split("/", 1)[0]:
+        userinfo, _, host = rest.partition("@")
+        rest = f"{userinfo.split(':', 1)[0]}@{host}"
+    return f"{scheme}{sep}{rest}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -30,13 +31,34 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(settings)
     except KeyStoreError as exc:
         raise CommandError(str(exc)) from exc
+    sock = listen(settings.host, settings.port)
     logging.getLogger("ncc").info(
         "serving", extra={"role": settings.role, "url": settings.base_url, "host": settings.host,
                           "port": settings.port}
     )
-    try:
-        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,
-                    handle_signals=True, shutdown_timeout=5)
-    except OSError as exc:
-        raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
+    web.run_app(app, sock=sock, print=None, access_log=None, handle_signals=True, shutdown_timeout=5)
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the listening socket before anything says ``serving`` (regression: a port in use was
+    logged as serving, then failed).
+
+    Raises:
+        CommandError: the address cannot be resolved or bound (in use, not permitted).
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(False)
+    return sock

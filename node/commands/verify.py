@@ -6,7 +6,7 @@ it is checked with its own listed hub keys (an offline check of integrity and fr
 who the hub is). Every record goes through ``federation.verify.verify`` at the current time.
 
 Output: one ``<id>: <code>`` line on stdout per failing record (``line N`` / ``item N`` when the
-record has no usable id). Exit 0 when every record verifies, 1 otherwise (also for an unreadable or
+record has no usable id); when all verify, one summary line on stdout. Exit 0 when every record verifies, 1 otherwise (also for an unreadable or
 invalid file, with a one-line reason on stderr), 2 for usage errors (argparse).
 """
 
@@ -123,4 +123,5 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"ncc verify: {failed} of {total} records failed verification", file=sys.stderr)
         return 1
+    print(f"verified {total} record{'s' if total != 1 else ''}: every signature, key window and schema holds")
     return 0

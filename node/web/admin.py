@@ -83,6 +83,7 @@ async def records_list(request: web.Request) -> web.Response:
     records, next_before = await data.list_own_records(rtype, before, 50)
     return await render(request, "admin_records.html", {
         "records": records, "type": rtype, "types": RECORD_TYPES, "type_labels": data.TYPE_LABELS,
+        "type_plurals": data.TYPE_PLURALS,
         "next_before": next_before, "can_write": p.has_role(*WRITERS),
         "notice": _notice(request.query.get("done", ""), request.query.get("id", "")),
     })

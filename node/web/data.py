@@ -33,6 +33,9 @@ DIMENSION_TITLES = {
     "org_type": "Organisation type",
 }
 TYPE_LABELS = {"organisation": "Organisation", "expert": "Expert", "project": "Project", "facility": "Facility"}
+#: Plural labels, for tabs and headings (regression: "Facility" + "s" read "Facilitys").
+TYPE_PLURALS = {"organisation": "Organisations", "expert": "Experts", "project": "Projects",
+                "facility": "Facilities"}
 
 
 def record_title(rtype: str, payload: Mapping[str, Any]) -> str:

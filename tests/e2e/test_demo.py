@@ -75,4 +75,5 @@ def test_demo_keeps_a_given_data_dir_and_refuses_a_non_empty_one(tmp_path: Path)
 
 def test_demo_usage_errors() -> None:
     proc = run_demo("--nodes", "28")
-    assert proc.returncode == 1 and "--nodes must be between 1 and 27" in proc.stderr
+    # A bad option value is a usage error (exit 2), named by argparse (regression: exit 1).
+    assert proc.returncode == 2 and "argument --nodes: must be between 1 and 27" in proc.stderr

@@ -340,3 +340,12 @@ async def test_openapi_lists_every_node_route(client: Client) -> None:
 
 async def test_openapi_lists_every_hub_route(hub_client: Client) -> None:
     await _check_openapi(hub_client)
+
+
+async def test_record_type_tabs_are_proper_plurals(client: Client, node: Instance) -> None:
+    """Regression: the admin tab read "Facilitys" (label + "s")."""
+    await sign_in(client, node.tokens["reader"])
+    text = await html(await client.get("/admin/records"))
+    for plural in ("Organisations", "Experts", "Projects", "Facilities"):
+        assert f">{plural}</a>" in text
+    assert "Facilitys" not in text

@@ -154,3 +154,22 @@ def test_serve_on_a_busy_port_fails_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("ncc serve:") and str(port) in last
+
+
+def test_serve_on_a_port_in_use_fails_without_claiming_to_serve(tmp_path: Path) -> None:
+    """Regression: ``ncc serve`` logged ``serving`` and only then failed on a port in use."""
+    data_dir = tmp_path / "node"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code, _, err = run_cli("init", "--role", "node", "--country", "DE", "--data-dir", str(data_dir),
+                               "--port", str(port))
+        assert code == 0, err
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NCC_")}
+        proc = subprocess.run(ncc_command("serve", "--data-dir", str(data_dir)), check=False, capture_output=True,
+                              text=True, env=env, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.endswith("\n") and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "serving" not in proc.stdout + proc.stderr

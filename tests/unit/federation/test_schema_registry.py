@@ -148,3 +148,17 @@ def test_real_schema_errors_point_into_the_payload() -> None:
            "domains": ["cry"], "subdomains": ["cry.10"], "description": "d", "sme": 1.5}
     pointers = {e["pointer"] for e in errors_of(registry(), sid, bad)}
     assert {"/org_type", "/fields_of_activity", "/sme"} <= pointers
+
+
+def test_a_mistyped_vocabulary_id_names_the_nearest_ids() -> None:
+    """Regression (issue 19): the message listed two ids "or 148 other candidates"."""
+    registry = SchemaRegistry(schemas.load_schema_documents())
+    payload = {"legal_name": "X", "country": "DE", "org_type": "ctype.industry-sme",
+               "fields_of_activity": [], "domains": ["cry"], "subdomains": ["cry.100"],
+               "sectors": ["sec.enrgy"], "description": "d"}
+    with pytest.raises(SchemaInvalid) as caught:
+        registry.validate(schemas.record_schema_id("organisation"), payload)
+    messages = {e["pointer"]: e["message"] for e in caught.value.errors}
+    assert messages["/subdomains/0"].startswith('"cry.100" is not a known value; nearest: cry.10')
+    assert "sec.energy" in messages["/sectors/0"] and "candidates" not in messages["/sectors/0"]
+    assert messages["/fields_of_activity"] == "needs at least 1 item"

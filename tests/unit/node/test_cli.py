@@ -234,3 +234,71 @@ def test_key_readable_by_others_is_refused(data_dir: Path) -> None:
     (data_dir / "keys" / "instance.pem").chmod(0o644)
     code, _, err = ncc("token", "create", "--data-dir", str(data_dir), "--role", "admin")
     assert code == 1 and one_line(err) and "chmod 600" in err
+
+
+# -- what the command line says about itself (issue 19) -------------------------------------------
+
+
+def test_version_is_printed() -> None:
+    code, out, _ = ncc("--version")
+    assert code == 0 and out.startswith("ncc ") and out.count("\n") == 1
+
+
+def test_a_mistyped_option_is_named_before_a_missing_required_one(tmp_path: Path) -> None:
+    """Regression: ``ncc serve --datadir D`` said "required: --data-dir", hiding the typo."""
+    code, _, err = ncc("serve", "--datadir", str(tmp_path))
+    assert code == 2
+    assert "unrecognized arguments: --datadir" in err and "did you mean --data-dir?" in err
+    assert "required" not in err
+    # in a nested sub-command too, with that sub-command's usage
+    code, _, err = ncc("hub", "invite", "--data-dir", str(tmp_path), "DE", "--replce")
+    assert code == 2 and "ncc hub invite" in err and "--replce" in err
+    # a real missing option is still reported as such
+    code, _, err = ncc("serve")
+    assert code == 2 and "required: --data-dir" in err
+
+
+def test_help_and_version_print_once() -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(["--version"])
+    assert out.getvalue().count("ncc ") == 1
+
+
+# -- setup that cannot destroy data (issue 19) -----------------------------------------------------
+
+
+def test_init_refuses_a_sqlite_database_another_instance_holds(tmp_path: Path) -> None:
+    """Regression: a second ``ncc init`` on the same database succeeded and mixed two instances."""
+    first = tmp_path / "de"
+    shared = tmp_path / "shared.db"
+    code, _, err = init(first, "--db", f"sqlite://{shared}")
+    assert code == 0, err
+    before = shared.read_bytes()
+    second = tmp_path / "fr"
+    code, _, err = ncc("init", "--role", "hub", "--data-dir", str(second), "--db", f"sqlite://{shared}")
+    assert code == 1 and one_line(err), err
+    assert "already holds the DE node instance DE:" in err and "--db" in err
+    assert not second.exists(), "a failed init left its data dir behind"
+    assert shared.exists() and shared.read_bytes()[:100] == before[:100]
+    assert load_key(first / "keys" / "instance.pem", "node", "DE").kid.startswith("DE:")
+
+
+@pytest.mark.postgres
+def test_init_refuses_a_postgres_database_another_instance_holds(tmp_path: Path, pg_url: str) -> None:
+    code, _, err = init(tmp_path / "de", "--db", pg_url)
+    assert code == 0, err
+    code, _, err = ncc("init", "--role", "hub", "--data-dir", str(tmp_path / "hub"), "--db", pg_url)
+    assert code == 1 and one_line(err) and "already holds the DE node instance" in err, err
+    assert not (tmp_path / "hub").exists()
+
+
+def test_a_failed_init_leaves_no_keys_behind_in_an_existing_dir(tmp_path: Path) -> None:
+    """Regression: a failed ``ncc init`` left ``keys/`` behind (the next init then refused)."""
+    target = tmp_path / "node"
+    target.mkdir()
+    code, _, err = init(target, "--db", "postgres://nobody@127.0.0.1:1/nothing")
+    assert code == 1 and one_line(err)
+    assert sorted(p.name for p in target.iterdir()) == []
+    code, _, err = init(target)
+    assert code == 0, err

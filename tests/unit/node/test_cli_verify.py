@@ -50,7 +50,9 @@ def test_single_good_envelope_exits_0(tmp_path: Path, directory_file: Path, caps
     f = tmp_path / "one.json"
     f.write_text(json.dumps(good()), encoding="utf-8")
     assert call(str(f), "--directory", str(directory_file)) == 0
-    assert capsys.readouterr().out == ""
+    # Success is said, on one line (regression: nothing was printed, which reads as "did nothing").
+    out = capsys.readouterr().out
+    assert out.startswith("verified 1 record:") and out.count("\n") == 1
 
 
 def test_ndjson_with_failures_prints_id_and_code(
