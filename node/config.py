@@ -120,6 +120,18 @@ SETTINGS: tuple[Setting, ...] = (
     # node
     Setting("notify_retry_s", "int", 30, "Node: retry interval for failed notifications to the hub.",
             roles=("node",), check=_positive),
+    Setting("atlas_url", "str", "", "Node: base URL of the ECCC Atlas (Drupal JSON:API) that `ncc atlas push` "
+            "and the scheduled push send registered organisations to; empty = no push.",
+            roles=("node",), check=_url),
+    Setting("atlas_api_key_file", "str", "", "Node: file holding the Atlas API key (mode 0600; default "
+            "`<data-dir>/keys/atlas-api-key`). The key is never written into config.toml.", roles=("node",)),
+    Setting("atlas_timeout_s", "int", 30, "Node: longest time one Atlas request may take, seconds.",
+            roles=("node",), check=_positive),
+    Setting("atlas_push_interval_s", "int", 900, "Node: seconds between scheduled Atlas pushes while "
+            "`atlas_url` is set (a registration decision also queues one at once).",
+            roles=("node",), check=_positive),
+    Setting("atlas_terms_ttl_s", "int", 86400, "Node: how long the Atlas's taxonomy terms are cached, "
+            "seconds (a term not found refreshes them at once).", roles=("node",), check=_positive),
     # hub
     Setting("pull_interval_s", "int", 300, "Hub: seconds between scheduled pulls of each node.",
             roles=("hub",), check=_positive),
@@ -172,6 +184,11 @@ class Settings:
     search_accelerator: bool = True
     live_timeout_ms: int = 2000
     notify_retry_s: int = 30
+    atlas_url: str = ""
+    atlas_api_key_file: str = ""
+    atlas_timeout_s: int = 30
+    atlas_push_interval_s: int = 900
+    atlas_terms_ttl_s: int = 86400
     pull_interval_s: int = 300
     pull_jitter_s: int = 30
     pull_timeout_s: int = 60
@@ -202,6 +219,12 @@ class Settings:
     @property
     def key_path(self) -> Path:
         return self.data_dir / "keys" / "instance.pem"
+
+    @property
+    def atlas_api_key_path(self) -> Path:
+        """The Atlas API-key file (``atlas_api_key_file``, relative to the data dir, or the default)."""
+        path = Path(self.atlas_api_key_file) if self.atlas_api_key_file else Path("keys") / "atlas-api-key"
+        return path if path.is_absolute() else self.data_dir / path
 
 
 # Several processes share one SQLite file (`ncc serve` and the CLI next to it: sync, import, token…).

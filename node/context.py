@@ -79,3 +79,4 @@ class Context:
     hub: Any = None  # node.services.hub.HubService (hub role)
     sync: Any = None  # node.services.sync.Puller (hub role)
     live: Any = None  # node.services.live.LiveQuery (hub role)
+    atlas: Any = None  # node.services.atlas.AtlasPusher (node role, when atlas_url is set)

@@ -143,6 +143,12 @@ RESPONSES: dict[str, Schema] = {
     "HubRecord": {"$ref": "#/components/schemas/Envelope", "description": (
         "analysts/admins: the envelope exactly as signed (header NCC-Quarantined: equivocation when the "
         "record is quarantined); anonymous readers: without sig, restricted fields listed in redacted")},
+    "AtlasSync": {"type": "object", "required": ["record_id", "atlas_uuid", "state", "reason", "last_push"],
+                  "properties": {
+                      "record_id": {"type": "string"}, "atlas_uuid": NULLABLE_STRING,
+                      "state": {"enum": ["pending", "synced", "conflict", "failed", "reported", "not_registered"]},
+                      "reason": NULLABLE_STRING, "last_push": NULLABLE_STRING, "remote_changed": NULLABLE_STRING,
+                      "pushed_version": {"type": ["integer", "null"]}}},
     "RecordList": {"type": "object", "required": ["records", "next_cursor"], "properties": {
         "records": {"type": "array", "items": {"$ref": "#/components/schemas/Envelope"}},
         "next_cursor": NULLABLE_STRING}},

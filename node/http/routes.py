@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from aiohttp import web
 
 from node.errors import InvalidParameter
-from node.http.views import federation, health, hub, records, search
+from node.http.views import atlas, federation, health, hub, records, search
 from schemas import RECORD_TYPES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -121,6 +121,10 @@ def all_routes() -> list[Route]:
               "Withdraw a record (signed tombstone)", roles=("node",), auth="user",
               params=(*rid, query("reason", "why (default withdrawn)", {"enum": ["withdrawn", "erased", "revoked"]})),
               responses={200: "tombstone envelope", 410: "gone"}, response_schema="Envelope"),
+        Route("GET", "/api/v1/records/{id}/atlas", atlas.record_atlas, "records-atlas",
+              "Where an organisation stands in the ECCC Atlas (UUID, last push, state)", roles=("node",),
+              auth="user", params=rid, responses={200: "sync state", 404: "not an organisation of this node"},
+              response_schema="AtlasSync"),
         Route("GET", "/api/v1/search", search.search, "search", search_summary, roles=("node",), auth="optional",
               tag="search", params=SEARCH_PARAMS, responses={200: "results and facets"},
               response_schema="SearchResult"),

@@ -36,6 +36,10 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
             index=context.search,
             on_published=federation.wake.set,
         )
+        if settings.atlas_url:
+            from node.services.atlas import AtlasPusher
+
+            context.atlas = AtlasPusher(settings, context.clock)
         app.cleanup_ctx.append(_node_jobs)
     else:
         from node.services.hub import HubService
@@ -62,11 +66,16 @@ async def _node_jobs(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     notifier = loop.create_task(context.federation.run_notifier(stop))
     refresher = loop.create_task(_refresh_directory_forever(context))
+    atlas = loop.create_task(context.atlas.run_forever(stop)) if context.atlas is not None else None
     context.federation.wake.set()
     yield
     stop.set()
     context.federation.wake.set()
     refresher.cancel()
+    if atlas is not None:
+        atlas.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await atlas
     with contextlib.suppress(asyncio.CancelledError, TimeoutError):
         await asyncio.wait_for(notifier, timeout=5)  # finishes its current notification, then returns
     with contextlib.suppress(asyncio.CancelledError):

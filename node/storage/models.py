@@ -109,3 +109,26 @@ class NodeState(Model):
 
     class Meta:
         table = "node_state"
+
+
+class AtlasSync(Model):
+    """Where a registered organisation stands in the ECCC Atlas (outside the signed envelope).
+
+    ``state``: ``pending`` (to be pushed), ``synced`` (the Atlas holds what we last sent),
+    ``conflict`` (changed at the Atlas since our last push: not overwritten), ``failed`` (with
+    ``reason``), ``reported`` (revoked or erased here: the Atlas operator is told, nothing deleted
+    remotely). ``pushed_digest`` is the SHA-256 of the resource last sent, so an unchanged record
+    sends nothing; ``remote_changed`` the Atlas's ``changed`` after that push, for conflict detection.
+    """
+
+    record_id = fields.CharField(pk=True, max_length=120)
+    atlas_uuid = fields.CharField(max_length=64, null=True)
+    state = fields.CharField(max_length=16, default="pending")
+    reason = fields.TextField(null=True)
+    last_push = fields.CharField(max_length=20, null=True)
+    remote_changed = fields.CharField(max_length=64, null=True)
+    pushed_digest = fields.CharField(max_length=64, null=True)
+    pushed_version = fields.BigIntField(null=True)
+
+    class Meta:
+        table = "atlas_sync"
