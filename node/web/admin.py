@@ -17,6 +17,7 @@ from federation.errors import ConsentMissing, ProtocolError, SchemaInvalid
 from node.errors import ApiError, Forbidden, InvalidParameter
 from node.http.auth import NODE_ROLES, Principal
 from node.http.views.common import ctx, int_param, record_id_param
+from node.services.atlas import sync_state
 from node.services.publish import Publisher
 from node.web import data
 from node.web.public import _form, parse_form_body
@@ -135,7 +136,8 @@ async def record_edit(request: web.Request) -> web.Response:
     env = await data.own_record(rid)
     saved = request.query.get("done") == "saved"
     return await _record_form(request, env["type"], env, form_values(env["payload"]), env["visibility"], [],
-                              notice=f"Saved as version {env['version']}." if saved else None)
+                              notice=f"Saved as version {env['version']}." if saved else None,
+                              atlas=await sync_state(rid) if env["type"] == "organisation" else None)
 
 
 @page
@@ -224,7 +226,7 @@ async def _failed(request: web.Request, rtype: str, env: dict[str, Any] | None, 
 
 async def _record_form(request: web.Request, rtype: str, env: dict[str, Any] | None, values: dict[str, Any],
                        visibility: str, errors: list[dict[str, str]], status: int = 200,
-                       notice: str | None = None) -> web.Response:
+                       notice: str | None = None, atlas: dict[str, Any] | None = None) -> web.Response:
     fields = form_fields(rtype)
     by_field, general = field_errors(errors, fields)
     known = fields_by_pointer(fields)
@@ -233,7 +235,7 @@ async def _record_form(request: web.Request, rtype: str, env: dict[str, Any] | N
         "rtype": rtype, "type_title": type_title(rtype), "env": env, "fields": fields, "values": values,
         "text_value": text_value, "errors": by_field, "general_errors": general, "summary": summary,
         "visibility": visibility, "visibilities": VISIBILITIES, "visibility_help": VISIBILITY_HELP,
-        "reasons": TOMBSTONE_REASONS, "reason_help": REASON_HELP, "notice": notice,
+        "reasons": TOMBSTONE_REASONS, "reason_help": REASON_HELP, "notice": notice, "atlas": atlas,
         "title": data.record_title(rtype, env["payload"]) if env else f"New {type_title(rtype).lower()}",
     }, status=status)
 

@@ -331,3 +331,14 @@ async def test_a_serving_node_pushes_by_itself_and_when_asked(
         "Alpha Security GmbH", "Beta Crypto AG"]
     resp = await app.get(f"/api/v1/records/{rid}/atlas", headers=headers)
     assert (await resp.json())["state"] == "synced"
+
+
+async def test_the_admin_page_shows_the_atlas_state(client: Any, node: Any) -> None:
+    from tests.integration.test_portal import sign_in
+
+    created = await client.post("/api/v1/records", headers=node.auth("editor"), json={
+        "type": "organisation", "visibility": "public", "payload": MINIMAL_ORG})
+    rid = (await created.json())["id"]
+    await sign_in(client, node.tokens["editor"])
+    text = await (await client.get(f"/admin/records/{rid}/edit")).text()
+    assert 'id="atlas-h">ECCC Atlas</h2>' in text and "not registered" in text
