@@ -80,3 +80,4 @@ class Context:
     sync: Any = None  # node.services.sync.Puller (hub role)
     live: Any = None  # node.services.live.LiveQuery (hub role)
     atlas: Any = None  # node.services.atlas.AtlasPusher (node role, when atlas_url is set)
+    log: Any = None  # node.services.translog.TransparencyLog (hub role)

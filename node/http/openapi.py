@@ -143,6 +143,17 @@ RESPONSES: dict[str, Schema] = {
     "HubRecord": {"$ref": "#/components/schemas/Envelope", "description": (
         "analysts/admins: the envelope exactly as signed (header NCC-Quarantined: equivocation when the "
         "record is quarantined); anonymous readers: without sig, restricted fields listed in redacted")},
+    "LogHead": {"type": "object", "required": ["size", "root", "timestamp", "sig"], "properties": {
+        "size": {"type": "integer", "minimum": 0}, "root": {"type": "string"}, "timestamp": {"type": "string"},
+        "sig": {"type": "object", "required": ["alg", "kid", "value"]}}},
+    "LogInclusion": {"type": "object", "required": ["index", "size", "path"], "properties": {
+        "index": {"type": "integer", "minimum": 0}, "size": {"type": "integer", "minimum": 1},
+        "path": {"type": "array", "items": {"type": "string"}}}},
+    "LogConsistency": {"type": "object", "required": ["path"], "properties": {
+        "path": {"type": "array", "items": {"type": "string"}}}},
+    "LogEntries": {"type": "object", "required": ["entries", "next"], "properties": {
+        "entries": {"type": "array", "items": {"type": "object", "required": ["index", "entry"]}},
+        "next": {"type": ["integer", "null"]}}},
     "AtlasSync": {"type": "object", "required": ["record_id", "atlas_uuid", "state", "reason", "last_push"],
                   "properties": {
                       "record_id": {"type": "string"}, "atlas_uuid": NULLABLE_STRING,

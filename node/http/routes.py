@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from aiohttp import web
 
 from node.errors import InvalidParameter
-from node.http.views import atlas, federation, health, hub, records, search
+from node.http.views import atlas, federation, health, hub, log, records, search
 from schemas import RECORD_TYPES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -166,6 +166,28 @@ def all_routes() -> list[Route]:
               "A node's key rotation statement, signed by its current key", roles=("hub",), auth="service",
               tag="federation", body="RotateKey",
               responses={200: "{directory, kid}", 422: "enrollment_invalid"}, response_schema="Object"),
+        # -- hub: the transparency log (DESIGN §14)
+        Route("GET", "/federation/v1/log/head", log.head, "log-head",
+              "The transparency log's signed tree head", roles=("hub",), tag="transparency",
+              responses={200: "signed tree head"}, response_schema="LogHead"),
+        Route("GET", "/federation/v1/log/inclusion", log.inclusion, "log-inclusion",
+              "Audit path of a record version's entry (anonymous: public records; a node: its own)",
+              roles=("hub",), auth="optional", tag="transparency",
+              params=(query("id", "record id", RECORD_ID), query("version", "record version", integer(1, 2**53 - 1)),
+                      query("size", "tree size (default: the current head's)", integer(1, 2**62))),
+              responses={200: "{index, size, path}", 404: "not in the log, or not visible"},
+              response_schema="LogInclusion"),
+        Route("GET", "/federation/v1/log/consistency", log.consistency, "log-consistency",
+              "Proof that the log of `from` entries is a prefix of the log of `to`", roles=("hub",),
+              tag="transparency", params=(query("from", "older size", integer(1, 2**62)),
+                                          query("to", "newer size", integer(1, 2**62))),
+              responses={200: "{path}"}, response_schema="LogConsistency"),
+        Route("GET", "/federation/v1/log/entries", log.entries, "log-entries",
+              "Log entries of one origin after an index (anonymous: public records; a node: its own)",
+              roles=("hub",), auth="optional", tag="transparency",
+              params=(query("origin", "country", COUNTRY), query("after", "index, exclusive", integer(-1, 2**62)),
+                      query("limit", "page size", integer(1, 1000))),
+              responses={200: "{entries, next}"}, response_schema="LogEntries"),
         # -- hub, for people
         Route("GET", "/api/v1/nodes", hub.list_nodes, "nodes", "Enrolled nodes with sync status",
               roles=("hub",), tag="federation", responses={200: "list of nodes"}, response_schema="NodeList"),

@@ -19,7 +19,14 @@ import orjson
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from federation.directory import Directory, KeyEntry, NodeEntry, build_directory, sign_directory
+from federation.directory import (
+    Directory,
+    KeyEntry,
+    NodeEntry,
+    build_directory,
+    directory_signing_input,
+    sign_directory,
+)
 from federation.errors import ProtocolError, TokenInvalid
 from federation.keys import b64url_decode, b64url_encode, kid_for, public_key_from_raw
 from federation.timefmt import format_timestamp, parse_timestamp
@@ -33,6 +40,8 @@ from federation.tokens import (
 from node.config import Settings
 from node.errors import ApiError, Conflict, EnrollmentTokenUsed, NotFound, Unauthenticated
 from node.keystore import InstanceKey
+from node.services.translog import directory_append
+from node.storage import translog
 from node.storage.hub_models import DirectoryDoc, FederatedNode, Invite, NodeKey, PullState
 
 # \A…\Z (not ^…$: "$" also matches before a trailing newline) and no control characters: the URL goes
@@ -122,6 +131,8 @@ class HubService:
             await DirectoryDoc.create(
                 serial=serial, issued_at=doc["issued_at"], document=orjson.dumps(doc).decode(), using_db=conn
             )
+            # on the record: a key the hub adds for a country is in the log (DESIGN §14)
+            await translog.append(conn, [directory_append(serial, directory_signing_input(doc))])
         if self.on_directory is not None:
             self.on_directory(doc)
         return doc

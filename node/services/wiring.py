@@ -50,6 +50,9 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
         context.sync = Puller(settings, context.keyring.key, context.hub, context.registry, context.search,
                               context.clock, metrics, retry_failed=True)
         context.live = LiveQuery(settings, context.keyring.key, context.search, context.clock)
+        from node.services.translog import TransparencyLog
+
+        context.log = TransparencyLog(context.keyring.key, context.clock)
         app.cleanup_ctx.append(_hub_jobs)
 
 

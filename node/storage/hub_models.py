@@ -108,3 +108,47 @@ class PullState(Model):
 
     class Meta:
         table = "hub_pull_state"
+
+
+class LogEntry(Model):
+    """One entry of the hub's transparency log (DESIGN §14): a record version or a directory.
+
+    ``entry`` is the exact JCS text hashed into the leaf; ``visibility`` is the record's when it was
+    logged (anonymous readers see the entries of public records only); directory entries have no
+    record and are public.
+    """
+
+    index = fields.BigIntField(pk=True)
+    origin = fields.CharField(max_length=2, null=True, db_index=True)
+    record_id = fields.CharField(max_length=120, null=True)
+    version = fields.BigIntField(null=True)
+    visibility = fields.CharField(max_length=16)
+    entry = fields.TextField()
+
+    class Meta:
+        table = "hub_log"
+        unique_together = (("record_id", "version"),)
+
+
+class LogNode(Model):
+    """The hash of a perfect subtree of the log, stored once when it completes (``federation.merkle``):
+    ``key = level << 56 | index``; level 0 holds the leaf hashes."""
+
+    key = fields.BigIntField(pk=True)
+    hash = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "hub_log_nodes"
+
+
+class LogState(Model):
+    """The log's size, right edge (frontier hashes, hex, largest subtree first) and latest signed head.
+    One row (``id = 1``), locked by every append."""
+
+    id = fields.IntField(pk=True)
+    size = fields.BigIntField(default=0)
+    frontier = fields.TextField(default="[]")
+    head = fields.TextField(null=True)
+
+    class Meta:
+        table = "hub_log_state"

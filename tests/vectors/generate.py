@@ -411,6 +411,39 @@ def keys() -> dict[str, Any]:
     }
 
 
+def translog() -> dict[str, Any]:
+    """The transparency log (DESIGN §14): entries, leaf hashes, roots, every inclusion and consistency
+    proof of a 10-entry log, a signed tree head and an erasure receipt."""
+    from federation import merkle
+    from federation.translog import directory_entry, record_entry, sign_head, sign_receipt
+
+    entries = [record_entry(f"urn:ncc:DE:organisation:00000000-0000-4000-8000-{i:012d}", 1 + i % 3, "DE",
+                            i == 7, hashlib.sha256(f"record {i}".encode()).hexdigest()) for i in range(9)]
+    entries.append(directory_entry(2, b"ncc-directory-v1\n{}"))
+    leaves = [merkle.leaf_hash(e) for e in entries]
+    nodes: dict[tuple[int, int], bytes] = {}
+    frontier: list[bytes] = []
+    for size, leaf in enumerate(leaves):
+        created = merkle.append(size, frontier, leaf)
+        nodes.update(created)
+        frontier = merkle.next_frontier(size, frontier, created)
+    n = len(leaves)
+    head = sign_head(n, merkle.root(n, nodes), NOW, PRIV["hub"], KID["hub"])
+    receipt = sign_receipt(
+        "urn:ncc:DE:organisation:00000000-0000-4000-8000-000000000007", 2, NOW, 7, PRIV["hub"], KID["hub"])
+    return {
+        "hashing": "leaf = SHA-256(0x00 || entry), node = SHA-256(0x01 || left || right) (RFC 9162); hex",
+        "entries": [{"entry": e.decode(), "leaf_hash": leaf.hex()} for e, leaf in zip(entries, leaves, strict=True)],
+        "roots": {str(size): merkle.root(size, nodes).hex() for size in range(0, n + 1)},
+        "inclusion": [{"index": m, "size": size, "path": [h.hex() for h in merkle.inclusion_path(m, size, nodes)]}
+                      for size in range(1, n + 1) for m in range(size)],
+        "consistency": [{"from": m, "to": size, "path": [h.hex() for h in merkle.consistency_path(m, size, nodes)]}
+                        for size in range(1, n + 1) for m in range(1, size + 1)],
+        "head": {"key": "hub", "signed": head},
+        "erasure_receipt": {"key": "hub", "signed": receipt},
+    }
+
+
 def build() -> dict[str, str]:
     """Every vector file: name -> exact text."""
     good = good_envelopes()
@@ -423,6 +456,7 @@ def build() -> dict[str, str]:
         "envelopes.json": envelopes,
         "tokens.json": tokens(),
         "strictjson.json": strictjson(),
+        "translog.json": translog(),
     }
     # ASCII-only output: lone surrogates must survive as \\u escapes, and every byte is unambiguous.
     return {name: json.dumps(doc, indent=1, ensure_ascii=True) + "\n" for name, doc in docs.items()}
