@@ -50,7 +50,8 @@ from federation.timefmt import format_timestamp
 from federation.verify import VerifiedRecord, verify
 from node.search import SearchDoc, document_from_envelope
 from node.services.search import SearchService
-from node.storage import sql
+from node.services.translog import record_append
+from node.storage import sql, translog
 
 log = logging.getLogger("ncc.ingest")
 
@@ -491,6 +492,8 @@ async def apply_checked(
                 outcome.accepted += 1
         if upserts:
             await conn.execute_many(sql.placeholders(conn, _UPSERT), upserts)
+            # every accepted version on the transparency log, in the same transaction (DESIGN §14)
+            await translog.append(conn, [record_append(u[0], u[3], u[1], u[5], u[6], u[4]) for u in upserts])
         if flag_quarantined:
             marks = ",".join("?" for _ in flag_quarantined)
             await sql.execute(conn, f"UPDATE hub_records SET quarantined = TRUE WHERE id IN ({marks})",

@@ -15,6 +15,7 @@ from federation.translog import record_entry, verify_head
 from node.services.translog import record_append
 from node.storage import translog as store
 from tests.integration.support import Instance
+from tests.integration.test_ingest_pipeline import hub_instance, rig  # noqa: F401 - fixtures
 
 DE = "urn:ncc:DE:organisation:0b9e2c8e-4f0a-4f57-9d36-1c8f4c1d2a{:02d}"
 
@@ -152,3 +153,31 @@ async def test_a_hub_upgraded_to_this_wave_logs_what_it_holds(tmp_path: Any, db_
                                                          merkle.node_hash(leaves[2], leaves[3]))
     finally:
         await db.close_db()
+
+
+async def test_ingest_logs_exactly_the_versions_it_accepts(rig: Any) -> None:  # noqa: F811 - the fixture
+    """Every accepted version and tombstone is appended in the ingest transaction, in feed order;
+    duplicates, stale versions and refused lines are not."""
+    from node.services.translog import TransparencyLog
+    from node.storage.hub_models import LogEntry
+
+    feed = rig.feed
+    first = [feed.record() for _ in range(3)]
+    feed.serve(*first)
+    feed.serve(feed.record(first[0]["id"], version=2, name="Renamed GmbH"))
+    feed.serve(feed.record(first[1]["id"], version=2, deleted=True))
+    feed.serve(b'{"not": "an envelope"')
+    result = await rig.puller.pull("DE")
+    assert result.ok, result.error
+    rows = await LogEntry.filter(origin="DE").order_by("index")
+    assert [(r.record_id, r.version) for r in rows] == [
+        *[(r["id"], 1) for r in first], (first[0]["id"], 2), (first[1]["id"], 2)]
+    assert [__import__("orjson").loads(r.entry)["deleted"] for r in rows] == [False, False, False, False, True]
+    log = TransparencyLog(lambda: None, lambda: None)  # type: ignore[arg-type,return-value]
+    size = await store.size()
+    root = merkle.root(size, await store.nodes(merkle.nodes_for_root(size)))
+    for row in rows:
+        path = [b64url_decode(p) for p in await log.inclusion(row.index, size)]
+        assert merkle.verify_inclusion(merkle.leaf_hash(row.entry.encode()), row.index, size, path, root)
+    again = await rig.puller.pull("DE")  # nothing new: nothing logged twice
+    assert again.ok and await store.size() == size
