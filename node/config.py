@@ -120,6 +120,10 @@ SETTINGS: tuple[Setting, ...] = (
     # node
     Setting("notify_retry_s", "int", 30, "Node: retry interval for failed notifications to the hub.",
             roles=("node",), check=_positive),
+    Setting("audit_interval_s", "int", 3600, "Node: seconds between scheduled audits of the hub's "
+            "transparency log (`ncc audit`; result at GET /api/v1/audit).", roles=("node",), check=_positive),
+    Setting("audit_max_proofs", "int", 500, "Node: inclusion proofs an audit checks at most per run (new log "
+            "entries first; the rest at the next runs).", roles=("node",), check=_positive),
     Setting("atlas_url", "str", "", "Node: base URL of the ECCC Atlas (Drupal JSON:API) that `ncc atlas push` "
             "and the scheduled push send registered organisations to; empty = no push.",
             roles=("node",), check=_url),
@@ -184,6 +188,8 @@ class Settings:
     search_accelerator: bool = True
     live_timeout_ms: int = 2000
     notify_retry_s: int = 30
+    audit_interval_s: int = 3600
+    audit_max_proofs: int = 500
     atlas_url: str = ""
     atlas_api_key_file: str = ""
     atlas_timeout_s: int = 30

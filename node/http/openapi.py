@@ -146,6 +146,10 @@ RESPONSES: dict[str, Schema] = {
     "LogHead": {"type": "object", "required": ["size", "root", "timestamp", "sig"], "properties": {
         "size": {"type": "integer", "minimum": 0}, "root": {"type": "string"}, "timestamp": {"type": "string"},
         "sig": {"type": "object", "required": ["alg", "kid", "value"]}}},
+    "AuditResult": {"type": "object", "required": ["at", "ok", "summary", "lines", "discrepancies"], "properties": {
+        "at": {"type": "string"}, "ok": {"type": "boolean"}, "summary": {"type": "string"},
+        "lines": {"type": "array", "items": {"type": "string"}}, "discrepancies": {"type": "integer"},
+        "head": {"type": ["object", "null"]}}},
     "LogInclusion": {"type": "object", "required": ["index", "size", "path"], "properties": {
         "index": {"type": "integer", "minimum": 0}, "size": {"type": "integer", "minimum": 1},
         "path": {"type": "array", "items": {"type": "string"}}}},

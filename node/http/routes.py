@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from aiohttp import web
 
 from node.errors import InvalidParameter
-from node.http.views import atlas, federation, health, hub, log, records, search
+from node.http.views import atlas, audit, federation, health, hub, log, records, search
 from schemas import RECORD_TYPES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -166,6 +166,15 @@ def all_routes() -> list[Route]:
               "A node's key rotation statement, signed by its current key", roles=("hub",), auth="service",
               tag="federation", body="RotateKey",
               responses={200: "{directory, kid}", 422: "enrollment_invalid"}, response_schema="Object"),
+        # -- node: its audit of the hub's log (DESIGN §14)
+        Route("GET", "/api/v1/audit", audit.audit, "audit",
+              "The last audit of the hub's transparency log (when, ok, one line per discrepancy)",
+              roles=("node",), auth="user", tag="transparency",
+              responses={200: "audit result", 404: "no audit yet"}, response_schema="AuditResult"),
+        Route("GET", "/federation/v1/log/seen-head", audit.log_seen_head, "log-seen-head",
+              "The hub's signed tree head this node verified last (for other nodes' split-view checks)",
+              roles=("node",), tag="transparency", responses={200: "signed tree head", 404: "no audit yet"},
+              response_schema="LogHead"),
         # -- hub: the transparency log (DESIGN §14)
         Route("GET", "/federation/v1/log/head", log.head, "log-head",
               "The transparency log's signed tree head", roles=("hub",), tag="transparency",

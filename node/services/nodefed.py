@@ -391,6 +391,19 @@ class NodeFederation:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise FederationError(f"hub unreachable at {base}: {exc.__class__.__name__}: {exc}") from exc
 
+    async def hub_get(self, base: str, path: str, auth: bool = True) -> Any:
+        """GET a JSON answer from the hub (or a peer node), with this node's service token when ``auth``.
+
+        Raises:
+            FederationError: unreachable, or an error answer (with its status and code).
+        """
+        headers = {"Authorization": f"Bearer {self.service_token()}"} if auth else {}
+        try:
+            async with self.session().get(base.rstrip("/") + path, headers=headers, allow_redirects=False) as r:
+                return await _answer(r)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise FederationError(f"unreachable at {base}: {exc.__class__.__name__}: {exc}") from exc
+
 
 async def _answer(response: aiohttp.ClientResponse) -> Any:
     raw = await response.read()

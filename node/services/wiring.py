@@ -70,11 +70,15 @@ async def _node_jobs(app: web.Application) -> AsyncIterator[None]:
     notifier = loop.create_task(context.federation.run_notifier(stop))
     refresher = loop.create_task(_refresh_directory_forever(context))
     atlas = loop.create_task(context.atlas.run_forever(stop)) if context.atlas is not None else None
+    auditor = loop.create_task(_audit_forever(context))
     context.federation.wake.set()
     yield
     stop.set()
     context.federation.wake.set()
     refresher.cancel()
+    auditor.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await auditor
     if atlas is not None:
         atlas.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -87,6 +91,34 @@ async def _node_jobs(app: web.Application) -> AsyncIterator[None]:
 
 
 DIRECTORY_REFRESH_S = 3600
+#: The first scheduled audit runs this long after start (the hub may be starting too).
+AUDIT_FIRST_S = 60
+
+
+async def _audit_forever(context: Context) -> None:
+    """Audit the hub's transparency log every ``audit_interval_s`` while enrolled — never failing."""
+    from node.services.audit import AuditError, Auditor
+
+    auditor = Auditor(context.settings, context.federation, lambda: set(context.keyring.public_keys()),
+                      context.clock)
+    delay: float = AUDIT_FIRST_S
+    while True:
+        await asyncio.sleep(delay)
+        delay = context.settings.audit_interval_s
+        try:
+            report = await auditor.run()
+        except AuditError as exc:
+            log.info("audit skipped", extra={"reason": str(exc)})
+            continue
+        except Exception as exc:
+            if not database_unavailable(exc):
+                log.exception("audit error")
+            continue
+        if report.ok:
+            log.info("audit ok", extra={"summary": report.summary()})
+        else:
+            log.warning("audit found discrepancies", extra={"summary": report.summary(),
+                                                              "first": report.discrepancies[0].line()})
 
 
 async def _refresh_directory_forever(context: Context) -> None:

@@ -338,3 +338,15 @@ async def quarantine(request: web.Request) -> web.Response:
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         context["error"] = f"the hub at {hub_url} could not be reached ({exc.__class__.__name__})"
     return await render(request, "admin_quarantine.html", context, status=502 if context["error"] else 200)
+
+
+# -- audit of the hub ---------------------------------------------------------------------------
+
+
+@page
+async def audit_page(request: web.Request) -> web.Response:
+    """``/admin/audit`` — the node's last audit of the hub's transparency log (DESIGN §14)."""
+    from node.services.audit import last_result
+
+    await _user(request)
+    return await render(request, "admin_audit.html", {"result": await last_result()})

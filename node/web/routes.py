@@ -81,4 +81,6 @@ def portal_routes() -> list[Route]:
              "Records of this node the hub refused (asked with the node's service token)", roles=("node",),
              auth="user", params=(query("after", "next page", integer(0, 2**62)),),
              responses={200: "HTML page", 502: "hub unreachable (HTML page)"}),
+        page("GET", "/admin/audit", admin.audit_page, "portal-admin-audit",
+             "The node's last audit of the hub's transparency log", roles=("node",), auth="user"),
     ]
