@@ -17,8 +17,8 @@ from importlib import metadata
 
 from node.commands.base import CommandError
 
-COMMANDS = ("init", "serve", "token", "hub", "enroll", "sync", "keys", "verify", "imports", "export", "atlas",
-            "audit", "demo")
+COMMANDS = ("init", "serve", "token", "hub", "enroll", "sync", "recover", "keys", "verify", "imports", "export",
+            "atlas", "audit", "demo")
 
 
 #: Commands that configure logging themselves (``serve`` writes JSON lines, ``demo`` its processes').

@@ -69,6 +69,9 @@ BODIES: dict[str, Schema] = {
             **{k: {"type": "string"} for k in ("token", "country", "url", "public_key", "kid", "proof")},
             "not_before": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
                            "description": "optional: when the node first signed a record with this key"},
+            "instance": {"type": "string", "pattern": "^[A-Za-z0-9-]{8,64}$",
+                         "description": "optional: the node instance's id; another instance than the one "
+                                        "enrolled before starts a new feed epoch (pulled from 0)"},
         },
     },
     "Notify": {"type": "object", "properties": {"country": {"type": "string", "description": "the caller's own"}}},
@@ -189,10 +192,26 @@ RESPONSES: dict[str, Schema] = {
         "type": "object",
         "required": ["country", "url", "status", "mode", "last_success", "consecutive_failures", "lag"],
         "properties": {"country": {"type": "string"}, "url": {"type": "string"},
-                       "status": {"enum": ["ok", "stale", "unreachable"]},
+                       "status": {"enum": ["ok", "stale", "unreachable", "diverged"]},
                        "mode": {"enum": ["replicate", "query-only"]},
                        "last_success": NULLABLE_STRING, "consecutive_failures": {"type": "integer"},
-                       "lag": {"type": "integer"}}}},
+                       "lag": {"type": "integer"},
+                       "cursor": {"type": "integer", "description": "the hub's feed cursor for this node"},
+                       "head": {"type": "integer", "description": "the node's feed head, as last seen"},
+                       "epoch": {"type": "integer", "description": "feed epoch: +1 each time the cursor "
+                                 "restarted from 0 (a new instance enrolled, ncc recover)"},
+                       "diverged": {"type": ["object", "null"], "description": (
+                           "set while the node no longer holds what the hub ingested from it (restored "
+                           "from a backup, replaced): nothing of it is ingested until ncc recover"),
+                           "properties": {"since": {"type": "string"}, "reason": {"type": "string"}}}}}},
+    "FeedState": {"type": "object", "required": ["head", "holds"], "properties": {
+        "head": {"type": "integer", "minimum": 0},
+        "holds": {"type": ["boolean", "null"], "description": "null when no anchor was given"}}},
+    "HeldRecords": {"type": "object", "required": ["records", "next_after"], "properties": {
+        "records": {"type": "array", "items": {"$ref": "#/components/schemas/Envelope"}},
+        "next_after": NULLABLE_STRING}},
+    "Resumed": {"type": "object", "required": ["country", "epoch", "cursor"], "properties": {
+        "country": {"type": "string"}, "epoch": {"type": "integer"}, "cursor": {"const": 0}}},
     "QuarantineList": {"type": "object", "required": ["total", "items", "next_after"], "properties": {
         "total": {"type": "integer"}, "items": {"type": "array", "items": {"type": "object"}},
         "next_after": {"type": ["integer", "null"]}}},

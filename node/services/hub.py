@@ -40,6 +40,7 @@ from federation.tokens import (
 from node.config import Settings
 from node.errors import ApiError, Conflict, EnrollmentTokenUsed, NotFound, Unauthenticated
 from node.keystore import InstanceKey
+from node.services.divergence import INSTANCE_RE, epoch_on_enrollment
 from node.services.translog import directory_append
 from node.storage import translog
 from node.storage.hub_models import DirectoryDoc, FederatedNode, Invite, NodeKey, PullState
@@ -194,6 +195,9 @@ class HubService:
             verify_enrollment_proof(raw, str(claims["jti"]), fields["proof"])
         except ProtocolError as exc:
             raise EnrollmentInvalid("proof is not a signature of the token's jti by the node key") from exc
+        instance = body.get("instance")  # optional: a new instance of the country starts a new feed epoch
+        if instance is not None and not (isinstance(instance, str) and INSTANCE_RE.match(instance)):
+            raise EnrollmentInvalid("instance must be 8 to 64 letters, digits or hyphens")
         stamp = format_timestamp(now)
         key_from = format_timestamp(self._new_key_valid_from(now, body.get("not_before")))
         async with in_transaction() as conn:
@@ -223,6 +227,7 @@ class HubService:
                 await FederatedNode.filter(country=country).using_db(conn).update(url=fields["url"], status="active")
                 await NodeKey.filter(country=country, not_after=None).exclude(kid=fields["kid"]).using_db(
                     conn).update(not_after=stamp)
+            await epoch_on_enrollment(conn, country, instance)
             if known is None:
                 await NodeKey.create(kid=fields["kid"], country=country, public_key=fields["public_key"],
                                      not_before=key_from, using_db=conn)

@@ -433,12 +433,24 @@ async def apply_checked(
     outcome = PageOutcome()
     stamp = format_timestamp(now)
     ids = list(dict.fromkeys(c.id for c in items if isinstance(c, Checked)))
+    # The page's last verified record becomes the node's anchor (checked before the next pull:
+    # node.services.divergence), in the same transaction as the cursor.
+    anchor = next((c for c in reversed(items) if isinstance(c, Checked) and c.seq is not None), None)
     async with in_transaction() as conn:
-        moved = await sql.execute(
-            conn,
-            "UPDATE hub_pull_state SET cursor = ?, head = ? WHERE country = ? AND cursor = ?",
-            [next_cursor, max(head, next_cursor), country, from_cursor],
-        )
+        if anchor is None:
+            moved = await sql.execute(
+                conn,
+                "UPDATE hub_pull_state SET cursor = ?, head = ? WHERE country = ? AND cursor = ?",
+                [next_cursor, max(head, next_cursor), country, from_cursor],
+            )
+        else:
+            moved = await sql.execute(
+                conn,
+                "UPDATE hub_pull_state SET cursor = ?, head = ?, anchor_seq = ?, anchor_id = ?, anchor_version = ?,"
+                " anchor_digest = ? WHERE country = ? AND cursor = ?",
+                [next_cursor, max(head, next_cursor), anchor.seq, anchor.id, anchor.version, anchor.digest,
+                 country, from_cursor],
+            )
         if moved != 1:
             raise CursorMoved(country)
         held: dict[str, Held] = {}

@@ -35,6 +35,7 @@ from node.keystore import InstanceKey
 from node.search import DIMENSIONS, SearchQuery
 from node.search.cursor import decode_offsets, encode_cursor, encode_offsets
 from node.search.text import parse_terms, relaxable
+from node.services.divergence import record_live
 from node.services.search import SearchService, result_to_json
 from node.storage.hub_models import FederatedNode
 
@@ -215,6 +216,7 @@ class LiveQuery:
             log.info("live query failed", extra={"node": country, "error": repr(error)})
             missing.append(country)
         local = await local_task
+        await record_live(asked, answered.keys(), round(deadline * 1000), self.settings.live_timeout_ms, self.clock())
         if missing:
             # What the hub holds of the silent nodes stands in for them.
             local = await self._local(query, frozenset(answered), offsets.get(INDEX, 0))

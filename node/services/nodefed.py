@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,9 @@ log = logging.getLogger("ncc.federation")
 DIRECTORY_KEY = "hub_directory"
 ENROLLMENT_KEY = "enrollment"
 NOTIFIED_KEY = "notified_seq"
+#: This instance's id, made once and sent at enrollment: a different one for a country tells the hub a
+#: new instance replaced the old (a new feed epoch); a node restored from a backup keeps its own.
+INSTANCE_KEY = "instance_id"
 
 
 #: Longest wait between notifications while the hub refuses this node (suspended, key revoked): the
@@ -81,6 +85,16 @@ async def set_state(key: str, value: Any) -> None:
     text = orjson.dumps(value).decode()
     if not await NodeState.filter(key=key).update(value=text):
         await NodeState.create(key=key, value=text)
+
+
+async def instance_id() -> str:
+    """This instance's id (made on first use)."""
+    value = await get_state(INSTANCE_KEY)
+    if isinstance(value, str):
+        return value
+    value = uuid.uuid4().hex
+    await set_state(INSTANCE_KEY, value)
+    return value
 
 
 async def feed_page(after: int, limit: int) -> tuple[list[tuple[int, str]], int, bool, int]:
@@ -208,6 +222,7 @@ class NodeFederation:
             "token": token, "country": self.settings.country, "url": self.settings.base_url,
             "public_key": b64url_encode(key.public_raw), "kid": key.kid,
             "proof": enrollment_proof(key.private_key, str(claims["jti"])),
+            "instance": await instance_id(),
         }
         # A new key has signed nothing: it must not claim the history of the key it replaces.
         signed_since = None if fresh else await first_signed_by(key.kid)

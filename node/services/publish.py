@@ -39,7 +39,7 @@ from federation.verify import consent_covers
 from node.errors import ApiError, Gone, InvalidParameter, NotFound, VersionConflict
 from node.keystore import InstanceKey
 from node.storage import sql
-from node.storage.models import FeedEntry, Record, RecordVersion
+from node.storage.models import FeedEntry, FeedWithdrawal, Record, RecordVersion
 from schemas import record_schema_id
 
 # Membership workflow of Art. 8(4): which status may follow which. A new record may carry any
@@ -211,6 +211,17 @@ class Publisher:
         self._published()
         return env
 
+    async def write_version(
+        self, conn: BaseDBAsyncClient, rid: str, rtype: str, version: int, visibility: str, deleted: bool,
+        payload: dict[str, Any], *, previous: Record, shared_as: str,
+    ) -> Envelope:
+        """Sign and store ``version`` of an existing record in the caller's (write-locked) transaction:
+        ``ncc recover`` signing content again above the hub's version (node.services.recover). A
+        national version puts its ``withdrawn`` tombstone (visibility ``shared_as``) in the feed."""
+        if visibility == "national":
+            await self._withdraw_from_feed(conn, rid, rtype, version, shared_as)
+        return await self._write(conn, rid, rtype, version, visibility, deleted, payload, previous=previous)
+
     async def _lock(self, conn: BaseDBAsyncClient, rid: str) -> Record:
         await sql.lock_writes(conn)
         rec = await Record.filter(id=rid).using_db(conn).select_for_update().first()
@@ -228,6 +239,8 @@ class Publisher:
         text = dumps(env)
         if not await FeedEntry.filter(record_id=rid).using_db(conn).update(seq=seq, envelope=text):
             await FeedEntry.create(record_id=rid, seq=seq, envelope=text, using_db=conn)
+        # record_versions keeps the national version: this face is remembered for the divergence check
+        await FeedWithdrawal.create(seq=seq, record_id=rid, version=version, digest=env.digest(), using_db=conn)
         return env
 
     def _sign(

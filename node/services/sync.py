@@ -48,6 +48,7 @@ from federation.tokens import issue_service_token
 from node.config import Settings
 from node.http.metrics import Metrics
 from node.keystore import InstanceKey
+from node.services import divergence
 from node.services.hub import HubService
 from node.services.ingest import (
     MAX_LINE,
@@ -123,9 +124,11 @@ def _dead_local_owner(owner: str) -> bool:
 
 
 def node_status(state: PullState | None, settings: Settings, now: datetime) -> str:
-    """``ok`` | ``stale`` | ``unreachable`` for one node."""
+    """``ok`` | ``stale`` | ``unreachable`` | ``diverged`` for one node."""
     if state is None:
         return "stale"
+    if state.diverged_at is not None:
+        return "diverged"  # nothing of it is ingested until `ncc recover` (node.services.divergence)
     if state.consecutive_failures >= settings.unreachable_after:
         return "unreachable"
     if state.last_success is None:
@@ -281,7 +284,7 @@ class Puller:
                               error="suspended: not pulled until the hub admin activates it",
                               cursor=state.cursor if state else 0, head=state.head if state else 0)
         if node.mode != "replicate":
-            return PullResult(country, ok=True, skipped="query-only")
+            return await divergence.probe(self, node)  # not pulled, but its status must tell the truth
         if not await self._take_lease(country):
             if not wait:
                 return PullResult(country, ok=True, skipped="another hub process holds this node's pull")
@@ -292,7 +295,8 @@ class Puller:
         t0 = time.perf_counter()
         try:
             directory_doc = await self.hub.current_directory()
-            await self._pull_pages(node.url, country, directory_doc, result)
+            answered = await divergence.check_before_pull(self, node.url, country)
+            await self._pull_pages(node.url, country, directory_doc, result, check_head=not answered)
             result.ok = True
         except Exception as exc:
             if not isinstance(exc, PULL_FAILURES) and not database_unavailable(exc):
@@ -354,6 +358,10 @@ class Puller:
         if renewed != 1:
             raise PullError("lost the pull lease to another hub process")
 
+    async def finish(self, country: str, result: PullResult, started: datetime) -> None:
+        """Record the outcome of a pull (or a probe) in the node's status."""
+        await self._finish(country, result, started)
+
     async def _finish(self, country: str, result: PullResult, started: datetime) -> None:
         state = await PullState.filter(country=country).first()
         if state is None:
@@ -385,7 +393,8 @@ class Puller:
                 self.metrics.sync_lag.labels(country).set(max(0, state.head - state.cursor))
             self.metrics.quarantine_size.labels(country).set(await Quarantine.filter(country=country).count())
 
-    async def _pull_pages(self, url: str, country: str, directory_doc: dict[str, Any], result: PullResult) -> None:
+    async def _pull_pages(self, url: str, country: str, directory_doc: dict[str, Any], result: PullResult,
+                          check_head: bool = False) -> None:
         """Fetch, check and apply pages in feed order, checking ahead of the writer.
 
         Each page's fetch reads its trailer at once and starts the next page's fetch, so up to
@@ -421,6 +430,8 @@ class Puller:
                 next_cursor = trailer["next"]
                 head = trailer.get("head", next_cursor)
                 more, advancing = trailer["more"], trailer["next"] > cursor
+                if check_head and result.pages == 0:  # a node that cannot answer the anchor check
+                    await divergence.check_page_head(country, cursor, head, now)
                 await self._renew_lease(country)
                 outcome = await apply_checked(country, page.items, cursor, next_cursor, head, now, self.search)
                 slots.release()

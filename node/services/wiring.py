@@ -155,7 +155,8 @@ def postponed_while_database_unavailable(name: str, job: Callable[[], Awaitable[
 
 
 async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
-    """APScheduler: a pull job per node (interval + jitter, one at a time), directory refresh, purges."""
+    """APScheduler: a pull (or probe) job per node (interval + jitter, one at a time), directory refresh,
+    purges."""
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from node.http.auth import purge_seen_jtis
@@ -171,8 +172,9 @@ async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
             await context.sync.pull(country)
 
     async def reconcile() -> None:
-        """Add a job for each replicating node, drop jobs of nodes gone or suspended."""
-        wanted = {n.country for n in await FederatedNode.filter(status="active", mode="replicate")}
+        """Add a job for each active node, drop jobs of nodes gone or suspended. A query-only node's
+        job probes it (its status must tell the truth); a replicating node's pulls it."""
+        wanted = {n.country for n in await FederatedNode.filter(status="active")}
         for job in scheduler.get_jobs():
             if job.id.startswith("pull:") and job.id[5:] not in wanted:
                 job.remove()

@@ -105,6 +105,19 @@ class PullState(Model):
     last_error = fields.TextField(null=True)
     lease_owner = fields.CharField(max_length=64, null=True)
     lease_until = fields.BigIntField(default=0)
+    # The last record ingested from the node (migration 0008): checked before every pull, so that a
+    # node restored from a backup is caught before anything of it is ingested (DESIGN §11).
+    anchor_seq = fields.BigIntField(null=True)
+    anchor_id = fields.CharField(max_length=120, null=True)
+    anchor_version = fields.BigIntField(null=True)
+    anchor_digest = fields.CharField(max_length=64, null=True)
+    #: Set while the node does not hold the anchor (status ``diverged``); cleared by ``ncc recover``.
+    diverged_at = fields.CharField(max_length=20, null=True)
+    diverged_reason = fields.TextField(null=True)
+    #: Feed epoch: +1 each time the cursor restarts from 0 (a new instance enrolled, a recovery).
+    epoch = fields.IntField(default=0)
+    #: The node instance's id sent at enrollment (a different one on re-enrollment: a new epoch).
+    instance = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "hub_pull_state"

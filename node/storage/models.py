@@ -77,6 +77,23 @@ class FeedEntry(Model):
         table = "feed"
 
 
+class FeedWithdrawal(Model):
+    """The ``withdrawn`` tombstone the feed published when a record turned national (migration 0008).
+
+    That face lives in the feed only until the record is shared again, and ``record_versions`` holds
+    the node's national version instead; kept here so the node can still tell the hub, after the
+    feed moved on, that it holds what the hub ingested at that sequence (the divergence check).
+    """
+
+    seq = fields.BigIntField(pk=True)
+    record_id = fields.CharField(max_length=120, db_index=True)
+    version = fields.BigIntField()
+    digest = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "feed_withdrawals"
+
+
 class ApiToken(Model):
     """A user token issued by the ncc token create command (the JWT itself is not stored)."""
 

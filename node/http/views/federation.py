@@ -8,13 +8,24 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from federation.divergence import Anchor
 from federation.errors import SchemaInvalid
 from node.config import COUNTRY_RE
-from node.errors import Forbidden, NotFound
+from node.errors import Forbidden, InvalidParameter, NotFound
 from node.http.auth import require_service, require_user
 from node.http.problems import read_json
-from node.http.views.common import country_param, ctx, int_param, json_response, object_body, principal
+from node.http.views.common import (
+    RECORD_ID,
+    country_param,
+    ctx,
+    int_param,
+    json_response,
+    object_body,
+    principal,
+)
+from node.services.divergence import held_page, start_epoch
 from node.services.nodefed import feed_page
+from node.services.recover import feed_state
 from node.services.trust import require_active_node
 from node.storage.hub_models import FederatedNode, Quarantine
 
@@ -33,6 +44,17 @@ async def changes(request: web.Request) -> web.StreamResponse:
     parts = [b'{"seq":%d,"record":%s}\n' % (seq, envelope.encode()) for seq, envelope in rows]
     parts.append(orjson.dumps({"next": nxt, "more": more, "head": head}) + b"\n")
     return web.Response(body=b"".join(parts), content_type="application/x-ndjson")
+
+
+async def changes_head(request: web.Request) -> web.Response:
+    """GET /federation/v1/changes/head?seq=&id=&version=&digest= — the feed's head and whether this node
+    holds the record the hub last ingested from it (the hub's divergence check, DESIGN §11)."""
+    require_service(await principal(request), issuers=("hub",))
+    try:
+        anchor = Anchor.from_params(request.query)
+    except ValueError as exc:
+        raise InvalidParameter(str(exc), parameter=str(exc).partition(":")[0]) from exc
+    return json_response(await feed_state(anchor))
 
 
 # -- hub -------------------------------------------------------------------------------------------
@@ -104,6 +126,25 @@ async def quarantine(request: web.Request) -> web.Response:
     total = await (Quarantine.filter(country=country) if country else Quarantine.all()).count()
     return json_response({"total": total, "items": items,
                           "next_after": rows[-1].id if len(rows) == limit else None})
+
+
+async def held_records(request: web.Request) -> web.Response:
+    """GET /federation/v1/records?after=&limit= — a node reads back the records the hub holds from it
+    (``ncc recover``), exactly as signed, by id."""
+    country = await _caller_country(await principal(request))
+    after = request.query.get("after", "")
+    if after and not RECORD_ID.match(after):
+        raise InvalidParameter("after must be a record id (the previous page's next_after)", parameter="after")
+    limit = int_param(request, "limit", 100, 1, MAX_PAGE)
+    return web.Response(body=await held_page(country, after, limit), content_type="application/json")
+
+
+async def resume(request: web.Request) -> web.Response:
+    """POST /federation/v1/resume — a node that recovered: pull it again from 0 in a new feed epoch."""
+    country = await _caller_country(await principal(request))
+    epoch = await start_epoch(country)
+    ctx(request).sync.trigger(country)
+    return json_response({"country": country, "epoch": epoch, "cursor": 0})
 
 
 async def rotate_key(request: web.Request) -> web.Response:

@@ -34,10 +34,11 @@ def hub_visibilities(p: Principal) -> frozenset[str]:
 def _status(node: FederatedNode, state: PullState | None, c: Context, now: datetime) -> str:
     """A suspended node is not pulled: what the hub holds of it is ``stale`` from the moment it is
     suspended (regression: it showed ``ok`` until ``stale_after_s`` had passed). A query-only node is
-    asked live, so it is never behind."""
+    probed every ``pull_interval_s`` and its live answers count (DESIGN §11): one that is down is
+    ``unreachable``/``stale`` like any other (regression: it always showed ``ok``)."""
     if node.status != "active":
         return "stale"
-    return node_status(state, c.settings, now) if node.mode == "replicate" else "ok"
+    return node_status(state, c.settings, now)
 
 
 async def nodes_status(request: web.Request) -> list[dict[str, object]]:
@@ -57,6 +58,10 @@ async def nodes_status(request: web.Request) -> list[dict[str, object]]:
             "consecutive_failures": st.consecutive_failures if st else 0,
             "lag": max(0, st.head - st.cursor) if st else 0,
             "cursor": st.cursor if st else 0,
+            "head": st.head if st else 0,
+            "epoch": st.epoch if st else 0,
+            "diverged": ({"since": st.diverged_at, "reason": st.diverged_reason}
+                         if st is not None and st.diverged_at is not None else None),
             "last_error": st.last_error if st else None,
             "quarantined": await Quarantine.filter(country=node.country).count(),
         })
