@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import BaseORMException
 
 from federation.divergence import Anchor, FeedState, divergence, live_failure_counts
 from federation.timefmt import format_timestamp
@@ -34,7 +35,7 @@ from node.storage import sql
 from node.storage.hub_models import FederatedNode, HubRecord, PullState
 
 if TYPE_CHECKING:
-    from node.services.sync import PullResult, Puller
+    from node.services.sync import Puller, PullResult
 
 log = logging.getLogger("ncc.sync")
 
@@ -233,18 +234,26 @@ async def record_live(asked: Sequence[FederatedNode], answered: Collection[str],
     a failure only when the deadline was at least ``live_timeout_ms`` (DESIGN §11)."""
     counts = live_failure_counts(deadline_ms, live_timeout_ms)
     stamp = format_timestamp(now)
-    for node in asked:
-        if node.mode != "query-only":
-            continue  # a replicating node's status is its pulls'
-        if node.country in answered:
-            await PullState.filter(country=node.country).update(
-                last_success=stamp, consecutive_failures=0, last_error=None)
-        elif counts:
-            from tortoise.connection import connections
+    try:
+        for node in asked:
+            if node.mode != "query-only":
+                continue  # a replicating node's status is its pulls'
+            if node.country in answered:
+                # read first: at most one write per node and second, not one per search (SQLite has
+                # one writer, and the ingest needs it)
+                state = await PullState.filter(country=node.country).first()
+                if state is not None and (state.consecutive_failures or state.last_success != stamp):
+                    await PullState.filter(country=node.country).update(
+                        last_success=stamp, consecutive_failures=0, last_error=None)
+            elif counts:
+                from tortoise.connection import connections
 
-            await sql.execute(
-                connections.get("default"),
-                "UPDATE hub_pull_state SET consecutive_failures = consecutive_failures + 1, last_error = ?,"
-                " last_attempt = ? WHERE country = ?",
-                [f"live query: no answer within {deadline_ms} ms", stamp, node.country],
-            )
+                await sql.execute(
+                    connections.get("default"),
+                    "UPDATE hub_pull_state SET consecutive_failures = consecutive_failures + 1, last_error = ?,"
+                    " last_attempt = ? WHERE country = ?",
+                    [f"live query: no answer within {deadline_ms} ms", stamp, node.country],
+                )
+    except BaseORMException as exc:
+        # bookkeeping must never fail the search that carried it; the next answer or probe records it
+        log.warning("live status not recorded", extra={"error": f"{exc.__class__.__name__}: {exc}"[:300]})
