@@ -31,6 +31,7 @@ from federation.divergence import Anchor, FeedState, divergence, live_failure_co
 from federation.timefmt import format_timestamp
 from federation.tokens import issue_service_token
 from node.services.ingest import PullError
+from node.services.recover import read_bounded
 from node.storage import sql
 from node.storage.hub_models import FederatedNode, HubRecord, PullState
 
@@ -80,7 +81,7 @@ async def ask_feed_state(puller: Puller, url: str, country: str, anchor: Anchor 
                 return None
             if resp.status != 200:
                 raise PullError(f"feed state answered HTTP {resp.status}")
-            body = await resp.content.read(FEED_STATE_MAX_BYTES + 1)
+            body = await read_bounded(resp.content, FEED_STATE_MAX_BYTES)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise PullError(f"feed state request failed: {exc.__class__.__name__}") from exc
     if len(body) > FEED_STATE_MAX_BYTES:

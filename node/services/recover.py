@@ -244,6 +244,17 @@ class Recovery:
 # -- talking to the hub -------------------------------------------------------------------------------
 
 
+async def read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """A whole body, but never more than ``limit`` + one chunk in memory: past ``limit`` the caller gets
+    ``limit + 1`` bytes and refuses the answer unparsed."""
+    buffer = bytearray()
+    async for chunk in stream.iter_chunked(65536):
+        buffer.extend(chunk)
+        if len(buffer) > limit:
+            return bytes(buffer[: limit + 1])
+    return bytes(buffer)
+
+
 @dataclass
 class HubLink:
     """The few calls recovery makes to the hub, each bounded, with this node's service token."""
@@ -264,7 +275,7 @@ class HubLink:
         try:
             async with self.session.request(method, url, params=params, headers=self._headers(),
                                             allow_redirects=False) as resp:
-                body = await resp.content.read(limit + 1)
+                body = await read_bounded(resp.content, limit)
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RecoverError(f"hub unreachable at {self.hub_url}: {exc.__class__.__name__}") from exc

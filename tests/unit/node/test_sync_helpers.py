@@ -25,3 +25,30 @@ from node.services.sync import next_page_cursor
 )
 def test_next_page_cursor(body: bytes, at: int, expected: int | None) -> None:
     assert next_page_cursor(body, at) == expected
+
+
+def test_node_status_tells_the_truth() -> None:
+    """Diverged before anything else (nothing of the node is ingested); a node whose probes or pulls
+    fail is unreachable, one not heard from for stale_after_s stale — query-only nodes alike."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+    from typing import Any
+
+    from node.services.sync import node_status
+    from node.storage.hub_models import PullState
+
+    settings: Any = SimpleNamespace(unreachable_after=3, stale_after_s=600)  # what node_status reads
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    recent, old = "2026-12-07T11:59:50Z", (now - timedelta(seconds=settings.stale_after_s + 1)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+    def state(**kw: object) -> PullState:
+        fields = {"country": "DE", "last_success": recent, "consecutive_failures": 0, "diverged_at": None, **kw}
+        return PullState(**fields)
+
+    assert node_status(None, settings, now) == "stale"
+    assert node_status(state(), settings, now) == "ok"
+    assert node_status(state(last_success=None), settings, now) == "stale"
+    assert node_status(state(last_success=old), settings, now) == "stale"
+    assert node_status(state(consecutive_failures=3), settings, now) == "unreachable"
+    assert node_status(state(consecutive_failures=3, diverged_at=recent), settings, now) == "diverged"
