@@ -301,7 +301,8 @@ class HubLink:
         records, following = data.get("records"), data.get("next_after")
         if not isinstance(records, list) or len(records) > PAGE or not (following is None or isinstance(following, str)):
             raise RecoverError("the hub's page of held records is malformed")
-        if following is not None and following <= after:
+        if following is not None and (following == after or (not records and following)):
+            # (compared for equality only: the hub orders ids by its database's collation)
             raise RecoverError("the hub's page of held records does not move forward")
         return records, following
 
@@ -321,11 +322,15 @@ async def recover(recovery: Recovery, link: HubLink) -> Report:
         RecoverError: the hub could not be read or refused.
     """
     after = ""
+    seen: set[str] = set()
     while True:
         records, following = await link.held(after)
         await recovery.apply(records)
         if following is None:
             break
+        if following in seen:
+            raise RecoverError("the hub's pages of held records go round in a circle")
+        seen.add(following)
         after = following
     await set_state(NOTIFIED_KEY, 0)  # tell the hub again at the next start (it may not reach us now)
     recovery.report.epoch = await link.resume()
