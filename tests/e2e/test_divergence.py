@@ -10,6 +10,8 @@
   a fresh invitation; its records are pulled from 0 in a new feed epoch; ``ncc recover`` refuses the old
   instance's records until the operator names the old key (``--trust-key``), then (node stopped) takes
   them back: exact equality once the node is up again.
+* **Status tells the truth**: a query-only node that is down is probed and shown ``unreachable`` (hub
+  ``/api/v1/nodes`` and search ``nodes``), ``ok`` again once it answers.
 """
 
 from __future__ import annotations
@@ -196,3 +198,25 @@ def test_replacement_by_a_new_instance_recovers_the_old_records(tmp_path: Path) 
         # the node serves the old records again as their owner
         assert new.get(f"/api/v1/records/{kept[1]['id']}").status == 200
         assert new.get(f"/api/v1/records/{kept[0]['id']}").status == 410
+
+
+def test_a_query_only_node_that_is_down_is_not_shown_ok(tmp_path: Path) -> None:
+    """Status tells the truth: the hub probes a query-only node every pull_interval_s (2 s here)."""
+    with cluster(tmp_path, "sqlite") as c:
+        hub = c.add("hub", "hub")
+        node = c.add("ee", "node", "EE")
+        hub.start()
+        node.start()
+        enroll(hub, node)
+        hub.ncc("hub", "mode", "EE", "query-only")
+        wait_until(lambda: node_row(hub, "EE")["status"] == "ok" and node_row(hub, "EE")["last_success"],
+                   CATCH_UP_S, "the query-only node to be probed")
+        seen = node_row(hub, "EE")["last_success"]
+        node.stop()
+        wait_until(lambda: node_row(hub, "EE")["status"] == "unreachable", CATCH_UP_S,
+                   "the stopped query-only node to be reported unreachable")
+        row = node_row(hub, "EE")
+        assert row["last_success"] == seen and "probe failed" in (row["last_error"] or ""), row
+        assert hub.get("/api/v1/search?q=x").json()["nodes"]["EE"] == "unreachable"
+        node.start()
+        wait_until(lambda: node_row(hub, "EE")["status"] == "ok", CATCH_UP_S, "the node to be ok again")
