@@ -4,8 +4,12 @@ All documents are handed in (see ``schemas.load_schema_documents()``); ``$ref`` 
 ``jsonschema_rs.Registry`` of those documents only, and any attempt to retrieve another URI fails —
 validation never touches the network. Errors come back as JSON pointers into the instance.
 
-Restricted properties carry ``"x-ncc-restricted": true`` on their subschema;
-:meth:`SchemaRegistry.restricted_pointers` lists them and :func:`redact` removes them from a payload.
+Disclosure is default deny (DESIGN §11): a property is shown to anonymous readers only when its
+subschema carries ``"x-ncc-public": true`` (everything under it goes with it); every other field is
+network-only. :meth:`SchemaRegistry.public_pointers` lists the public properties of a schema and
+:func:`redact`/:func:`disclose` keep only them — for any record schema and any version, by the
+annotation alone. ``"x-ncc-restricted": true`` still marks personal data (contact persons, e-mail):
+forms flag it, and :meth:`SchemaRegistry.restricted_pointers` lists it; it is never public.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from federation.errors import SchemaErrorItem, SchemaInvalid
 
 #: Base of every schema ``$id``; an envelope's ``schema`` field ``"<type>/<n>"`` maps to ``<base>/<type>/<n>``.
 SCHEMA_ID_BASE = "https://schemas.ncc-federation.eu"
-#: Annotation marking a property never shown to anonymous readers.
+#: Annotation marking personal data (contact persons, e-mail): never public, flagged in forms.
 RESTRICTED = "x-ncc-restricted"
-#: Array-index wildcard in the pointers of :meth:`SchemaRegistry.restricted_pointers`.
+#: Annotation marking a property anonymous readers may see (with everything under it).
+PUBLIC = "x-ncc-public"
+#: Array-index wildcard in the pointers of :meth:`SchemaRegistry.public_pointers`.
 ANY_INDEX = "*"
 
 
@@ -92,7 +98,7 @@ class SchemaRegistry:
             }
         except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as e:
             raise SchemaInvalid(f"schema does not compile: {e}") from e
-        self._restricted: dict[str, list[str]] = {}
+        self._annotations = Annotations(self._documents)
 
     def has(self, schema_id: str) -> bool:
         """True when a document with this ``$id`` is registered."""
@@ -148,6 +154,46 @@ class SchemaRegistry:
         raise SchemaInvalid(f"{first['pointer'] or '/'}: {first['message']}", errors)
 
     def restricted_pointers(self, schema_id: str) -> list[str]:
+        """See :meth:`Annotations.restricted_pointers`."""
+        return self._annotations.restricted_pointers(schema_id)
+
+    def public_pointers(self, schema_id: str) -> list[str]:
+        """See :meth:`Annotations.public_pointers`."""
+        return self._annotations.public_pointers(schema_id)
+
+
+class Annotations:
+    """The disclosure annotations of schema documents, read without compiling them.
+
+    Pure and cheap (a walk per schema, cached), so that a search-document builder in a worker
+    process can split payloads without a compiled :class:`SchemaRegistry`.
+
+    Args:
+        documents: schema documents by ``$id`` (without a trailing ``#``).
+    """
+
+    def __init__(self, documents: dict[str, dict[str, Any]]) -> None:
+        self._documents = documents
+        self._restricted: dict[str, list[str]] = {}
+        self._public: dict[str, list[str]] = {}
+
+    @classmethod
+    def of(cls, documents: Iterable[dict[str, Any]]) -> Annotations:
+        """From a list of documents (those without an ``$id`` are skipped)."""
+        return cls({d["$id"].rstrip("#"): d for d in documents if isinstance(d, dict) and isinstance(d.get("$id"), str)})
+
+    def has(self, schema_id: str) -> bool:
+        """True when a document with this ``$id`` is known."""
+        return schema_id in self._documents
+
+    def document(self, schema_id: str) -> dict[str, Any]:
+        """Raises SchemaInvalid for an unknown schema."""
+        try:
+            return self._documents[schema_id]
+        except KeyError:
+            raise SchemaInvalid(f"unknown schema {schema_id}") from None
+
+    def restricted_pointers(self, schema_id: str) -> list[str]:
         """JSON pointers of restricted properties in instances of this schema, sorted.
 
         ``$ref`` is followed (within the registered documents); ``*`` stands for any array index;
@@ -158,9 +204,28 @@ class SchemaRegistry:
         """
         if schema_id not in self._restricted:
             found: set[str] = set()
-            self._walk(self.document(schema_id), schema_id, (), found, set())
+            self._walk(self.document(schema_id), schema_id, (), found, set(), RESTRICTED)
             self._restricted[schema_id] = sorted(found)
         return list(self._restricted[schema_id])
+
+    def public_pointers(self, schema_id: str) -> list[str]:
+        """JSON pointers of the properties marked ``x-ncc-public`` in instances of this schema, sorted.
+
+        Walks like :meth:`restricted_pointers`; a pointer covers everything under it. A property
+        that is restricted, lies under a restricted one or holds one is not public (restricted wins:
+        personal data).
+
+        Raises:
+            SchemaInvalid: no such schema.
+        """
+        if schema_id not in self._public:
+            found: set[str] = set()
+            self._walk(self.document(schema_id), schema_id, (), found, set(), PUBLIC)
+            restricted = self.restricted_pointers(schema_id)
+            self._public[schema_id] = sorted(
+                ptr for ptr in found if not any(_covers(r, ptr) or _covers(ptr, r) for r in restricted)
+            )
+        return list(self._public[schema_id])
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -181,6 +246,7 @@ class SchemaRegistry:
         path: tuple[str, ...],
         found: set[str],
         seen: set[tuple[int, tuple[str, ...]]],
+        mark: str,
     ) -> None:
         if not isinstance(schema, dict) or len(path) > 32:
             return
@@ -188,64 +254,116 @@ class SchemaRegistry:
         if key in seen:
             return
         seen.add(key)
-        if schema.get(RESTRICTED) is True and path:
+        if schema.get(mark) is True and path:
             found.add(json_pointer(path))
-            return  # everything under a restricted property goes with it
+            return  # everything under a marked property goes with it
         base = schema["$id"].rstrip("#") if isinstance(schema.get("$id"), str) else base
         ref = schema.get("$ref")
         if isinstance(ref, str):
             target = self._resolve(ref, base)
             if target is not None:
-                self._walk(target[0], target[1], path, found, seen)
+                self._walk(target[0], target[1], path, found, seen, mark)
         for name, sub in (schema.get("properties") or {}).items():
-            self._walk(sub, base, (*path, name), found, seen)
+            self._walk(sub, base, (*path, name), found, seen, mark)
         for sub in [schema.get("items"), *(schema.get("prefixItems") or [])]:
-            self._walk(sub, base, (*path, ANY_INDEX), found, seen)
+            self._walk(sub, base, (*path, ANY_INDEX), found, seen, mark)
         for keyword in ("allOf", "anyOf", "oneOf"):
             for sub in schema.get(keyword) or []:
-                self._walk(sub, base, path, found, seen)
+                self._walk(sub, base, path, found, seen, mark)
         for keyword in ("if", "then", "else"):
-            self._walk(schema.get(keyword), base, path, found, seen)
+            self._walk(schema.get(keyword), base, path, found, seen, mark)
 
 
-def redact(payload: dict[str, Any], registry: SchemaRegistry, schema_id: str) -> tuple[dict[str, Any], list[str]]:
-    """Remove restricted properties from a payload for anonymous readers.
+def _covers(outer: str, inner: str) -> bool:
+    """True when pointer pattern ``outer`` is ``inner`` or one of its ancestors."""
+    return inner == outer or inner.startswith(outer + "/")
+
+
+def _parts(pointer: str) -> tuple[str, ...]:
+    return tuple(p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:])
+
+
+def disclose(payload: dict[str, Any], public: Iterable[str]) -> tuple[dict[str, Any], list[str], list[Any]]:
+    """Keep only the public parts of a payload (default deny).
+
+    ``public`` are pointer patterns as :meth:`SchemaRegistry.public_pointers` returns them (``*`` for
+    any array index). Anything no pattern reaches — an unknown field, a field of a newer schema
+    version, an object member the schema did not mark — is removed.
+
+    Returns the shown payload (a new object; the input is not modified), the concrete JSON pointers
+    removed (sorted, array indices expanded) and the removed values themselves (for the restricted
+    part of a search document). An object or array that had content but keeps none is removed too
+    (its removed members are listed).
+    """
+    patterns = [_parts(p) for p in public]
+    removed: list[str] = []
+    hidden: list[Any] = []
+    shown = _keep_object(payload, patterns, (), removed, hidden)
+    removed.sort()
+    return shown, removed, hidden
+
+
+def _keep(value: Any, patterns: list[tuple[str, ...]], path: tuple[str, ...], removed: list[str],
+          hidden: list[Any]) -> Any:
+    """``value`` reduced to what ``patterns`` (relative to it, none empty) reach; ``_GONE`` if nothing."""
+    if isinstance(value, dict):
+        kept: Any = _keep_object(value, patterns, path, removed, hidden)
+    elif isinstance(value, list):
+        below = [p[1:] for p in patterns if p[0] == ANY_INDEX]
+        kept = []
+        for i, item in enumerate(value):
+            where = (*path, str(i))
+            if () in below:
+                kept.append(item)
+            elif below:
+                shown = _keep(item, below, where, removed, hidden)
+                if shown is not _GONE:
+                    kept.append(shown)
+            else:
+                removed.append(json_pointer(where))
+                hidden.append(item)
+    else:  # a scalar where the schema expects structure: nothing of it is marked public
+        removed.append(json_pointer(path))
+        hidden.append(value)
+        return _GONE
+    return kept if kept or not value else _GONE
+
+
+def _keep_object(value: dict[str, Any], patterns: list[tuple[str, ...]], path: tuple[str, ...],
+                 removed: list[str], hidden: list[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        below = [p[1:] for p in patterns if p and p[0] == key]
+        where = (*path, key)
+        if () in below:
+            out[key] = copy.deepcopy(item)
+        elif below:
+            shown = _keep(item, below, where, removed, hidden)
+            if shown is not _GONE:
+                out[key] = shown
+        else:
+            removed.append(json_pointer(where))
+            hidden.append(item)
+    return out
+
+
+_GONE = object()
+
+
+def redact(payload: dict[str, Any], registry: SchemaRegistry | Annotations, schema_id: str) -> tuple[dict[str, Any], list[str]]:
+    """What an anonymous reader may see of a payload: its ``x-ncc-public`` fields only (default deny).
 
     Returns a new payload (the input is not modified) and the concrete JSON pointers removed,
-    sorted (array wildcards expanded to the indices present).
-
-    Raises:
-        SchemaInvalid: no such schema.
+    sorted (array wildcards expanded to the indices present). A schema this registry does not know
+    discloses nothing (every field removed) rather than failing open.
     """
-    patterns = registry.restricted_pointers(schema_id)
-    if not patterns:
-        return payload, []
-    result = copy.deepcopy(payload)
-    removed: list[str] = []
-    for pattern in patterns:
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in pattern.split("/")[1:]]
-        _remove(result, parts, (), removed)
-    return result, sorted(removed)
+    public = registry.public_pointers(schema_id) if registry.has(schema_id) else []
+    shown, removed, _ = disclose(payload, public)
+    return shown, removed
 
 
-def _remove(node: Any, parts: list[str], done: tuple[str, ...], removed: list[str]) -> None:
-    head, rest = parts[0], parts[1:]
-    if head == ANY_INDEX and isinstance(node, list):
-        for i, item in enumerate(node):
-            if rest:
-                _remove(item, rest, (*done, str(i)), removed)
-        return
-    if not isinstance(node, dict) or head not in node:
-        return
-    if rest:
-        _remove(node[head], rest, (*done, head), removed)
-    else:
-        del node[head]
-        removed.append(json_pointer((*done, head)))
-
-
-def redacted_envelope(envelope: dict[str, Any], registry: SchemaRegistry) -> tuple[dict[str, Any], list[str]]:
-    """What an anonymous reader sees of an envelope: no ``sig``, restricted payload fields removed.
+def redacted_envelope(envelope: dict[str, Any], registry: SchemaRegistry | Annotations) -> tuple[dict[str, Any], list[str]]:
+    """What an anonymous reader sees of an envelope: no ``sig``, only the payload's public fields.
 
     Returns the shown envelope and the removed fields as JSON pointers into the envelope
     (``/payload/contact``).
