@@ -14,7 +14,6 @@ forms flag it, and :meth:`SchemaRegistry.restricted_pointers` lists it; it is ne
 
 from __future__ import annotations
 
-import copy
 import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -290,7 +289,8 @@ def disclose(payload: dict[str, Any], public: Iterable[str]) -> tuple[dict[str, 
     any array index). Anything no pattern reaches — an unknown field, a field of a newer schema
     version, an object member the schema did not mark — is removed.
 
-    Returns the shown payload (a new object; the input is not modified), the concrete JSON pointers
+    Returns the shown payload (new containers wherever something was removed, unchanged subtrees
+    shared with the input, which is not modified: treat both as read-only), the concrete JSON pointers
     removed (sorted, array indices expanded) and the removed values themselves (for the restricted
     part of a search document). An object or array that had content but keeps none is removed too
     (its removed members are listed).
@@ -336,7 +336,7 @@ def _keep_object(value: dict[str, Any], patterns: list[tuple[str, ...]], path: t
         below = [p[1:] for p in patterns if p and p[0] == key]
         where = (*path, key)
         if () in below:
-            out[key] = copy.deepcopy(item)
+            out[key] = item
         elif below:
             shown = _keep(item, below, where, removed, hidden)
             if shown is not _GONE:

@@ -10,6 +10,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from federation.schemas import SchemaRegistry
+from node.access import Access
 from node.config import Settings
 from node.keystore import InstanceKey, load_key, load_retired
 from node.services.publish import Publisher
@@ -78,6 +79,11 @@ class Context:
     federation: Any = None  # node.services.nodefed.NodeFederation (node role)
     hub: Any = None  # node.services.hub.HubService (hub role)
     sync: Any = None  # node.services.sync.Puller (hub role)
+
+    @property
+    def access(self) -> Access:
+        """Who may see what on this instance (the one access policy, ``node.access``)."""
+        return Access(self.settings.role, self.registry)
     live: Any = None  # node.services.live.LiveQuery (hub role)
     atlas: Any = None  # node.services.atlas.AtlasPusher (node role, when atlas_url is set)
     log: Any = None  # node.services.translog.TransparencyLog (hub role)

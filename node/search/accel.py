@@ -58,7 +58,7 @@ except ImportError:  # pragma: no cover - the SQL path remains
 
 from .base import DIMENSIONS, Hit, SearchQuery, SearchResult
 from .cursor import encode_cursor
-from .text import Clause, snippet
+from .text import Clause, shown_text, snippet
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,8 @@ class Index:
     def __init__(self) -> None:
         self.title: dict[str, BitMap] = {}
         self.body: dict[str, BitMap] = {}
+        #: tokens of the documents' restricted parts (DESIGN §11): only restricted queries use them
+        self.rest: dict[str, BitMap] = {}
         self.words: list[str] = []
         self.tags: dict[str, dict[str, BitMap]] = {dim: {} for dim in DIMENSIONS}
         self.vis: dict[str, BitMap] = {}
@@ -172,24 +174,27 @@ class Index:
         self,
         docs: Sequence[Sequence[Any]],
         tags: Sequence[Sequence[Any]],
-        folded: Callable[[str, str], tuple[str, str]],
+        folded: Callable[[str, str, str], tuple[str, str, str]],
     ) -> None:
-        """Index ``docs`` rows ``(doc, visibility, issued_at, title, body[, origin])`` and their
-        ``tags`` rows ``(doc, dim, value)``; documents already indexed are skipped."""
+        """Index ``docs`` rows ``(doc, visibility, issued_at, title, body, restricted[, origin])`` and
+        their ``tags`` rows ``(doc, dim, value)``; documents already indexed are skipped."""
         fresh = [row for row in docs if int(row[0]) not in self.live]
         if not fresh:
             return
         self._room(max(int(row[0]) for row in fresh))
         title_postings: dict[str, list[int]] = {}
         body_postings: dict[str, list[int]] = {}
+        rest_postings: dict[str, list[int]] = {}
         by_visibility: dict[str, list[int]] = {}
         by_origin: dict[str, list[int]] = {}
         issued, tlen, blen = self.issued, self.tlen, self.blen
         for row in fresh:
             doc = int(row[0])
-            title, body = folded(row[3], row[4])
+            title, body, rest = folded(row[3], row[4], row[5] or "")
             title_tokens = title.split()
             body_tokens = body.split()
+            for token in set(rest.split()):
+                rest_postings.setdefault(token, []).append(doc)
             for token in set(title_tokens):
                 held = title_postings.get(token)
                 if held is None:
@@ -203,23 +208,24 @@ class Index:
                 else:
                     held.append(doc)
             by_visibility.setdefault(row[1], []).append(doc)
-            if len(row) > 5:
-                by_origin.setdefault(row[5], []).append(doc)
+            if len(row) > 6:
+                by_origin.setdefault(row[6], []).append(doc)
             issued[doc] = _issued_key(row[2])
             tlen[doc] = min(len(title_tokens), 65535)
             blen[doc] = min(len(body_tokens), 65535)
             self.tsum += int(tlen[doc])
             self.bsum += int(blen[doc])
         new_words: list[str] = []
-        for postings, field, other in (
-            (title_postings, self.title, self.body),
-            (body_postings, self.body, self.title),
+        for postings, field, others in (
+            (title_postings, self.title, (self.body, self.rest)),
+            (body_postings, self.body, (self.title, self.rest)),
+            (rest_postings, self.rest, (self.title, self.body)),
         ):
             for token, held in postings.items():
                 bitmap = field.get(token)
                 if bitmap is None:
                     field[token] = BitMap(held)
-                    if token not in other:
+                    if all(token not in other for other in others):
                         new_words.append(token)
                 else:
                     bitmap.update(held)
@@ -339,7 +345,7 @@ class Index:
 
     def optimize(self) -> None:
         """Compress runs and release slack, set the newest-docs levels (after a build)."""
-        for group in (self.title, self.body, self.vis, self.origins, *self.tags.values()):
+        for group in (self.title, self.body, self.rest, self.vis, self.origins, *self.tags.values()):
             for bitmap in group.values():
                 bitmap.run_optimize()
                 bitmap.shrink_to_fit()
@@ -396,20 +402,25 @@ def _intersection(bitmaps: list[BitMap]) -> BitMap:
 
 
 class _Clause:
-    """A clause resolved against the index: title/body candidate bitmaps and the phrase needle."""
+    """A clause resolved against the index: title/body candidate bitmaps and the phrase needle.
 
-    def __init__(self, index: Index, clause: Clause) -> None:
+    With ``restricted`` the restricted part counts as body (match and rank); without it, it is
+    never looked at: anonymous queries see public fields only.
+    """
+
+    def __init__(self, index: Index, clause: Clause, restricted: bool = False) -> None:
         empty = BitMap()
         title_parts: list[BitMap] = []
         body_parts: list[BitMap] = []
+        bodies = (index.body, index.rest) if restricted else (index.body,)
         for position, token in enumerate(clause.tokens):
             if clause.prefix and position == len(clause.tokens) - 1:
                 words = index.expand(token)
                 title_parts.append(_union([index.title[w] for w in words if w in index.title]))
-                body_parts.append(_union([index.body[w] for w in words if w in index.body]))
+                body_parts.append(_union([field[w] for field in bodies for w in words if w in field]))
             else:
                 title_parts.append(index.title.get(token, empty))
-                body_parts.append(index.body.get(token, empty))
+                body_parts.append(_union([field[token] for field in bodies if token in field]))
         self.title = _intersection(title_parts)
         self.body = _intersection(body_parts)
         self.match = self.title | self.body
@@ -629,13 +640,13 @@ class Accelerator:
             absent: list[Clause] = []
             maybe: list[Clause] = []
             for clause in plan.clauses:
-                resolved = _Clause(index, clause)
+                resolved = _Clause(index, clause, plan.restricted)
                 if not resolved.match.intersect(visible):
                     absent.append(clause)
                 elif resolved.phrase:
                     maybe.append(clause)
         for clause in maybe:
-            if not await backend.clause_exists(conn, clause, plan.visibilities):
+            if not await backend.clause_exists(conn, clause, plan.visibilities, plan.restricted):
                 absent.append(clause)
         return [clause for clause in plan.clauses if clause in absent]
 
@@ -648,7 +659,7 @@ class _Query:
         self.conn = conn
         self.backend = backend
         self.plan = plan
-        self.clauses = [_Clause(index, clause) for clause in plan.clauses]
+        self.clauses = [_Clause(index, clause, plan.restricted) for clause in plan.clauses]
         self.phrases = [c for c in self.clauses if c.phrase]
         self.verified: dict[int, bool] = {}
         self.base = BitMap()
@@ -669,9 +680,11 @@ class _Query:
             )
             for doc in batch:
                 self.verified[doc] = False
-            for doc, title, body in rows:
-                folded_title, folded_body = self.backend.folded(title, body)
+            for doc, title, body, rest in rows:
+                folded_title, folded_body, folded_rest = self.backend.folded(title, body, rest or "")
                 fields = (" " + folded_title + " ", " " + folded_body + " ")
+                if self.plan.restricted:
+                    fields += (" " + folded_rest + " ",)
                 self.verified[int(doc)] = all(
                     any(clause.needle in field for field in fields) for clause in self.phrases
                 )
@@ -827,7 +840,7 @@ class _Query:
         where, params = _doc_in(self.backend.dialect, list(docs))
         rows = await _rows(
             self.conn,
-            "SELECT doc, id, type, origin, title, text, version FROM search_docs WHERE " + where,
+            "SELECT doc, id, type, origin, title, text, version, rtext FROM search_docs WHERE " + where,
             params,
         )
         return {int(row[0]): row for row in rows}
@@ -884,7 +897,7 @@ class _Query:
                 type=row[2],
                 origin=row[3],
                 title=row[4],
-                snippet=snippet(row[5], plan.clauses),
+                snippet=snippet(shown_text(row[5], row[7], plan.restricted), plan.clauses),
                 score=round(float(score), 6),
                 version=int(row[6]),
             )

@@ -40,6 +40,11 @@ class SearchDoc:
     the vocabulary labels of the record's tags; the description comes first so that a snippet
     without a match starts with it. ``tags`` maps a dimension of :data:`DIMENSIONS` to vocabulary
     ids; ``domain`` already includes the parents of the record's sub-domains.
+
+    A document has a public and a restricted part in its one row (DESIGN §11): ``title``, ``text``
+    and ``tags`` come from the fields the record's schema marks ``x-ncc-public`` only; ``restricted``
+    holds the text of every other field (identifiers, address, contact, assessment, …), which only
+    queries with :attr:`SearchQuery.restricted` match, rank and snippet.
     """
 
     id: str
@@ -51,6 +56,7 @@ class SearchDoc:
     title: str
     text: str
     tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    restricted: str = ""
 
     @cached_property
     def folded(self) -> tuple[str, str]:
@@ -60,6 +66,11 @@ class SearchDoc:
         verification worker pays for the folding, not the process that writes the index.
         """
         return " ".join(tokens(self.title)), " ".join(tokens(self.text))
+
+    @cached_property
+    def folded_restricted(self) -> str:
+        """The restricted part as folded tokens joined by single spaces."""
+        return " ".join(tokens(self.restricted))
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,9 @@ class SearchQuery:
     ``relax`` (default) leaves out the words that occur in no visible record when the query would
     otherwise match nothing; without it they are only reported (``SearchResult.absent``), and
     ``drop_terms`` (words as typed, as reported) are left out instead: the hub decides for the
-    whole federation which words no record has.
+    whole federation which words no record has. ``restricted`` lets the restricted part of the
+    documents match, rank and be snippeted (readers who may see every field: ``node.access``);
+    without it — anonymous readers — only public fields count, for matches, snippets and facets.
     """
 
     q: str = ""
@@ -85,6 +98,7 @@ class SearchQuery:
     exclude_origins: frozenset[str] = frozenset()
     relax: bool = True
     drop_terms: frozenset[str] = frozenset()
+    restricted: bool = False
 
 
 @dataclass(frozen=True)

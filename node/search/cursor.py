@@ -30,6 +30,8 @@ def fingerprint(query: SearchQuery) -> str:
     ]
     if query.exclude_origins:  # only then, so that cursors made before the field stay valid
         parts.append(sorted(query.exclude_origins))
+    if query.restricted:  # matches differ with the restricted part: a cursor is not carried across
+        parts.append("restricted")
     material = json.dumps(
         parts,
         ensure_ascii=False,

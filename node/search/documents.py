@@ -5,13 +5,22 @@ Tags are found two ways: by the payload fields the schemas name (``domains``, ``
 vocabulary ids in any other top-level field, so that a record type whose schema names a field
 differently is still tagged. Vocabulary ids are unique across vocabularies (``cry``, ``cry.10``,
 ``sec.…``, ``tech.…``, ``ecsf.…``), which makes recognition unambiguous.
+
+Disclosure (DESIGN §11): the title, text and tags are derived from the payload's public fields only
+(those its schema marks ``x-ncc-public``, ``federation.schemas.disclose``); the text of every other
+field goes to the document's restricted part, which anonymous queries never match, rank, snippet or
+count. The split follows the schema the envelope names, whatever its version: a field no schema
+marks public is restricted.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from federation.schemas import Annotations, disclose, schema_id_for
 
 from .base import SearchDoc
 
@@ -163,20 +172,62 @@ def _vocabulary_ids(payload: Mapping[str, Any]) -> Iterable[str]:
             yield from _strings(value)
 
 
-def document_from_envelope(
-    envelope: Mapping[str, Any], vocabularies: Mapping[str, list[dict[str, Any]]]
-) -> SearchDoc | None:
-    """Return the search document of a verified record envelope, or None for a tombstone.
+@functools.cache
+def packaged_annotations() -> Annotations:
+    """The disclosure annotations of the packaged schemas (read once per process)."""
+    from schemas import load_schema_documents
 
-    ``vocabularies`` is ``schemas.load_vocabularies()`` (or the same shape). Raises ``KeyError``
-    or ``TypeError`` only for an envelope that lacks its required fields, which a verified
-    envelope never does.
-    """
-    if envelope.get("deleted"):
-        return None
+    return Annotations.of(load_schema_documents())
+
+
+def split_payload(
+    envelope: Mapping[str, Any], annotations: Annotations | None = None
+) -> tuple[dict[str, Any], list[Any]]:
+    """The payload's public part and the values of every other field (default deny: a schema the
+    annotations do not know has no public field)."""
     payload = envelope.get("payload") or {}
     if not isinstance(payload, Mapping):
         raise TypeError("envelope payload is not an object")
+    notes = annotations or packaged_annotations()
+    schema_id = schema_id_for(str(envelope.get("schema") or f"{envelope.get('type')}/1"))
+    public = notes.public_pointers(schema_id) if notes.has(schema_id) else []
+    shown, _, hidden = disclose(dict(payload), public)
+    return shown, hidden
+
+
+def _leaves(value: Any, out: list[str]) -> None:
+    """Every string and number under ``value``, in document order (booleans say nothing to search)."""
+    if isinstance(value, str):
+        if value.strip():
+            out.append(value.strip())
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int | float):
+        out.append(str(value))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _leaves(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _leaves(item, out)
+
+
+def document_from_envelope(
+    envelope: Mapping[str, Any],
+    vocabularies: Mapping[str, list[dict[str, Any]]],
+    annotations: Annotations | None = None,
+) -> SearchDoc | None:
+    """Return the search document of a verified record envelope, or None for a tombstone.
+
+    ``vocabularies`` is ``schemas.load_vocabularies()`` (or the same shape); ``annotations`` the
+    schemas' disclosure marks (default: the packaged schemas). Raises ``KeyError`` or ``TypeError``
+    only for an envelope that lacks its required fields, which a verified envelope never does.
+    """
+    if envelope.get("deleted"):
+        return None
+    payload, hidden = split_payload(envelope, annotations)
+    restricted: list[str] = []
+    _leaves(hidden, restricted)
     vocab = _index_for(vocabularies)
     record_type, origin = str(envelope["type"]), str(envelope["origin"])
     title = _title(record_type, payload)
@@ -224,4 +275,5 @@ def document_from_envelope(
         title=title,
         text="\n".join(parts),
         tags={dimension: tuple(values) for dimension, values in tags.items()},
+        restricted="\n".join(dict.fromkeys(restricted)),
     )

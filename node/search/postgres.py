@@ -4,6 +4,10 @@ The ``tsvector`` and ``tsquery`` values are built here as literals from the Pyth
 lexemes weight A, body lexemes D), not by a text search configuration: PostgreSQL's parser and
 locale never see the text, so it matches exactly what SQLite matches. Phrases use ``<->``,
 prefixes ``:*``.
+
+The restricted part of a document (DESIGN §11) is in the same ``tsvector`` at weight C; queries
+that may not see it restrict every lexeme to weights A and D (``'word':AD``), so a word found only
+in a restricted field matches nothing for them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ DDL: tuple[str, ...] = (
         issued_at TEXT NOT NULL,
         title TEXT NOT NULL,
         text TEXT NOT NULL,
-        tsv TSVECTOR NOT NULL
+        tsv TSVECTOR NOT NULL,
+        rtext TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS search_docs_tsv ON search_docs USING GIN (tsv)",
     "CREATE INDEX IF NOT EXISTS search_docs_newest ON search_docs (issued_at DESC, id DESC)",
@@ -49,19 +54,25 @@ def _quote(token: str) -> str:
     return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def tsvector_literal(folded_title: str, folded_body: str) -> str:
-    """Return the ``tsvector`` input text of a document: title lexemes at weight A, body at D.
+def tsvector_literal(folded_title: str, folded_body: str, folded_restricted: str = "") -> str:
+    """Return the ``tsvector`` input text of a document: title lexemes at weight A, body at D,
+    the restricted part at C.
 
     Takes the document's folded text (:attr:`SearchDoc.folded`: tokens joined by spaces). A
-    one-position gap separates title and body so that no phrase spans the two.
+    one-position gap separates the parts so that no phrase spans two.
     """
     positions: dict[str, list[str]] = {}
     numbered = itertools.chain(
         ((token, "A") for token in folded_title.split()), [("", "")],
-        ((token, "") for token in folded_body.split()),
+        ((token, "") for token in folded_body.split()), [("", "")],
+        ((token, "C") for token in folded_restricted.split()),
     )
     for position, (token, weight) in enumerate(numbered, start=1):
         if not token:
+            continue
+        if weight == "C" and position > MAX_POSITION and token not in positions:
+            # A lexeme without positions has no weight, and PostgreSQL lets a weight-restricted
+            # query match it: a restricted word past the last position is left out, never leaked.
             continue
         held = positions.setdefault(token, [])
         if position <= MAX_POSITION and len(held) < MAX_POSITIONS_PER_LEXEME:
@@ -71,13 +82,15 @@ def tsvector_literal(folded_title: str, folded_body: str) -> str:
     )
 
 
-def tsquery_literal(clauses: Sequence[Clause]) -> str:
-    """Return ``tsquery`` input text requiring every clause (phrases with ``<->``)."""
+def tsquery_literal(clauses: Sequence[Clause], restricted: bool = False) -> str:
+    """Return ``tsquery`` input text requiring every clause (phrases with ``<->``); without
+    ``restricted``, every lexeme only matches the public weights (A title, D body)."""
     parts = []
+    weights = "" if restricted else "AD"
     for clause in clauses:
-        words = [_quote(token) for token in clause.tokens]
+        words = [_quote(token) + (":" + weights if weights else "") for token in clause.tokens]
         if clause.prefix:
-            words[-1] += ":*"
+            words[-1] = _quote(clause.tokens[-1]) + ":*" + weights
         parts.append("(" + " <-> ".join(words) + ")")
     return " & ".join(parts)
 
@@ -88,12 +101,12 @@ class PostgresSearchBackend(SqlSearchBackend):
     dialect = "postgres"
     changes_ddl = "CREATE TABLE IF NOT EXISTS search_changes (id BIGSERIAL PRIMARY KEY, doc BIGINT NOT NULL)"
     #: Columns the accelerator reads for a document's text (folded here, as for the tsvector).
-    folded_columns = "title, text"
+    folded_columns = "title, text, rtext"
 
     @staticmethod
-    def folded(title: str, body: str) -> tuple[str, str]:
-        """Return (title, body) as folded tokens joined by single spaces."""
-        return " ".join(tokens(title)), " ".join(tokens(body))
+    def folded(title: str, body: str, restricted: str = "") -> tuple[str, str, str]:
+        """Return (title, body, restricted) as folded tokens joined by single spaces."""
+        return " ".join(tokens(title)), " ".join(tokens(body)), " ".join(tokens(restricted))
 
     async def create_schema(self, conn: Any) -> None:
         """Create the tables and indexes if missing (idempotent)."""
@@ -109,19 +122,19 @@ class PostgresSearchBackend(SqlSearchBackend):
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return f"{column} = ANY(?::text[])", [list(values)]
 
-    def match_condition(self, clauses: tuple[Clause, ...]) -> tuple[str, list[Any]]:
-        return "d.tsv @@ ?::tsquery", [tsquery_literal(clauses)]
+    def match_condition(self, clauses: tuple[Clause, ...], restricted: bool = False) -> tuple[str, list[Any]]:
+        return "d.tsv @@ ?::tsquery", [tsquery_literal(clauses, restricted)]
 
     def ranked_page(self, plan: Plan, limit: int, offset: int) -> tuple[str, list[Any]]:
         where, params = self.conditions(plan)
         text = (
-            "SELECT d.id, d.type, d.origin, d.title, d.text, d.version, ts_rank(d.tsv, ?::tsquery) AS score "
-            f"FROM search_docs d WHERE {where} ORDER BY score DESC, d.issued_at DESC, d.id LIMIT ? OFFSET ?"
+            "SELECT d.id, d.type, d.origin, d.title, d.text, d.version, ts_rank(d.tsv, ?::tsquery) AS score, "
+            f"d.rtext FROM search_docs d WHERE {where} ORDER BY score DESC, d.issued_at DESC, d.id LIMIT ? OFFSET ?"
         )
-        return text, [tsquery_literal(plan.clauses), *params, limit, offset]
+        return text, [tsquery_literal(plan.clauses, plan.restricted), *params, limit, offset]
 
     async def write_docs(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
-        columns: list[list[Any]] = [[] for _ in range(9)]
+        columns: list[list[Any]] = [[] for _ in range(10)]
         for doc in docs:
             row = (
                 doc.id,
@@ -132,15 +145,17 @@ class PostgresSearchBackend(SqlSearchBackend):
                 doc.issued_at,
                 doc.title,
                 doc.text,
-                tsvector_literal(*doc.folded),
+                tsvector_literal(*doc.folded, doc.folded_restricted),
+                doc.restricted,
             )
             for column, value in zip(columns, row):
                 column.append(value)
         await self.execute(
             conn,
-            "INSERT INTO search_docs (id, type, origin, visibility, version, issued_at, title, text, tsv) "
-            "SELECT i, ty, o, v, ve, ia, ti, tx, tsv::tsvector FROM unnest(?::text[], ?::text[], ?::text[], "
-            "?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[]) AS u(i, ty, o, v, ve, ia, ti, tx, tsv)",
+            "INSERT INTO search_docs (id, type, origin, visibility, version, issued_at, title, text, tsv, rtext) "
+            "SELECT i, ty, o, v, ve, ia, ti, tx, tsv::tsvector, rt FROM unnest(?::text[], ?::text[], ?::text[], "
+            "?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) "
+            "AS u(i, ty, o, v, ve, ia, ti, tx, tsv, rt)",
             columns,
         )
         tags: list[list[str]] = [[], [], []]

@@ -31,22 +31,25 @@ from node.errors import InvalidParameter
 
 from .base import DIMENSIONS, MAX_LIMIT, Hit, SearchDoc, SearchQuery, SearchResult
 from .cursor import decode_cursor, encode_cursor
-from .text import Clause, parse_terms, relaxable, snippet
+from .text import Clause, parse_terms, relaxable, shown_text, snippet
 
 MAX_FILTER_VALUES = 100
+
 _WRITE_BATCH = 500
 
 
 @dataclass(frozen=True)
 class Plan:
     """A validated query: clauses, filters (dimension -> values), visibilities, the origins left
-    out, and the words of ``q`` not among the clauses (``ignored``)."""
+    out, the words of ``q`` not among the clauses (``ignored``), and whether the restricted part of
+    the documents may match (``restricted``; else public fields only)."""
 
     clauses: tuple[Clause, ...]
     filters: dict[str, tuple[str, ...]]
     visibilities: tuple[str, ...]
     exclude_origins: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
+    restricted: bool = False
 
 
 def validate(query: SearchQuery) -> tuple[Plan, int]:
@@ -75,7 +78,7 @@ def validate(query: SearchQuery) -> tuple[Plan, int]:
         clauses = tuple(c for c in clauses if c not in dropped)
         ignored += tuple(c.text for c in dropped)
     excluded = tuple(sorted(o for o in query.exclude_origins if isinstance(o, str)))
-    plan = Plan(clauses, filters, tuple(sorted(query.visibilities)), excluded, ignored)
+    plan = Plan(clauses, filters, tuple(sorted(query.visibilities)), excluded, ignored, query.restricted is True)
     return plan, offset
 
 
@@ -112,13 +115,14 @@ class SqlSearchBackend:
         """Return a condition ``column IN values`` and its parameters."""
         return f"{column} IN ({', '.join('?' * len(values))})", list(values)
 
-    def match_condition(self, clauses: tuple[Clause, ...]) -> tuple[str, list[Any]]:
-        """Return a condition on alias ``d`` true when the document matches every clause."""
+    def match_condition(self, clauses: tuple[Clause, ...], restricted: bool = False) -> tuple[str, list[Any]]:
+        """Return a condition on alias ``d`` true when the document matches every clause (in its
+        public part only, unless ``restricted``)."""
         raise NotImplementedError
 
     def ranked_page(self, plan: Plan, limit: int, offset: int) -> tuple[str, list[Any]]:
-        """Return a query selecting ``d.id, d.type, d.origin, d.title, d.text, d.version, score``
-        for one page of ``plan`` (which has clauses), best first, ties newest first then by id."""
+        """Return a query selecting ``d.id, d.type, d.origin, d.title, d.text, d.version, score,
+        d.rtext`` for one page of ``plan`` (which has clauses), best first, ties newest first then by id."""
         raise NotImplementedError
 
     async def write_docs(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
@@ -311,12 +315,16 @@ class SqlSearchBackend:
             found = await accel.accelerator_of(conn, self.dialect).absent_clauses(conn, self, plan)
             if found is not None:
                 return found
-        return [clause for clause in plan.clauses if not await self.clause_exists(conn, clause, plan.visibilities)]
+        return [clause for clause in plan.clauses
+                if not await self.clause_exists(conn, clause, plan.visibilities, plan.restricted)]
 
-    async def clause_exists(self, conn: Any, clause: Clause, visibilities: Sequence[str]) -> bool:
-        """True when a document of ``visibilities`` matches ``clause``."""
+    async def clause_exists(
+        self, conn: Any, clause: Clause, visibilities: Sequence[str], restricted: bool = False
+    ) -> bool:
+        """True when a document of ``visibilities`` matches ``clause`` (restricted part included
+        only with ``restricted``)."""
         visibility, params = self.in_list("d.visibility", visibilities)
-        match, match_params = self.match_condition((clause,))
+        match, match_params = self.match_condition((clause,), restricted)
         rows = await self.execute(
             conn, f"SELECT 1 FROM search_docs d WHERE {match} AND {visibility} LIMIT 1", match_params + params
         )
@@ -345,7 +353,7 @@ class SqlSearchBackend:
             parts.append(f"NOT ({origins})")
             params += origin_params
         if plan.clauses and text_match:
-            match, match_params = self.match_condition(plan.clauses)
+            match, match_params = self.match_condition(plan.clauses, plan.restricted)
             parts.append(match)
             params += match_params
         for dimension, values in plan.filters.items():
@@ -407,7 +415,7 @@ class SqlSearchBackend:
         else:
             where, params = self.conditions(plan)
             text = (
-                "SELECT d.id, d.type, d.origin, d.title, d.text, d.version, 0.0 FROM search_docs d "
+                "SELECT d.id, d.type, d.origin, d.title, d.text, d.version, 0.0, d.rtext FROM search_docs d "
                 f"WHERE {where} ORDER BY d.issued_at DESC, d.id DESC LIMIT ? OFFSET ?"
             )
             values = params + [limit, offset]
@@ -418,7 +426,7 @@ class SqlSearchBackend:
                 type=row[1],
                 origin=row[2],
                 title=row[3],
-                snippet=snippet(row[4], plan.clauses),
+                snippet=snippet(shown_text(row[4], row[7], plan.restricted), plan.clauses),
                 score=round(float(row[6]), 6),
                 version=int(row[5]),
             )

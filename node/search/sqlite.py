@@ -5,6 +5,10 @@ spaces). ``write_docs``/``delete_ids`` keep it in step with one ``INSERT … SEL
 per-row triggers: FTS5 flushes its pending terms after every trigger statement), so a document's
 row, tags and full-text entry are written in the same transaction. Title matches weigh 10× body
 matches.
+
+The restricted part of a document (DESIGN §11) is a third FTS5 column, ``frest``: public queries
+name their columns (``{ftitle fbody} : …``), so a word found only in a restricted field matches
+nothing for them; queries that may see restricted fields match all three.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from .text import Clause
 
 TITLE_WEIGHT = 10.0
 BODY_WEIGHT = 1.0
+RESTRICTED_WEIGHT = 1.0
 
 DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS search_docs (
@@ -31,7 +36,9 @@ DDL: tuple[str, ...] = (
         title TEXT NOT NULL,
         text TEXT NOT NULL,
         ftitle TEXT NOT NULL,
-        fbody TEXT NOT NULL
+        fbody TEXT NOT NULL,
+        rtext TEXT NOT NULL DEFAULT '',
+        frest TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS search_docs_newest ON search_docs (issued_at DESC, id DESC)",
     """CREATE TABLE IF NOT EXISTS search_tags (
@@ -42,7 +49,7 @@ DDL: tuple[str, ...] = (
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS search_tags_doc ON search_tags (doc, dim, value)",
     """CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(
-        ftitle, fbody, content='search_docs', content_rowid='doc',
+        ftitle, fbody, frest, content='search_docs', content_rowid='doc',
         tokenize='unicode61 remove_diacritics 0', prefix='2 3'
     )""",
     # Until 2026-11 the FTS5 table was kept in step by row triggers. FTS5 flushes its pending terms at
@@ -53,15 +60,17 @@ DDL: tuple[str, ...] = (
 )
 
 
-def fts5_query(clauses: Sequence[Clause]) -> str:
-    """Build an FTS5 MATCH expression from parsed clauses.
+def fts5_query(clauses: Sequence[Clause], restricted: bool = False) -> str:
+    """Build an FTS5 MATCH expression from parsed clauses; without ``restricted``, every clause is
+    limited to the public columns.
 
     Tokens are letters and digits only, so quoting them as FTS5 strings is always safe: no user
     syntax reaches the engine.
     """
     parts = []
+    scope = "" if restricted else "{ftitle fbody} : "
     for clause in clauses:
-        parts.append('"' + " ".join(clause.tokens) + '"' + ("*" if clause.prefix else ""))
+        parts.append(scope + '"' + " ".join(clause.tokens) + '"' + ("*" if clause.prefix else ""))
     return " AND ".join(parts)
 
 
@@ -73,12 +82,12 @@ class SqliteSearchBackend(SqlSearchBackend):
     facet_join = "CROSS JOIN"
     changes_ddl = "CREATE TABLE IF NOT EXISTS search_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL)"
     #: Columns the accelerator reads for a document's folded text: already tokens joined by spaces.
-    folded_columns = "ftitle, fbody"
+    folded_columns = "ftitle, fbody, frest"
 
     @staticmethod
-    def folded(title: str, body: str) -> tuple[str, str]:
-        """Return (title, body) as folded tokens joined by single spaces, from ``folded_columns``."""
-        return title, body
+    def folded(title: str, body: str, restricted: str = "") -> tuple[str, str, str]:
+        """Return (title, body, restricted) as folded tokens joined by single spaces, from ``folded_columns``."""
+        return title, body, restricted
 
     async def create_schema(self, conn: Any) -> None:
         """Create the tables, index, FTS5 table and triggers if missing (idempotent)."""
@@ -88,10 +97,12 @@ class SqliteSearchBackend(SqlSearchBackend):
         await self.create_counts(conn)
         await self.create_changes(conn)
 
-    def match_condition(self, clauses: tuple[Clause, ...]) -> tuple[str, list[Any]]:
-        return "d.doc IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", [fts5_query(clauses)]
+    def match_condition(self, clauses: tuple[Clause, ...], restricted: bool = False) -> tuple[str, list[Any]]:
+        return "d.doc IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", [fts5_query(clauses, restricted)]
 
-    async def clause_exists(self, conn: Any, clause: Clause, visibilities: Sequence[str]) -> bool:
+    async def clause_exists(
+        self, conn: Any, clause: Clause, visibilities: Sequence[str], restricted: bool = False
+    ) -> bool:
         # Driven from the full-text matches (CROSS JOIN fixes the order) so that the first visible
         # one ends it, instead of materialising every match of a common word as an IN list.
         visibility, params = self.in_list("d.visibility", visibilities)
@@ -99,19 +110,20 @@ class SqliteSearchBackend(SqlSearchBackend):
             conn,
             "SELECT 1 FROM search_fts CROSS JOIN search_docs d ON d.doc = search_fts.rowid "
             f"WHERE search_fts MATCH ? AND {visibility} LIMIT 1",
-            [fts5_query((clause,)), *params],
+            [fts5_query((clause,), restricted), *params],
         )
         return bool(rows)
 
     def ranked_page(self, plan: Plan, limit: int, offset: int) -> tuple[str, list[Any]]:
         where, params = self.conditions(plan, text_match=False)
         text = (
-            "SELECT d.id, d.type, d.origin, d.title, d.text, d.version, -m.r AS score FROM "
-            f"(SELECT rowid AS doc, bm25(search_fts, {TITLE_WEIGHT}, {BODY_WEIGHT}) AS r "
+            "SELECT d.id, d.type, d.origin, d.title, d.text, d.version, -m.r AS score, d.rtext FROM "
+            f"(SELECT rowid AS doc, bm25(search_fts, {TITLE_WEIGHT}, {BODY_WEIGHT}, "
+            f"{RESTRICTED_WEIGHT if plan.restricted else 0.0}) AS r "
             "FROM search_fts WHERE search_fts MATCH ?) m JOIN search_docs d ON d.doc = m.doc "
             f"WHERE {where} ORDER BY m.r, d.issued_at DESC, d.id LIMIT ? OFFSET ?"
         )
-        return text, [fts5_query(plan.clauses), *params, limit, offset]
+        return text, [fts5_query(plan.clauses, plan.restricted), *params, limit, offset]
 
     async def write_docs(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
         # The caller's transaction holds SQLite's write lock (or fails to get it, if another writer
@@ -123,16 +135,17 @@ class SqliteSearchBackend(SqlSearchBackend):
         numbered = list(enumerate(docs, start=int(rows[0][0]) + 1))
         await conn.execute_many(
             "INSERT INTO search_docs (doc, id, type, origin, visibility, version, issued_at, title, text, "
-            "ftitle, fbody) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ftitle, fbody, rtext, frest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 [n, doc.id, doc.type, doc.origin, doc.visibility, doc.version, doc.issued_at, doc.title, doc.text,
-                 *doc.folded]
+                 *doc.folded, doc.restricted, doc.folded_restricted]
                 for n, doc in numbered
             ],
         )
         # Ascending rowids: FTS5 flushes its pending terms whenever a rowid is lower than the last one.
         await conn.execute_many(
-            "INSERT INTO search_fts (rowid, ftitle, fbody) VALUES (?, ?, ?)", [[n, *doc.folded] for n, doc in numbered]
+            "INSERT INTO search_fts (rowid, ftitle, fbody, frest) VALUES (?, ?, ?, ?)",
+            [[n, *doc.folded, doc.folded_restricted] for n, doc in numbered],
         )
         # In primary-key order, for locality in the (dim, value, doc) tree.
         tags = sorted((dim, value, n) for n, doc in numbered for dim, values in doc.tags.items() for value in values)
@@ -145,8 +158,8 @@ class SqliteSearchBackend(SqlSearchBackend):
             f"DELETE FROM search_tags WHERE doc IN (SELECT doc FROM search_docs WHERE {ids_sql})", params
         )
         await conn.execute_query(
-            "INSERT INTO search_fts (search_fts, rowid, ftitle, fbody) "
-            f"SELECT 'delete', doc, ftitle, fbody FROM search_docs WHERE {ids_sql} ORDER BY doc",
+            "INSERT INTO search_fts (search_fts, rowid, ftitle, fbody, frest) "
+            f"SELECT 'delete', doc, ftitle, fbody, frest FROM search_docs WHERE {ids_sql} ORDER BY doc",
             params,
         )
         await conn.execute_query(f"DELETE FROM search_docs WHERE {ids_sql}", params)

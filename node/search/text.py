@@ -263,3 +263,9 @@ def snippet(text: str, clauses: tuple[Clause, ...], max_chars: int = SNIPPET_CHA
     cut = flat.rfind(" ", start, start + budget + 1)
     end = cut if cut > start else start + budget
     return prefix + flat[start:end].rstrip() + "…"
+
+
+def shown_text(text: str, restricted_text: str | None, restricted: bool) -> str:
+    """The text a snippet is cut from: the public part, and the restricted part after it only for
+    readers who may see it (anonymous snippets and highlights never come from restricted fields)."""
+    return f"{text}\n{restricted_text}" if restricted and restricted_text else text

@@ -254,7 +254,7 @@ def prepare(item: FeedItem, result: VerifiedRecord | ProtocolError, vocabularies
         evidence = text  # one object: the page's pickle then carries the envelope once
     doc = None if e.deleted else document_from_envelope(wire, vocabularies)
     if doc is not None:
-        doc.folded  # noqa: B018 - fold here (the worker), so the writer only writes
+        doc.folded, doc.folded_restricted  # noqa: B018 - fold here (the worker), so the writer only writes
     return Checked(item.seq, e.id, e.origin, e.type, e.version, e.visibility, e.deleted, result.digest,
                    format_timestamp(e.issued_at), text, evidence, doc)
 

@@ -272,6 +272,8 @@ class LiveQuery:
             payload["offset"] = offset
         if query.drop_terms:
             payload["drop_terms"] = sorted(query.drop_terms)
+        if query.restricted:  # the reader may see every field: the node may match them too (node.access)
+            payload["restricted"] = True
         async with self.session().post(
             f"{url.rstrip('/')}/federation/v1/search", data=orjson.dumps(payload),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},

@@ -40,7 +40,8 @@ from schemas import RECORD_TYPES
 WRITERS = ("admin", "editor")
 MAX_RECORD_FORM_BYTES = 256 * 1024
 VISIBILITY_HELP = {
-    "public": "Public — anyone can find it; restricted fields (contact persons) are hidden from anonymous readers.",
+    "public": "Public — anyone can find it, but anonymous readers see only the fields its schema marks public "
+              "(identifiers, address, contact and assessment details stay with the network).",
     "network": "Network — the NCCs and the Centre's analysts only.",
     "national": "National — stays on this node, never sent to the hub.",
 }
@@ -81,7 +82,7 @@ async def records_list(request: web.Request) -> web.Response:
     p = await _user(request)
     rtype = data.record_type_param(request.query.get("type"))
     before = int_param(request, "before", 0, 1, 2**63 - 1) or None
-    records, next_before = await data.list_own_records(rtype, before, 50)
+    records, next_before = await data.list_own_records(request, p, rtype, before, 50)
     return await render(request, "admin_records.html", {
         "records": records, "type": rtype, "types": RECORD_TYPES, "type_labels": data.TYPE_LABELS,
         "type_plurals": data.TYPE_PLURALS,
@@ -131,9 +132,9 @@ async def record_create(request: web.Request) -> web.Response:
 @page
 async def record_edit(request: web.Request) -> web.Response:
     """``/admin/records/{id}/edit`` — the form filled with the current version, and withdrawal."""
-    await _user(request, WRITERS)
+    p = await _user(request, WRITERS)
     rid = record_id_param(request)
-    env = await data.own_record(rid)
+    env = await data.own_record(request, p, rid)
     saved = request.query.get("done") == "saved"
     return await _record_form(request, env["type"], env, form_values(env["payload"]), env["visibility"], [],
                               notice=f"Saved as version {env['version']}." if saved else None,
@@ -142,11 +143,11 @@ async def record_edit(request: web.Request) -> web.Response:
 
 @page
 async def record_update(request: web.Request) -> web.Response:
-    await _user(request, WRITERS)
+    p = await _user(request, WRITERS)
     rid = record_id_param(request)
     form = await _form(request, MAX_RECORD_FORM_BYTES)
     check_csrf(request, form.get("csrf"))
-    current = await data.own_record(rid)
+    current = await data.own_record(request, p, rid)
     rtype = current["type"]
     visibility = _visibility(form)
     try:

@@ -1,6 +1,7 @@
 """What the portal pages read: records as the reader may see them, node status, search results.
 
-The rules are the API's (same visibility and redaction functions); only the shape differs.
+Who may see what is decided by ``node.access`` — the API's own policy, called the same way; only
+the shape differs.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from urllib.parse import urlencode
 import orjson
 from aiohttp import web
 
-from federation.schemas import redacted_envelope
 from federation.timefmt import parse_timestamp
-from node.errors import Gone, InvalidParameter, NotFound
-from node.http.auth import HUB_ROLES, NODE_ROLES, Principal
+from node.access import Shown
+from node.errors import InvalidParameter
+from node.http.auth import Principal
 from node.http.views.common import ctx
 from node.search import DIMENSIONS, SearchQuery
 from node.services.search import query_from_params, result_to_json
@@ -137,14 +138,6 @@ def facets_of(query: Any, counts: Mapping[str, Mapping[str, int]]) -> list[Facet
     return out
 
 
-def hub_visibilities(p: Principal) -> frozenset[str]:
-    return frozenset({"public", "network"}) if p.has_role(*HUB_ROLES) else frozenset({"public"})
-
-
-def node_visibilities(p: Principal) -> frozenset[str]:
-    return frozenset({"public", "network", "national"}) if p.has_role(*NODE_ROLES) else frozenset({"public"})
-
-
 async def search(request: web.Request, p: Principal) -> dict[str, Any]:
     """Run the search of the page's query string, as the API would for this reader.
 
@@ -152,13 +145,10 @@ async def search(request: web.Request, p: Principal) -> dict[str, Any]:
         InvalidParameter: a bad limit, cursor, filter or deadline.
     """
     c = ctx(request)
+    query = c.access.search_scope(p, query_from_params(request.query, frozenset(), c.settings.search_max_limit))
     if c.settings.role == "hub":
-        query = query_from_params(request.query, hub_visibilities(p), c.settings.search_max_limit)
-        body = await c.live.search(query, request.query, live=False)
-    else:
-        query = query_from_params(request.query, node_visibilities(p), c.settings.search_max_limit)
-        body = result_to_json(await c.search.search(query))
-    return body
+        return dict(await c.live.search(query, request.query, live=False))
+    return result_to_json(await c.search.search(query))
 
 
 async def freshness(request: web.Request) -> dict[str, dict[str, Any]]:
@@ -175,59 +165,21 @@ async def freshness(request: web.Request) -> dict[str, dict[str, Any]]:
 async def records_per_country(request: web.Request, p: Principal) -> dict[str, int]:
     """How many records each country has that this reader may see (the index's country facet)."""
     c = ctx(request)
-    visible = hub_visibilities(p) if c.settings.role == "hub" else node_visibilities(p)
-    result = await c.search.search(SearchQuery(visibilities=visible, limit=1))
+    result = await c.search.search(c.access.search_scope(p, SearchQuery(limit=1)))
     return dict(sorted(result.facets.get("country", {}).items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 # -- records ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Shown:
-    """A record as this reader may see it."""
-
-    envelope: dict[str, Any]
-    redacted: list[str]
-    full: bool  # the stored envelope exactly as signed
-    quarantined: bool = False
-
-
-def _redacted(request: web.Request, envelope: dict[str, Any]) -> Shown:
-    shown, removed = redacted_envelope(envelope, ctx(request).registry)
-    return Shown(shown, removed, full=False)
-
-
 async def record_for(request: web.Request, rid: str, p: Principal) -> Shown:
-    """The record page's record, by the API's rules for this role.
+    """The record page's record, by the API's rules for this role (``node.access``).
 
     Raises:
         NotFound: unknown, or not visible to this reader.
         Gone: deleted by its origin.
     """
-    if ctx(request).settings.role == "hub":
-        from node.storage.hub_models import HubRecord
-
-        row = await HubRecord.filter(id=rid).first()
-        if row is None or row.visibility not in hub_visibilities(p) or (row.quarantined and not p.has_role(*HUB_ROLES)):
-            raise NotFound(f"no record {rid}")
-        if row.deleted:
-            raise Gone(f"{rid} was withdrawn by its origin")
-        envelope = orjson.loads(row.envelope)
-        if p.has_role(*HUB_ROLES):
-            return Shown(envelope, [], full=True, quarantined=row.quarantined)
-        return _redacted(request, envelope)
-    from node.storage.models import Record
-
-    rec = await Record.filter(id=rid).first()
-    if rec is None or not (p.has_role(*NODE_ROLES) or rec.visibility == "public"):
-        raise NotFound(f"no record {rid}")
-    if rec.deleted:
-        raise Gone(f"{rid} was deleted")
-    envelope = orjson.loads(rec.envelope)
-    if p.has_role(*NODE_ROLES):
-        return Shown(envelope, [], full=True)
-    return _redacted(request, envelope)
+    return await ctx(request).access.record(p, rid)
 
 
 @dataclass
@@ -240,37 +192,24 @@ class ListedRecord:
     issued_at: str
 
 
-async def list_own_records(rtype: str | None, before: int | None, limit: int) -> tuple[list[ListedRecord], int | None]:
-    """This node's current records, newest change first; and the cursor of the next page."""
-    from node.storage.models import Record
-
-    query = Record.filter(deleted=False)
-    if rtype:
-        query = query.filter(type=rtype)
-    if before is not None:
-        query = query.filter(seq__lt=before)
-    rows = await query.order_by("-seq").limit(limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+async def list_own_records(
+    request: web.Request, p: Principal, rtype: str | None, before: int | None, limit: int
+) -> tuple[list[ListedRecord], int | None]:
+    """This node's current records (every visibility: the admin pages check the role), newest change
+    first; and the cursor of the next page."""
+    rows, next_before = await ctx(request).access.own_records(p, rtype, before, limit)
     listed = [ListedRecord(r.id, r.type, record_title(r.type, orjson.loads(r.envelope)["payload"]), r.visibility,
                            r.version, r.issued_at) for r in rows]
-    return listed, (rows[-1].seq if more and rows else None)
+    return listed, next_before
 
 
-async def own_record(rid: str) -> dict[str, Any]:
+async def own_record(request: web.Request, p: Principal, rid: str) -> dict[str, Any]:
     """The current envelope of one of this node's records (for the edit form).
 
     Raises:
         NotFound, Gone.
     """
-    from node.storage.models import Record
-
-    rec = await Record.filter(id=rid).first()
-    if rec is None:
-        raise NotFound(f"no record {rid}")
-    if rec.deleted:
-        raise Gone(f"{rid} was deleted")
-    return dict(orjson.loads(rec.envelope))
+    return await ctx(request).access.own_record(p, rid)
 
 
 def record_type_param(raw: str | None, required: bool = False) -> str | None:

@@ -4,31 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import orjson
 from aiohttp import web
 
 from federation.errors import SchemaInvalid
 from federation.keys import parse_kid
-from federation.schemas import redacted_envelope
 from federation.timefmt import parse_timestamp
 from node.context import Context
-from node.errors import Gone, NotFound
-from node.http.auth import HUB_ROLES, Principal, require_user
+from node.errors import NotFound
+from node.http.auth import require_user
 from node.http.problems import read_json
 from node.http.views.common import country_path, ctx, json_response, object_body, principal, record_id_param
 from node.services.sync import node_status
-from node.storage.hub_models import FederatedNode, HubRecord, PullState, Quarantine
+from node.storage.hub_models import FederatedNode, PullState, Quarantine
 
 NODE_FIELDS = frozenset({"status", "mode"})
 REVOKE_FIELDS = frozenset({"revoked_at"})
 #: Set on ``GET /api/v1/records/{id}`` for analysts when the record is quarantined (hidden from search
 #: and the public; its evidence is at ``GET /federation/v1/quarantine``).
 QUARANTINED_HEADER = "NCC-Quarantined"
-
-
-def hub_visibilities(p: Principal) -> frozenset[str]:
-    """Analysts and admins see ``network`` records too; everybody sees ``public`` ones."""
-    return frozenset({"public", "network"}) if p.has_role(*HUB_ROLES) else frozenset({"public"})
 
 
 def _status(node: FederatedNode, state: PullState | None, c: Context, now: datetime) -> str:
@@ -75,24 +68,13 @@ async def list_nodes(request: web.Request) -> web.Response:
 
 async def get_record(request: web.Request) -> web.Response:
     """GET /api/v1/records/{id} at the hub: the signed envelope to analysts, redacted to the public."""
-    rid = record_id_param(request)
-    p = await principal(request)
-    row = await HubRecord.filter(id=rid).first()
-    if row is None or row.visibility not in hub_visibilities(p) or (row.quarantined and not p.has_role(*HUB_ROLES)):
-        raise NotFound(f"no record {rid}")
-    if row.deleted:
-        raise Gone(f"{rid} was withdrawn by its origin", version=row.version)
-    envelope = orjson.loads(row.envelope)
-    if p.has_role(*HUB_ROLES):
-        # Exactly as signed (DESIGN §7), also for a record quarantined after an equivocation (the first
-        # content the hub accepted); the flag travels in a header, never in the verifiable body.
-        resp = json_response(envelope)
-        if row.quarantined:
-            resp.headers[QUARANTINED_HEADER] = "equivocation"
-        return resp
-    shown, removed = redacted_envelope(envelope, ctx(request).registry)
-    shown["redacted"] = removed
-    return json_response(shown)
+    shown = await ctx(request).access.record(await principal(request), record_id_param(request))
+    # Analysts get it exactly as signed (DESIGN §7), also when quarantined after an equivocation (the
+    # first content the hub accepted); the flag travels in a header, never in the verifiable body.
+    resp = json_response(shown.to_json())
+    if shown.quarantined:
+        resp.headers[QUARANTINED_HEADER] = "equivocation"
+    return resp
 
 
 async def admin_node(request: web.Request) -> web.Response:

@@ -12,9 +12,9 @@ from aiohttp import web
 
 from federation.envelope import VISIBILITIES
 from federation.errors import SchemaInvalid
-from federation.schemas import redacted_envelope, within
-from node.errors import Gone, InvalidParameter, NotFound
-from node.http.auth import NODE_ROLES, Principal, require_user
+from federation.schemas import within
+from node.errors import InvalidParameter
+from node.http.auth import require_user
 from node.http.problems import read_json
 from node.http.views.common import (
     choice_param,
@@ -26,7 +26,6 @@ from node.http.views.common import (
     record_id_param,
 )
 from node.services.publish import Publisher
-from node.storage.models import Record
 from schemas import RECORD_TYPES
 
 WRITERS = ("admin", "editor")
@@ -64,20 +63,6 @@ def _payload_errors() -> Iterator[None]:
         raise within(exc, "/payload") from None
 
 
-def visible_to(p: Principal, visibility: str) -> bool:
-    """Node rule: users with a token see everything this node holds; anonymous readers only ``public``."""
-    return p.has_role(*NODE_ROLES) or visibility == "public"
-
-
-def present(request: web.Request, p: Principal, envelope: dict[str, Any]) -> dict[str, Any]:
-    """The envelope as this reader may see it: whole and signed, or redacted without ``sig``."""
-    if p.has_role(*NODE_ROLES) or envelope.get("deleted"):
-        return envelope
-    shown, removed = redacted_envelope(envelope, ctx(request).registry)
-    shown["redacted"] = removed
-    return shown
-
-
 async def create_record(request: web.Request) -> web.Response:
     """POST /api/v1/records — sign and store version 1."""
     require_user(await principal(request), WRITERS)
@@ -97,16 +82,9 @@ async def create_record(request: web.Request) -> web.Response:
 
 async def get_record(request: web.Request) -> web.Response:
     """GET /api/v1/records/{id} — the current version (410 once deleted)."""
-    rid = record_id_param(request)
-    p = await principal(request)
-    rec = await Record.filter(id=rid).first()
-    if rec is None or not visible_to(p, rec.visibility):
-        raise NotFound(f"no record {rid}")
-    if rec.deleted:
-        raise Gone(f"{rid} was deleted", version=rec.version)
-    envelope = orjson.loads(rec.envelope)
-    response = json_response(present(request, p, envelope))
-    response.headers["ETag"] = f'"{rec.version}"'
+    shown = await ctx(request).access.record(await principal(request), record_id_param(request))
+    response = json_response(shown.to_json())
+    response.headers["ETag"] = f'"{shown.version}"'
     return response
 
 
@@ -154,22 +132,13 @@ def _decode_cursor(raw: str) -> int:
 
 
 async def list_records(request: web.Request) -> web.Response:
-    """GET /api/v1/records?type=&cursor=&limit= — current records, newest change first."""
+    """GET /api/v1/records?type=&cursor=&limit= — current records the reader may see, newest change
+    first, each as the reader may see it."""
     p = await principal(request)
     rtype = choice_param(request, "type", RECORD_TYPES, None)
     limit = int_param(request, "limit", 50, 1, 1000)
     cursor = request.query.get("cursor")
-    query = Record.filter(deleted=False)
-    if rtype:
-        query = query.filter(type=rtype)
-    if not p.has_role(*NODE_ROLES):
-        query = query.filter(visibility="public")
-    if cursor:
-        query = query.filter(seq__lt=_decode_cursor(cursor))
-    rows = await query.order_by("-seq").limit(limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    records = [present(request, p, orjson.loads(r.envelope)) for r in rows]
-    return json_response(
-        {"records": records, "next_cursor": _encode_cursor(rows[-1].seq) if more and rows else None}
-    )
+    before = _decode_cursor(cursor) if cursor else None
+    shown, next_before = await ctx(request).access.records(p, rtype, before, limit)
+    return json_response({"records": [s.to_json() for s in shown],
+                          "next_cursor": _encode_cursor(next_before) if next_before is not None else None})

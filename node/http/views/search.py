@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from federation.errors import SchemaErrorItem, SchemaInvalid
-from node.http.auth import NODE_ROLES, require_service
+from node.http.auth import require_service
 from node.http.problems import read_json
 from node.http.views.common import ctx, json_response, principal
 from node.search.base import DIMENSIONS
@@ -25,17 +25,14 @@ async def search(request: web.Request) -> web.Response:
     """
     c = ctx(request)
     p = await principal(request)
+    query = c.access.search_scope(p, query_from_params(request.query, frozenset(), c.settings.search_max_limit))
     if c.settings.role == "hub":
-        from node.http.views.hub import hub_visibilities, nodes_status
+        from node.http.views.hub import nodes_status
 
-        visible = hub_visibilities(p)
-        query = query_from_params(request.query, visible, c.settings.search_max_limit)
         live = bool_param(request.query, "live")
         body = await c.live.search(query, request.query, live=live)
         body["nodes"] = {n["country"]: n["status"] for n in await nodes_status(request)}
         return json_response(body)
-    visible = frozenset({"public", "network", "national"}) if p.has_role(*NODE_ROLES) else frozenset({"public"})
-    query = query_from_params(request.query, visible, c.settings.search_max_limit)
     bool_param(request.query, "live")  # a node has no one to ask, but a bad value is still an error
     body = result_to_json(await c.search.search(query))
     body["nodes"] = {c.settings.country: "ok"} if c.settings.country else {}
@@ -43,7 +40,8 @@ async def search(request: web.Request) -> web.Response:
 
 
 async def federated_search(request: web.Request) -> web.Response:
-    """POST /federation/v1/search — the hub asks this node (public and network records only).
+    """POST /federation/v1/search — the hub asks this node (public and network records only; the
+    restricted part of the index only when the hub asks for an analyst: ``node.access``).
 
     ``offset`` (optional) starts the page that far into the ranked results: the hub pages its
     merged answer with one offset per node. ``strict: true`` keeps the words no record here has
@@ -53,8 +51,7 @@ async def federated_search(request: web.Request) -> web.Response:
     require_service(await principal(request), issuers=("hub",))
     c = ctx(request)
     params = live_query(await read_json(request, c.settings.max_body_bytes))
-    query = query_from_params(params, frozenset(params.get("visibilities") or ["public"]) & {"public", "network"},
-                              c.settings.search_max_limit)
+    query = c.access.live_scope(params, query_from_params(params, frozenset(), c.settings.search_max_limit))
     query = replace(query, relax=not params.get("strict"), drop_terms=frozenset(params.get("drop_terms") or ()))
     if params.get("offset"):
         query = replace(query, cursor=encode_cursor(params["offset"], query))
@@ -76,8 +73,9 @@ def live_query(body: Any) -> dict[str, Any]:
             errors.append({"pointer": f"/{name}", "message": "not a string"})
     if "limit" in body and (type(body["limit"]) is not int):
         errors.append({"pointer": "/limit", "message": "not an integer"})
-    if "strict" in body and not isinstance(body["strict"], bool):
-        errors.append({"pointer": "/strict", "message": "not a boolean"})
+    for name in ("strict", "restricted"):
+        if name in body and not isinstance(body[name], bool):
+            errors.append({"pointer": f"/{name}", "message": "not a boolean"})
     terms = body.get("drop_terms", [])
     if not (isinstance(terms, list) and len(terms) <= 64 and all(isinstance(t, str) and len(t) <= 500 for t in terms)):
         errors.append({"pointer": "/drop_terms", "message": "not a list of at most 64 strings"})

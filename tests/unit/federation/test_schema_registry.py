@@ -1,4 +1,5 @@
-"""Schema registry: local-only $ref, compiled validation with JSON pointers, restricted fields."""
+"""Schema registry: local-only $ref, compiled validation with JSON pointers, disclosure annotations
+(public fields by default deny; restricted personal data)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fedkit import registry
 
 import schemas
 from federation.errors import SchemaInvalid
-from federation.schemas import SchemaRegistry, json_pointer, redact, schema_id_for
+from federation.schemas import Annotations, SchemaRegistry, disclose, json_pointer, redact, schema_id_for
 
 BASE = "https://schemas.ncc-federation.eu"
 COMMON = {
@@ -20,7 +21,8 @@ COMMON = {
     "$defs": {
         "person": {
             "type": "object",
-            "properties": {"name": {"type": "string"}, "email": {"type": "string", "x-ncc-restricted": True}},
+            "properties": {"name": {"type": "string", "x-ncc-public": True},
+                           "email": {"type": "string", "x-ncc-restricted": True}},
             "additionalProperties": False,
         }
     },
@@ -30,7 +32,7 @@ THING = {
     "$id": f"{BASE}/thing/1",
     "type": "object",
     "properties": {
-        "title": {"type": "string", "maxLength": 5},
+        "title": {"type": "string", "maxLength": 5, "x-ncc-public": True},
         "owner": {"$ref": f"{BASE}/t-common/1#/$defs/person"},
         "staff": {"type": "array", "items": {"$ref": f"{BASE}/t-common/1#/$defs/person"}},
         "secret": {"type": "object", "x-ncc-restricted": True, "properties": {"pin": {"type": "integer"}}},
@@ -88,18 +90,56 @@ def test_restricted_pointers_follow_refs_and_arrays() -> None:
     assert small().restricted_pointers(f"{BASE}/thing/1") == ["/owner/email", "/secret", "/staff/*/email"]
 
 
-def test_redact_removes_restricted_fields_without_touching_the_input() -> None:
+def test_public_pointers_follow_refs_and_arrays() -> None:
+    assert small().public_pointers(f"{BASE}/thing/1") == ["/owner/name", "/staff/*/name", "/title"]
+
+
+def test_redact_keeps_only_public_fields_without_touching_the_input() -> None:
+    """Default deny: restricted fields go, and so do fields nobody marked (``a/b~c``, ``code``) and
+    fields the schema does not know (``zzz``)."""
     payload = {
         "title": "t",
         "owner": {"name": "n", "email": "e"},
         "staff": [{"name": "a", "email": "a@x"}, {"name": "b"}],
         "secret": {"pin": 1},
+        "a/b~c": 3,
+        "code": "ab",
+        "zzz": {"x": 1},
     }
     before = copy.deepcopy(payload)
     out, removed = redact(payload, small(), f"{BASE}/thing/1")
     assert payload == before
-    assert removed == ["/owner/email", "/secret", "/staff/0/email"]
+    assert removed == ["/a~1b~0c", "/code", "/owner/email", "/secret", "/staff/0/email", "/zzz"]
     assert out == {"title": "t", "owner": {"name": "n"}, "staff": [{"name": "a"}, {"name": "b"}]}
+
+
+def test_redact_with_an_unknown_schema_shows_nothing() -> None:
+    out, removed = redact({"title": "t", "owner": {"name": "n"}}, small(), f"{BASE}/thing/9")
+    assert out == {} and removed == ["/owner", "/title"]
+
+
+def test_a_public_mark_over_restricted_data_is_not_public() -> None:
+    """Restricted wins: a schema that marks an object public while it holds personal data discloses
+    neither (a mistake in a schema must fail closed)."""
+    doc = {"$id": f"{BASE}/odd/1", "type": "object", "properties": {
+        "person": {"x-ncc-public": True, "type": "object",
+                   "properties": {"email": {"type": "string", "x-ncc-restricted": True}}},
+        "inside": {"x-ncc-restricted": True, "type": "object",
+                   "properties": {"label": {"type": "string", "x-ncc-public": True}}}}}
+    notes = Annotations.of([doc])
+    assert notes.public_pointers(f"{BASE}/odd/1") == []
+    out, removed = redact({"person": {"email": "e"}, "inside": {"label": "l"}}, notes, f"{BASE}/odd/1")
+    assert out == {} and removed == ["/inside", "/person"]
+
+
+def test_disclose_returns_the_hidden_values_and_drops_emptied_containers() -> None:
+    shown, removed, hidden = disclose(
+        {"keep": 1, "box": {"secret": "s"}, "list": [{"secret": "a"}, {"name": "b"}], "scalar": "x"},
+        ["/keep", "/list/*/name", "/scalar/deeper"],
+    )
+    assert shown == {"keep": 1, "list": [{"name": "b"}]}
+    assert removed == ["/box", "/list/0/secret", "/scalar"]
+    assert hidden == [{"secret": "s"}, "a", "x"]
 
 
 def test_json_pointer_escapes() -> None:
@@ -139,7 +179,35 @@ def test_real_organisation_contact_is_restricted_and_redacted() -> None:
     example = json.loads((schemas.SCHEMA_DIR / "examples" / "organisation.json").read_text(encoding="utf-8"))
     out, removed = redact(example, registry(), sid)
     assert "contact" not in out and "/contact" in removed
-    registry().validate(sid, out)
+    # what is left is what the public may see, not a record: membership keeps its status only (the
+    # schema would want assessed_at with it), and that is the point
+    assert out["membership"] == {"status": example["membership"]["status"]}
+    assert out["legal_name"] == example["legal_name"]
+
+
+#: DESIGN §11, exactly: what anonymous readers see of each record type.
+PUBLIC_FIELDS = {
+    "organisation": ["/country", "/description", "/domains", "/fields_of_activity", "/keywords", "/legal_name",
+                     "/membership/status", "/national_name", "/org_type", "/sectors", "/sme", "/subdomains",
+                     "/technologies", "/use_cases", "/website"],
+    "expert": ["/affiliation", "/country", "/description", "/domains", "/keywords", "/languages", "/name",
+               "/roles", "/sectors", "/subdomains", "/technologies"],
+}
+
+
+@pytest.mark.parametrize("record_type", schemas.RECORD_TYPES)
+def test_real_schemas_mark_exactly_the_public_fields_of_design_11(record_type: str) -> None:
+    sid = schemas.record_schema_id(record_type)
+    public = registry().public_pointers(sid)
+    properties = registry().document(sid)["properties"]
+    if record_type in PUBLIC_FIELDS:
+        assert public == PUBLIC_FIELDS[record_type]
+    elif record_type == "project":  # every field but contacts (CORDIS publishes them)
+        assert public == sorted(f"/{name}" for name in properties if "contact" not in name)
+    else:  # facility: every field but contacts and the street address
+        assert "/contact" not in public and not any("street" in p or "address" in p for p in public)
+        assert {"/name", "/operator", "/access", "/location/city", "/location/country"} <= set(public)
+    assert not set(public) & set(registry().restricted_pointers(sid))
 
 
 def test_real_schema_errors_point_into_the_payload() -> None:

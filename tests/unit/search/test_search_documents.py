@@ -84,7 +84,7 @@ def test_tombstone_has_no_document() -> None:
 def test_expert_roles_found_by_vocabulary_and_country_defaults_to_origin() -> None:
     payload = {
         "name": {"given_name": "Zoë", "family_name": "Łukasiewicz"},
-        "ecsf_profiles": ["ecsf.penetration-tester"],
+        "roles": ["ecsf.penetration-tester"],
         "domains": ["net"],
         "languages": ["de"],
     }
@@ -99,9 +99,30 @@ def test_expert_roles_found_by_vocabulary_and_country_defaults_to_origin() -> No
     assert "Penetration Tester" in doc.text and "Austria" in doc.text
 
 
-def test_unrecognised_field_with_vocabulary_ids_still_tags() -> None:
+def test_unrecognised_field_is_restricted_not_tagged() -> None:
+    """Default deny (DESIGN §11): a field the schema does not mark public — here one it does not
+    know at all — neither tags nor feeds the public text; it is in the restricted part only."""
     doc = document_from_envelope(envelope({"legal_name": "X", "focus_sectors": ["sec.health"]}), VOCABULARIES)
-    assert doc is not None and doc.tags["sector"] == ("sec.health",)
+    assert doc is not None and "sector" not in doc.tags
+    assert "sec.health" in doc.restricted and "Health" not in doc.text
+
+
+def test_restricted_fields_feed_only_the_restricted_part() -> None:
+    payload = {
+        "legal_name": "Cyber Lab GmbH", "country": "DE", "description": "Post-quantum cryptography.",
+        "identifiers": {"vat": "DE811907980", "registration_number": "HRB 4711"},
+        "address": {"street": "Quellenweg 9", "city": "Zwickau", "country": "AT"},
+        "contact": {"first_name": "Xaveria", "family_name": "Quenzel", "email": "xq@lab.example"},
+        "membership": {"status": "revoked", "assessed_at": "2026-01-01T00:00:00Z", "assessed_by": "Officer Brandl",
+                       "ground": "security-reasons"},
+    }
+    doc = document_from_envelope(envelope(payload), VOCABULARIES)
+    assert doc is not None
+    public = doc.title + "\n" + doc.text + repr(doc.tags)
+    for secret in ("DE811907980", "HRB 4711", "Quellenweg", "Zwickau", "Xaveria", "Quenzel", "xq@lab.example",
+                   "Brandl", "security-reasons"):
+        assert secret not in public and secret in doc.restricted
+    assert doc.tags["country"] == ("DE",)  # never the restricted address's country
 
 
 def test_project_title_combines_acronym_and_title() -> None:
@@ -111,7 +132,7 @@ def test_project_title_combines_acronym_and_title() -> None:
         "objective": "Objective text.",
         "subdomains": ["cry.01"],
     }
-    doc = document_from_envelope(envelope(payload, id="urn:ncc:DE:project:1", type="project"), VOCABULARIES)
+    doc = document_from_envelope(envelope(payload, id="urn:ncc:DE:project:1", type="project", schema="project/1"), VOCABULARIES)
     assert doc is not None
     assert doc.title == "QSAFE – Quantum-safe grids"
     assert doc.text.startswith("Objective text.")
