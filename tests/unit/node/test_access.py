@@ -1,0 +1,118 @@
+"""The access policy (``node/access.py``) without HTTP: who sees which records, fields and index parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from federation.errors import SchemaInvalid
+from node.access import Access
+from node.context import build_registry
+from node.http.views.search import live_query
+from node.search import SearchQuery
+
+REGISTRY = build_registry()
+NODE, HUB = Access("node", REGISTRY), Access("hub", REGISTRY)
+
+
+@dataclass(frozen=True)
+class P:
+    kind: str = "anonymous"
+    role: str | None = None
+
+    def has_role(self, *roles: str) -> bool:
+        return self.kind == "user" and self.role in roles
+
+
+ANON = P()
+SERVICE = P("service")
+
+
+def user(role: str) -> P:
+    return P("user", role)
+
+
+ENVELOPE: dict[str, Any] = {
+    "ncc": 1, "id": "urn:ncc:DE:organisation:0b9e2c8e-4f0a-4f57-9d36-1c8f4c1d2a11", "type": "organisation",
+    "schema": "organisation/1", "origin": "DE", "version": 2, "issued_at": "2026-11-26T22:50:01Z",
+    "visibility": "public", "deleted": False,
+    "payload": {"legal_name": "Cyber Lab GmbH", "country": "DE", "org_type": "ctype.industry-sme",
+                "fields_of_activity": ["foa.academia-research-innovation"], "domains": ["cry"],
+                "subdomains": ["cry.10"], "description": "d", "identifiers": {"vat": "DE811907980"},
+                "membership": {"status": "revoked", "assessed_at": "2026-01-02T03:04:05Z",
+                               "assessed_by": "Officer", "ground": "security-reasons"}},
+    "sig": {"alg": "Ed25519", "kid": "DE:x", "value": "y"},
+}
+
+
+@pytest.mark.parametrize(("access", "reader", "visibilities", "privileged"), [
+    (NODE, ANON, {"public"}, False),
+    (NODE, SERVICE, {"public"}, False),
+    (NODE, user("reader"), {"public", "network", "national"}, True),
+    (NODE, user("editor"), {"public", "network", "national"}, True),
+    (NODE, user("admin"), {"public", "network", "national"}, True),
+    (NODE, user("analyst"), {"public"}, False),  # a hub role means nothing on a node
+    (HUB, ANON, {"public"}, False),
+    (HUB, SERVICE, {"public"}, False),
+    (HUB, user("analyst"), {"public", "network"}, True),
+    (HUB, user("admin"), {"public", "network"}, True),
+    (HUB, user("editor"), {"public"}, False),  # a node role means nothing at the hub
+])
+def test_who_sees_which_records(access: Access, reader: P, visibilities: set[str], privileged: bool) -> None:
+    assert access.visibilities(reader) == visibilities
+    assert access.privileged(reader) is privileged
+    assert access.may_see(reader, "public") and not access.may_see(reader, "group:x")
+    assert access.may_see(reader, "public", quarantined=True) is privileged
+    scoped = access.search_scope(reader, SearchQuery(q="x", visibilities=frozenset({"national"}), restricted=True))
+    assert scoped.visibilities == visibilities and scoped.restricted is privileged
+
+
+def test_anonymous_readers_get_public_fields_without_sig() -> None:
+    shown = NODE.present(ANON, ENVELOPE)
+    assert not shown.full and "sig" not in shown.envelope
+    assert shown.envelope["payload"]["membership"] == {"status": "revoked"}
+    assert "identifiers" not in shown.envelope["payload"]
+    assert shown.redacted == ["/payload/identifiers", "/payload/membership/assessed_at",
+                              "/payload/membership/assessed_by", "/payload/membership/ground"]
+    assert shown.to_json()["redacted"] == shown.redacted
+    assert ENVELOPE["payload"]["identifiers"] == {"vat": "DE811907980"}  # the stored one is untouched
+
+
+def test_privileged_readers_get_the_envelope_as_signed() -> None:
+    for access, reader in ((NODE, user("reader")), (HUB, user("analyst"))):
+        shown = access.present(reader, ENVELOPE, quarantined=True)
+        assert shown.full and shown.to_json() is ENVELOPE and shown.quarantined
+
+
+def test_tombstones_have_nothing_to_hide() -> None:
+    tomb = {**ENVELOPE, "deleted": True, "payload": {"reason": "erased"}}
+    assert NODE.present(ANON, tomb).to_json() == tomb
+
+
+def test_a_schema_this_instance_does_not_know_discloses_nothing() -> None:
+    """Default deny for a schema version that is not registered here (a newer ``organisation/9``)."""
+    shown = HUB.present(ANON, {**ENVELOPE, "schema": "organisation/9"})
+    assert shown.envelope["payload"] == {}
+    assert "/payload/legal_name" in shown.redacted
+
+
+@pytest.mark.parametrize(("asked", "visibilities", "restricted"), [
+    ({"visibilities": ["public"], "restricted": True}, {"public"}, False),  # not widened by the flag
+    ({"visibilities": ["public", "network"], "restricted": True}, {"public", "network"}, True),
+    ({"visibilities": ["public", "network"]}, {"public", "network"}, False),
+    ({"visibilities": ["national", "network"], "restricted": True}, {"network"}, True),  # never national
+    ({}, {"public"}, False),
+])
+def test_live_queries_stay_within_what_the_hub_may_see(asked: dict[str, Any], visibilities: set[str],
+                                                       restricted: bool) -> None:
+    scoped = NODE.live_scope(asked, SearchQuery(q="x"))
+    assert scoped.visibilities == visibilities and scoped.restricted is restricted
+
+
+def test_live_query_restricted_flag_must_be_a_boolean() -> None:
+    with pytest.raises(SchemaInvalid) as info:
+        live_query({"q": "x", "restricted": "yes"})
+    assert info.value.errors[0]["pointer"] == "/restricted"
+    assert live_query({"q": "x", "restricted": True})["restricted"] is True
