@@ -179,3 +179,50 @@ def test_0006_drops_the_fts_row_triggers_of_an_older_sqlite_database(tmp_path: P
     before, after = asyncio.run(old_then_latest())
     assert before == {"search_docs_ai", "search_docs_ad"}
     assert after == set()
+
+
+def test_0010_reindexes_held_documents_with_default_deny(tmp_path: Path) -> None:
+    """Data held before disclosure (DESIGN §11): a document indexed with a restricted value in its
+    text (as older releases could) is rebuilt from its record, so anonymous search no longer finds
+    it by that value, while node users do (the restricted part)."""
+    import orjson
+
+    from node.search import SearchQuery, backend_for
+
+    url = database_url("", tmp_path)
+    rid = "urn:ncc:DE:organisation:0b9e2c8e-4f0a-4f57-9d36-1c8f4c1d2a11"
+    payload = {"legal_name": "Cyber Lab GmbH", "country": "DE", "org_type": "ctype.industry-sme",
+               "fields_of_activity": ["foa.academia-research-innovation"], "domains": ["cry"],
+               "subdomains": ["cry.10"], "description": "Post-quantum cryptography.",
+               "identifiers": {"vat": "DE811907980"}}
+    envelope = orjson.dumps({"ncc": 1, "id": rid, "type": "organisation", "schema": "organisation/1",
+                             "origin": "DE", "version": 1, "issued_at": "2026-01-01T00:00:00Z",
+                             "visibility": "public", "deleted": False, "payload": payload}).decode()
+
+    async def old_then_latest() -> tuple[int, int, int]:
+        await db.migrate(url, target="ncc.0006_fts_without_triggers")
+        conn = connections.get("default")
+        await sql.execute(conn, "INSERT INTO records (id, type, origin, version, visibility, deleted, seq, issued_at, "
+                                "envelope) VALUES (?, 'organisation', 'DE', 1, 'public', ?, 1, ?, ?)",
+                          [rid, False, "2026-01-01T00:00:00Z", envelope])
+        text = "Post-quantum cryptography. DE811907980"
+        await sql.execute(conn, "INSERT INTO search_docs (doc, id, type, origin, visibility, version, issued_at, "
+                                "title, text, ftitle, fbody) VALUES (1, ?, 'organisation', 'DE', 'public', 1, ?, "
+                                "'Cyber Lab GmbH', ?, 'cyber lab gmbh', ?)",
+                          [rid, "2026-01-01T00:00:00Z", text, "post quantum cryptography de811907980"])
+        await sql.execute(conn, "INSERT INTO search_fts (rowid, ftitle, fbody) VALUES (1, 'cyber lab gmbh', "
+                                "'post quantum cryptography de811907980')")
+        await db.close_db()
+        await db.migrate(url)
+        try:
+            conn = connections.get("default")
+            backend = backend_for("sqlite", accelerated=False)
+            anonymous = await backend.search(conn, SearchQuery(q="DE811907980"))
+            user = await backend.search(conn, SearchQuery(q="DE811907980", visibilities=frozenset({"public"}),
+                                                          restricted=True))
+            listed = await backend.search(conn, SearchQuery(q="cryptography"))
+            return anonymous.total, user.total, listed.total
+        finally:
+            await db.close_db()
+
+    assert asyncio.run(old_then_latest()) == (0, 1, 1)
