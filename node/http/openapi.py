@@ -91,6 +91,9 @@ BODIES: dict[str, Schema] = {
                                                          "the federation); the answer lists them in absent_terms"},
             "drop_terms": {"type": "array", "maxItems": 64, "items": {"type": "string", "maxLength": 500},
                            "description": "words to leave out (absent from every source)"},
+            "restricted": {"type": "boolean", "description": "the asking reader (a hub analyst) sees every "
+                                                             "field: match fields not marked public too (only "
+                                                             "with network in visibilities)"},
         },
     },
     "NodeAdmin": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
@@ -132,7 +135,8 @@ ENVELOPE: Schema = {
         "payload": {"type": "object"},
         "sig": {"type": "object", "required": ["alg", "kid", "value"]},
         "redacted": {"type": "array", "items": {"type": "string"},
-                     "description": "anonymous readers: pointers of the restricted fields removed (no sig)"},
+                     "description": "anonymous readers: pointers of the fields removed, every field the "
+                                    "schema does not mark x-ncc-public (no sig)"},
     },
 }
 
@@ -145,7 +149,8 @@ RESPONSES: dict[str, Schema] = {
     "Envelope": ENVELOPE,
     "HubRecord": {"$ref": "#/components/schemas/Envelope", "description": (
         "analysts/admins: the envelope exactly as signed (header NCC-Quarantined: equivocation when the "
-        "record is quarantined); anonymous readers: without sig, restricted fields listed in redacted")},
+        "record is quarantined); anonymous readers: without sig, only the schema's public fields, the "
+        "others listed in redacted")},
     "LogHead": {"type": "object", "required": ["size", "root", "timestamp", "sig"], "properties": {
         "size": {"type": "integer", "minimum": 0}, "root": {"type": "string"}, "timestamp": {"type": "string"},
         "sig": {"type": "object", "required": ["alg", "kid", "value"]}}},

@@ -35,7 +35,7 @@ def portal_routes() -> list[Route]:
              "Search page (hub: Europe-wide with node freshness; node: its own records)", params=SEARCH_PARAMS,
              responses={200: "HTML page"}),
         page("GET", "/records/{id}", public.record_page, "portal-record",
-             "A record as the reader may see it (anonymous: public, restricted fields removed)", params=rid,
+             "A record as the reader may see it (anonymous: public records, the schema's public fields only)", params=rid,
              responses={200: "HTML page", 410: "withdrawn (HTML page)"}),
         page("GET", "/status", public.status_page, "portal-status",
              "Federation status: every node's sync state, records per country", roles=("hub",)),
