@@ -70,6 +70,6 @@ async def reindex(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ncc", "0006_fts_without_triggers")]
+    dependencies = [("ncc", "0014_atlas_sync")]
 
     operations = [ops.RunPython(reindex)]
