@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,45 @@ async def node_records(
     rows = await query.order_by("-seq").limit(limit)
     return [StoredRecord(r.id, r.type, r.visibility, r.version, r.deleted, r.issued_at, r.envelope, seq=r.seq)
             for r in rows]
+
+
+# -- hub: nodes, pull state, quarantine (the reads of GET /api/v1/nodes and the quarantine route) ----
+
+
+async def federated_nodes() -> list[Any]:
+    """Every enrolled node (``FederatedNode`` rows), by country."""
+    from node.storage.hub_models import FederatedNode
+
+    return list(await FederatedNode.all().order_by("country"))
+
+
+async def node_enrolled(country: str) -> bool:
+    """True when a node of this country is enrolled."""
+    from node.storage.hub_models import FederatedNode
+
+    return bool(await FederatedNode.filter(country=country).exists())
+
+
+async def pull_states() -> dict[str, Any]:
+    """Each node's ``PullState`` row, by country."""
+    from node.storage.hub_models import PullState
+
+    return {s.country: s for s in await PullState.all()}
+
+
+async def quarantine_count(country: str | None) -> int:
+    """How many quarantine items the hub holds for ``country`` (all countries when None)."""
+    from node.storage.hub_models import Quarantine
+
+    return int(await (Quarantine.filter(country=country) if country else Quarantine.all()).count())
+
+
+async def quarantine_page(country: str | None, after: int, limit: int) -> list[Any]:
+    """Quarantine rows with an id above ``after``, oldest first, at most ``limit``, of ``country``
+    (all countries when None)."""
+    from node.storage.hub_models import Quarantine
+
+    query = Quarantine.filter(id__gt=after)
+    if country:
+        query = query.filter(country=country)
+    return list(await query.order_by("id").limit(limit))

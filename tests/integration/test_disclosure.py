@@ -217,7 +217,7 @@ async def test_hub_anonymous_paths_show_only_public_fields(hub_client: tuple[Cli
 
 async def test_hub_facets_never_count_a_restricted_field(hub_client: tuple[Client, Instance]) -> None:
     """The address's country (FR) is not public: the country facet counts the public country only."""
-    client, hub = hub_client
+    client, _ = hub_client
     await hold_at_hub("organisation", full_payload("organisation"))
     found = await (await client.get("/api/v1/search")).json()
     assert set(found["facets"]["country"]) == {"AT"}

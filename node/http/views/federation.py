@@ -27,7 +27,7 @@ from node.services.divergence import held_page, start_epoch
 from node.services.nodefed import feed_page
 from node.services.recover import feed_state
 from node.services.trust import require_active_node
-from node.storage.hub_models import FederatedNode, Quarantine
+from node.storage import reads
 
 MAX_PAGE = 1000
 
@@ -110,10 +110,7 @@ async def quarantine(request: web.Request) -> web.Response:
     country = await _caller_country(p) if p.kind == "service" else wanted  # a node only ever sees its own
     limit = int_param(request, "limit", 100, 1, 1000)
     after = int_param(request, "after", 0, 0, 2**62)
-    query = Quarantine.filter(id__gt=after)
-    if country:
-        query = query.filter(country=country)
-    rows = await query.order_by("id").limit(limit)
+    rows = await reads.quarantine_page(country, after, limit)
     items = []
     for r in rows:
         try:
@@ -123,7 +120,7 @@ async def quarantine(request: web.Request) -> web.Response:
         items.append({"id": r.id, "country": r.country, "record_id": r.record_id, "version": r.version,
                       "seq": r.node_seq, "code": r.code, "detail": r.detail, "received_at": r.received_at,
                       "envelope": envelope})
-    total = await (Quarantine.filter(country=country) if country else Quarantine.all()).count()
+    total = await reads.quarantine_count(country)
     return json_response({"total": total, "items": items,
                           "next_after": rows[-1].id if len(rows) == limit else None})
 
@@ -170,7 +167,7 @@ async def trigger_all(request: web.Request) -> web.Response:
             if not (isinstance(country, str) and COUNTRY_RE.match(country)):
                 raise SchemaInvalid("country must be an enrolled node's country code, e.g. DE",
                                     [{"pointer": "/country", "message": "not a country code"}])
-            if not await FederatedNode.filter(country=country).exists():
+            if not await reads.node_enrolled(country):
                 raise NotFound(f"no enrolled node {country}")
     # one node as `ncc sync --country` pulls it (a suspended one says so); all: the active replicating
     results = [await c.sync.pull(country, wait=True)] if country else await c.sync.pull_all(wait=True)

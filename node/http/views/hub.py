@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -15,7 +16,10 @@ from node.http.auth import require_user
 from node.http.problems import read_json
 from node.http.views.common import country_path, ctx, json_response, object_body, principal, record_id_param
 from node.services.sync import node_status
-from node.storage.hub_models import FederatedNode, PullState, Quarantine
+from node.storage import reads
+
+if TYPE_CHECKING:  # rows come from node.storage.reads; views never query models themselves
+    from node.storage.hub_models import FederatedNode, PullState
 
 NODE_FIELDS = frozenset({"status", "mode"})
 REVOKE_FIELDS = frozenset({"revoked_at"})
@@ -37,9 +41,9 @@ def _status(node: FederatedNode, state: PullState | None, c: Context, now: datet
 async def nodes_status(request: web.Request) -> list[dict[str, object]]:
     c = ctx(request)
     now = c.clock()
-    states = {s.country: s for s in await PullState.all()}
+    states = await reads.pull_states()
     out: list[dict[str, object]] = []
-    for node in await FederatedNode.all().order_by("country"):
+    for node in await reads.federated_nodes():
         st = states.get(node.country)
         out.append({
             "country": node.country,
@@ -56,7 +60,7 @@ async def nodes_status(request: web.Request) -> list[dict[str, object]]:
             "diverged": ({"since": st.diverged_at, "reason": st.diverged_reason}
                          if st is not None and st.diverged_at is not None else None),
             "last_error": st.last_error if st else None,
-            "quarantined": await Quarantine.filter(country=node.country).count(),
+            "quarantined": await reads.quarantine_count(node.country),
         })
     return out
 

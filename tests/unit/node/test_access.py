@@ -116,3 +116,26 @@ def test_live_query_restricted_flag_must_be_a_boolean() -> None:
         live_query({"q": "x", "restricted": "yes"})
     assert info.value.errors[0]["pointer"] == "/restricted"
     assert live_query({"q": "x", "restricted": True})["restricted"] is True
+
+
+def test_views_and_portal_pages_never_query_models_themselves() -> None:
+    """House rule 5 (issue 12): views only parse, call and respond; record reads go through
+    ``node.access`` and ``node.storage.reads``. (``health.py`` pings the database for readiness.)"""
+    import ast
+    from pathlib import Path
+
+    import node
+
+    root = Path(node.__file__).parent
+    offenders = []
+    for path in sorted([*(root / "http" / "views").glob("*.py"), *(root / "web").glob("*.py")]):
+        if path.name == "health.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and getattr(block.test, "id", "") == "TYPE_CHECKING" for n in ast.walk(block)}
+        for imp in ast.walk(tree):
+            if isinstance(imp, ast.ImportFrom) and id(imp) not in guarded and imp.module and (
+                    imp.module.startswith("tortoise") or imp.module in ("node.storage.models", "node.storage.hub_models")):
+                offenders.append(f"{path.relative_to(root)}: from {imp.module}")
+    assert not offenders, offenders
