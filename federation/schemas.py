@@ -160,6 +160,10 @@ class SchemaRegistry:
         """See :meth:`Annotations.public_pointers`."""
         return self._annotations.public_pointers(schema_id)
 
+    def public_trie(self, schema_id: str) -> PublicTrie:
+        """See :meth:`Annotations.public_trie`."""
+        return self._annotations.public_trie(schema_id)
+
 
 class Annotations:
     """The disclosure annotations of schema documents, read without compiling them.
@@ -175,6 +179,7 @@ class Annotations:
         self._documents = documents
         self._restricted: dict[str, list[str]] = {}
         self._public: dict[str, list[str]] = {}
+        self._tries: dict[str, PublicTrie] = {}
 
     @classmethod
     def of(cls, documents: Iterable[dict[str, Any]]) -> Annotations:
@@ -225,6 +230,17 @@ class Annotations:
                 ptr for ptr in found if not any(_covers(r, ptr) or _covers(ptr, r) for r in restricted)
             )
         return list(self._public[schema_id])
+
+    def public_trie(self, schema_id: str) -> PublicTrie:
+        """:meth:`public_pointers` compiled for :func:`disclose` (cached; read-only).
+
+        Raises:
+            SchemaInvalid: no such schema.
+        """
+        trie = self._tries.get(schema_id)
+        if trie is None:
+            trie = self._tries[schema_id] = public_trie(self.public_pointers(schema_id))
+        return trie
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -282,12 +298,37 @@ def _parts(pointer: str) -> tuple[str, ...]:
     return tuple(p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:])
 
 
-def disclose(payload: dict[str, Any], public: Iterable[str]) -> tuple[dict[str, Any], list[str], list[Any]]:
+#: A compiled set of public pointer patterns: key (or ``*``) -> ``True`` (public, with everything
+#: under it) or the trie of the public parts below it.
+PublicTrie = dict[str, Any]
+
+
+def public_trie(public: Iterable[str]) -> PublicTrie:
+    """Compile pointer patterns (``/membership/status``, ``/staff/*/name``) for :func:`disclose`."""
+    trie: PublicTrie = {}
+    for pointer in public:
+        parts = _parts(pointer)
+        if not parts:
+            continue
+        node = trie
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is True:
+                break  # an ancestor is public already
+            node = node.setdefault(part, {})
+        else:
+            node[parts[-1]] = True
+    return trie
+
+
+def disclose(
+    payload: dict[str, Any], public: Iterable[str] | PublicTrie
+) -> tuple[dict[str, Any], list[str], list[Any]]:
     """Keep only the public parts of a payload (default deny).
 
     ``public`` are pointer patterns as :meth:`SchemaRegistry.public_pointers` returns them (``*`` for
-    any array index). Anything no pattern reaches — an unknown field, a field of a newer schema
-    version, an object member the schema did not mark — is removed.
+    any array index), or their :func:`public_trie`. Anything no pattern reaches — an unknown field, a
+    field of a newer schema version, an object member the schema did not mark — is removed.
 
     Returns the shown payload (new containers wherever something was removed, unchanged subtrees
     shared with the input, which is not modified: treat both as read-only), the concrete JSON pointers
@@ -295,32 +336,30 @@ def disclose(payload: dict[str, Any], public: Iterable[str]) -> tuple[dict[str, 
     part of a search document). An object or array that had content but keeps none is removed too
     (its removed members are listed).
     """
-    patterns = [_parts(p) for p in public]
+    trie = public if isinstance(public, dict) else public_trie(public)
     removed: list[str] = []
     hidden: list[Any] = []
-    shown = _keep_object(payload, patterns, (), removed, hidden)
+    shown = _keep_object(payload, trie, (), removed, hidden)
     removed.sort()
     return shown, removed, hidden
 
 
-def _keep(value: Any, patterns: list[tuple[str, ...]], path: tuple[str, ...], removed: list[str],
-          hidden: list[Any]) -> Any:
-    """``value`` reduced to what ``patterns`` (relative to it, none empty) reach; ``_GONE`` if nothing."""
+def _keep(value: Any, trie: PublicTrie, path: tuple[str, ...], removed: list[str], hidden: list[Any]) -> Any:
+    """``value`` reduced to what ``trie`` (relative to it) reaches; ``_GONE`` if nothing."""
     if isinstance(value, dict):
-        kept: Any = _keep_object(value, patterns, path, removed, hidden)
+        kept: Any = _keep_object(value, trie, path, removed, hidden)
     elif isinstance(value, list):
-        below = [p[1:] for p in patterns if p[0] == ANY_INDEX]
+        below = trie.get(ANY_INDEX)
         kept = []
         for i, item in enumerate(value):
-            where = (*path, str(i))
-            if () in below:
+            if below is True:
                 kept.append(item)
             elif below:
-                shown = _keep(item, below, where, removed, hidden)
+                shown = _keep(item, below, (*path, str(i)), removed, hidden)
                 if shown is not _GONE:
                     kept.append(shown)
             else:
-                removed.append(json_pointer(where))
+                removed.append(json_pointer((*path, str(i))))
                 hidden.append(item)
     else:  # a scalar where the schema expects structure: nothing of it is marked public
         removed.append(json_pointer(path))
@@ -329,20 +368,19 @@ def _keep(value: Any, patterns: list[tuple[str, ...]], path: tuple[str, ...], re
     return kept if kept or not value else _GONE
 
 
-def _keep_object(value: dict[str, Any], patterns: list[tuple[str, ...]], path: tuple[str, ...],
+def _keep_object(value: dict[str, Any], trie: PublicTrie, path: tuple[str, ...],
                  removed: list[str], hidden: list[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, item in value.items():
-        below = [p[1:] for p in patterns if p and p[0] == key]
-        where = (*path, key)
-        if () in below:
+        below = trie.get(key)
+        if below is True:
             out[key] = item
         elif below:
-            shown = _keep(item, below, where, removed, hidden)
+            shown = _keep(item, below, (*path, key), removed, hidden)
             if shown is not _GONE:
                 out[key] = shown
         else:
-            removed.append(json_pointer(where))
+            removed.append(json_pointer((*path, key)))
             hidden.append(item)
     return out
 
@@ -357,8 +395,7 @@ def redact(payload: dict[str, Any], registry: SchemaRegistry | Annotations, sche
     sorted (array wildcards expanded to the indices present). A schema this registry does not know
     discloses nothing (every field removed) rather than failing open.
     """
-    public = registry.public_pointers(schema_id) if registry.has(schema_id) else []
-    shown, removed, _ = disclose(payload, public)
+    shown, removed, _ = disclose(payload, registry.public_trie(schema_id) if registry.has(schema_id) else {})
     return shown, removed
 
 

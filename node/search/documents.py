@@ -190,8 +190,7 @@ def split_payload(
         raise TypeError("envelope payload is not an object")
     notes = annotations or packaged_annotations()
     schema_id = schema_id_for(str(envelope.get("schema") or f"{envelope.get('type')}/1"))
-    public = notes.public_pointers(schema_id) if notes.has(schema_id) else []
-    shown, _, hidden = disclose(dict(payload), public)
+    shown, _, hidden = disclose(dict(payload), notes.public_trie(schema_id) if notes.has(schema_id) else {})
     return shown, hidden
 
 
