@@ -380,7 +380,7 @@ async def _bulk_load_sqlite(conn: Any, records: int, vocabularies: Any, backend:
         async with conn._in_transaction() as tconn:
             await tconn.execute_many(
                 "INSERT INTO search_docs (doc, id, type, origin, visibility, version, issued_at, title, text, "
-                "ftitle, fbody) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "ftitle, fbody, rtext, frest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 doc_rows,
             )
             await tconn.execute_many(
@@ -404,6 +404,8 @@ async def _bulk_load_sqlite(conn: Any, records: int, vocabularies: Any, backend:
                 doc.title,
                 doc.text,
                 *doc.folded,
+                doc.restricted,
+                doc.folded_restricted,
             ]
         )
         tag_rows += [[dim, value, n] for dim, values in doc.tags.items() for value in values]
