@@ -682,7 +682,7 @@ class _Query:
                 self.verified[doc] = False
             for doc, title, body, rest in rows:
                 folded_title, folded_body, folded_rest = self.backend.folded(title, body, rest or "")
-                fields = (" " + folded_title + " ", " " + folded_body + " ")
+                fields: tuple[str, ...] = (" " + folded_title + " ", " " + folded_body + " ")
                 if self.plan.restricted:
                     fields += (" " + folded_rest + " ",)
                 self.verified[int(doc)] = all(

@@ -89,7 +89,7 @@ class SqlSearchBackend:
 
     #: DDL of the change log (dialect's autoincrement).
     changes_ddl = ""
-    #: Columns holding a document's title and text, and how to fold them (see ``folded``).
+    #: Columns holding a document's title, text and restricted part, and how to fold them (see ``folded``).
     folded_columns = ""
 
     def __init__(self, accelerated: bool | None = None) -> None:
@@ -98,8 +98,8 @@ class SqlSearchBackend:
         self.accelerated = accel.enabled() if accelerated is None else (accelerated and accel.AVAILABLE)
 
     @staticmethod
-    def folded(title: str, body: str) -> tuple[str, str]:
-        """Return (title, body) read from ``folded_columns`` as folded tokens joined by spaces."""
+    def folded(title: str, body: str, restricted: str = "") -> tuple[str, str, str]:
+        """Return (title, body, restricted) read from ``folded_columns`` as folded tokens joined by spaces."""
         raise NotImplementedError
 
     # --- dialect hooks -------------------------------------------------------------------------
