@@ -46,8 +46,6 @@ SHAREABLE: frozenset[str] = frozenset({"public", "network"})
 class Reader(Protocol):
     """What the policy needs of a principal (``node.http.auth.Principal``)."""
 
-    kind: str
-
     def has_role(self, *roles: str) -> bool: ...
 
 
