@@ -147,7 +147,7 @@ def test_sync_returns_when_pulled_and_visibility_at_hub(fed: Federation) -> None
     fed.create(fed.de, "public", contact=contact)
     fed.create(fed.de, "network", visibility="network")
     fed.create(fed.de, "national", visibility="national")
-    fed.create(fed.at, "at_public")
+    fed.create(fed.at, "at_public", identifiers={"vat": "ATU99887766"})
     fed.create(fed.at, "at_network", visibility="network")
 
     code, results, _ = fed.sync()
@@ -188,6 +188,17 @@ def test_sync_returns_when_pulled_and_visibility_at_hub(fed: Federation) -> None
     # the query-only node is asked live on every search: its answers are marked, never stored
     assert analyst[fed.ids["at_public"]]["live"] is True and analyst[fed.ids["at_public"]]["verified"] is False
     assert fed.ids["at_network"] in analyst and fed.ids["at_network"] not in public
+
+    # DESIGN §11: a word only in a network-only field (a contact's name at the hub, a VAT number at the
+    # query-only node, asked live) finds nothing anonymously, and the record for an analyst
+    def found(q: str, token: str | None) -> set[str]:
+        r = fed.hub.get(f"/api/v1/search?q={q}&limit=100", token)
+        assert r.status == 200, r.body
+        return {hit["id"] for hit in r.json()["results"]}
+
+    assert found("Mustermann", None) == set() and fed.ids["public"] in found("Mustermann", fed.analyst)
+    assert found("ATU99887766", None) == set() and fed.ids["at_public"] in found("ATU99887766", fed.analyst)
+    assert b"ATU99887766" not in fed.hub.get("/api/v1/search?q=about&limit=100").body
 
 
 def test_updates_and_tombstones_reach_the_hub(fed: Federation) -> None:
