@@ -70,6 +70,6 @@ async def reindex(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ncc", "0014_atlas_sync")]
+    dependencies = [("ncc", "0015_transparency_log")]
 
     operations = [ops.RunPython(reindex)]
