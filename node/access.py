@@ -13,6 +13,8 @@ DESIGN §4, §7, §11, house rule 11. Every read path asks this module; nothing 
   not marked public) may match, rank and be snippeted: privileged readers only.
 - **Live queries** (the hub asking a node): what the hub asks for, within ``public``/``network``;
   the restricted part only when the hub asks for it on behalf of an analyst.
+- **Transparency log** (DESIGN §14): anonymous readers see the entries of ``public`` records (and
+  directories); a node, with its service token, its own origin's; analysts and the hub admin all.
 
 Errors: :class:`node.errors.NotFound` for what the reader may not see (indistinguishable from an
 unknown id), :class:`node.errors.Gone` after a tombstone the reader could otherwise see.
@@ -20,6 +22,7 @@ unknown id), :class:`node.errors.Gone` after a tombstone the reader could otherw
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -32,6 +35,7 @@ from node.search.base import SearchQuery
 from node.storage import reads
 from node.storage.reads import StoredRecord
 
+_COUNTRY = re.compile(r"\A[A-Z]{2}\Z")
 #: Node roles that see every record of the node, whole.
 NODE_READERS = ("admin", "editor", "reader")
 #: Hub roles that see ``network`` records, whole.
@@ -45,6 +49,12 @@ SHAREABLE: frozenset[str] = frozenset({"public", "network"})
 
 class Reader(Protocol):
     """What the policy needs of a principal (``node.http.auth.Principal``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def issuer(self) -> str: ...
 
     def has_role(self, *roles: str) -> bool: ...
 
@@ -193,3 +203,22 @@ class Access:
     def live_request(self, p: Reader) -> dict[str, Any]:
         """The hub's side: what a live query carries about its reader."""
         return {"visibilities": sorted(self.visibilities(p)), "restricted": self.privileged(p)}
+
+    # -- transparency log (hub) --------------------------------------------------------------------
+
+    def _log_origin(self, p: Reader) -> str | None:
+        """The country of a node calling with its service token (not the hub's own tokens)."""
+        issuer = p.issuer if p.kind == "service" else ""
+        return issuer if _COUNTRY.match(issuer) else None
+
+    def log_entry_visible(self, p: Reader, visibility: str, origin: str | None) -> bool:
+        """May ``p`` see the log entry of a record with this visibility and origin?"""
+        if self.privileged(p):
+            return True
+        if origin is not None and self._log_origin(p) == origin:
+            return True
+        return visibility == "public"
+
+    def log_visibilities(self, p: Reader, origin: str) -> tuple[str, ...] | None:
+        """The visibilities of ``origin``'s entries ``p`` may list (None: every entry)."""
+        return None if self.privileged(p) or self._log_origin(p) == origin else ("public",)

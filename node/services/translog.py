@@ -9,7 +9,7 @@ everything it already holds in the migration that creates the log (``node/migrat
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -83,16 +83,3 @@ class TransparencyLog:
         return {"entries": [{"index": i, "entry": orjson.loads(e)} for i, e in rows],
                 "next": rows[-1][0] if len(rows) == limit else None}
 
-
-def visible_entry(visibility: str, origin: str | None, reader: Mapping[str, Any]) -> bool:
-    """May this reader see the log entry of a record with this visibility and origin?
-
-    ``reader``: ``{"analyst": bool, "origin": str | None}`` (a node's service token names its origin).
-    Anonymous readers see entries of public records (and directories) only; a node its own origin's;
-    analysts and the hub admin all of them.
-    """
-    if reader.get("analyst"):
-        return True
-    if origin is not None and reader.get("origin") == origin:
-        return True
-    return visibility == "public"

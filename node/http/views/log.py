@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from federation.merkle import ProofError
 from node.errors import InvalidParameter, NotFound
-from node.http.auth import HUB_ROLES, Principal
 from node.http.views.common import COUNTRY, RECORD_ID, ctx, int_param, json_response, principal
-from node.services.translog import visible_entry
 from node.storage import translog as store
 
 MAX_INDEX = 2**62
-
-
-def _reader(p: Principal) -> dict[str, Any]:
-    """What the visibility rule of log entries needs to know about the caller."""
-    return {"analyst": p.has_role(*HUB_ROLES),
-            "origin": p.issuer if p.kind == "service" and COUNTRY.match(p.issuer or "") else None}
 
 
 async def head(request: web.Request) -> web.Response:
@@ -36,7 +26,7 @@ async def inclusion(request: web.Request) -> web.Response:
     if version == 0:
         raise InvalidParameter("version is required", parameter="version")
     found = await store.index_of(rid, version)
-    if found is None or not visible_entry(found[1], found[2], _reader(await principal(request))):
+    if found is None or not ctx(request).access.log_entry_visible(await principal(request), found[1], found[2]):
         raise NotFound(f"no log entry for {rid} v{version}")
     index = found[0]
     current = await store.size()
@@ -69,6 +59,5 @@ async def entries(request: web.Request) -> web.Response:
         raise InvalidParameter("origin must be a country code (XX)", parameter="origin")
     after = int_param(request, "after", -1, -1, MAX_INDEX)
     limit = int_param(request, "limit", 1000, 1, 1000)
-    reader = _reader(await principal(request))
-    everything = reader["analyst"] or reader["origin"] == origin
-    return json_response(await ctx(request).log.entries(origin, after, limit, None if everything else ("public",)))
+    visibilities = ctx(request).access.log_visibilities(await principal(request), origin)
+    return json_response(await ctx(request).log.entries(origin, after, limit, visibilities))

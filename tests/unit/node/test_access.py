@@ -21,6 +21,7 @@ NODE, HUB = Access("node", REGISTRY), Access("hub", REGISTRY)
 class P:
     kind: str = "anonymous"
     role: str | None = None
+    issuer: str = ""
 
     def has_role(self, *roles: str) -> bool:
         return self.kind == "user" and self.role in roles
@@ -139,3 +140,17 @@ def test_views_and_portal_pages_never_query_models_themselves() -> None:
                     imp.module.startswith("tortoise") or imp.module in ("node.storage.models", "node.storage.hub_models")):
                 offenders.append(f"{path.relative_to(root)}: from {imp.module}")
     assert not offenders, offenders
+
+
+def test_log_entries_anonymous_public_a_node_its_own_analysts_all() -> None:
+    de, hub_token = P("service", issuer="DE"), P("service", issuer="hub")
+    for vis in ("public", "network"):
+        assert HUB.log_entry_visible(user("analyst"), vis, "FR") and HUB.log_entry_visible(user("admin"), vis, "FR")
+        assert HUB.log_entry_visible(de, vis, "DE")
+        assert HUB.log_entry_visible(de, vis, "FR") is (vis == "public")
+        assert HUB.log_entry_visible(ANON, vis, "DE") is (vis == "public")
+        assert HUB.log_entry_visible(hub_token, vis, "DE") is (vis == "public")
+    assert HUB.log_entry_visible(ANON, "public", None)  # a directory entry
+    assert HUB.log_visibilities(ANON, "DE") == ("public",) and HUB.log_visibilities(de, "FR") == ("public",)
+    assert HUB.log_visibilities(de, "DE") is None and HUB.log_visibilities(user("analyst"), "FR") is None
+    assert HUB.log_visibilities(user("reader"), "DE") == ("public",)  # a node role means nothing here
