@@ -230,3 +230,21 @@ def test_a_mistyped_vocabulary_id_names_the_nearest_ids() -> None:
     assert messages["/subdomains/0"].startswith('"cry.100" is not a known value; nearest: cry.10')
     assert "sec.energy" in messages["/sectors/0"] and "candidates" not in messages["/sectors/0"]
     assert messages["/fields_of_activity"] == "needs at least 1 item"
+
+
+def test_every_record_schema_version_marks_its_public_fields() -> None:
+    """Default deny makes an unannotated schema version invisible to the public (no title, no text):
+    every record schema shipped, whatever its version (``organisation/2`` too), marks what DESIGN §11
+    makes public, and never personal data."""
+    reg = registry()
+    titles = {"organisation": "/legal_name", "expert": "/name", "project": "/title", "facility": "/name"}
+    versions = [sid for sid in reg.schema_ids() for rtype in schemas.RECORD_TYPES
+                if sid.startswith(f"{schemas.ID_BASE}/{rtype}/")]
+    assert len(versions) >= len(schemas.RECORD_TYPES)
+    for sid in versions:
+        rtype = sid.split("/")[-2]
+        public = reg.public_pointers(sid)
+        assert titles[rtype] in public, sid
+        if rtype in PUBLIC_FIELDS:
+            assert public == PUBLIC_FIELDS[rtype], sid  # exactly DESIGN §11, also in a new version
+        assert "/contact" not in public and "/email" not in public, sid
