@@ -70,6 +70,6 @@ async def reindex(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ncc", "0015_transparency_log")]
+    dependencies = [("ncc", "0008_divergence")]
 
     operations = [ops.RunPython(reindex)]

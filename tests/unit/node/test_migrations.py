@@ -200,7 +200,7 @@ def test_0010_reindexes_held_documents_with_default_deny(tmp_path: Path) -> None
                              "visibility": "public", "deleted": False, "payload": payload}).decode()
 
     async def old_then_latest() -> tuple[int, int, int]:
-        await db.migrate(url, target="ncc.0015_transparency_log")
+        await db.migrate(url, target="ncc.0008_divergence")
         conn = connections.get("default")
         await sql.execute(conn, "INSERT INTO records (id, type, origin, version, visibility, deleted, seq, issued_at, "
                                 "envelope) VALUES (?, 'organisation', 'DE', 1, 'public', ?, 1, ?, ?)",
