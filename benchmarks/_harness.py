@@ -11,8 +11,6 @@ import contextlib
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from node import processes
+
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("NCC_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 
@@ -38,16 +38,11 @@ HUB_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_PULL_INTERVAL_S": "86400", "NCC_PULL
 NODE_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_NOTIFY_RETRY_S": "3600"}
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+free_port = processes.free_port
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NCC_")}
-    env.update(extra or {})
-    return env
+    return processes.clean_env(extra)
 
 
 def http(method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 60) -> tuple[int, Any]:
@@ -94,8 +89,7 @@ class Instance:
         return [sys.executable, "-m", "node.cli", *args, "--data-dir", str(self.data_dir)]
 
     def ncc(self, *args: str, timeout: float = 600) -> str:
-        done = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout, check=False,
-                              env=clean_env(self.env), cwd=ROOT)
+        done = processes.run(self.argv(*args), timeout=timeout, env=clean_env(self.env), cwd=ROOT)
         if done.returncode != 0:
             raise RuntimeError(f"ncc {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
         return done.stdout
@@ -109,31 +103,19 @@ class Instance:
     def start(self) -> None:
         log = (self.root / f"{self.name}.log").open("ab")
         try:
-            self.proc = subprocess.Popen(self.argv("serve"), stdout=log, stderr=log, env=clean_env(self.env),
-                                         cwd=ROOT, start_new_session=True)
+            self.proc = processes.spawn(self.argv("serve"), stdout=log, stderr=log, env=clean_env(self.env),
+                                        cwd=ROOT)
         finally:
             log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited {self.proc.returncode}; see {self.root}/{self.name}.log")
-            with contextlib.suppress(OSError):
-                if http("GET", f"{self.url}/healthz", timeout=2)[0] == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not answer /healthz within 60 s")
-            time.sleep(0.1)
+        try:
+            processes.wait_ready([(self.name, self.proc, f"{self.url}/healthz")], timeout=60,
+                                 log_tail=lambda _: f"see {self.root}/{self.name}.log")
+        except processes.ProcessError as exc:
+            raise RuntimeError(str(exc)) from None
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            self.proc = None
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=15)
+        if self.proc is not None:
+            processes.stop([self.proc], timeout=15)
         self.proc = None
 
     def token(self, role: str) -> str:
@@ -291,9 +273,10 @@ def run_measured(argv: list[str], env: dict[str, str], probe: Callable[[], int] 
     """Run a command, sampling its memory (and ``probe()`` once a second); return (result, wall
     seconds, sampler)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc = processes.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     with RssSampler(proc.pid, probe=probe) as sampler:
         out, err = proc.communicate()
+    processes.stop([proc])  # already exited: what is left of its process group
     wall = time.perf_counter() - start
     return subprocess.CompletedProcess(argv, proc.returncode, out, err), wall, sampler
 

@@ -1,21 +1,55 @@
-"""Shared fixtures: database URLs for both backends.
+"""Shared fixtures: database URLs for both backends, and what makes parallel runs safe.
 
 PostgreSQL tests use the server at ``NCC_TEST_PG`` (default the CI machine's
 ``postgres://postgres@127.0.0.1:5432/test``); each test gets a fresh database that is dropped
 afterwards. Without a reachable server those tests skip and say why.
+
+Fresh databases that are only ever used after ``ncc init``/``open_db`` (which migrate) are cloned from
+a migrated template (``CREATE DATABASE … TEMPLATE``, made once per test process): that is the
+``db_url`` of the tests in :data:`MIGRATED_DB_DIRS` and the real-process clusters of the e2e harness.
+Every other database starts empty (``tests/unit/node/test_migrations.py`` builds old schemas in it).
+
+The suite runs on pytest-xdist workers (``-n``/``--dist`` in pyproject.toml addopts): each worker
+dies with the run (:func:`pytest_configure`), and a test that stops the PostgreSQL server takes
+:func:`pg_exclusive` while every live test database holds the shared side of the same lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
+import re
+import tempfile
+import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from node import processes
+
 PG_ADMIN_URL = os.environ.get("NCC_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
+
+#: Test directories (relative to the repository) whose ``db_url`` is used only through ``ncc init`` or
+#: ``open_db``: their PostgreSQL databases are clones of the migrated template (~0.5 s instead of ~1.5 s).
+MIGRATED_DB_DIRS = ("tests/integration/", "tests/adversarial/")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # An xdist worker dies with the controller (SIGKILL of ``pytest`` too); its children follow it
+        # (node.processes: parent-death signal and reaper).
+        processes.die_with_parent()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    drop_template()
 
 
 def _pg_reachable() -> str | None:
@@ -59,21 +93,162 @@ def _admin_exec(sql: str) -> None:
     asyncio.run(run())
 
 
-def make_pg_database() -> tuple[str, str]:
-    """Create a fresh database; return (name, asyncpg-style URL)."""
-    name = f"ncc_test_{uuid.uuid4().hex[:12]}"
+# -- the PostgreSQL server lock: live test databases share it, a server restart takes it alone ----------
+
+
+class _PgLock:
+    """``flock`` on a file named after the server: shared while this process holds a live test database
+    (counted), exclusive while a test stops the server. Works across xdist workers and across runs."""
+
+    def __init__(self) -> None:
+        where = urllib.parse.urlsplit(PG_ADMIN_URL)
+        self.path = Path(tempfile.gettempdir()) / f"ncc-test-pg-{where.hostname}-{where.port or 5432}.lock"
+        self.fd: int | None = None
+        self.holders = 0
+        self.exclusive = False
+
+    def _open(self) -> int:
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        return self.fd
+
+    def share(self) -> None:
+        self.holders += 1
+        if self.holders == 1 and not self.exclusive:
+            fcntl.flock(self._open(), fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        self.holders = max(0, self.holders - 1)
+        if self.holders == 0 and not self.exclusive and self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def alone(self, timeout: float) -> Iterator[None]:
+        fd = self._open()
+        deadline = time.monotonic() + timeout
+        while True:  # converts this process's shared lock, if it holds one
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"other test processes kept PostgreSQL databases open for {timeout:.0f} s "
+                        f"({self.path} stayed shared-locked); cannot stop the server under them") from None
+                time.sleep(0.1)
+        self.exclusive = True
+        try:
+            yield
+        finally:
+            self.exclusive = False
+            fcntl.flock(fd, fcntl.LOCK_SH if self.holders else fcntl.LOCK_UN)
+
+
+_PG_LOCK = _PgLock()
+
+
+@contextlib.contextmanager
+def pg_exclusive(timeout: float = 900.0) -> Iterator[None]:
+    """Hold the PostgreSQL server alone (no other test process has a live test database meanwhile), e.g.
+    to stop and start it. Other processes wait to make a database until the ``with`` ends."""
+    with _PG_LOCK.alone(timeout):
+        yield
+
+
+# -- databases ---------------------------------------------------------------------------------------------
+
+_TEMPLATE: str | None = None
+_TEMPLATE_OWNER = 0
+
+
+def _template() -> str:
+    """This process's migrated template database (made on first use, dropped at the end of the session)."""
+    global _TEMPLATE, _TEMPLATE_OWNER
+    if _TEMPLATE is not None and _TEMPLATE_OWNER == os.getpid():
+        return _TEMPLATE
+    from node.storage import db
+
+    _drop_stale_templates()
+    name = f"ncc_tpl_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     _admin_exec(f'CREATE DATABASE "{name}"')
+    try:
+        asyncio.run(_migrate(db, f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"))
+    except BaseException:
+        drop_pg_database(name)
+        raise
+    _TEMPLATE, _TEMPLATE_OWNER = name, os.getpid()
+    return name
+
+
+async def _migrate(db: object, url: str) -> None:
+    context = await db.open_db(url)  # type: ignore[attr-defined]
+    await db.close_db(context)  # type: ignore[attr-defined]  # a template must have no connection left
+
+
+def _drop_stale_templates() -> None:
+    """Templates of test processes that died without dropping theirs (SIGKILL): never reused, so dropped."""
+    import asyncpg
+
+    async def names() -> list[str]:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+        try:
+            return [r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'ncc_tpl_%'")]
+        finally:
+            await conn.close()
+
+    for name in asyncio.run(names()):
+        match = re.fullmatch(r"ncc_tpl_(\d+)_[0-9a-f]{8}", name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(Exception):
+                drop_pg_database(name)
+        except PermissionError:
+            pass
+
+
+def drop_template() -> None:
+    global _TEMPLATE
+    if _TEMPLATE is not None and _TEMPLATE_OWNER == os.getpid():
+        with contextlib.suppress(Exception):
+            drop_pg_database(_TEMPLATE)
+        _TEMPLATE = None
+
+
+def make_pg_database(migrated: bool = False) -> tuple[str, str]:
+    """Create a fresh database; return (name, asyncpg-style URL).
+
+    ``migrated``: a clone of the migrated template (every migration applied, no rows), for a database
+    that is only used through ``ncc init``/``open_db`` anyway; else empty. Until :func:`drop_pg_database`,
+    the database holds the shared side of the server lock (see :func:`pg_exclusive`).
+    """
+    name = f"ncc_test_{uuid.uuid4().hex[:12]}"
+    _PG_LOCK.share()
+    try:
+        if migrated:
+            _admin_exec(f'CREATE DATABASE "{name}" TEMPLATE "{_template()}"')
+        else:
+            _admin_exec(f'CREATE DATABASE "{name}"')
+    except BaseException:
+        _PG_LOCK.release()
+        raise
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     return name, f"{base}/{name}"
 
 
 def drop_pg_database(name: str) -> None:
-    _admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        _admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        if not name.startswith("ncc_tpl_"):
+            _PG_LOCK.release()
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database URL (``postgres://…``), dropped after the test."""
+    """A fresh, empty PostgreSQL database URL (``postgres://…``), dropped after the test."""
     problem = pg_problem()
     if problem:
         pytest.skip(problem)
@@ -84,16 +259,25 @@ def pg_url() -> Iterator[str]:
         drop_pg_database(name)
 
 
+def _wants_migrated(request: pytest.FixtureRequest) -> bool:
+    try:
+        where = request.node.path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return False
+    return where.startswith(MIGRATED_DB_DIRS)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The same test on both backends: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
+    """The same test on both backends: a SQLite file in tmp_path, or a fresh PostgreSQL database
+    (migrated in :data:`MIGRATED_DB_DIRS`, empty elsewhere)."""
     if request.param == "sqlite":
         yield f"sqlite://{tmp_path / 'ncc.db'}"
         return
     problem = pg_problem()
     if problem:
         pytest.skip(problem)
-    name, url = make_pg_database()
+    name, url = make_pg_database(migrated=_wants_migrated(request))
     try:
         yield url
     finally:

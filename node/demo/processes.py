@@ -1,19 +1,19 @@
-"""The demo's instances as child processes: free loopback ports, ``ncc serve`` subprocesses, readiness,
-and a shutdown that leaves no child behind."""
+"""The demo's instances as child processes, started and stopped by the one launcher (:mod:`node.processes`):
+free loopback ports, ``ncc serve`` subprocesses that die with the demo (also on SIGKILL), readiness, and a
+shutdown that leaves no child behind."""
 
 from __future__ import annotations
 
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from node import processes
+from node.processes import free_ports
+
+__all__ = ["DemoError", "Instance", "exited", "free_ports", "start", "stop", "wait_ready"]
 
 
 class DemoError(Exception):
@@ -51,30 +51,16 @@ class Instance:
             return ""
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports that are free right now (the kernel picks them: bind to port 0).
-
-    All sockets stay open until every port is known, so the kernel never hands out one twice.
-    """
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def start(instance: Instance, env: Mapping[str, str]) -> None:
-    """Start ``ncc serve`` for ``instance``; its output goes to ``<data-dir>/serve.log``."""
+    """Start ``ncc serve`` for ``instance``; its output goes to ``<data-dir>/serve.log``.
+
+    The child leads its own process group: Ctrl-C reaches only the demo, which stops its children in
+    order (:func:`stop`); if the demo dies without doing so, the launcher's parent-death signal and
+    reaper end them.
+    """
     instance._log = instance.log_path.open("ab")
-    instance.process = subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "serve", "--data-dir", str(instance.data_dir)],
-        stdin=subprocess.DEVNULL, stdout=instance._log, stderr=subprocess.STDOUT, env=dict(env),
-    )
+    instance.process = processes.spawn(processes.serve_argv(instance.data_dir), env=env,
+                                       stdout=instance._log, stderr=subprocess.STDOUT)
 
 
 def wait_ready(instances: list[Instance], timeout: float = 30.0) -> None:
@@ -83,41 +69,18 @@ def wait_ready(instances: list[Instance], timeout: float = 30.0) -> None:
     Raises:
         DemoError: a process exited, or the deadline passed.
     """
-    deadline = time.monotonic() + timeout
-    pending = list(instances)
-    while pending:
-        for inst in list(pending):
-            if inst.process is not None and inst.process.poll() is not None:
-                raise DemoError(f"{inst.name} exited with code {inst.process.returncode}: {inst.log_tail(3)}")
-            try:
-                with urllib.request.urlopen(inst.url + "/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        pending.remove(inst)
-            except (urllib.error.URLError, OSError):
-                pass
-        if pending:
-            if time.monotonic() > deadline:
-                raise DemoError(f"not ready after {timeout:.0f} s: {', '.join(i.name for i in pending)}")
-            time.sleep(0.1)
+    by_name = {inst.name: inst for inst in instances}
+    try:
+        processes.wait_ready([(inst.name, inst.process, inst.url + "/readyz")
+                              for inst in instances if inst.process is not None],
+                             timeout=timeout, interval=0.1, log_tail=lambda name: by_name[name].log_tail(3))
+    except processes.ProcessError as exc:
+        raise DemoError(" ".join(str(exc).split())) from None
 
 
 def stop(instances: list[Instance], timeout: float = 10.0) -> None:
     """Stop every child: SIGTERM (graceful aiohttp shutdown), then SIGKILL after ``timeout``."""
-    running = [i for i in instances if i.process is not None and i.process.poll() is None]
-    for inst in running:
-        assert inst.process is not None
-        try:
-            inst.process.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    for inst in running:
-        assert inst.process is not None
-        try:
-            inst.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            inst.process.kill()
-            inst.process.wait()
+    processes.stop([i.process for i in instances], timeout=timeout)
     for inst in instances:
         if inst._log is not None:
             inst._log.close()
@@ -130,4 +93,3 @@ def exited(instances: list[Instance]) -> Instance | None:
         if inst.process is not None and inst.process.poll() is not None:
             return inst
     return None
-

@@ -17,9 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from node import processes
 
 # Fast federation timings for tests (all are ordinary settings, see node/config.py SETTINGS).
 HUB_ENV = {
@@ -48,16 +47,12 @@ START_DEADLINE_S = 30.0
 
 def free_port() -> int:
     """A port the kernel just handed out on 127.0.0.1 (bind to 0, read it back, release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return processes.free_port()
 
 
 def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment without inherited ``NCC_*`` settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NCC_") or k == "NCC_TEST_PG"}
-    env.update(extra or {})
-    return env
+    return processes.clean_env(extra, keep=("NCC_TEST_PG",))
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -211,9 +206,8 @@ class Instance:
     def ncc(self, *args: str, check: bool = True, timeout: float = 120,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``ncc <args>`` (``--data-dir`` of this instance is appended) as a subprocess."""
-        argv = [sys.executable, "-m", "node.cli", *args, "--data-dir", str(self.data_dir)]
-        done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout,
-                              env=base_env({**self.env, **(env or {})}))
+        argv = processes.ncc_argv(*args, "--data-dir", str(self.data_dir))
+        done = processes.run(argv, timeout=timeout, env=base_env({**self.env, **(env or {})}))
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
         return done
@@ -238,12 +232,9 @@ class Instance:
         port = port or self.port
         out = (self.root / f"{self.name}-{port}.out").open("ab")
         err = (self.root / f"{self.name}-{port}.err").open("ab")
-        try:
-            return subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "serve", "--data-dir", str(self.data_dir),
-                 "--port", str(port)],
-                stdout=out, stderr=err, env=base_env(self.env), start_new_session=True,
-            )
+        try:  # its own session: kill() takes its check workers too; it dies with the test run
+            return processes.spawn(processes.serve_argv(self.data_dir, port), stdout=out, stderr=err,
+                                   env=base_env(self.env))
         finally:
             out.close()
             err.close()
@@ -254,17 +245,11 @@ class Instance:
         self.wait_healthy(self.url, self.proc)
 
     def wait_healthy(self, url: str, proc: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {proc.returncode} before /healthz answered; "
-                                     f"see {self.root}/{self.name}-*.err:\n{self.stderr_tail()}")
-            with contextlib.suppress(OSError):
-                if http("GET", f"{url}/healthz", timeout=2).status == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: /healthz did not answer within {START_DEADLINE_S:.0f}s")
-            time.sleep(0.1)
+        try:
+            processes.wait_ready([(self.name, proc, f"{url}/healthz")], timeout=START_DEADLINE_S,
+                                 log_tail=lambda _: f"see {self.root}/{self.name}-*.err:\n{self.stderr_tail()}")
+        except processes.ProcessError as exc:
+            raise AssertionError(f"{self.name}: {exc}") from None
 
     def stderr_tail(self, lines: int = 30) -> str:
         text = ""
@@ -284,8 +269,7 @@ class Instance:
         """SIGKILL: no shutdown code runs (crash)."""
         if self.proc is not None:
             # the whole process group: the hub's check workers die with it, as in a machine crash
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+            processes.kill(self.proc)
             self.proc = None
 
     # -- HTTP ----------------------------------------------------------------------------------
@@ -312,16 +296,8 @@ class Instance:
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, SIGKILL after 8 s; then whatever is left of its process group (``start_new_session``)."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=8)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    """SIGTERM, SIGKILL after 8 s; then whatever is left of its process group (its own session)."""
+    processes.stop([proc], timeout=8)
 
 
 @dataclass
@@ -359,7 +335,7 @@ def cluster(root: Path, backend: str) -> Iterator[Cluster]:
     def make_db(name: str) -> str:
         if backend == "sqlite":
             return f"sqlite://{root / name / 'ncc.db'}"
-        db_name, url = make_pg_database()
+        db_name, url = make_pg_database(migrated=True)  # ncc init would migrate it: cloned, faster
         created.append(db_name)
         return url
 
@@ -543,10 +519,8 @@ def bulk_create(data_dir: Path, count: int, prefix: str, chunk: int = 1000,
 
 def bulk_create_process(data_dir: Path, count: int, prefix: str) -> subprocess.Popen[bytes]:
     """:func:`bulk_create` in a child process (several nodes fill up in parallel, one core each)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.e2e.harness", "bulk", str(data_dir), str(count), prefix],
-        env=base_env(), cwd=Path(__file__).resolve().parents[2],
-    )
+    return processes.spawn([sys.executable, "-m", "tests.e2e.harness", "bulk", str(data_dir), str(count), prefix],
+                           env=base_env(), cwd=Path(__file__).resolve().parents[2])
 
 
 if __name__ == "__main__":  # python -m tests.e2e.harness bulk DATA_DIR COUNT PREFIX

@@ -7,11 +7,12 @@ runs are ``--quick`` and ``--full`` (docs/performance.md).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from node import processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -22,10 +23,8 @@ HEADLINE = ("verify_only_per_s", "ingest_per_s", "incremental_100_small_s", "inc
 
 def test_combined_benchmark_prints_the_headline_figures_and_plots(tmp_path: Path) -> None:
     out, png = tmp_path / "smoke.json", tmp_path / "smoke.png"
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out), "--plot", str(png)],
-        check=False, cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
+    done = processes.run([sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out), "--plot", str(png)],
+                         cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report == json.loads(out.read_text())

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from node import processes
+
 pytestmark = pytest.mark.e2e
 
 TIMEOUT_S = 120
@@ -33,10 +35,8 @@ def pid_alive(pid: int) -> bool:
 def run_demo(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NCC_")}
     env["NCC_DB"] = "postgres://must-not-reach-the-demo-instances/none"  # children get a clean environment
-    return subprocess.run(
-        [sys.executable, "-m", "node.cli", "demo", "--once", *args],
-        capture_output=True, text=True, timeout=TIMEOUT_S, env=env, cwd=cwd, check=False,
-    )
+    return processes.run([sys.executable, "-m", "node.cli", "demo", "--once", *args], timeout=TIMEOUT_S, env=env,
+                         cwd=cwd)
 
 
 def test_demo_once_shows_verified_cross_border_results_and_cleans_up() -> None:

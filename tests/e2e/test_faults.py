@@ -315,12 +315,16 @@ def postgres_down(dbs: list[str]) -> Iterator[str]:
     a restart. Yields which of the two it did.
     """
     if pg_ctlcluster_usable():
-        subprocess.run(["pg_ctlcluster", *PG_CLUSTER, "stop", "-m", "fast"], check=True, timeout=60)
-        try:
-            yield "pg_ctlcluster stop/start"
-        finally:
-            subprocess.run(["pg_ctlcluster", *PG_CLUSTER, "start"], check=True, timeout=60)
-            wait_until(pg_ready, 60, "PostgreSQL to accept connections again", interval=0.5)
+        from tests.conftest import pg_exclusive
+
+        # no other xdist worker has a live test database while the server is down (they wait)
+        with pg_exclusive():
+            subprocess.run(["pg_ctlcluster", *PG_CLUSTER, "stop", "-m", "fast"], check=True, timeout=60)
+            try:
+                yield "pg_ctlcluster stop/start"
+            finally:
+                subprocess.run(["pg_ctlcluster", *PG_CLUSTER, "start"], check=True, timeout=60)
+                wait_until(pg_ready, 60, "PostgreSQL to accept connections again", interval=0.5)
         return
     from tests.conftest import _admin_exec
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from node import processes
 from node.cli import main
 from tests.conftest import drop_pg_database, make_pg_database
 
@@ -203,7 +204,8 @@ def free_port() -> int:
 
 def ncc_process(*argv: str, **kwargs: Any) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "node.cli", *argv], cwd=REPO, env=env, text=True, **kwargs)
+    return processes.spawn([sys.executable, "-m", "node.cli", *argv], cwd=REPO, env=env, text=True,
+                           new_session=False, **kwargs)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +14,7 @@ import aiohttp
 import pytest
 
 from federation.envelope import Envelope
+from node import processes
 from tests.integration.support import MINIMAL_ORG, create_token, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -52,14 +51,9 @@ def served(tmp_path: Path, db_url: str) -> Iterator[tuple[str, Path]]:
     )
     assert code == 0, err
     log = (tmp_path / "serve.log").open("w")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NCC_") or k == "NCC_TEST_PG"}
-    proc = subprocess.Popen(
-        ncc_command("serve", "--data-dir", str(data_dir)),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
+    env = processes.clean_env(keep=("NCC_TEST_PG",))
+    proc = processes.spawn(ncc_command("serve", "--data-dir", str(data_dir)), stdout=log, stderr=subprocess.STDOUT,
+                           env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc, tmp_path / "serve.log")
@@ -92,13 +86,7 @@ def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL the process group if it does not stop."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    processes.stop([proc], timeout=15)
 
 
 async def test_serve_answers_and_creates_a_signed_record(served: tuple[str, Path]) -> None:

@@ -1,0 +1,345 @@
+"""The one launcher of real child processes (``ncc serve`` and friends) for the demo, the tests and the
+benchmarks: free loopback ports, a clean environment, start, readiness, stop — and nothing left behind.
+
+Every child started here dies with the process that started it, however that one ends (also SIGKILL):
+
+- **parent-death signal**: on Linux the child asks the kernel (``prctl(PR_SET_PDEATHSIG, SIGKILL)``,
+  set between fork and exec, kept across exec) to be killed when its parent goes. The kernel sends it
+  when the *thread* that forked the child ends, not the process, so children are always forked from
+  the main thread or from one daemon thread that lives as long as the process (:func:`_from_long_lived_thread`);
+- **reaper**: a child started in its own session (the default) is a process-group leader, and its own
+  children (a hub's verification workers, forked after the parent-death signal was armed only for
+  the leader) are in that group. A small watchdog process (:class:`_Reaper`, one per launching process,
+  in its own session so a signal to the launcher's group does not reach it) holds the read end of a
+  pipe; the launcher writes each group to it. When the launcher ends, however it ends, the kernel
+  closes the write end: the watchdog reads end-of-file and SIGKILLs every group still registered.
+  Groups stopped normally are unregistered first.
+
+Nothing else in ``node/`` uses this module except the demo (``node/demo/processes.py``); the tests use it
+through ``tests/e2e/harness.py``, the benchmarks through ``benchmarks/_harness.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+T = TypeVar("T")
+
+#: ``prctl`` option number (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+
+#: Files or pipes a child's stdin/stdout/stderr may be set to (as for :class:`subprocess.Popen`).
+Stream = int | IO[Any] | None
+
+
+class ProcessError(Exception):
+    """A child could not be started or did not get ready; the message is one line (plus a log tail)."""
+
+
+# -- ports and environment ----------------------------------------------------------------------------
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports that are free right now (the kernel picks them: bind to port 0).
+
+    All sockets stay open until every port is known, so the kernel never hands out one twice.
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            sockets.append(s)
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """One port that is free on ``host`` right now."""
+    return free_ports(1, host)[0]
+
+
+def clean_env(extra: Mapping[str, str] | None = None, keep: Iterable[str] = (),
+              base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default this process's environment) without ``NCC_*`` settings except ``keep``,
+    plus ``extra``: a child gets exactly the settings its caller means it to have."""
+    kept = set(keep)
+    env = {k: v for k, v in (os.environ if base is None else base).items()
+           if not k.startswith("NCC_") or k in kept}
+    env.update(extra or {})
+    return env
+
+
+def serve_argv(data_dir: Path, port: int | None = None) -> list[str]:
+    """``ncc serve`` for ``data_dir`` with this interpreter (``port``: instead of the configured one)."""
+    argv = [sys.executable, "-m", "node.cli", "serve", "--data-dir", str(data_dir)]
+    return argv + ["--port", str(port)] if port is not None else argv
+
+
+def ncc_argv(*args: str) -> list[str]:
+    """``ncc <args>`` with this interpreter."""
+    return [sys.executable, "-m", "node.cli", *args]
+
+
+# -- dying with the parent -----------------------------------------------------------------------------
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # pragma: no cover - every Linux libc has prctl
+        return None
+
+
+#: Resolved once, in the parent: between fork and exec the child may only call what is already there.
+_PRCTL = _load_prctl()
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent (thread) ends; a no-op off Linux."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+
+def _preexec(parent: int) -> Callable[[], None] | None:
+    if _PRCTL is None:
+        return None
+    prctl = _PRCTL
+
+    # Safe with threads in the parent: the child runs only this, which takes no lock and imports nothing
+    # (prctl was resolved in the parent), and subprocess holds the GIL across fork.
+    def arm() -> None:  # runs in the child between fork and exec
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
+class _Spawner:
+    """One daemon thread that lives as long as the process: children of other threads are forked here,
+    so their parent-death signal does not fire when the short-lived thread that asked for them ends."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue[tuple[bool, Any]]]] = (
+            queue.SimpleQueue())
+        threading.Thread(target=self._run, name="ncc-spawner", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            job, answer = self.jobs.get()
+            try:
+                answer.put((True, job()))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+                answer.put((False, exc))
+
+    def call(self, job: Callable[[], T]) -> T:
+        answer: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self.jobs.put((job, answer))
+        ok, value = answer.get()
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+
+_spawner: _Spawner | None = None
+_spawner_lock = threading.Lock()
+
+
+def _from_long_lived_thread(job: Callable[[], T]) -> T:
+    global _spawner
+    if threading.current_thread() is threading.main_thread():
+        return job()
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = _Spawner()
+    return _spawner.call(job)
+
+
+# -- the reaper ------------------------------------------------------------------------------------------
+
+#: The watchdog's program, run as a script (``python -I -S``: no site packages, starts in milliseconds).
+REAPER_SCRIPT = Path(__file__).with_name("reaper.py")
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or ''."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+class _Reaper:
+    """The watchdog of this process's children's process groups (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._owner = 0  # the pid that started the watchdog (a fork of it must start its own)
+
+    def _pipe(self) -> IO[bytes] | None:
+        if self._proc is None or self._owner != os.getpid() or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(REAPER_SCRIPT)], stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+            self._owner = os.getpid()
+        return self._proc.stdin
+
+    def _send(self, line: str) -> None:
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            pipe = self._pipe()
+            if pipe is not None:
+                pipe.write(line.encode())
+                pipe.flush()
+
+    def register(self, pgid: int) -> None:
+        self._send(f"+{pgid} {_start_time(pgid)}\n")
+
+    def unregister(self, pgid: int) -> None:
+        if self._proc is not None and self._owner == os.getpid():
+            self._send(f"-{pgid}\n")
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._owner == os.getpid() else None
+
+
+_reaper = _Reaper()
+#: Children started here in their own session (group leaders) and not yet finished.
+_leaders: set[int] = set()
+
+
+def reaper_pid() -> int | None:
+    """The watchdog's pid in this process, once a child in its own session was started (for tests)."""
+    return _reaper.pid
+
+
+# -- starting and stopping ---------------------------------------------------------------------------------
+
+
+def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | str | None = None,
+          stdin: Stream = subprocess.DEVNULL, stdout: Stream = None, stderr: Stream = None,
+          new_session: bool = True, text: bool = False) -> subprocess.Popen[Any]:
+    """Start ``argv`` as a child that dies with this process (parent-death signal, reaper).
+
+    ``new_session`` (default): the child leads its own session and process group, so a terminal's
+    Ctrl-C reaches only the launcher (which then stops its children in order), :func:`kill` takes the
+    child's own children too, and the reaper can find them all.
+    """
+    def start() -> subprocess.Popen[Any]:
+        return subprocess.Popen(list(argv), env=None if env is None else dict(env), cwd=cwd, stdin=stdin,
+                                stdout=stdout, stderr=stderr, text=text, start_new_session=new_session,
+                                preexec_fn=_preexec(os.getpid()))  # noqa: PLW1509 - see _preexec
+
+    proc = _from_long_lived_thread(start)
+    if new_session:
+        _leaders.add(proc.pid)
+        _reaper.register(proc.pid)
+    return proc
+
+
+def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | str | None = None,
+        timeout: float | None = None, input: str | None = None, check: bool = False,
+        ) -> subprocess.CompletedProcess[str]:
+    """Run a short-lived command to completion (text output captured); it dies with this process too."""
+    def start() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(argv), env=None if env is None else dict(env), cwd=cwd, timeout=timeout,
+                              input=input, capture_output=True, text=True, check=check,
+                              stdin=None if input is not None else subprocess.DEVNULL,
+                              preexec_fn=_preexec(os.getpid()))
+
+    return _from_long_lived_thread(start)
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``GET url`` answers 200 right now."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return int(r.status) == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_ready(waiting: Sequence[tuple[str, subprocess.Popen[Any], str]], timeout: float = 30.0,
+               interval: float = 0.05, log_tail: Callable[[str], str] | None = None) -> None:
+    """Wait until every ``(name, process, url)`` answers ``GET url`` with 200.
+
+    Raises:
+        ProcessError: a process exited first (with ``log_tail(name)`` if given), or ``timeout`` passed.
+    """
+    deadline = time.monotonic() + timeout
+    pending = list(waiting)
+    while pending:
+        for item in list(pending):
+            name, proc, url = item
+            if proc.poll() is not None:
+                tail = log_tail(name) if log_tail else ""
+                raise ProcessError(f"{name} exited with code {proc.returncode} before {url} answered"
+                                   + (f":\n{tail}" if tail else ""))
+            if answers(url, timeout=min(2.0, max(0.2, deadline - time.monotonic()))):
+                pending.remove(item)
+        if pending:
+            if time.monotonic() > deadline:
+                raise ProcessError(f"not ready after {timeout:.0f} s: {', '.join(n for n, _, _ in pending)}")
+            time.sleep(interval)
+
+
+def stop(procs: Iterable[subprocess.Popen[Any] | None], timeout: float = 8.0) -> None:
+    """Stop children gracefully: SIGTERM to each, SIGKILL to those still running after ``timeout``; then
+    whatever is left of the process groups they lead (their own children)."""
+    procs = [p for p in procs if p is not None]
+    running = [p for p in procs if p.poll() is None]
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        try:
+            proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    for proc in procs:
+        _finish(proc)
+
+
+def kill(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL the child and its process group at once (a crash: no shutdown code runs)."""
+    if proc.pid in _leaders:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait(timeout=10)
+    _finish(proc)
+
+
+def _finish(proc: subprocess.Popen[Any]) -> None:
+    """After the child ended: its group's leftovers, and the reaper forgets it."""
+    if proc.returncode is not None and proc.pid in _leaders:
+        # The leader is reaped, so its number lives on only as the group of leftover children.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        _leaders.discard(proc.pid)
+        _reaper.unregister(proc.pid)
