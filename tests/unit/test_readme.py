@@ -37,3 +37,15 @@ def test_every_command_in_readme() -> None:
         if not any(all(w in line.replace("|", " ").split() for w in words) for line in section.splitlines()):
             missing.append(cmd)
     assert missing == []
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """``.ci/run`` installs the ``test`` extra and runs exactly the README's test command (no other flags)."""
+    quick = README.split("## Quick start", 1)[1].split("```", 2)[1]
+    command = next(line for line in quick.splitlines() if "pytest" in line)
+    install, tests = command.split(" && ")[-2:]
+    assert (install, tests) == ('pip install -e ".[test]"', "python -m pytest -q")
+    ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text().splitlines()
+    assert 'python -m pip install -q -e ".[test]"' in [line.strip() for line in ci]
+    runs = [line.strip() for line in ci if "pytest" in line and not line.lstrip().startswith(("#", "echo"))]
+    assert runs == [f"{tests} || rc=$?"], runs
