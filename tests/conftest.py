@@ -17,11 +17,15 @@ dies with the run (:func:`pytest_configure`), and a test that stops the PostgreS
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import fcntl
 import os
+import queue
 import re
+import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
@@ -49,7 +53,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    _DROPPER.wait()
     drop_template()
+    for failure in _DROPPER.failed:
+        print(f"tests/conftest.py: could not drop test database {failure}", file=sys.stderr)
 
 
 def _pg_reachable() -> str | None:
@@ -177,6 +184,7 @@ def _template() -> str:
         drop_pg_database(name)
         raise
     _TEMPLATE, _TEMPLATE_OWNER = name, os.getpid()
+    atexit.register(drop_template)  # pytest_sessionfinish drops it first; this is for scripts
     return name
 
 
@@ -238,12 +246,52 @@ def make_pg_database(migrated: bool = False) -> tuple[str, str]:
     return name, f"{base}/{name}"
 
 
+class _Dropper:
+    """Drops test databases in a background thread: ``DROP DATABASE`` waits for a checkpoint (a second or
+    more on a busy machine), which no test needs to wait for. The session's end waits for the last one."""
+
+    def __init__(self) -> None:
+        self.pending: queue.Queue[str] = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.failed: list[str] = []
+
+    def put(self, name: str) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._run, name="ncc-test-db-dropper", daemon=True)
+            self.thread.start()
+        self.pending.put(name)
+
+    def _run(self) -> None:
+        while True:
+            name = self.pending.get()
+            try:
+                _drop_now(name)
+            except Exception as exc:  # noqa: BLE001 - reported at the end of the session
+                self.failed.append(f"{name}: {exc.__class__.__name__}: {exc}")
+            finally:
+                self.pending.task_done()
+
+    def wait(self, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.pending.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+_DROPPER = _Dropper()
+atexit.register(_DROPPER.wait)  # also for scripts that import these helpers outside a pytest session
+
+
+def _drop_now(name: str) -> None:
+    _admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def drop_pg_database(name: str) -> None:
-    try:
-        _admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        if not name.startswith("ncc_tpl_"):
-            _PG_LOCK.release()
+    """Drop a database made by :func:`make_pg_database` (in the background: it is not used any more)."""
+    if name.startswith("ncc_tpl_"):
+        _drop_now(name)
+        return
+    _PG_LOCK.release()
+    _DROPPER.put(name)
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 Every instance is made by ``ncc init`` in a directory of the test's ``tmp_path`` and run by
 ``ncc serve`` as a subprocess whose stdout/stderr go to files next to it (``serve.out``/``serve.err``,
-appended over restarts, so a failing test leaves the logs behind). Settings that make the hub fast
+appended over restarts, so a failing test leaves the logs behind). Processes are started and stopped by
+the one launcher, :mod:`node.processes`: each dies with the test run, however it ends (SIGKILL too). Settings that make the hub fast
 enough to test (pull interval, back-off, unreachable threshold, …) are passed as ``NCC_*``
 environment variables, exactly as an operator would.
 
