@@ -10,8 +10,10 @@ a migrated template (``CREATE DATABASE … TEMPLATE``, made once per test proces
 Every other database starts empty (``tests/unit/node/test_migrations.py`` builds old schemas in it).
 
 The suite runs on pytest-xdist workers (``-n``/``--dist`` in pyproject.toml addopts): each worker
-dies with the run (:func:`pytest_configure`), and a test that stops the PostgreSQL server takes
-:func:`pg_exclusive` while every live test database holds the shared side of the same lock.
+dies with the run (:func:`pytest_configure`); a test that stops the PostgreSQL server takes
+:func:`pg_exclusive` while every live test database holds the shared side of the same lock; and the
+call of a test marked ``serial`` (one that asserts wall-clock bounds) runs while no other worker runs
+a test (:class:`_Serial`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,101 @@ def pytest_configure(config: pytest.Config) -> None:
         # An xdist worker dies with the controller (SIGKILL of ``pytest`` too); its children follow it
         # (node.processes: parent-death signal and reaper).
         processes.die_with_parent()
+    elif getattr(config.option, "testrunuid", "") is None:
+        # the controller names the run, so that it can remove the run's lock files (_Serial) at the end
+        config.option.testrunuid = uuid.uuid4().hex
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = getattr(config.option, "testrunuid", None)
+    if run and not os.environ.get("PYTEST_XDIST_WORKER"):
+        for suffix in ("main", "gate"):
+            with contextlib.suppress(OSError):
+                (Path(tempfile.gettempdir()) / f"ncc-test-run-{run}.{suffix}.lock").unlink()
+
+
+# -- serial: the timing-sensitive part of a test runs while no other xdist worker runs a test --------------
+
+
+class _Serial:
+    """Two ``flock`` files of this run (xdist's run id): every test holds MAIN shared from setup to teardown;
+    the call phase of a ``serial`` test holds it exclusively. GATE, taken exclusively by whoever waits for
+    MAIN exclusively, keeps new tests from starting meanwhile (else they could starve the waiter)."""
+
+    def __init__(self) -> None:
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+        self.active = bool(run)
+        base = Path(tempfile.gettempdir()) / f"ncc-test-run-{run}"
+        self.main_path, self.gate_path = Path(f"{base}.main.lock"), Path(f"{base}.gate.lock")
+        self.main = self.gate = -1
+
+    def _open(self) -> None:
+        if self.main < 0:
+            self.main = os.open(self.main_path, os.O_RDWR | os.O_CREAT, 0o666)
+            self.gate = os.open(self.gate_path, os.O_RDWR | os.O_CREAT, 0o666)
+
+    def enter_test(self) -> None:
+        self._open()
+        fcntl.flock(self.gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self.main, fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(self.gate, fcntl.LOCK_UN)
+
+    def leave_test(self) -> None:
+        fcntl.flock(self.main, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[None]:
+        """Exclusive while the body runs; shared again afterwards. This worker's shared hold is let go
+        first, so two workers waiting for each other's shared hold can never deadlock."""
+        fcntl.flock(self.main, fcntl.LOCK_UN)
+        fcntl.flock(self.gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self.main, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self.main, fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(self.gate, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Let go of this worker's shared hold for the body (a wait that another worker's serial call may
+        have to finish first), then take it again."""
+        if not self.active or self.main < 0:
+            yield
+            return
+        fcntl.flock(self.main, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            self.enter_test()
+
+
+_SERIAL = _Serial()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if not _SERIAL.active:
+        yield
+        return
+    _SERIAL.enter_test()
+    try:
+        yield
+    finally:
+        _SERIAL.leave_test()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    if _SERIAL.active and item.get_closest_marker("serial") is not None:
+        with _SERIAL.alone():
+            yield
+    else:
+        yield
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -157,8 +254,12 @@ _PG_LOCK = _PgLock()
 @contextlib.contextmanager
 def pg_exclusive(timeout: float = 900.0) -> Iterator[None]:
     """Hold the PostgreSQL server alone (no other test process has a live test database meanwhile), e.g.
-    to stop and start it. Other processes wait to make a database until the ``with`` ends."""
-    with _PG_LOCK.alone(timeout):
+    to stop and start it. Other processes wait to make a database until the ``with`` ends.
+
+    While waiting, this worker lets go of its hold on the run (:class:`_Serial`): a ``serial`` test of
+    another worker that holds a database and waits for this worker's test to end can then finish.
+    """
+    with _SERIAL.paused(), _PG_LOCK.alone(timeout):
         yield
 
 

@@ -200,6 +200,7 @@ def fail_then_recover(fed: Proxied, mode: str, delay_s: float = 30.0) -> None:
     assert hub.query("SELECT COUNT(*) FROM hub_quarantine")[0][0] == 0
 
 
+@pytest.mark.serial  # asserts a wall-clock bound
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["stall", "stall_mid_body", "trickle"])
 def test_slow_node_fails_the_pull_at_the_timeout_and_catches_up(proxied: Proxied, mode: str) -> None:

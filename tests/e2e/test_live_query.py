@@ -56,6 +56,7 @@ def test_query_only_node_is_asked_and_never_replicated(federation: tuple[Cluster
     assert body["partial"] is False and body["missing"] == []
 
 
+@pytest.mark.serial  # asserts a wall-clock bound
 def test_hung_node_is_reported_partial_within_the_deadline(federation: tuple[Cluster, Instance, dict]) -> None:
     _, hub, nodes = federation
     fr = nodes["FR"]
@@ -74,6 +75,7 @@ def test_hung_node_is_reported_partial_within_the_deadline(federation: tuple[Clu
     assert all(r["verified"] for r in body["results"] if r["origin"] in ("DE", "FR"))
 
 
+@pytest.mark.serial  # asserts a wall-clock bound
 def test_stopped_node_is_reported_partial(federation: tuple[Cluster, Instance, dict]) -> None:
     _, hub, nodes = federation
     nodes["DE"].stop()

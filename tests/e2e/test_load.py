@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 RECORDS, SEED_RECORDS, RATE, DURATION_S = 8000, 1000, 15.0, 20.0
 
 
+@pytest.mark.serial  # asserts a wall-clock bound
 def test_search_load_while_the_hub_ingests_has_no_errors(tmp_path: Path) -> None:
     report = run(RECORDS, RATE, DURATION_S, "sqlite", seed_records=SEED_RECORDS, root=tmp_path)
     print(json.dumps({k: report[k] for k in ("rate_achieved_per_s", "errors", "latency_ms", "during_ingest",

@@ -119,6 +119,7 @@ async def assert_recovers(rig: Rig) -> None:
     assert (await PullState.get(country="DE")).cursor == 3 and await HubRecord.all().count() == 3
 
 
+@pytest.mark.serial  # asserts a wall-clock bound
 async def test_trickling_node_fails_the_pull_at_the_pull_timeout(rig: Rig) -> None:
     """Found by the fault suite: a node that sends its page a few bytes at a time, never silent
     for a whole read timeout, held the pull (and every later pull of it) for as long as it liked;
