@@ -1,0 +1,65 @@
+"""What makes the parallel run (pytest-xdist, pyproject.toml addopts) safe: the ``serial`` marker of
+tests/conftest.py. An inner ``pytest -n 2`` runs tests that log when their call starts and ends; no
+``serial`` call may overlap any other test's call, while the others do run side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from node import processes
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+INNER = '''
+import json, os, time
+
+import pytest
+
+
+def log(name, seconds):
+    start = time.time()
+    time.sleep(seconds)
+    with open(os.environ["NCC_TEST_LOG"], "a") as f:
+        f.write(json.dumps([name, start, time.time()]) + "\\n")
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("i", range(3))
+def test_serial(i):
+    log(f"serial{i}", 0.4)
+
+
+@pytest.mark.parametrize("i", range(10))
+def test_other(i):
+    log(f"other{i}", 0.3)
+'''
+
+
+def test_serial_calls_run_alone_and_the_others_in_parallel(tmp_path: Path) -> None:
+    (tmp_path / "inner").mkdir()
+    (tmp_path / "inner" / "test_inner.py").write_text(INNER)
+    log = tmp_path / "calls.jsonl"
+    done = processes.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest", "-c", os.devnull,
+         "--rootdir", str(tmp_path / "inner"), "-o", "markers=serial: runs alone", "-p", "xdist", "-n", "2",
+         "--dist", "worksteal", str(tmp_path / "inner")],
+        env=processes.clean_env({"NCC_TEST_LOG": str(log), "PYTHONPATH": str(ROOT)}), cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(calls) == 13
+
+    def overlap(a: list, b: list) -> bool:
+        return a[1] < b[2] and b[1] < a[2]
+
+    serial = [c for c in calls if c[0].startswith("serial")]
+    clashes = [(s[0], c[0]) for s in serial for c in calls if c is not s and overlap(s, c)]
+    assert clashes == []
+    others = [c for c in calls if c[0].startswith("other")]
+    assert any(overlap(a, b) for i, a in enumerate(others) for b in others[i + 1:]), "no two tests ran side by side"
