@@ -12,7 +12,6 @@ import signal
 import time
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,9 +22,11 @@ pytestmark = pytest.mark.e2e
 DEADLINE_MS = 1500
 
 
-@pytest.fixture
-def federation(tmp_path: Path) -> Iterator[tuple[Cluster, Instance, dict[str, Instance]]]:
-    with cluster(tmp_path, "sqlite") as c:
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Instance, dict[str, Instance]]]:
+    """One federation for the module (starting one is most of each test's time): each test puts back
+    what it changes (a stopped node is started again)."""
+    with cluster(tmp_path_factory.mktemp("live"), "sqlite") as c:
         hub, nodes = start_federation(c, ("DE", "FR", "EE"))
         hub.ncc("hub", "mode", "EE", "query-only")
         names = {"DE": "Quantenfeste Netze GmbH", "FR": "Réseaux Quantiques SAS", "EE": "Kvantvõrgud OÜ"}
@@ -79,7 +80,10 @@ def test_hung_node_is_reported_partial_within_the_deadline(federation: tuple[Clu
 def test_stopped_node_is_reported_partial(federation: tuple[Cluster, Instance, dict]) -> None:
     _, hub, nodes = federation
     nodes["DE"].stop()
-    body, elapsed = search(hub, q="lattice", live="true", timeout_ms=str(DEADLINE_MS))
+    try:
+        body, elapsed = search(hub, q="lattice", live="true", timeout_ms=str(DEADLINE_MS))
+    finally:
+        nodes["DE"].start()  # the federation is shared by the module's tests
     assert elapsed < DEADLINE_MS / 1000 + 1.0
     assert body["partial"] is True and body["missing"] == ["DE"]
     assert "DE" in {r["origin"] for r in body["results"]}  # the hub keeps serving what it has
