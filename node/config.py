@@ -117,6 +117,9 @@ SETTINGS: tuple[Setting, ...] = (
             "bitmaps rebuilt from the database); false = SQL only."),
     Setting("live_timeout_ms", "int", 2000, "Default deadline of a live federated query, milliseconds.",
             check=_positive),
+    Setting("erasure_purge_s", "int", 300, "Seconds between runs of the erasure purge job (it also runs at "
+            "every clean stop): what an erased record left in the database files is scrubbed.",
+            check=_positive),
     # node
     Setting("notify_retry_s", "int", 30, "Node: retry interval for failed notifications to the hub.",
             roles=("node",), check=_positive),
@@ -187,6 +190,7 @@ class Settings:
     search_max_limit: int = 100
     search_accelerator: bool = True
     live_timeout_ms: int = 2000
+    erasure_purge_s: int = 300
     notify_retry_s: int = 30
     audit_interval_s: int = 3600
     audit_max_proofs: int = 500

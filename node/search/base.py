@@ -154,3 +154,6 @@ class SearchBackend(Protocol):
 
     async def count(self, conn: Any) -> int:
         """Return the number of indexed documents."""
+
+    async def scrub(self, conn: Any) -> None:
+        """Rewrite index storage so that no trace of deleted documents' text remains (erasure)."""

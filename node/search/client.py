@@ -29,8 +29,11 @@ async def open_client(db_url: str, name: str = "search") -> AsyncIterator[Any]:
     client_class = (
         engine.get_client_class(info) if hasattr(engine, "get_client_class") else engine.client_class
     )
+    credentials = dict(info["credentials"])
+    if info["engine"] == "tortoise.backends.sqlite":
+        credentials["secure_delete"] = "ON"  # as every connection of the service (node.storage.sqlite_engine)
     async with TortoiseContext() as context:
-        client = client_class(connection_name=name, **info["credentials"])
+        client = client_class(connection_name=name, **credentials)
         await client.create_connection(with_db=True)
         context.connections.set(name, client)
         try:

@@ -174,5 +174,10 @@ class PostgresSearchBackend(SqlSearchBackend):
                 tags,
             )
 
+    async def scrub(self, conn: Any) -> None:
+        """Flush the GIN index's pending list, so that a deleted document's lexemes are in no
+        pending page; the vacuum the erasure job runs next removes its entries from the tree."""
+        await self.execute(conn, "SELECT gin_clean_pending_list('search_docs_tsv'::regclass)")
+
     async def delete_ids(self, conn: Any, ids: Sequence[str]) -> None:
         await self.execute(conn, "DELETE FROM search_docs WHERE id = ANY(?::text[])", [list(ids)])

@@ -152,6 +152,18 @@ class SqliteSearchBackend(SqlSearchBackend):
         if tags:
             await conn.execute_many("INSERT OR IGNORE INTO search_tags (dim, value, doc) VALUES (?, ?, ?)", tags)
 
+    async def scrub(self, conn: Any) -> None:
+        """Rewrite the full-text index so that no segment keeps the terms of deleted documents.
+
+        FTS5's ``delete`` only adds a tombstone entry in a new segment; the old segments still hold
+        the deleted document's terms (folded, readable in the file) until a merge rewrites them,
+        and SQLite 3.40 has no FTS5 ``secure-delete`` option. ``optimize`` merges every segment
+        into one (the freed pages are zeroed by ``secure_delete``). Its cost grows with the index
+        (README "Erasure" gives measured figures), so the erasure job runs it only when an
+        erasure is pending, at most once every ``erasure_purge_s``.
+        """
+        await conn.execute_query("INSERT INTO search_fts (search_fts) VALUES ('optimize')", [])
+
     async def delete_ids(self, conn: Any, ids: Sequence[str]) -> None:
         ids_sql, params = self.in_list("id", ids)
         await conn.execute_query(

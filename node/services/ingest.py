@@ -47,8 +47,9 @@ from federation.errors import CanonicalizationError, MalformedJSON, ProtocolErro
 from federation.ingest import Decision, Held, decide, equivocation_error
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp
-from federation.verify import VerifiedRecord, verify
+from federation.verify import PERSONAL_DATA_TYPES, VerifiedRecord, consent_covers, verify
 from node.search import SearchDoc, document_from_envelope
+from node.services.erasure import record_erasure
 from node.services.search import SearchService
 from node.services.translog import record_append
 from node.storage import sql, translog
@@ -230,9 +231,33 @@ def check_items(
     return out
 
 
-def _national_evidence(envelope: dict[str, Any]) -> str:
-    # Never keep a national payload at the hub, not even as evidence.
-    return orjson.dumps({k: v for k, v in envelope.items() if k != "payload"}).decode()
+def evidence_without_payload(envelope: dict[str, Any], raw: str, digest: str | None = None) -> str:
+    """Quarantine evidence that keeps the header, the digest and the signature, never the payload.
+
+    For a ``national`` record (it must never leave its node) and for personal data shared without
+    consent (DESIGN §11): everything but ``payload``, plus ``digest`` (SHA-256 of the signing input,
+    when the record verified) and ``line_sha256`` (of the line as received), so the node can still
+    tell which version was refused.
+    """
+    header = {k: v for k, v in envelope.items() if k != "payload"}
+    header["payload_omitted"] = True
+    if digest is not None:
+        header["digest"] = digest
+    header["line_sha256"] = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+    return orjson.dumps(header).decode()
+
+
+def _personal_without_consent(envelope: dict[str, Any]) -> bool:
+    """Whether a refused envelope claims to be national, or an expert not covered by consent."""
+    visibility = envelope.get("visibility")
+    if visibility == "national":
+        return True
+    payload = envelope.get("payload")
+    if envelope.get("type") not in PERSONAL_DATA_TYPES or not isinstance(payload, dict):
+        return False
+    if envelope.get("deleted") is True:
+        return False  # a tombstone's payload is only its reason
+    return not (isinstance(visibility, str) and consent_covers(payload, visibility))
 
 
 def prepare(item: FeedItem, result: VerifiedRecord | ProtocolError, vocabularies: Any) -> Checked | Rejected:
@@ -241,10 +266,12 @@ def prepare(item: FeedItem, result: VerifiedRecord | ProtocolError, vocabularies
         env = item.envelope if isinstance(item.envelope, dict) else {}
         rid = env.get("id") if isinstance(env.get("id"), str) else None
         version = env.get("version") if type(env.get("version")) is int else None
-        return Rejected(item.seq, result.code, result.detail, rid, version, item.raw)
+        evidence = evidence_without_payload(env, item.raw) if env and _personal_without_consent(env) else item.raw
+        return Rejected(item.seq, result.code, result.detail, rid, version, evidence)
     e = result.envelope
     national = e.visibility == "national"
-    evidence = _national_evidence(item.envelope) if national and isinstance(item.envelope, dict) else item.raw
+    evidence = (evidence_without_payload(item.envelope, item.raw, result.digest)
+                if national and isinstance(item.envelope, dict) else item.raw)
     if national:
         return Checked(item.seq, e.id, e.origin, e.type, e.version, e.visibility, e.deleted, result.digest,
                        format_timestamp(e.issued_at), "", evidence, None)
@@ -464,6 +491,7 @@ async def apply_checked(
         index_ops: dict[str, SearchDoc | None] = {}  # id -> document to index, or None to remove (last wins)
         quarantine: list[list[Any]] = []
         flag_quarantined: list[str] = []
+        erased: list[tuple[str, int]] = []  # the purge job scrubs their remnants (node/services/erasure.py)
         for c in items:
             if isinstance(c, Rejected):
                 quarantine.append([country, c.record_id and c.record_id[:200], c.version, c.seq, c.code,
@@ -495,6 +523,8 @@ async def apply_checked(
                 continue
             upserts.append([c.id, c.origin, c.type, c.version, c.visibility, c.deleted, c.digest, c.issued_at,
                             c.text, c.seq or 0])
+            if c.deleted and orjson.loads(c.text)["payload"]["reason"] == "erased":
+                erased.append((c.id, c.version))
             held[c.id] = Held(c.version, c.digest)
             index_ops.pop(c.id, None)
             index_ops[c.id] = c.doc
@@ -518,4 +548,6 @@ async def apply_checked(
             await search.backend(conn).upsert(conn, docs)
         if gone:
             await search.remove(conn, gone)
+        for rid, version in erased:
+            await record_erasure(conn, rid, version, now)
     return outcome

@@ -38,6 +38,7 @@ from federation.timefmt import format_timestamp
 from federation.verify import consent_covers
 from node.errors import ApiError, Gone, InvalidParameter, NotFound, VersionConflict
 from node.keystore import InstanceKey
+from node.services.erasure import record_erasure
 from node.storage import sql
 from node.storage.models import FeedEntry, FeedWithdrawal, Record, RecordVersion
 from schemas import record_schema_id
@@ -208,6 +209,8 @@ class Publisher:
                 await RecordVersion.filter(record_id=rid, version__lt=env.version).using_db(conn).update(
                     envelope=None
                 )
+                # the purge job scrubs what the files still hold (index segments, WAL, free pages)
+                await record_erasure(conn, rid, env.version, self.clock())
         self._published()
         return env
 

@@ -72,6 +72,10 @@ class SearchService:
         if gone:
             await self.backend(conn).delete(conn, gone)
 
+    async def scrub(self, conn: BaseDBAsyncClient) -> None:
+        """Rewrite what the index keeps of deleted documents (erasure, see ``node/services/erasure.py``)."""
+        await self.backend(conn).scrub(conn)  # type: ignore[attr-defined]
+
     async def remove(self, conn: BaseDBAsyncClient, record_ids: list[str]) -> None:
         if record_ids:
             await self.backend(conn).delete(conn, record_ids)

@@ -23,6 +23,8 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
     """Attach the services of ``context.settings.role``."""
     settings = context.settings
     context.search = SearchService(accelerated=settings.search_accelerator)
+    # before the role's jobs: cleanup runs in reverse, so the final purge comes after pulls stopped
+    app.cleanup_ctx.append(_erasure_job)
     if settings.role == "node":
         from node.services.nodefed import NodeFederation
 
@@ -119,6 +121,35 @@ async def _audit_forever(context: Context) -> None:
         else:
             log.warning("audit found discrepancies", extra={"summary": report.summary(),
                                                               "first": report.discrepancies[0].line()})
+
+
+async def _erasure_job(app: web.Application) -> AsyncIterator[None]:
+    """The erasure purge (node/services/erasure.py) every ``erasure_purge_s``, and once at a clean stop."""
+    context = _ctx(app)
+    task = asyncio.get_running_loop().create_task(_purge_forever(context))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await _purge_once(context)
+
+
+async def _purge_once(context: Context) -> None:
+    from node.services.erasure import purge
+
+    try:
+        await purge(context.search, context.clock())
+    except Exception as exc:
+        if not database_unavailable(exc):
+            log.exception("erasure purge error")
+        else:
+            log.warning("erasure purge postponed: database unavailable", extra={"error": str(exc)})
+
+
+async def _purge_forever(context: Context) -> None:
+    while True:
+        await asyncio.sleep(context.settings.erasure_purge_s)
+        await _purge_once(context)
 
 
 async def _refresh_directory_forever(context: Context) -> None:

@@ -149,3 +149,19 @@ class AtlasSync(Model):
 
     class Meta:
         table = "atlas_sync"
+
+
+class Erasure(Model):
+    """A record erased under GDPR Art. 17 (an ``erased`` tombstone written here or ingested by the hub).
+
+    The purge job (:mod:`node.services.erasure`) removes what remains of the record's payloads on
+    disk and then sets ``purged_at``; the row holds no personal data (the id is a random URN).
+    """
+
+    record_id = fields.CharField(pk=True, max_length=120)
+    version = fields.BigIntField()
+    erased_at = fields.CharField(max_length=20)
+    purged_at = fields.CharField(max_length=20, null=True, db_index=True)
+
+    class Meta:
+        table = "erasures"

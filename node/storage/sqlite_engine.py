@@ -16,6 +16,8 @@ inside a transaction are unchanged; a read outside a transaction sees everything
 it started, as it did before. An in-memory database cannot be shared between connections: it keeps
 the single connection.
 
+Every connection also runs with ``PRAGMA secure_delete=ON`` (see :mod:`node.services.erasure`).
+
 Selected by :func:`node.storage.db.tortoise_config` for ``sqlite://`` URLs.
 """
 
@@ -45,6 +47,10 @@ class ReaderSqliteClient(SqliteClient):
 
     def __init__(self, file_path: str, **kwargs: Any) -> None:
         super().__init__(file_path, **kwargs)
+        # Erasure (GDPR Art. 17, DESIGN §11): deleted or overwritten content, and pages put on the
+        # freelist, are overwritten with zeros instead of lingering in the file. Set on every
+        # connection (it is per connection); ``FAST`` would leave freelist pages as they were.
+        self.pragmas["secure_delete"] = "ON"  # not optional: a promise, not a tuning knob
         self._shared = _shared_file(file_path)
         self._reader: aiosqlite.Connection | None = None
 
@@ -55,7 +61,7 @@ class ReaderSqliteClient(SqliteClient):
             reader._conn.row_factory = sqlite3.Row
             # the database file's journal mode is already WAL (set by the writer); the reader only
             # needs the per-connection settings
-            for pragma in ("foreign_keys",):
+            for pragma in ("foreign_keys", "secure_delete"):
                 if pragma in self.pragmas:
                     await (await reader.execute(f"PRAGMA {pragma}={self.pragmas[pragma]}")).close()
             await (await reader.execute("PRAGMA query_only=ON")).close()

@@ -323,6 +323,36 @@ async def test_national_record_payload_is_not_kept_even_in_quarantine(hub: Hub, 
 
 
 @SQLITE
+async def test_refused_national_record_keeps_no_payload_in_evidence(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """A national record that also fails another check (here its signature) used to be kept whole."""
+    de = await fake_node("DE")
+    secret = de.record(visibility="national", payload=org_payload("DE", description="Nationalgeheimnis only"))
+    secret["payload"]["legal_name"] = "Tampered GmbH"  # signature_invalid, checked before visibility
+    de.serve(secret)
+    await hub.sync()
+    (item,) = await hub.quarantine("DE")
+    assert item["code"] == "signature_invalid"
+    evidence = item["envelope"]
+    assert "payload" not in evidence and evidence["payload_omitted"] is True
+    assert evidence["sig"] == secret["sig"] and evidence["id"] == secret["id"]  # header and signature kept
+    assert len(evidence["line_sha256"]) == 64
+    assert "Nationalgeheimnis" not in orjson.dumps(await hub.quarantine()).decode()
+
+
+@SQLITE
+async def test_expert_without_consent_keeps_no_payload_in_evidence(hub: Hub, fake_node: MakeFakeNode) -> None:
+    """Personal data without consent is refused (consent_missing) and its payload is not kept either."""
+    de = await fake_node("DE")
+    expert = de.record(rtype="expert", payload={"name": "Erika Geheimnisträgerin", "country": "DE"})
+    de.serve(expert)
+    await hub.sync()
+    (item,) = await hub.quarantine("DE")
+    assert item["code"] == "consent_missing"
+    assert "payload" not in item["envelope"] and item["envelope"]["payload_omitted"] is True
+    assert "Geheimnistr" not in orjson.dumps(await hub.quarantine()).decode()
+
+
+@SQLITE
 async def test_a_node_sees_only_its_own_quarantine(hub: Hub, fake_node: MakeFakeNode) -> None:
     de, fr = await fake_node("DE"), await fake_node("FR")
     tampered = de.record()
