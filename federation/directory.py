@@ -6,6 +6,7 @@ Wire form::
      "hub": {"url": U, "keys": [KeyEntry]},
      "nodes": [{"country", "url", "status": "active"|"suspended", "mode": "replicate"|"query-only",
                 "keys": [KeyEntry]}],
+     "schemas": ["organisation/1", "organisation/2", ...],   (optional)
      "sig": {"alg": "Ed25519", "kid", "value"}}
 
     KeyEntry = {"kid", "public_key" (base64url raw 32 bytes), "not_before", "not_after"|null,
@@ -16,6 +17,14 @@ is the only producer of those bytes). Node kids are ``<country>:<fingerprint of 
 hub kids ``hub:<fingerprint>``. A key is valid at ``t`` when ``not_before <= t``, ``t <= not_after``
 (if set) and ``t < revoked_at`` (if set): records are judged at their ``issued_at``, so records
 signed inside a key's validity stay valid after rotation.
+
+``schemas`` (optional) lists the record schemas (``<type>/<n>``) the hub accepts; a node publishes a
+new schema version only once it is listed (DESIGN §11), and a directory without it accepts version 1
+of each type only.
+
+Tolerant reading (DESIGN §11, "readers ignore unknown fields"): every object except ``sig`` may carry
+fields this version does not know. They are kept, not dropped (python-tuf's ``unrecognized_fields``):
+``to_dict`` gives them back, so the signature over a newer hub's directory still verifies.
 """
 
 from __future__ import annotations
@@ -58,6 +67,10 @@ _HUB_FIELDS = frozenset(("url", "keys"))
 _NODE_FIELDS = frozenset(("country", "url", "status", "mode", "keys"))
 _KEY_FIELDS = frozenset(("kid", "public_key", "not_before", "not_after", "revoked_at"))
 _SIG_FIELDS = frozenset(("alg", "kid", "value"))
+_OPTIONAL_DIRECTORY_FIELDS = frozenset(("schemas",))
+#: Most schema names a directory may list.
+MAX_SCHEMAS = 256
+_SCHEMA_NAME = re.compile(r"\A[a-z][a-z0-9-]{0,31}/[1-9][0-9]{0,5}\Z")
 _COUNTRY = re.compile(r"\A[A-Z]{2}\Z")
 _URL = re.compile(r"\Ahttps?://[^\s/?#]+[^\s]*\Z")
 
@@ -68,10 +81,30 @@ def _need(cond: bool, detail: str) -> None:
 
 
 def _fields(data: Any, expected: frozenset[str], what: str) -> dict[str, Any]:
+    """``data`` as an object with exactly the ``expected`` fields (the signature object)."""
     _need(type(data) is dict, f"{what} must be an object")
     keys = data.keys()
     _need(keys == expected, f"{what} fields must be exactly {sorted(expected)}, got {sorted(map(str, keys))}")
     return data  # type: ignore[no-any-return]
+
+
+def _tolerant(data: Any, required: frozenset[str], what: str,
+              optional: frozenset[str] = frozenset()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``data`` as an object with at least the ``required`` fields; also return its unknown fields."""
+    _need(type(data) is dict, f"{what} must be an object")
+    missing = required - data.keys()
+    _need(not missing, f"{what} lacks the fields {sorted(missing)}")
+    known = required | optional
+    return data, {k: v for k, v in data.items() if k not in known}
+
+
+def _schemas(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    _need(type(value) is list and len(value) <= MAX_SCHEMAS, f"schemas must be a list of at most {MAX_SCHEMAS}")
+    _need(all(type(v) is str and _SCHEMA_NAME.match(v) for v in value), "schemas items must be '<type>/<n>'")
+    _need(len(set(value)) == len(value), "schemas lists a schema twice")
+    return tuple(value)
 
 
 def _time(value: Any, what: str) -> datetime:
@@ -110,6 +143,7 @@ class KeyEntry:
     not_before: datetime
     not_after: datetime | None = None
     revoked_at: datetime | None = None
+    unrecognized: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     key: Ed25519PublicKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -137,7 +171,7 @@ class KeyEntry:
         Raises:
             DirectoryInvalid: malformed entry, or kid not the fingerprint of the key.
         """
-        d = _fields(data, _KEY_FIELDS, "key")
+        d, unknown = _tolerant(data, _KEY_FIELDS, "key")
         try:
             raw = b64url_decode(d["public_key"])
         except ValueError as e:
@@ -148,11 +182,13 @@ class KeyEntry:
             not_before=_time(d["not_before"], "not_before"),
             not_after=_optional_time(d["not_after"], "not_after"),
             revoked_at=_optional_time(d["revoked_at"], "revoked_at"),
+            unrecognized=unknown,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form."""
+        """The wire form (unknown fields it was read with included)."""
         return {
+            **self.unrecognized,
             "kid": self.kid,
             "public_key": b64url_encode(self.public_key),
             "not_before": format_timestamp(self.not_before),
@@ -191,6 +227,7 @@ class HubEntry:
 
     url: str
     keys: tuple[KeyEntry, ...]
+    unrecognized: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _need(type(self.url) is str and bool(_URL.match(self.url)), "hub.url must be an http(s) URL")
@@ -206,13 +243,13 @@ class HubEntry:
     @classmethod
     def from_dict(cls, data: Any) -> HubEntry:
         """Build from the wire form. Raises DirectoryInvalid."""
-        d = _fields(data, _HUB_FIELDS, "hub")
+        d, unknown = _tolerant(data, _HUB_FIELDS, "hub")
         _need(type(d["keys"]) is list, "hub.keys must be a list")
-        return cls(url=d["url"], keys=tuple(KeyEntry.from_dict(k) for k in d["keys"]))
+        return cls(url=d["url"], keys=tuple(KeyEntry.from_dict(k) for k in d["keys"]), unrecognized=unknown)
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form."""
-        return {"url": self.url, "keys": [k.to_dict() for k in self.keys]}
+        """The wire form (unknown fields it was read with included)."""
+        return {**self.unrecognized, "url": self.url, "keys": [k.to_dict() for k in self.keys]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +262,7 @@ class NodeEntry:
     status: str
     mode: str
     keys: tuple[KeyEntry, ...]
+    unrecognized: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _by_kid: dict[str, KeyEntry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -244,7 +282,7 @@ class NodeEntry:
     @classmethod
     def from_dict(cls, data: Any) -> NodeEntry:
         """Build from the wire form. Raises DirectoryInvalid."""
-        d = _fields(data, _NODE_FIELDS, "node")
+        d, unknown = _tolerant(data, _NODE_FIELDS, "node")
         _need(type(d["keys"]) is list, "node.keys must be a list")
         return cls(
             country=d["country"],
@@ -252,11 +290,13 @@ class NodeEntry:
             status=d["status"],
             mode=d["mode"],
             keys=tuple(KeyEntry.from_dict(k) for k in d["keys"]),
+            unrecognized=unknown,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form."""
+        """The wire form (unknown fields it was read with included)."""
         return {
+            **self.unrecognized,
             "country": self.country,
             "url": self.url,
             "status": self.status,
@@ -300,6 +340,8 @@ class Directory:
     hub: HubEntry
     nodes: tuple[NodeEntry, ...]
     sig: DirectorySignature
+    schemas: tuple[str, ...] | None = None
+    unrecognized: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _by_country: dict[str, NodeEntry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -315,6 +357,13 @@ class Directory:
         """The node of that country, if enrolled."""
         return self._by_country.get(country)
 
+    def accepts(self, schema: str) -> bool:
+        """Whether the hub accepts records of ``schema`` (``"organisation/2"``); without a ``schemas``
+        list, version 1 of every type (what every hub has always accepted)."""
+        if self.schemas is None:
+            return schema.endswith("/1")
+        return schema in self.schemas
+
     def key(self, kid: str) -> KeyEntry | None:
         """The node key with this kid (looked up under the kid's country), if listed."""
         node = self._by_country.get(kid.partition(":")[0])
@@ -327,7 +376,7 @@ class Directory:
         Raises:
             DirectoryInvalid: missing/extra/wrong-typed fields, bad keys or timestamps.
         """
-        d = _fields(data, _DIRECTORY_FIELDS, "directory")
+        d, unknown = _tolerant(data, _DIRECTORY_FIELDS, "directory", _OPTIONAL_DIRECTORY_FIELDS)
         _need(type(d["nodes"]) is list, "nodes must be a list")
         sig = _fields(d["sig"], _SIG_FIELDS, "sig")
         return cls(
@@ -338,13 +387,18 @@ class Directory:
             hub=HubEntry.from_dict(d["hub"]),
             nodes=tuple(NodeEntry.from_dict(n) for n in d["nodes"]),
             sig=DirectorySignature(sig["alg"], sig["kid"], sig["value"]),
+            schemas=_schemas(d.get("schemas")),
+            unrecognized=unknown,
         )
 
     def unsigned_dict(self) -> dict[str, Any]:
-        """The wire form without ``sig``."""
-        return build_directory(
-            self.serial, self.issued_at, self.expires_at, self.hub.url, self.hub.keys, self.nodes
+        """The wire form without ``sig`` (unknown fields it was read with included)."""
+        doc = build_directory(
+            self.serial, self.issued_at, self.expires_at, self.hub.url, self.hub.keys, self.nodes,
+            schemas=self.schemas,
         )
+        doc["hub"] = self.hub.to_dict()
+        return {**self.unrecognized, **doc}
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form, exactly as signed."""
@@ -362,9 +416,13 @@ def build_directory(
     hub_url: str,
     hub_keys: Iterable[KeyEntry],
     nodes: Iterable[NodeEntry],
+    schemas: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """The unsigned wire form of a directory (nodes sorted by country), ready for :func:`sign_directory`."""
-    return {
+    """The unsigned wire form of a directory (nodes sorted by country), ready for :func:`sign_directory`.
+
+    ``schemas``: the record schemas the hub accepts (``<type>/<n>``); left out when None.
+    """
+    doc = {
         "ncc": DIRECTORY_VERSION,
         "serial": serial,
         "issued_at": format_timestamp(issued_at),
@@ -372,6 +430,9 @@ def build_directory(
         "hub": {"url": hub_url, "keys": [k.to_dict() for k in hub_keys]},
         "nodes": [n.to_dict() for n in sorted(nodes, key=lambda n: n.country)],
     }
+    if schemas is not None:
+        doc["schemas"] = list(schemas)
+    return doc
 
 
 def sign_directory(unsigned: Mapping[str, Any], hub_private_key: Ed25519PrivateKey, kid: str) -> dict[str, Any]:

@@ -120,6 +120,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("erasure_purge_s", "int", 300, "Seconds between runs of the erasure purge job (it also runs at "
             "every clean stop): what an erased record left in the database files is scrubbed.",
             check=_positive),
+    Setting("erasure_vacuum_full", "bool", False, "PostgreSQL: the erasure purge rewrites the tables that held "
+            "the payload with VACUUM FULL (locks each table meanwhile), so no old bytes stay in free space."),
     # node
     Setting("notify_retry_s", "int", 30, "Node: retry interval for failed notifications to the hub.",
             roles=("node",), check=_positive),
@@ -191,6 +193,7 @@ class Settings:
     search_accelerator: bool = True
     live_timeout_ms: int = 2000
     erasure_purge_s: int = 300
+    erasure_vacuum_full: bool = False
     notify_retry_s: int = 30
     audit_interval_s: int = 3600
     audit_max_proofs: int = 500

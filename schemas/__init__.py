@@ -26,6 +26,7 @@ __all__ = [
     "load_schema_documents",
     "load_vocabularies",
     "record_schema_id",
+    "record_schemas",
     "vocabulary_schema_id",
 ]
 
@@ -40,6 +41,20 @@ def record_schema_id(type: str, version: int = 1) -> str:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"invalid schema version: {version!r}")
     return f"{ID_BASE}/{type}/{version}"
+
+
+def record_schemas() -> list[str]:
+    """Every packaged record payload schema as ``<type>/<n>`` (``organisation/1``, ``organisation/2``, …), sorted.
+
+    What a hub of this version validates and accepts side by side (its directory lists them).
+    """
+    found = set()
+    for document in _documents():
+        head, _, version = document["$id"].rpartition("/")
+        rtype = head.rpartition("/")[2]
+        if head == f"{ID_BASE}/{rtype}" and rtype in RECORD_TYPES and version.isdigit():
+            found.add(f"{rtype}/{int(version)}")
+    return sorted(found)
 
 
 def vocabulary_schema_id(name: str) -> str:

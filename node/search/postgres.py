@@ -175,9 +175,17 @@ class PostgresSearchBackend(SqlSearchBackend):
             )
 
     async def scrub(self, conn: Any) -> None:
-        """Flush the GIN index's pending list, so that a deleted document's lexemes are in no
-        pending page; the vacuum the erasure job runs next removes its entries from the tree."""
+        """Rebuild the GIN index so that no entry key (a folded word) of deleted documents remains.
+
+        GIN removes a deleted row's item pointers at VACUUM but never the entry key itself, and a
+        fresh insert may still sit in the pending list: flush that, then ``REINDEX CONCURRENTLY``
+        (reads and writes go on meanwhile). Must run outside a transaction; cost grows with the
+        index (README "Erasure"), so the erasure job runs it only when an erasure is pending.
+        """
         await self.execute(conn, "SELECT gin_clean_pending_list('search_docs_tsv'::regclass)")
+        # a REINDEX CONCURRENTLY that died half-way leaves an invalid copy behind: drop it first
+        await conn.execute_script("DROP INDEX CONCURRENTLY IF EXISTS search_docs_tsv_ccnew")
+        await conn.execute_script("REINDEX INDEX CONCURRENTLY search_docs_tsv")
 
     async def delete_ids(self, conn: Any, ids: Sequence[str]) -> None:
         await self.execute(conn, "DELETE FROM search_docs WHERE id = ANY(?::text[])", [list(ids)])

@@ -13,9 +13,12 @@ removes (every ``erasure_purge_s`` and at every clean stop of ``ncc serve``):
   the index is rewritten (``optimize``); then ``wal_checkpoint(TRUNCATE)`` empties the WAL, which
   still holds the pages as they were written. A database that existed before secure delete was
   switched on may hold remnants of older deletions in free space: it is ``VACUUM``-ed once;
-- PostgreSQL: the GIN pending list is flushed and the tables that held the payload are vacuumed, so
-  no dead tuple, TOAST chunk or index entry points at it any more. What the server keeps outside
-  the tables (WAL segments, archives, base backups) is the database operator's (README "Erasure").
+- PostgreSQL: the tables that held the payload are vacuumed, so no row version, TOAST chunk or
+  index entry is left, and the GIN text index is rebuilt (``REINDEX … CONCURRENTLY``: GIN never
+  drops an entry key, the folded word itself, once its last row is gone), its pending list flushed
+  first. Old bytes stay in the pages' free space unless ``erasure_vacuum_full`` is set (see
+  :func:`purge`). What the server keeps outside the tables (WAL segments, archives, base backups)
+  is the database operator's (README "Erasure").
 
 The job does nothing (one indexed read) while nothing is pending.
 """
@@ -47,6 +50,8 @@ PAYLOAD_TABLES = ("records", "record_versions", "feed", "hub_records", "hub_quar
                   "search_tags")
 CHECKPOINT_ATTEMPTS = 50
 CHECKPOINT_PAUSE_S = 0.1
+HORIZON_ATTEMPTS = 100
+HORIZON_PAUSE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -80,11 +85,16 @@ async def pending(conn: BaseDBAsyncClient | None = None) -> list[tuple[str, int]
     return [(str(r["record_id"]), int(r["version"])) for r in rows]
 
 
-async def purge(search: Any, now: datetime) -> PurgeReport:
+async def purge(search: Any, now: datetime, *, vacuum_full: bool = False) -> PurgeReport:
     """Remove every remnant of the pending erasures from the database and its files.
 
     ``search`` is the :class:`node.services.search.SearchService` (its backend rewrites the
-    full-text index). Safe to run from several processes at once (each step is idempotent).
+    full-text index). ``vacuum_full`` (PostgreSQL; setting ``erasure_vacuum_full``) rewrites the
+    tables that held payloads with ``VACUUM FULL`` instead of ``VACUUM`` + rebuilding the text index:
+    plain ``VACUUM`` removes every dead row version and index entry, but leaves their old bytes in
+    the pages' free space until something overwrites them; ``VACUUM FULL`` writes new files (and
+    locks each table while it does). Safe to run from several processes at once (each step is
+    idempotent).
 
     Raises the driver's errors (the scheduler logs them and the next run retries).
     """
@@ -110,9 +120,14 @@ async def purge(search: Any, now: datetime) -> PurgeReport:
             await search.scrub(tx)
     if dialect == "sqlite":
         await _vacuum_once(conn)
+    elif not await _horizon_passed(conn):
+        # an older snapshot would keep the dead row versions ("recently dead") through the VACUUM
+        return PurgeReport(0, removed, time.perf_counter() - started, True)
+    elif vacuum_full:
+        await conn.execute_script(f"VACUUM FULL {', '.join(PAYLOAD_TABLES)}")  # indexes are rebuilt too
     else:
-        await search.scrub(conn)
         await conn.execute_script(f"VACUUM {', '.join(PAYLOAD_TABLES)}")
+        await search.scrub(conn)
     if dialect == "sqlite" and not await _checkpoint(conn):
         # left pending: the WAL still holds the old pages, so the next run does it all again
         return PurgeReport(0, removed, time.perf_counter() - started, False)
@@ -141,6 +156,32 @@ async def _purge_quarantine(conn: BaseDBAsyncClient, ids: list[str]) -> int:
             conn, "DELETE FROM hub_quarantine WHERE record_id IS NULL AND envelope LIKE ?", [f"%{rid}%"]
         )
     return removed
+
+
+async def _horizon_passed(conn: BaseDBAsyncClient) -> bool:
+    """PostgreSQL: wait (bounded) until no transaction on the server is older than now.
+
+    VACUUM keeps a dead row version ("recently dead") while the server's oldest snapshot might
+    still see it, so the purge first waits until every transaction that began before the erasures
+    committed has ended. Every database counts: measured, a ``DROP DATABASE`` running in another
+    database of the same server held the horizon back. Autovacuum workers are left out (their
+    snapshots do not hold back vacuum).
+    """
+    start = int((await sql.fetch(conn, "SELECT txid_current() AS x"))[0]["x"])
+    for _ in range(HORIZON_ATTEMPTS):
+        rows = await sql.fetch(
+            conn,
+            "SELECT count(*) AS n FROM pg_stat_activity, (SELECT txid_snapshot_xmax(txid_current_snapshot())"
+            " AS nxt) s WHERE pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker'"
+            " AND ((backend_xmin IS NOT NULL AND age(backend_xmin) > s.nxt - ?)"
+            " OR (backend_xid IS NOT NULL AND age(backend_xid) > s.nxt - ?))",
+            [start, start],
+        )
+        if not int(rows[0]["n"]):
+            return True
+        await asyncio.sleep(HORIZON_PAUSE_S)
+    log.warning("erasure: a long transaction holds old row versions; the next run retries")
+    return False
 
 
 async def _vacuum_once(conn: BaseDBAsyncClient) -> None:

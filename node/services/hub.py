@@ -44,6 +44,7 @@ from node.services.divergence import INSTANCE_RE, epoch_on_enrollment
 from node.services.translog import directory_append
 from node.storage import translog
 from node.storage.hub_models import DirectoryDoc, FederatedNode, Invite, NodeKey, PullState
+from schemas import record_schemas
 
 # \A…\Z (not ^…$: "$" also matches before a trailing newline) and no control characters: the URL goes
 # into every signed directory, and one the directory refuses would make every later publish fail.
@@ -91,6 +92,9 @@ class HubService:
         doc: dict[str, Any] = orjson.loads(row.document)
         if parse_timestamp(doc["expires_at"]) - self.clock() < REFRESH_BEFORE:
             return await self.publish_directory()
+        if doc.get("schemas") != record_schemas():
+            # this hub (upgraded) accepts other schemas than its last directory says: tell the nodes
+            return await self.publish_directory()
         return doc
 
     async def current(self) -> Directory:
@@ -126,7 +130,7 @@ class HubService:
             hub_since = first_issued.issued_at if first_issued else format_timestamp(now)
             unsigned = build_directory(
                 serial, now, now + timedelta(seconds=self.settings.directory_ttl_s), self.settings.base_url,
-                [hub_key_entry(key, hub_since)], nodes,
+                [hub_key_entry(key, hub_since)], nodes, schemas=record_schemas(),
             )
             doc = sign_directory(unsigned, key.private_key, key.kid)
             await DirectoryDoc.create(

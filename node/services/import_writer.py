@@ -114,6 +114,8 @@ async def import_rows(
     """
     outcome = Outcome()
     db_errors = 0
+    if publisher.schemas is not None:
+        await publisher.schemas.refresh()  # a dry run checks against the schema a real run would write
     for done, row in enumerate(rows, start=1):
         rejection = row.rejection or keys.duplicate(row)
         if rejection is None:

@@ -39,9 +39,9 @@ from federation.verify import consent_covers
 from node.errors import ApiError, Gone, InvalidParameter, NotFound, VersionConflict
 from node.keystore import InstanceKey
 from node.services.erasure import record_erasure
+from node.services.schema_versions import SchemaVersions
 from node.storage import sql
 from node.storage.models import FeedEntry, FeedWithdrawal, Record, RecordVersion
-from schemas import record_schema_id
 
 # Membership workflow of Art. 8(4): which status may follow which. A new record may carry any
 # status (an NCC bringing in its existing registry has registered, rejected and revoked members).
@@ -81,11 +81,18 @@ class Publisher:
     clock: Callable[[], datetime]
     index: RecordIndex | None = None
     on_published: Callable[[], None] | None = None
+    #: Which schema version writes use (the newest the hub accepts); built from ``registry`` if None.
+    schemas: SchemaVersions | None = None
+
+    def __post_init__(self) -> None:
+        if self.schemas is None:
+            self.schemas = SchemaVersions(self.registry)
 
     # -- validation ----------------------------------------------------------------------------
 
-    def check_payload(self, rtype: str, visibility: str, payload: Any) -> None:
-        """Validate what a client sent before anything is signed.
+    def check_payload(self, rtype: str, visibility: str, payload: Any) -> str:
+        """Validate what a client sent before anything is signed; return the schema it is written
+        with (``organisation/2`` once the hub accepts it, see ``node/services/schema_versions.py``).
 
         Raises:
             SchemaInvalid: unknown type/visibility, not an object, or payload fails the schema.
@@ -99,7 +106,8 @@ class Publisher:
             )
         if not isinstance(payload, dict):
             raise SchemaInvalid("payload must be an object", [{"pointer": "/payload", "message": "not an object"}])
-        self.registry.validate(record_schema_id(rtype), payload)
+        assert self.schemas is not None
+        schema = self.schemas.validate(rtype, payload)
         if rtype == "organisation" and payload.get("country") != self.country:
             raise SchemaInvalid(
                 f"an organisation registered at the {self.country} NCC must be established in {self.country}",
@@ -109,6 +117,7 @@ class Publisher:
             raise ConsentMissing(
                 f"an expert record may be {visibility} only with the expert's consent covering it"
             )
+        return schema
 
     @staticmethod
     def check_transition(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
@@ -130,11 +139,13 @@ class Publisher:
         Raises:
             SchemaInvalid, ConsentMissing, InvalidTransition: the input is not acceptable.
         """
-        self.check_payload(rtype, visibility, payload)
+        assert self.schemas is not None
+        await self.schemas.refresh()
+        schema = self.check_payload(rtype, visibility, payload)
         self.check_transition(None, payload)
         rid = record_id(self.country, rtype, str(uuid.uuid4()))
         async with in_transaction() as conn:
-            env = await self._write(conn, rid, rtype, 1, visibility, False, payload, previous=None)
+            env = await self._write(conn, rid, rtype, 1, visibility, False, payload, schema, previous=None)
         self._published()
         return env
 
@@ -146,6 +157,8 @@ class Publisher:
         """
         if not isinstance(version, int) or isinstance(version, bool):
             raise SchemaInvalid("version must be an integer", [{"pointer": "/version", "message": "required integer"}])
+        assert self.schemas is not None
+        await self.schemas.refresh()
         async with in_transaction() as conn:
             current = await self._lock(conn, rid)
             if current.deleted:
@@ -155,13 +168,14 @@ class Publisher:
                     f"{rid} is at version {current.version}, not {version}", current_version=current.version
                 )
             vis = visibility if visibility is not None else current.visibility
-            self.check_payload(current.type, vis, payload)
-            old_payload = orjson.loads(current.envelope)["payload"]
-            self.check_transition(old_payload, payload)
+            schema = self.check_payload(current.type, vis, payload)
+            old = orjson.loads(current.envelope)
+            self.check_transition(old["payload"], payload)
             next_version = current.version + 1
             if vis == "national" and current.visibility != "national":
-                await self._withdraw_from_feed(conn, rid, current.type, next_version, current.visibility)
-            env = await self._write(conn, rid, current.type, next_version, vis, False, payload, previous=current)
+                await self._withdraw_from_feed(conn, rid, current.type, next_version, current.visibility, old["schema"])
+            env = await self._write(conn, rid, current.type, next_version, vis, False, payload, schema,
+                                    previous=current)
         self._published()
         return env
 
@@ -181,11 +195,11 @@ class Publisher:
             if not needed(shared):
                 return False
             version = current.version + 1
+            held = orjson.loads(current.envelope)
             if current.visibility == "national":
-                await self._withdraw_from_feed(conn, rid, current.type, version, shared["visibility"])
-            payload = orjson.loads(current.envelope)["payload"]
-            await self._write(conn, rid, current.type, version, current.visibility, current.deleted, payload,
-                              previous=current)
+                await self._withdraw_from_feed(conn, rid, current.type, version, shared["visibility"], held["schema"])
+            await self._write(conn, rid, current.type, version, current.visibility, current.deleted, held["payload"],
+                              held["schema"], previous=current)
         self._published()
         return True
 
@@ -201,9 +215,10 @@ class Publisher:
             current = await self._lock(conn, rid)
             if current.deleted:
                 raise Gone(f"{rid} was already deleted")
+            # a tombstone names the schema of the version it ends (it carries no payload to validate)
             env = await self._write(
                 conn, rid, current.type, current.version + 1, current.visibility, True,
-                {"reason": reason}, previous=current,
+                {"reason": reason}, orjson.loads(current.envelope)["schema"], previous=current,
             )
             if reason == "erased":
                 await RecordVersion.filter(record_id=rid, version__lt=env.version).using_db(conn).update(
@@ -216,14 +231,18 @@ class Publisher:
 
     async def write_version(
         self, conn: BaseDBAsyncClient, rid: str, rtype: str, version: int, visibility: str, deleted: bool,
-        payload: dict[str, Any], *, previous: Record, shared_as: str,
+        payload: dict[str, Any], *, previous: Record, shared_as: str, schema: str,
     ) -> Envelope:
         """Sign and store ``version`` of an existing record in the caller's (write-locked) transaction:
         ``ncc recover`` signing content again above the hub's version (node.services.recover). A
-        national version puts its ``withdrawn`` tombstone (visibility ``shared_as``) in the feed."""
+        national version puts its ``withdrawn`` tombstone (visibility ``shared_as``) in the feed.
+        ``schema`` is the schema the content was signed with before (``organisation/2``)."""
         if visibility == "national":
-            await self._withdraw_from_feed(conn, rid, rtype, version, shared_as)
-        return await self._write(conn, rid, rtype, version, visibility, deleted, payload, previous=previous)
+            await self._withdraw_from_feed(conn, rid, rtype, version, shared_as, schema)
+        env = await self._write(conn, rid, rtype, version, visibility, deleted, payload, schema, previous=previous)
+        if deleted and payload.get("reason") == "erased":
+            await record_erasure(conn, rid, version, self.clock())  # the purge job scrubs the files
+        return env
 
     async def _lock(self, conn: BaseDBAsyncClient, rid: str) -> Record:
         await sql.lock_writes(conn)
@@ -233,12 +252,12 @@ class Publisher:
         return rec
 
     async def _withdraw_from_feed(
-        self, conn: BaseDBAsyncClient, rid: str, rtype: str, version: int, visibility: str
+        self, conn: BaseDBAsyncClient, rid: str, rtype: str, version: int, visibility: str, schema: str
     ) -> Envelope:
         """Put the ``withdrawn`` tombstone of ``version`` (the version that turns the record national)
         into the feed, in place of what the feed published for the record."""
         seq = await sql.next_sequence(conn)
-        env = self._sign(rid, rtype, version, visibility, True, {"reason": "withdrawn"})
+        env = self._sign(rid, rtype, version, visibility, True, {"reason": "withdrawn"}, schema)
         text = dumps(env)
         if not await FeedEntry.filter(record_id=rid).using_db(conn).update(seq=seq, envelope=text):
             await FeedEntry.create(record_id=rid, seq=seq, envelope=text, using_db=conn)
@@ -247,7 +266,8 @@ class Publisher:
         return env
 
     def _sign(
-        self, rid: str, rtype: str, version: int, visibility: str, deleted: bool, payload: dict[str, Any]
+        self, rid: str, rtype: str, version: int, visibility: str, deleted: bool, payload: dict[str, Any],
+        schema: str,
     ) -> Envelope:
         key = self.key()
         return sign_record(
@@ -255,7 +275,7 @@ class Publisher:
                 "ncc": 1,
                 "id": rid,
                 "type": rtype,
-                "schema": f"{rtype}/1",
+                "schema": schema,
                 "origin": self.country,
                 "version": version,
                 "issued_at": format_timestamp(self.clock()),
@@ -276,10 +296,11 @@ class Publisher:
         visibility: str,
         deleted: bool,
         payload: dict[str, Any],
+        schema: str,
         previous: Record | None,
     ) -> Envelope:
         seq = await sql.next_sequence(conn)
-        env = self._sign(rid, rtype, version, visibility, deleted, payload)
+        env = self._sign(rid, rtype, version, visibility, deleted, payload, schema)
         text = dumps(env)
         issued = format_timestamp(env.issued_at)
         await RecordVersion.create(

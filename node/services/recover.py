@@ -41,6 +41,7 @@ from federation.timefmt import format_timestamp, parse_timestamp
 from federation.tokens import issue_service_token
 from federation.verify import verify
 from node.keystore import InstanceKey
+from node.services.erasure import record_erasure
 from node.services.nodefed import DIRECTORY_KEY, NOTIFIED_KEY, feed_head, get_state, set_state
 from node.services.publish import Publisher
 from node.storage import sql
@@ -207,8 +208,9 @@ class Recovery:
                 mine = orjson.loads(rec.envelope)
                 content = ((mine["visibility"], bool(mine["deleted"]), mine["payload"]) if action is Action.RESIGN
                            else (remote.visibility, remote.deleted, remote.payload))
+                schema = str(mine["schema"]) if action is Action.RESIGN else remote.schema
                 env = await self.publisher.write_version(conn, remote.id, rec.type, version, *content,
-                                                         previous=rec, shared_as=remote.visibility)
+                                                         previous=rec, shared_as=remote.visibility, schema=schema)
                 if env.deleted and env.payload.get("reason") == "erased":
                     await RecordVersion.filter(record_id=remote.id, version__lt=version).using_db(conn).update(
                         envelope=None)
@@ -239,6 +241,7 @@ class Recovery:
         if env.deleted and env.payload.get("reason") == "erased":
             # a restore must not bring back what was erased: the older versions' payloads go again
             await RecordVersion.filter(record_id=env.id, version__lt=env.version).using_db(conn).update(envelope=None)
+            await record_erasure(conn, env.id, env.version, self.publisher.clock())  # and the files, by the purge
 
 
 # -- talking to the hub -------------------------------------------------------------------------------

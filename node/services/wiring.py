@@ -138,7 +138,7 @@ async def _purge_once(context: Context) -> None:
     from node.services.erasure import purge
 
     try:
-        await purge(context.search, context.clock())
+        await purge(context.search, context.clock(), vacuum_full=context.settings.erasure_vacuum_full)
     except Exception as exc:
         if not database_unavailable(exc):
             log.exception("erasure purge error")

@@ -83,17 +83,17 @@ def purged(inst: Instance, ids: list[str]) -> bool:
     return int(rows[0][0]) == len(ids)
 
 
-def run_erasure(c: Cluster) -> tuple[Instance, Instance, list[str], str, str]:
+def run_erasure(c: Cluster, env: dict[str, str] | None = None) -> tuple[Instance, Instance, list[str], str, str]:
     """Hub and DE node (1 s purge interval): create, pull, erase, pull, wait for both purges.
 
     Returns the hub, the node, the erased words, the control word and the control record's id.
     """
     erased_words = [word("Ökoquarz"), word("Zwölfkant"), word("Grünfeld"), word("Seraphine")]
     control = word("Kontroll")
-    hub, nodes = start_federation(c, ("DE",), hub_env=PURGE_ENV)
+    hub, nodes = start_federation(c, ("DE",), hub_env={**PURGE_ENV, **(env or {})})
     de = nodes["DE"]
     de.stop()
-    de.env.update(PURGE_ENV)
+    de.env.update({**PURGE_ENV, **(env or {})})
     de.start()
     editor = de.token("editor")
     expert = create(de, editor, "expert", {
@@ -138,52 +138,76 @@ def test_erased_words_are_in_no_file_of_either_data_dir(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_erased_record_leaves_no_row_or_index_entry_on_postgres(tmp_path: Path) -> None:
+@pytest.mark.parametrize("vacuum_full", [False, True], ids=["vacuum", "vacuum-full"])
+def test_erased_record_leaves_no_row_or_index_entry_on_postgres(tmp_path: Path, vacuum_full: bool) -> None:
+    """PostgreSQL: no row version (live or dead, TOAST included) and no index page holds the erased words;
+    with ``erasure_vacuum_full`` not even the free space of any page does."""
     if (problem := pg_problem()) is not None:
         pytest.skip(problem)
+    env = {"NCC_ERASURE_VACUUM_FULL": "true"} if vacuum_full else {}
     with cluster(tmp_path, "postgres") as c:
-        hub, de, erased_words, control, kept = run_erasure(c)
+        hub, de, erased_words, control, kept = run_erasure(c, env)
         for inst in (hub, de):
             for w in erased_words:
                 folded = "".join(tokens(w))
-                # no row of any table mentions it (search-index rows, records, evidence, …)
-                assert folded[-TAIL:] not in inst.db_text().lower(), (inst.name, w)
-                # no tsvector holds the lexeme
+                assert folded[-TAIL:] not in inst.db_text().lower(), (inst.name, w)  # no live row
                 assert inst.query("SELECT count(*) FROM search_docs WHERE tsv @@ to_tsquery('simple', ?)",
                                   (folded,))[0][0] == 0
             pages = raw_pages(inst)
-            # the GIN pending list is empty, and no page of any table, TOAST table or index (the GIN
-            # index included) holds the erased words any more
-            assert pages.pending_tuples == 0
-            assert {w for w in erased_words if any(v in pages.data for v in needles([w])[w])} == set(), inst.name
-            assert any(v in pages.data for v in needles([control])[control]), inst.name  # the scan sees data
+            assert pages.pending_tuples == 0  # the GIN pending list is empty
+            # no tuple (live or dead) of any table or TOAST table, no page of any index (GIN included)
+            assert pages.holding(erased_words, pages.tuples) == {}, inst.name
+            assert pages.holding(erased_words, pages.indexes) == {}, inst.name
+            assert pages.holding([control], pages.tuples), inst.name  # the scan sees data
+            if vacuum_full:  # not even the pages' free space
+                assert pages.holding(erased_words, pages.tables) == {}, inst.name
         assert hub.query("SELECT count(*) FROM search_docs WHERE id = ?", (kept,))[0][0] == 1
 
 
 @dataclass
 class Pages:
-    data: bytes  # every page of every relation of the public schema and its TOAST, lower-cased
+    tables: dict[str, bytes]  # table or TOAST table -> its raw pages, lower-cased
+    tuples: dict[str, bytes]  # table or TOAST table -> the data of every tuple on its pages, live or dead
+    indexes: dict[str, bytes]  # index -> its raw pages
     pending_tuples: int
+
+    @staticmethod
+    def holding(words: list[str], where: dict[str, bytes]) -> dict[str, list[str]]:
+        """Word -> relations of ``where`` whose bytes hold one of its forms."""
+        forms = needles(words)
+        found = {w: [rel for rel, data in where.items() if any(v in data for v in forms[w])] for w in words}
+        return {w: rels for w, rels in found.items() if rels}
 
 
 def raw_pages(inst: Instance) -> Pages:
-    """Read the database's pages with ``pageinspect`` (tables, TOAST tables, every index)."""
+    """Read the database's pages with ``pageinspect``: tables, TOAST tables, every index."""
     async def work(conn: Any) -> Pages:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        public = ("SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                  " WHERE n.nspname = 'public' AND c.relkind = 'r'")
         rels = await conn.fetch(
-            "SELECT c.oid::regclass::text AS rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.relkind IN ('r', 'i', 't') AND c.relpersistence = 'p'"
-            " AND (n.nspname = 'public' OR c.oid IN (SELECT reltoastrelid FROM pg_class k"
-            "  JOIN pg_namespace kn ON kn.oid = k.relnamespace WHERE kn.nspname = 'public')"
-            " OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN (SELECT reltoastrelid FROM pg_class k"
-            "  JOIN pg_namespace kn ON kn.oid = k.relnamespace WHERE kn.nspname = 'public')))"
+            "SELECT c.oid::regclass::text AS rel, c.relkind AS kind FROM pg_class c"
+            f" WHERE c.relpersistence = 'p' AND (c.oid IN ({public})"
+            f" OR c.oid IN (SELECT reltoastrelid FROM pg_class WHERE oid IN ({public}))"
+            f" OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN ({public})"
+            f"  OR indrelid IN (SELECT reltoastrelid FROM pg_class WHERE oid IN ({public}))))"
         )
-        chunks = []
+        tables, tuples, indexes = {}, {}, {}
         for row in rels:
-            blocks = await conn.fetchval(f"SELECT pg_relation_size('{row['rel']}') / current_setting('block_size')::int")
-            for block in range(int(blocks)):
-                chunks.append(bytes(await conn.fetchval(f"SELECT get_raw_page('{row['rel']}', {block})")))
+            rel = row["rel"]
+            blocks = await conn.fetchval(f"SELECT pg_relation_size('{rel}') / current_setting('block_size')::int")
+            raw = b"".join([bytes(await conn.fetchval(f"SELECT get_raw_page('{rel}', {b})")) for b in range(blocks)])
+            if row["kind"] == "i":
+                indexes[rel] = raw.lower()
+                continue
+            tables[rel] = raw.lower()
+            data = []
+            for b in range(blocks):
+                for item in await conn.fetch(
+                        f"SELECT t_data FROM heap_page_items(get_raw_page('{rel}', {b})) WHERE t_data IS NOT NULL"):
+                    data.append(bytes(item["t_data"]))
+            tuples[rel] = b"\x00".join(data).lower()
         meta = await conn.fetchrow("SELECT n_pending_tuples FROM gin_metapage_info(get_raw_page('search_docs_tsv', 0))")
-        return Pages(b"".join(chunks).lower(), int(meta["n_pending_tuples"]))
+        return Pages(tables, tuples, indexes, int(meta["n_pending_tuples"]))
 
     return _pg(inst.db, work)  # type: ignore[no-any-return]

@@ -126,7 +126,6 @@ def _mutate(fn: Any) -> dict[str, Any]:
 
 
 MALFORMED = {
-    "extra-field": lambda d: d.update(extra=1),
     "serial-zero": lambda d: d.update(serial=0),
     "serial-string": lambda d: d.update(serial="7"),
     "ncc-2": lambda d: d.update(ncc=2),
@@ -134,7 +133,6 @@ MALFORMED = {
     "nodes-dict": lambda d: d.update(nodes={}),
     "hub-no-keys": lambda d: d["hub"].update(keys=[]),
     "hub-bad-url": lambda d: d["hub"].update(url="ftp://x"),
-    "node-extra": lambda d: d["nodes"][0].update(extra=1),
     "node-bad-status": lambda d: d["nodes"][0].update(status="gone"),
     "node-bad-mode": lambda d: d["nodes"][0].update(mode="push"),
     "node-lower-country": lambda d: d["nodes"][0].update(country="at"),
@@ -144,10 +142,53 @@ MALFORMED = {
     "public-key-short": lambda d: d["nodes"][0]["keys"][0].update(public_key=b64url_encode(bytes(31))),
     "public-key-padded": lambda d: d["nodes"][0]["keys"][0].update(public_key=d["nodes"][0]["keys"][0]["public_key"] + "="),
     "not-after-before-not-before": lambda d: d["nodes"][0]["keys"][0].update(not_after="2000-01-01T00:00:00Z"),
-    "key-extra": lambda d: d["nodes"][0]["keys"][0].update(comment="x"),
+    "schemas-not-a-list": lambda d: d.update(schemas="organisation/1"),
+    "schemas-bad-name": lambda d: d.update(schemas=["organisation/0"]),
+    "schemas-twice": lambda d: d.update(schemas=["organisation/1", "organisation/1"]),
+    "schemas-too-many": lambda d: d.update(schemas=[f"t{i}/1" for i in range(300)]),
+    "missing-hub": lambda d: d.pop("hub"),
     "key-missing-revoked-at": lambda d: d["nodes"][0]["keys"][0].pop("revoked_at"),
     "hub-key-with-country-prefix": lambda d: d["hub"].update(keys=d["nodes"][0]["keys"]),
 }
+
+
+#: Fields a later version of the protocol may add, at every level of the document (DESIGN §11).
+UNKNOWN = {
+    "top-level": lambda d: d.update(feed_epochs={"DE": 2}, policy={"x": [1, "y"]}),
+    "hub": lambda d: d["hub"].update(contact="ops@eccc.example"),
+    "node": lambda d: d["nodes"][0].update(epoch=3),
+    "key": lambda d: d["nodes"][0]["keys"][0].update(comment="hardware key"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNKNOWN))
+def test_unknown_fields_are_ignored_but_kept_so_the_signature_verifies(name: str) -> None:
+    """Readers ignore unknown directory fields (a newer hub's), and keep them: the signature covers them."""
+    doc = sign_directory(_mutate(UNKNOWN[name]), HUB, HUB_KID)
+    d = verify_directory(doc, NOW)
+    assert d.to_dict() == doc  # nothing dropped
+    assert d.signing_input() == DIRECTORY_SIGNING_CONTEXT + canonicalize({k: v for k, v in doc.items() if k != "sig"})
+    assert d.node("DE") is not None
+    # the same serial again with the same content is not a rollback (compared with the unknown fields)
+    assert verify_directory(doc, NOW, previous=d) is d
+    # an unknown field changed after signing breaks the signature like any other field
+    tampered = copy.deepcopy(doc)
+    UNKNOWN[name](tampered)
+    tampered.setdefault("zz", 0)
+    tampered["zz"] = 1
+    with pytest.raises(DirectoryInvalid):
+        verify_directory(tampered, NOW)
+
+
+def test_accepted_schemas() -> None:
+    """``schemas`` lists what the hub accepts; without it, version 1 of each type only."""
+    plain = verify_directory(signed(), NOW)
+    assert plain.schemas is None and "schemas" not in plain.to_dict()
+    assert plain.accepts("organisation/1") and not plain.accepts("organisation/2")
+    doc = sign_directory({**gen.directory_unsigned(), "schemas": ["organisation/1", "organisation/2"]}, HUB, HUB_KID)
+    listed = verify_directory(doc, NOW)
+    assert listed.schemas == ("organisation/1", "organisation/2") and listed.to_dict() == doc
+    assert listed.accepts("organisation/2") and not listed.accepts("expert/1")
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
