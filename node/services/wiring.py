@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -126,12 +127,16 @@ async def _audit_forever(context: Context) -> None:
 async def _erasure_job(app: web.Application) -> AsyncIterator[None]:
     """The erasure purge (node/services/erasure.py) every ``erasure_purge_s``, and once at a clean stop."""
     context = _ctx(app)
-    task = asyncio.get_running_loop().create_task(_purge_forever(context))
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(_purge_forever(context))
+    # aiohttp may run the teardown in another contextvars context, where tortoise's is not current:
+    # run the last purge in a copy of this one (it holds the database connections)
+    started_in = contextvars.copy_context()
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await _purge_once(context)
+    await loop.create_task(_purge_once(context), context=started_in.copy())
 
 
 async def _purge_once(context: Context) -> None:
