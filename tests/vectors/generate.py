@@ -117,12 +117,13 @@ def fields(
     visibility: str = "public",
     deleted: bool = False,
     payload: Any = None,
+    schema: int = 1,
 ) -> dict[str, Any]:
     return {
         "ncc": 1,
         "id": f"urn:ncc:{origin}:{type_}:{uuid}",
         "type": type_,
-        "schema": f"{type_}/1",
+        "schema": f"{type_}/{schema}",
         "origin": origin,
         "version": version,
         "issued_at": T(issued_at or NOW - timedelta(minutes=10)),
@@ -130,6 +131,15 @@ def fields(
         "deleted": deleted,
         "payload": copy.deepcopy(ORGANISATION if payload is None else payload),
     }
+
+
+#: The FORM-ECCC-001 sections organisation/2 adds (DESIGN §12).
+FORM_ECCC: dict[str, Any] = {
+    "general_email": "info@cyberlab.example", "phone": "+49 30 1234567",
+    "headquarters": {"is_headquarters": False, "parent": "Cyber Holding AG (AT)"},
+    "subsidiaries": {"in_other_member_states": True, "list": ["Cyber Lab SARL (FR)"]},
+    "majority_owned_outside_eu": {"value": False}, "exclusion_declaration": True,
+}
 
 
 def signed(label: str = "DE-current", **kw: Any) -> dict[str, Any]:
@@ -157,6 +167,9 @@ def good_envelopes() -> list[dict[str, Any]]:
         ("revoked-key-before-revocation", signed("DE-revoked", issued_at=datetime(2026, 5, 31, 23, 59, 59, tzinfo=UTC))),
         ("issued-within-skew", signed(issued_at=NOW + timedelta(minutes=5))),
         ("suspended-node", signed("AT-suspended", origin="AT", payload={**ORGANISATION, "country": "AT"})),
+        # DESIGN §11: a newer schema version, validated against the version the envelope names
+        ("organisation-schema-2", signed(schema=2, payload={**ORGANISATION, **FORM_ECCC})),
+        ("organisation-schema-2-minimal", signed(schema=2)),
     ]
     out = []
     for name, env in cases:
@@ -222,6 +235,9 @@ def bad_envelopes() -> list[dict[str, Any]]:
     add("organisation-missing-legal-name", "schema_invalid", signed(payload=org_missing), pointers=["/payload/legal_name"])
     add("organisation-unknown-subdomain", "schema_invalid", signed(payload={**ORGANISATION, "subdomains": ["cry.999"]}), pointers=["/payload/subdomains/0"])
     add("organisation-float", "schema_invalid", signed(payload={**ORGANISATION, "sme": 1.5}), pointers=["/payload/sme"])
+    add("organisation-schema-1-with-schema-2-fields", "schema_invalid",
+        signed(payload={**ORGANISATION, "general_email": "info@cyberlab.example"}), pointers=["/payload"])
+    add("organisation-unknown-schema-version", "schema_invalid", signed(schema=3), pointers=["/payload"])
     add("unknown-record-type", "schema_invalid", signed(type_="spaceship", payload={"name": "x"}), pointers=["/payload"])
     no_consent = {**EXPERT, "consent": {"given": False}}
     add("expert-public-without-consent", "consent_missing", signed(**expert, payload=no_consent))
@@ -266,11 +282,18 @@ def directories() -> dict[str, Any]:
     rogue_unsigned["hub"]["keys"] = [KeyEntry(rogue_kid, public_key_raw(other_hub), NOW - timedelta(days=1)).to_dict()]
     rogue = sign_directory(rogue_unsigned, other_hub, rogue_kid)
     same_serial = sign_directory(directory_unsigned(serial=7, issued_at=NOW - timedelta(minutes=30)), hub, hub_kid)
+    # DESIGN §11: a newer hub's directory, with the accepted schemas and a field this version does not
+    # know (kept, so its signature verifies)
+    newer_hub = directory_unsigned(serial=8)
+    newer_hub["schemas"] = ["expert/1", "facility/1", "organisation/1", "organisation/2", "project/1"]
+    newer_hub["nodes"][0]["epoch"] = 2
+    newer_hub["future_field"] = {"any": ["value"]}
     return {
         "now": T(NOW),
         "good": good,
         "previous": previous,
         "newer": newer,
+        "newer-hub-fields": sign_directory(newer_hub, hub, hub_kid),
         "bad": [
             {"name": "tampered", "code": "directory_invalid", "directory": tampered},
             {"name": "missing-field", "code": "directory_invalid", "directory": {k: v for k, v in good.items() if k != "serial"}},

@@ -131,6 +131,9 @@ def test_directory_vectors() -> None:
     previous = verify_directory(doc["previous"], now)
     assert verify_directory(doc["good"], now, previous=previous).serial == good.serial
     assert verify_directory(doc["newer"], now, previous=good).serial == good.serial + 1
+    # readers ignore fields they do not know and keep them: the newer hub's signature verifies
+    tolerant = verify_directory(doc["newer-hub-fields"], now, previous=good)
+    assert tolerant.to_dict() == doc["newer-hub-fields"] and tolerant.accepts("organisation/2")
 
 
 @pytest.mark.parametrize("case", load("directory.json")["bad"], ids=lambda c: c["name"])
