@@ -47,7 +47,7 @@ BATCH = 1000
 VACUUMED_KEY = "erasure_vacuumed"
 #: Tables whose rows held payloads (node and hub), vacuumed on PostgreSQL after a purge.
 PAYLOAD_TABLES = ("records", "record_versions", "feed", "hub_records", "hub_quarantine", "search_docs",
-                  "search_tags")
+                  "search_tags", "atlas_sync")
 CHECKPOINT_ATTEMPTS = 50
 CHECKPOINT_PAUSE_S = 0.1
 HORIZON_ATTEMPTS = 100

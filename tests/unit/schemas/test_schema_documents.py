@@ -58,6 +58,7 @@ def test_every_expected_document_is_packaged() -> None:
     ids = set(_documents_by_id())
     expected = {record_schema_id(t) for t in RECORD_TYPES}
     expected |= {BASE + "envelope/1", BASE + "directory/1", BASE + "common/1"}
+    expected |= {record_schema_id("organisation", 2)}  # DESIGN §11: organisation/2 beside organisation/1
     expected |= {f"{BASE}vocab/{name}/1" for name in VOCABULARIES}
     assert ids == expected
 
