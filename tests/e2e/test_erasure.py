@@ -83,8 +83,10 @@ def purged(inst: Instance, ids: list[str]) -> bool:
     return int(rows[0][0]) == len(ids)
 
 
-def run_erasure(c: Cluster, env: dict[str, str] | None = None) -> tuple[Instance, Instance, list[str], str, str]:
-    """Hub and DE node (1 s purge interval): create, pull, erase, pull, wait for both purges.
+def run_erasure(c: Cluster, env: dict[str, str] | None = None, *, wait: bool = True
+                ) -> tuple[Instance, Instance, list[str], str, str]:
+    """Hub and DE node (1 s purge interval unless ``env`` says otherwise): create, pull, erase, pull,
+    and (``wait``) wait for both purges.
 
     Returns the hub, the node, the erased words, the control word and the control record's id.
     """
@@ -119,7 +121,8 @@ def run_erasure(c: Cluster, env: dict[str, str] | None = None) -> tuple[Instance
         erase(de, editor, rid)
     hub.ncc("sync")
     assert hub.get(f"/api/v1/records/{org}", analyst).status == 410
-    wait_until(lambda: purged(de, ids) and purged(hub, ids), 30, "the purge job ran on node and hub")
+    if wait:
+        wait_until(lambda: purged(de, ids) and purged(hub, ids), 30, "the purge job ran on node and hub")
     return hub, de, erased_words, control, kept
 
 
@@ -135,6 +138,17 @@ def test_erased_words_are_in_no_file_of_either_data_dir(tmp_path: Path) -> None:
         assert scan(tmp_path, erased_words) == {}
         found = scan(tmp_path, [control])[control]
         assert any(f.startswith("hub/") for f in found) and any(f.startswith("de/") for f in found), found
+
+
+def test_a_clean_stop_purges(tmp_path: Path) -> None:
+    """With the periodic purge an hour away, the clean stop of ``ncc serve`` alone leaves no trace."""
+    with cluster(tmp_path, "sqlite") as c:
+        hub, de, erased_words, control, _ = run_erasure(c, {"NCC_ERASURE_PURGE_S": "3600"}, wait=False)
+        assert scan(tmp_path, erased_words)  # the job has not run: the files still hold the words
+        hub.stop()
+        de.stop()
+        assert scan(tmp_path, erased_words) == {}
+        assert set(scan(tmp_path, [control])) == {control}
 
 
 @pytest.mark.postgres
