@@ -13,7 +13,7 @@ async def note_fresh_database(apps, schema_editor):  # type: ignore[no-untyped-d
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ncc", "0008_divergence")]
+    dependencies = [("ncc", "0010_search_disclosure")]
 
     operations = [
         ops.CreateModel(
