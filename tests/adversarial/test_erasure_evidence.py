@@ -37,8 +37,15 @@ async def test_purge_deletes_quarantine_evidence_of_an_erased_record(hub: Hub, f
     de.serve(erased)
     await hub.sync()
     assert [rid for rid, _ in await pending()] == [good["id"]]
-    report = await purge(hub.context.search, hub.clock())
-    assert report.erasures == 1 and report.quarantine_rows == 2
+    # On PostgreSQL a run waits (bounded) for older transactions anywhere on the server to end, else it
+    # leaves the erasure pending for the next run: on a busy shared test server that may take a few runs.
+    removed, done = 0, 0
+    for _ in range(6):
+        report = await purge(hub.context.search, hub.clock())
+        removed, done = removed + report.quarantine_rows, report.erasures
+        if done:
+            break
+    assert done == 1 and removed == 2
     left = await hub.quarantine("DE")
     assert [item["record_id"] for item in left] == [other["id"]]  # evidence about other records stays
     assert await pending() == []
