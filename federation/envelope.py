@@ -274,9 +274,21 @@ def sign_record(fields: Mapping[str, Any], private_key: Ed25519PrivateKey, kid: 
         EnvelopeInvalid: the fields do not form a valid envelope (or already contain ``sig``).
         CanonicalizationError: the payload cannot be canonicalised.
     """
+    return sign_record_with_digest(fields, private_key, kid)[0]
+
+
+def sign_record_with_digest(fields: Mapping[str, Any], private_key: Ed25519PrivateKey, kid: str) -> tuple[Envelope, str]:
+    """:func:`sign_record` and the envelope's :meth:`Envelope.digest`, from one canonicalisation
+    of the signing input (a writer that stores the digest needs both).
+
+    Raises:
+        EnvelopeInvalid, CanonicalizationError: as :func:`sign_record`.
+    """
     if "sig" in fields:
         raise EnvelopeInvalid("fields to sign must not contain 'sig'")
     placeholder = {"alg": SIGNATURE_ALG, "kid": kid, "value": b64url_encode(bytes(64))}
     unsigned = Envelope.from_dict({**fields, "sig": placeholder})
-    signature = private_key.sign(unsigned.signing_input())
-    return dataclasses.replace(unsigned, sig=Signature(SIGNATURE_ALG, kid, b64url_encode(signature)))
+    data = unsigned.signing_input()
+    signature = private_key.sign(data)
+    signed = dataclasses.replace(unsigned, sig=Signature(SIGNATURE_ALG, kid, b64url_encode(signature)))
+    return signed, hashlib.sha256(data).hexdigest()

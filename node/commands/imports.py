@@ -1,7 +1,8 @@
 """``ncc import`` — publish records from a JSON, NDJSON, CSV or CORDIS file (docs/import.md).
 
-Every row is checked like an API write and created in its own transaction: valid rows are imported
-even when others fail, a failing row writes nothing. Output on stdout: one line per problem
+Every row is checked like an API write and stored a batch of rows per transaction: valid rows are
+imported even when others fail, a failing row writes nothing. The file is streamed (scanned once for
+file-level problems, then imported as it is read again), so memory does not grow with its size. Output on stdout: one line per problem
 (``line 7: schema_invalid /subdomains/0: …``), notes, and last the summary
 ``imported N, rejected M``. Exit 0 when every row was imported, 1 otherwise (also for a file that
 cannot be read, with a one-line reason on stderr), 2 for usage errors. ``--dry-run`` runs the same
@@ -13,19 +14,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from federation.envelope import VISIBILITIES
 from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for
 from node.services import cordis
 from node.services.import_writer import ImportAborted, NaturalKeys, import_rows, load_natural_keys
-from node.services.importer import CORDIS_SCOPES, FORMATS, ImportFileError, Options, Parsed, read_rows
+from node.services.importer import CORDIS_SCOPES, FORMATS, ImportFileError, Options, Parsed, open_rows
 from schemas import RECORD_TYPES
 
 PROGRESS_MIN_ROWS = 100
+#: Files smaller than this import too fast for a progress bar.
+PROGRESS_MIN_BYTES = 64 * 1024
+#: Standard input is spooled to a temporary file (read twice); in memory up to this size.
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
 def register(sub: Any) -> None:
@@ -69,6 +78,20 @@ def _read(path: str) -> bytes:
         raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
+def _open(path: str, stack: contextlib.ExitStack) -> BinaryIO:
+    """The import file as a seekable binary stream (read twice: checked, then imported). Standard
+    input is copied to a temporary file first (in memory up to a few MB, on disk beyond)."""
+    try:
+        if path != "-":
+            return stack.enter_context(Path(path).open("rb"))
+        spool = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY))  # noqa: SIM115
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+        spool.seek(0)
+        return spool  # type: ignore[return-value]
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 class ProgressBar:
     """``\\r``-updated progress on a terminal, at most ten redraws a second; silent otherwise."""
 
@@ -102,15 +125,22 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("records are imported on a node, not on the hub")
     if args.cordis_organizations and args.format not in ("auto", cordis.PROJECTS):
         raise CommandError("--cordis-organizations goes with a CORDIS project.csv")
-    data = _read(args.file)
+    with contextlib.ExitStack() as stack:
+        return _run(args, settings, _open(args.file, stack))
+
+
+def _run(args: argparse.Namespace, settings: Any, stream: BinaryIO) -> int:
     org_data = _read(args.cordis_organizations) if args.cordis_organizations else None
     name = "stdin" if args.file == "-" else args.file
     options = Options(settings.country, args.type, args.visibility, args.format, args.cordis_scope)
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
 
     def parse(keys: NaturalKeys | None) -> Parsed:
         try:
-            return read_rows(
-                data,
+            return open_rows(
+                stream,
                 name,
                 options,
                 cordis_organisations=org_data,
@@ -119,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
 
-    # Everything that needs no database is checked before opening it; only CORDIS project links
+    # Everything that needs no database is checked before opening it (the whole file is scanned:
+    # a file-level problem stops the import before any row is written); only CORDIS project links
     # need this node's organisations.
     parsed = None if org_data is not None else parse(None)
 
@@ -140,16 +171,25 @@ def run(args: argparse.Namespace) -> int:
             clock=utc_now,
             index=SearchService(),
         )
-        bar = ProgressBar(sys.stderr, len(rows.rows))
+        bar = ProgressBar(sys.stderr, PROGRESS_MIN_ROWS if size >= PROGRESS_MIN_BYTES else 0)
 
         def report(line: str) -> None:
             bar.clear()
             print(line, flush=bar.enabled)
 
+        def progress(done: int, total: int) -> None:
+            if not total:  # streamed: estimate the rows of the file from the share read so far
+                read = stream.tell()
+                total = max(done, round(done * size / read)) if read else done
+            bar.update(done, total)
+
         try:
             outcome = await import_rows(
-                rows.rows, publisher, keys, dry_run=args.dry_run, report=report, progress=bar.update
+                rows.rows, publisher, keys, dry_run=args.dry_run, report=report, progress=progress
             )
+        except ImportFileError as exc:  # only if the file changed between the check and the import
+            bar.clear()
+            raise CommandError(str(exc)) from exc
         except ImportAborted as exc:
             bar.clear()
             print(f"imported {exc.outcome.imported}, rejected {exc.outcome.rejected}")

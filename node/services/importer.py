@@ -14,12 +14,14 @@ CSV of one record type (:mod:`node.services.tabular`); CORDIS ``organization.csv
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from federation.errors import ProtocolError, SchemaErrorItem, SchemaInvalid
 from federation.strictjson import loads as strict_loads
@@ -103,11 +105,18 @@ class Parsed:
     """The rows of a file, what format it was read as, and notes for the operator."""
 
     fmt: str
-    rows: list[Row]
+    rows: Iterable[Row]
     notes: list[str] = field(default_factory=list)
 
 
 # -- reading -------------------------------------------------------------------------------------
+
+#: Bytes decoded per read of a streamed file.
+CHUNK = 1 << 20
+#: The head of a file its format is sniffed from (a one-object JSON file must fit: records ≤ 1 MiB).
+HEAD = 4 << 20
+#: Longest JSON array element waited for before a parse failure counts as malformed, not truncated.
+MAX_ITEM = 8 << 20
 
 
 def decode(data: bytes, name: str) -> str:
@@ -125,8 +134,113 @@ def decode(data: bytes, name: str) -> str:
     return text
 
 
+class TextStream:
+    """The UTF-8 text of a binary stream, decoded a chunk at a time into a sliding buffer.
+
+    ``buf[pos:]`` is what has not been consumed; :meth:`more` appends the next chunk and drops the
+    consumed part, counting its newlines so :meth:`line` stays a line number of the whole file.
+    Memory is a chunk or two (or one element of a JSON array, if larger), whatever the file size.
+
+    Raises (from :meth:`more`):
+        ImportFileError: bytes that are not UTF-8 (with their offset in the file).
+    """
+
+    def __init__(self, stream: BinaryIO, name: str, chunk: int | None = None) -> None:
+        self.stream, self.name, self.chunk = stream, name, chunk or CHUNK
+        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.bytes_read = 0
+        self._base_line = 1  # line number of buf[0]
+        self._counted = 0  # buf[:_counted] newlines are in _count_line
+        self._count_line = 1
+
+    def more(self, size: int | None = None) -> bool:
+        """Append at least one more chunk (False at the end of the file)."""
+        if self.eof:
+            return False
+        data = self.stream.read(size or self.chunk)
+        try:
+            text = self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(f"{self.name}: not UTF-8 text (byte {self.bytes_read + exc.start})") from None
+        self.bytes_read += len(data)
+        if not data:
+            self.eof = True
+        if self.pos:
+            self._base_line += self.buf.count("\n", 0, self.pos)
+            self._count_line, self._counted = self._base_line, 0
+            self.buf = self.buf[self.pos :]
+            self.pos = 0
+        self.buf += text
+        return bool(data) or bool(text)
+
+    def grow(self) -> bool:
+        """:meth:`more`, reading at least as much as is pending: an element or line that runs over
+        many chunks is rescanned a logarithmic number of times, not once per chunk."""
+        return self.more(max(self.chunk, len(self.buf) - self.pos))
+
+    def need(self, count: int) -> bool:
+        """Read until ``count`` characters follow ``pos`` (False if the file ends first)."""
+        while len(self.buf) - self.pos < count:
+            if not self.more():
+                return False
+        return True
+
+    def skip_space(self) -> str:
+        """Move past whitespace; return the next character ('' at the end of the file)."""
+        while True:
+            buf, pos = self.buf, self.pos
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                pos += 1
+            self.pos = pos
+            if pos < len(buf):
+                return buf[pos]
+            if not self.more():
+                return ""
+
+    def line(self, pos: int | None = None) -> int:
+        """The line number (in the whole file) of ``buf[pos]`` (default: ``pos``)."""
+        pos = self.pos if pos is None else pos
+        if pos < self._counted:
+            self._count_line, self._counted = self._base_line, 0
+        self._count_line += self.buf.count("\n", self._counted, pos)
+        self._counted = pos
+        return self._count_line
+
+    def rest(self) -> str:
+        """Everything not consumed yet, to the end of the file."""
+        while self.more():
+            pass
+        text = self.buf[self.pos :]
+        self.pos = len(self.buf)
+        return text
+
+    def lines(self, universal: bool = True) -> Iterator[str]:
+        """The remaining text as lines ending in ``\\r\\n``, ``\\r`` or ``\\n`` (as ``newline=""`` reads
+        them, for CSV), or ending in ``\\n`` only (``universal=False``, for NDJSON)."""
+        pattern = _LINE if universal else _NEWLINE_LINE
+        while True:
+            buf = self.buf
+            # Held back until more is read: a last line without its end, and a final \r (of \r\n?).
+            end = len(buf) if self.eof or not universal else len(buf) - 1
+            for match in pattern.finditer(buf, self.pos, max(end, self.pos)):
+                if not self.eof and match.end() >= end and not match.group().endswith("\n"):
+                    break
+                self.pos = match.end()
+                yield match.group()
+            if not self.grow() and self.pos >= len(self.buf):
+                return
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+_NEWLINE_LINE = re.compile(r"[^\n]*\n|[^\n]+")
+
+
 def sniff(text: str, name: str) -> str:
-    """The format of a file by its content: ``json``, ``ndjson``, ``csv`` or a CORDIS format.
+    """The format of a file by its content (or its first :data:`HEAD` characters): ``json``,
+    ``ndjson``, ``csv`` or a CORDIS format.
 
     Raises:
         ImportFileError: none of them.
@@ -168,82 +282,168 @@ def read_rows(
     organisations_by_pic: Mapping[str, str] | None = None,
     cordis_organisations: bytes | None = None,
 ) -> Parsed:
-    """Read an import file.
-
-    ``organisations_by_pic`` (this node's organisation records by PIC) and ``cordis_organisations``
-    (the bytes of a CORDIS organization.csv) link CORDIS projects to organisations.
+    """Read an import file held in memory (every row at once; :func:`open_rows` streams).
 
     Raises:
         ImportFileError: the file as a whole cannot be imported.
     """
-    text = decode(data, name)
-    fmt = sniff(text, name) if options.fmt == "auto" else options.fmt
+    parsed = open_rows(
+        io.BytesIO(data),
+        name,
+        options,
+        organisations_by_pic=organisations_by_pic,
+        cordis_organisations=cordis_organisations,
+    )
+    parsed.rows = list(parsed.rows)
+    if not parsed.rows and not parsed.notes:
+        raise ImportFileError(f"{name}: no records")
+    return parsed
+
+
+def open_rows(
+    stream: BinaryIO,
+    name: str,
+    options: Options,
+    *,
+    organisations_by_pic: Mapping[str, str] | None = None,
+    cordis_organisations: bytes | None = None,
+) -> Parsed:
+    """Read an import file from a seekable binary stream; ``rows`` is an iterator that reads the
+    file as it goes (JSON arrays, NDJSON and CSV are never held whole; CORDIS files are, they are
+    grouped by organisation).
+
+    The whole file is scanned once first (UTF-8, JSON syntax, CSV framing), so that a file-level
+    problem is reported before any row is imported; the rows are then read in a second pass.
+    ``organisations_by_pic`` (this node's organisation records by PIC) and ``cordis_organisations``
+    (the bytes of a CORDIS organization.csv) link CORDIS projects to organisations.
+
+    Raises:
+        ImportFileError: the file as a whole cannot be imported. Iterating ``rows`` raises it
+            only for a file that changed between the two passes.
+    """
+    head_text = TextStream(stream, name)
+    head_text.more(HEAD)
+    if head_text.bytes_read < HEAD:
+        head_text.more()  # sees the end of a file shorter than HEAD
+    head = head_text.buf
+    if not head.strip() and head_text.eof:
+        raise ImportFileError(f"{name}: empty file")
+    if not head.strip():
+        # A file that starts with more than HEAD whitespace: find where its content starts.
+        if not head_text.skip_space():
+            raise ImportFileError(f"{name}: empty file")
+        head = head_text.buf[head_text.pos :]
+    while "\n" not in head.lstrip() and len(head) < MAX_ITEM and head_text.grow():
+        head = head_text.buf[head_text.pos :]  # the first line whole: a CSV header, an NDJSON record
+    fmt = (sniff(head, name) if head_text.eof else _sniff_head(head, name)) if options.fmt == "auto" else options.fmt
     if cordis_organisations is not None and fmt != cordis.PROJECTS:
         raise ImportFileError(f"{name}: --cordis-organizations goes with a CORDIS project.csv, this is {fmt}")
+
+    def text() -> TextStream:
+        stream.seek(0)
+        return TextStream(stream, name)
+
     if fmt in ("json", "ndjson"):
-        items = _json_items(text, name) if fmt == "json" else _ndjson_items(text, name)
-        parsed = Parsed(fmt, [_row_from_json(line, item, options) for line, item in items])
-    elif fmt == "csv":
-        parsed = Parsed(fmt, _csv_rows(text, name, options))
-    elif fmt == cordis.ORGANISATIONS:
-        parsed = _cordis_organisations(text, name, options)
+        items = _json_items if fmt == "json" else _ndjson_items
+        nonblank = sum(1 for _ in items(text(), name, parse=False))  # the first pass: syntax, UTF-8
+        if not nonblank:
+            raise ImportFileError(f"{name}: no records")
+        return Parsed(fmt, (_row_from_json(line, item, options) for line, item in items(text(), name)))
+    if fmt == "csv":
+        if options.rtype is None:
+            raise ImportFileError(f"{name}: a CSV file needs --type (one record type per file)")
+        if not any(True for _ in _csv_rows(text(), name, options, build=False)):
+            raise ImportFileError(f"{name}: no records")
+        return Parsed(fmt, _csv_rows(text(), name, options))
+    whole = text().rest()
+    if not whole.strip():
+        raise ImportFileError(f"{name}: empty file")
+    if fmt == cordis.ORGANISATIONS:
+        parsed = _cordis_organisations(whole, name, options)
     else:
         links = None
         if cordis_organisations is not None:
             org_text = decode(cordis_organisations, "CORDIS organisations file")
             _, org_rows = _cordis_read(org_text, "CORDIS organisations file", cordis.ORGANISATIONS)
             links = cordis.Links.build(cordis.participations(org_rows), organisations_by_pic or {})
-        parsed = _cordis_projects(text, name, options, links)
+        parsed = _cordis_projects(whole, name, options, links)
     if not parsed.rows and not parsed.notes:
         raise ImportFileError(f"{name}: no records")
     return parsed
 
 
+def _sniff_head(head: str, name: str) -> str:
+    """:func:`sniff` of a file larger than its head: an object first is NDJSON unless its first
+    line is not a complete JSON value (then it is one pretty-printed document)."""
+    start = head.lstrip()[:1]
+    if start == "{":
+        first, newline, _ = head.lstrip().partition("\n")
+        if not newline:  # one line longer than the head: not a pretty-printed document
+            return "ndjson"
+        try:
+            json.loads(first)
+        except (ValueError, RecursionError):
+            return "json"
+        return "ndjson"
+    return sniff(head, name)
+
+
 # JSON / NDJSON ---------------------------------------------------------------------------------
 
 
-def _json_items(text: str, name: str) -> Iterator[tuple[int, Any]]:
+def _json_items(text: TextStream, name: str, parse: bool = True) -> Iterator[tuple[int, Any]]:
     """The elements of a JSON array with the line each starts on; each parsed strictly.
 
+    Read incrementally: each element is found with the stdlib's C scanner (``raw_decode``) in the
+    decoded buffer, reading more of the file while an element runs past its end, then parsed again
+    strictly from its own text (``strict_loads``: duplicate keys, NaN, 2^60 integers), which a
+    streaming event parser such as ijson cannot do — it never hands out an element's text.
     A syntax error ends the file (no way to resynchronise); an element that parses but breaks a
-    strict rule (duplicate keys, NaN, a 2^60 integer) rejects only that element.
+    strict rule rejects only that element. ``parse=False`` checks the syntax and yields None.
     """
     decoder = json.JSONDecoder()
-    pos, line, counted = _skip(text, 0), 1, 0
-    if text[pos : pos + 1] == "{":  # one object: a one-item file
-        yield 1, _strict(text)
+    first = text.skip_space()
+    if first == "{":  # one object: a one-item file
+        line = text.line()
+        whole = text.rest()
+        yield line, (_strict(whole) if parse else None)
         return
-    pos = _skip(text, pos + 1)
-    if text[pos : pos + 1] == "]":
-        pos += 1
+    if first != "[":
+        raise ImportFileError(f"{name}: malformed JSON at line {text.line()}")
+    text.pos += 1
+    if text.skip_space() == "]":
+        text.pos += 1
     else:
         while True:
-            line += text.count("\n", counted, pos)
-            counted = pos
-            try:
-                _, end = decoder.raw_decode(text, pos)
-            except (json.JSONDecodeError, RecursionError) as exc:
-                where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-                raise ImportFileError(f"{name}: malformed JSON{where}") from None
-            yield line, _strict(text[pos:end])
-            pos = _skip(text, end)
-            if text[pos : pos + 1] == ",":
-                pos = _skip(text, pos + 1)
-            elif text[pos : pos + 1] == "]":
-                pos += 1
+            start = text.pos
+            line = text.line(start)
+            while True:
+                try:
+                    _, end = decoder.raw_decode(text.buf, start)
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    if len(text.buf) - start < MAX_ITEM and text.grow():
+                        start = text.pos  # more() moved the buffer
+                        continue
+                    if isinstance(exc, json.JSONDecodeError):
+                        raise ImportFileError(f"{name}: malformed JSON at line {text.line(exc.pos)}") from None
+                    raise ImportFileError(f"{name}: malformed JSON") from None
+                break
+            # A number may go on past the buffer ("12" of "123"): decide with more text.
+            if end == len(text.buf) and not text.eof and text.grow():
+                continue
+            yield line, (_strict(text.buf[start:end]) if parse else None)
+            text.pos = end
+            separator = text.skip_space()
+            if separator == ",":
+                text.pos += 1
+                text.skip_space()
+            elif separator == "]":
+                text.pos += 1
                 break
             else:
-                raise ImportFileError(
-                    f"{name}: malformed JSON at line {line + text.count(chr(10), counted, pos)}"
-                )
-    if text[pos:].strip():
+                raise ImportFileError(f"{name}: malformed JSON at line {text.line()}")
+    if text.skip_space():
         raise ImportFileError(f"{name}: text after the JSON array")
-
-
-def _skip(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
 
 
 def _strict(text: str) -> Any:
@@ -254,10 +454,10 @@ def _strict(text: str) -> Any:
         return exc
 
 
-def _ndjson_items(text: str, name: str) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(text.split("\n"), start=1):
+def _ndjson_items(text: TextStream, name: str, parse: bool = True) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(text.lines(universal=False), start=1):
         if line.strip():
-            yield number, _strict(line)
+            yield number, (_strict(line) if parse else None)
 
 
 def _row_from_json(line: int, item: Any, options: Options) -> Row:
@@ -296,9 +496,9 @@ def _row(line: int, rtype: Any, visibility: Any, payload: Any, options: Options)
 # CSV -------------------------------------------------------------------------------------------
 
 
-def _csv_records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+def _csv_records(lines: Iterable[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """``(line where the record starts, cells)`` for every non-blank CSV record."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(lines, delimiter=delimiter)
     line = 1
     for cells in reader:
         if any(c.strip() for c in cells):
@@ -306,11 +506,17 @@ def _csv_records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
         line = reader.line_num + 1
 
 
-def _csv_rows(text: str, name: str, options: Options) -> list[Row]:
+def _csv_rows(text: TextStream, name: str, options: Options, build: bool = True) -> Iterator[Row]:
+    """The rows of a CSV file, read as they are needed. ``build=False`` checks the framing and the
+    header only (the first pass) and yields a placeholder per record."""
     if options.rtype is None:
         raise ImportFileError(f"{name}: a CSV file needs --type (one record type per file)")
-    first = text.lstrip("\r\n").split("\n", 1)[0]
-    records = _csv_records(text, _delimiter(first) or ",")
+    text.skip_space()
+    # The delimiter is sniffed from the header line (the first non-blank line).
+    while "\n" not in text.buf[text.pos :] and text.grow():
+        pass
+    first = text.buf[text.pos :].lstrip("\r\n").split("\n", 1)[0]
+    records = _csv_records(text.lines(), _delimiter(first) or ",")
     try:
         _, header = next(records)
     except (StopIteration, csv.Error) as exc:
@@ -321,26 +527,29 @@ def _csv_rows(text: str, name: str, options: Options) -> list[Row]:
         columns = tabular.check_header(options.rtype, [n for n in names if n != VISIBILITY_COLUMN])
     except ValueError as exc:
         raise ImportFileError(f"{name}: {exc}") from None
-    rows: list[Row] = []
     try:
         for line, cells in records:
-            visibility = cells[vis_index].strip() if vis_index is not None and vis_index < len(cells) else ""
-            if vis_index is not None:
-                cells = cells[:vis_index] + cells[vis_index + 1 :]
-            if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns) :]):
-                rows.append(
-                    Row(line, rejection=Rejection.at("", f"{len(cells)} cells, header has {len(columns)}"))
-                )
+            if not build:
+                yield Row(line)
                 continue
-            try:
-                payload = tabular.row_to_payload(columns, cells)
-            except tabular.CellError as exc:
-                rows.append(Row(line, rejection=Rejection.at(exc.pointer, exc.message)))
-                continue
-            rows.append(_row(line, options.rtype, visibility or None, payload, options))
+            yield _csv_row(line, cells, columns, vis_index, options)
     except csv.Error as exc:
         raise ImportFileError(f"{name}: malformed CSV: {exc}") from None
-    return rows
+
+
+def _csv_row(
+    line: int, cells: list[str], columns: list[tabular.Column], vis_index: int | None, options: Options
+) -> Row:
+    visibility = cells[vis_index].strip() if vis_index is not None and vis_index < len(cells) else ""
+    if vis_index is not None:
+        cells = cells[:vis_index] + cells[vis_index + 1 :]
+    if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns) :]):
+        return Row(line, rejection=Rejection.at("", f"{len(cells)} cells, header has {len(columns)}"))
+    try:
+        payload = tabular.row_to_payload(columns, cells)
+    except tabular.CellError as exc:
+        return Row(line, rejection=Rejection.at(exc.pointer, exc.message))
+    return _row(line, options.rtype or "", visibility or None, payload, options)
 
 
 # CORDIS ----------------------------------------------------------------------------------------

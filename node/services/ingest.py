@@ -26,6 +26,7 @@ is written.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import multiprocessing
@@ -306,6 +307,70 @@ def check_page(
     return CheckedPage([prepare(i, r, vocabularies) for i, r in zip(items, results, strict=True)], trailer)
 
 
+# -- the hand-over from the worker -------------------------------------------------------------------
+
+#: A checked page as plain tuples of str/int/bool (what crosses the process boundary): pickling
+#: tuples costs about half of pickling the dataclasses (which goes through Python-level
+#: ``__getstate__``/``__reduce_ex__`` per object), the envelope text is sent once when the evidence is
+#: the same text, and the search document's fields it shares with the record are not sent again.
+PackedPage = tuple[list[tuple[Any, ...]], dict[str, Any]]
+
+
+_CHECKED = tuple(f.name for f in dataclasses.fields(Checked))
+_REJECTED = tuple(f.name for f in dataclasses.fields(Rejected))
+_DOC, _EVIDENCE = _CHECKED.index("doc"), _CHECKED.index("evidence")
+_SEARCH_DOC = tuple(f.name for f in dataclasses.fields(SearchDoc))
+
+
+def pack_page(page: CheckedPage) -> PackedPage:
+    """The compact form of ``page`` (see :data:`PackedPage`); :func:`unpack_page` inverts it.
+
+    Rows are a kind flag and the fields in declaration order (fields added to :class:`Checked`,
+    :class:`Rejected` or :class:`SearchDoc` travel without a change here); a :class:`Checked`'s
+    ``evidence`` is None when it equals ``text`` and its ``doc`` is (the document's fields, its
+    computed cached properties).
+    """
+    rows: list[tuple[Any, ...]] = []
+    for c in page.items:
+        if isinstance(c, Rejected):
+            rows.append((False, *(getattr(c, name) for name in _REJECTED)))
+            continue
+        values = [getattr(c, name) for name in _CHECKED]
+        d = c.doc
+        if d is not None:  # its fields, and what its cached properties hold (folding done by the worker)
+            cached = {k: v for k, v in d.__dict__.items() if k not in _SEARCH_DOC}
+            values[_DOC] = (tuple(getattr(d, name) for name in _SEARCH_DOC), cached)
+        if c.evidence == c.text:
+            values[_EVIDENCE] = None
+        rows.append((True, *values))
+    return rows, page.trailer
+
+
+def unpack_page(packed: PackedPage | CheckedPage) -> CheckedPage:
+    """The :class:`CheckedPage` of :func:`pack_page`'s output (a page already unpacked is returned)."""
+    if isinstance(packed, CheckedPage):
+        return packed
+    rows, trailer = packed
+    items: list[Checked | Rejected] = []
+    for row in rows:
+        if not row[0]:
+            items.append(Rejected(*row[1:]))
+            continue
+        c = Checked(*row[1:])
+        if c.evidence is None:
+            c.evidence = c.text
+        if c.doc is not None:
+            values, cached = c.doc  # type: ignore[misc]
+            # What SearchDoc(...) makes, without its frozen __init__'s per-field object.__setattr__
+            # (half the cost of the hand-over); ``cached`` fills the cached properties.
+            doc = object.__new__(SearchDoc)
+            doc.__dict__.update(zip(_SEARCH_DOC, values, strict=True))
+            doc.__dict__.update(cached)
+            c.doc = doc
+        items.append(c)
+    return CheckedPage(items, trailer)
+
+
 # -- the worker process ------------------------------------------------------------------------------
 
 _WORKER: dict[str, Any] = {}
@@ -323,14 +388,16 @@ def _worker_init() -> None:
 
 def _worker_check(
     country: str, body: bytes, cursor: int, limit: int, directory_doc: bytes, now: datetime
-) -> CheckedPage:
+) -> PackedPage:
     directories: dict[bytes, Directory] = _WORKER["directories"]
     key = hashlib.sha256(directory_doc).digest()
     directory = directories.get(key)
     if directory is None:
         directories.clear()  # keep one: a pull uses one directory
         directory = directories[key] = Directory.from_dict(orjson.loads(directory_doc))
-    return check_page(country, body, cursor, limit, directory, now, _WORKER["registry"], _WORKER["vocabularies"])
+    return pack_page(
+        check_page(country, body, cursor, limit, directory, now, _WORKER["registry"], _WORKER["vocabularies"])
+    )
 
 
 class CheckPool:
@@ -366,7 +433,8 @@ class CheckPool:
         loop = asyncio.get_running_loop()
         pool = self._executor()
         try:
-            return await loop.run_in_executor(pool, self.target, country, body, cursor, limit, directory_doc, now)
+            packed = await loop.run_in_executor(pool, self.target, country, body, cursor, limit, directory_doc, now)
+            return unpack_page(packed)
         except PullError:
             raise
         except BrokenProcessPool as exc:

@@ -53,6 +53,18 @@ async def next_sequence(conn: BaseDBAsyncClient, name: str = "seq") -> int:
     return 1
 
 
+async def next_sequences(conn: BaseDBAsyncClient, count: int, name: str = "seq") -> int:
+    """Allocate ``count`` consecutive values of a counter (as :func:`next_sequence` does one);
+    return the first."""
+    rows = await fetch(
+        conn, "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value", [count, name]
+    )
+    if rows:
+        return int(rows[0]["value"]) - count + 1
+    await execute(conn, "INSERT INTO counters (name, value) VALUES (?, ?)", [name, count])
+    return 1
+
+
 async def lock_writes(conn: BaseDBAsyncClient) -> None:
     """Take the write lock at the start of a read-then-write transaction.
 

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADLINE = ("verify_only_per_s", "ingest_per_s", "incremental_100_small_s", "incremental_100_large_s",
-            "search_p95_ms", "hub_peak_rss_mb")
+            "import_per_s", "sign_only_per_s", "import_vs_sign", "search_p95_ms", "hub_peak_rss_mb")
 
 
 def test_combined_benchmark_prints_the_headline_figures_and_plots(tmp_path: Path) -> None:
@@ -31,6 +31,6 @@ def test_combined_benchmark_prints_the_headline_figures_and_plots(tmp_path: Path
     for key in HEADLINE:
         assert isinstance(report[key], int | float) and report[key] > 0, key
     assert report["load_errors"] == 0
-    assert set(report["details"]) == {"protocol", "ingest", "search", "load"}
+    assert set(report["details"]) == {"protocol", "ingest", "import", "search", "load"}
     assert isinstance(report["details"]["ingest"]["ingest_curve"], list)  # empty when the pull is this short
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 10_000

@@ -117,3 +117,29 @@ def test_fast_path_equals_pythons_parser_on_near_json(text: str) -> None:
     if not text.strip() or text.startswith("\ufeff"):
         return
     assert outcome(strictjson.loads, text) == outcome(strictjson.loads_slow, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": "\\ud800"}', '{"\\udfff": 1}', '["\\uD83D\\uDE00"]', "[9007199254740991]", "[9007199254740992]",
+        "[-9007199254740993]", "[1e999]", "[1E400]", "[-1e309]", "[1.5e3]", '{"a": "2e9 words"}',
+        '{"a": "\\u00e9", "b": [1, 2.5]}', "[" * 64 + "]" * 64, "[" * 65 + "]" * 65, '{"a": "[[[["}',
+        "[" + "1" * 400 + ".0]", '{"k": {"k": {"k": "v"}}}', '{"a": null, "b": 1e999}', '[null]',
+        '{"a": [1, "\ud800", 99999999999999999999]}',
+    ],
+)
+def test_skipping_the_walk_never_changes_the_verdict(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``loads_slow`` skips the value walk when the text cannot hold what it looks for; the verdict
+    must equal the one with the walk always done."""
+    from federation import strictjson
+
+    def verdict() -> object:
+        try:
+            return ("ok", strictjson.loads_slow(text))
+        except ProtocolError as exc:
+            return (exc.code, exc.detail)
+
+    fast = verdict()
+    monkeypatch.setattr(strictjson, "_surely_unproblematic", lambda text, value: False)  # always walk
+    assert verdict() == fast

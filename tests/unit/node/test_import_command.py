@@ -14,6 +14,7 @@ from tortoise.exceptions import OperationalError
 from node.cli import main
 from node.commands.base import run_with_db, settings_for
 from node.commands.imports import ProgressBar
+from node.services.search import SearchService
 from node.storage.models import FeedEntry, Record, RecordVersion
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "import"
@@ -194,17 +195,19 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 
 
 def flaky_feed(monkeypatch: pytest.MonkeyPatch, failing: Callable[[int], bool]) -> None:
-    """Make the n-th ``FeedEntry.create`` — inside the publisher's transaction — fail when ``failing(n)``."""
-    original = FeedEntry.create.__func__  # type: ignore[attr-defined]
-    calls = {"n": 0}
+    """Make the database fail — inside the import's transaction, after the record, version and feed
+    rows are written (indexing is its last step) — whenever it stores row n (``Org n-1``) with
+    ``failing(n)``, whether in a batch or alone."""
+    original = SearchService.index_many
 
-    async def create(cls: Any, *args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if failing(calls["n"]):
+    async def index_many(self: SearchService, conn: Any, envelopes: Any) -> None:
+        envelopes = list(envelopes)
+        rows = [int(env["payload"]["legal_name"].split()[-1]) + 1 for env in envelopes]
+        if any(failing(n) for n in rows):
             raise OperationalError("disk I/O error")
-        return await original(cls, *args, **kwargs)
+        await original(self, conn, envelopes)
 
-    monkeypatch.setattr(FeedEntry, "create", classmethod(create))
+    monkeypatch.setattr(SearchService, "index_many", index_many)
 
 
 def orgs_file(tmp_path: Path, count: int) -> str:
@@ -268,3 +271,50 @@ def test_progress_bar_draws_on_a_terminal_only() -> None:
     bar.update(500, 500)
     assert quiet.getvalue() == ""
     assert not ProgressBar(Tty(), 10).enabled  # short imports need no bar
+
+
+def test_a_row_refused_inside_a_batch_keeps_the_batch_good_rows(
+    node: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are stored BATCH_ROWS per transaction; the database refusing one row of a batch rolls the
+    batch back, then its rows are stored one by one: only that row is lost, lines stay in order."""
+    from node.services import import_writer
+
+    monkeypatch.setattr(import_writer, "BATCH_ROWS", 5)
+    calls: list[int] = []
+    original = import_writer.Publisher.store_created
+
+    async def counted(self: Any, envelopes: Any) -> None:
+        calls.append(len(envelopes))
+        await original(self, envelopes)
+
+    monkeypatch.setattr(import_writer.Publisher, "store_created", counted)
+    flaky_feed(monkeypatch, lambda n: n == 7)
+    path = tmp_path / "orgs.ndjson"
+    lines = [json.dumps({**MINIMAL, "legal_name": f"Org {i}"}) for i in range(12)]
+    lines[2] = json.dumps({**MINIMAL, "legal_name": "Org 2", "domains": ["nope"]})  # a bad row, line 3
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    code, out, _ = ncc(capsys, "import", "--data-dir", node, "--type", "organisation", str(path))
+    monkeypatch.undo()
+    assert code == 1
+    assert out[0].startswith("line 3: schema_invalid /domains/0")
+    assert out[1:] == ["line 7: database_error: OperationalError: disk I/O error", "imported 10, rejected 2"]
+    assert calls == [4, 5, 1, 1, 1, 1, 1, 2]  # batch 2 (lines 6-10) refused, then row by row
+    assert stored(node) == (10, 10, 10)
+    names = sorted(p["payload"]["legal_name"] for p in exported(capsys, node))
+    assert names == sorted(f"Org {i}" for i in range(12) if i not in (2, 6))
+
+
+def test_standard_input_is_imported_like_a_file(
+    node: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ncc import -`` spools stdin (the file is read twice: checked, then imported)."""
+    data = "".join(json.dumps({**MINIMAL, "legal_name": f"Org {i}"}) + "\n" for i in range(3)).encode()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, _ = ncc(capsys, "import", "--data-dir", node, "--type", "organisation", "-")
+    assert (code, out) == (0, ["imported 3, rejected 0"])
+    broken = b'[{"type": "organisation", "payload": {}},\n{"x"'
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(broken)))
+    code, out, err = ncc(capsys, "import", "--data-dir", node, "-")
+    assert code == 1 and err == "ncc import: stdin: malformed JSON at line 2\n" and out == []
+    assert stored(node) == (3, 3, 3)  # the broken file wrote nothing

@@ -116,3 +116,21 @@ async def test_the_worker_process_returns_what_a_thread_does() -> None:
     finally:
         await asyncio.to_thread(pool.close)
     assert in_worker == check(body)
+
+
+def test_the_hand_over_form_restores_the_page_and_the_worker_folding() -> None:
+    """pack_page/unpack_page (what crosses the process boundary) give back an equal page whose search
+    documents carry the folding the worker did (so the writer does not fold again)."""
+    import pickle
+
+    body = page(record(), b"not json", record(visibility="network"))
+    checked = check(body)
+    for item in checked.items:
+        if isinstance(item, Checked) and item.doc is not None:
+            item.doc.folded  # noqa: B018 - as prepare() does in the worker
+    back = ingest.unpack_page(pickle.loads(pickle.dumps(ingest.pack_page(checked))))
+    assert back == checked
+    docs = [(a.doc, b.doc) for a, b in zip(back.items, checked.items, strict=True) if isinstance(a, Checked)]
+    assert docs and all(a is not None and b is not None and a.__dict__ == b.__dict__ for a, b in docs)
+    assert all("folded" in a.__dict__ for a, _ in docs if a is not None)
+    assert ingest.unpack_page(checked) is checked

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from node.search import SearchQuery, accel, backend_for
+from node.search import SearchQuery, accel, accel_query, backend_for
 from node.search.sql import SqlSearchBackend, validate
 
 from .conftest import make_doc
@@ -158,7 +158,7 @@ async def test_same_matches_and_facets_as_sql_on_random_corpus(
     await sql.upsert(conn, docs)
     await sql.delete(conn, [docs[5].id, docs[7].id])
     # Force the sampled phrase estimate to be exercised on small sets too.
-    monkeypatch.setattr(accel, "VERIFY_ALL", 10)
+    monkeypatch.setattr(accel_query, "VERIFY_ALL", 10)
     queries: list[tuple[str, dict[str, list[str]]]] = [
         ("grid", {}),
         ("grid energy", {"country": ["DE"]}),

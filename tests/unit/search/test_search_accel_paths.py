@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from node.search import SearchQuery, accel, backend_for
+from node.search import SearchQuery, accel, accel_index, accel_query, backend_for
 from node.search.sql import SqlSearchBackend, validate
 
 from .conftest import make_doc
@@ -93,12 +93,12 @@ async def test_facets_from_tag_ids_equal_bitmap_counts(
 ) -> None:
     sql, fast, conn, _ = loaded
     accelerator = accel.Accelerator()
-    monkeypatch.setattr(accel, "VERIFY_ALL", 10)  # the sampled phrase estimate scales counts too
+    monkeypatch.setattr(accel_query, "VERIFY_ALL", 10)  # the sampled phrase estimate scales counts too
     for q, filters in QUERIES:
         answers = []
         for gather_max in (0, 10**9, 150):  # bitmaps only; tag ids only; mixed
-            monkeypatch.setattr(accel, "FACET_GATHER_MIN", gather_max)
-            monkeypatch.setattr(accel, "FACET_GATHER_SHARE", 0.0)
+            monkeypatch.setattr(accel_query, "FACET_GATHER_MIN", gather_max)
+            monkeypatch.setattr(accel_query, "FACET_GATHER_SHARE", 0.0)
             answers.append(shape(await ask(accelerator, fast, conn, q, filters, visibilities)))
         assert answers[0] == answers[1] == answers[2], (q, filters)
         if not q.startswith('"'):
@@ -110,7 +110,7 @@ async def test_facets_from_tag_ids_equal_bitmap_counts(
 async def test_complement_counts_follow_writes(loaded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sql, fast, conn, docs = loaded
     accelerator = accel.Accelerator()
-    monkeypatch.setattr(accel, "FACET_GATHER_MIN", 10**9)
+    monkeypatch.setattr(accel_query, "FACET_GATHER_MIN", 10**9)
     await ask(accelerator, fast, conn, "", {})
     # Applied by catch-up (Index.add / Index.remove), not by a rebuild.
     index = accelerator.index
@@ -126,7 +126,7 @@ async def test_complement_counts_follow_writes(loaded: Any, monkeypatch: pytest.
 @pytest.mark.parametrize("search_mode", ["sql"])
 async def test_narrowed_top_k_equals_exhaustive_top_k(loaded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sql, fast, conn, _ = loaded
-    monkeypatch.setattr(accel, "RECENT_LEVELS", (8, 40, 150))
+    monkeypatch.setattr(accel_index, "RECENT_LEVELS", (8, 40, 150))
     accelerator = accel.Accelerator()
     await ask(accelerator, fast, conn, "", {})
     assert accelerator.index is not None and len(accelerator.index.recent) == 3
@@ -156,7 +156,7 @@ async def test_narrowed_top_k_equals_exhaustive_top_k(loaded: Any, monkeypatch: 
         for limit in (1, 7, 30):
             pages = []
             for narrow_min in (10**9, 0):  # exhaustive, then narrowed whenever possible
-                monkeypatch.setattr(accel, "NARROW_MIN", narrow_min)
+                monkeypatch.setattr(accel_query, "NARROW_MIN", narrow_min)
                 narrowed.clear()
                 first = await ask(accelerator, fast, conn, q, filters, limit=limit)
                 cursor = first.next_cursor
@@ -189,7 +189,7 @@ async def test_phrase_scan_pages_equal_the_exactly_verified_ranking(
         for limit in (1, 5, 40):
             pages = []
             for verify_all in (10**9, 10):  # exact; sampled estimate + pages verified in rank order
-                monkeypatch.setattr(accel, "VERIFY_ALL", verify_all)
+                monkeypatch.setattr(accel_query, "VERIFY_ALL", verify_all)
                 first = await ask(accelerator, fast, conn, phrase, {}, limit=limit)
                 hits = [(hit.id, hit.score) for hit in first.hits]
                 if first.next_cursor:
