@@ -18,7 +18,7 @@ from importlib import metadata
 from node.commands.base import CommandError
 
 COMMANDS = ("init", "serve", "token", "hub", "enroll", "sync", "recover", "keys", "verify", "imports", "export",
-            "atlas", "audit", "demo")
+            "atlas", "audit", "erasure", "demo")
 
 
 #: Commands that configure logging themselves (``serve`` writes JSON lines, ``demo`` its processes').

@@ -158,6 +158,10 @@ RESPONSES: dict[str, Schema] = {
         "at": {"type": "string"}, "ok": {"type": "boolean"}, "summary": {"type": "string"},
         "lines": {"type": "array", "items": {"type": "string"}}, "discrepancies": {"type": "integer"},
         "head": {"type": ["object", "null"]}}},
+    "ErasureReceipts": {"type": "object", "required": ["receipts", "next"], "properties": {
+        "receipts": {"type": "array", "items": {"type": "object",
+                                                "required": ["id", "version", "purged_at", "log_index", "sig"]}},
+        "next": {"type": ["integer", "null"]}}},
     "LogInclusion": {"type": "object", "required": ["index", "size", "path"], "properties": {
         "index": {"type": "integer", "minimum": 0}, "size": {"type": "integer", "minimum": 1},
         "path": {"type": "array", "items": {"type": "string"}}}},

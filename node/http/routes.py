@@ -217,6 +217,12 @@ def all_routes() -> list[Route]:
               params=(query("origin", "country", COUNTRY), query("after", "index, exclusive", integer(-1, 2**62)),
                       query("limit", "page size", integer(1, 1000))),
               responses={200: "{entries, next}"}, response_schema="LogEntries"),
+        Route("GET", "/federation/v1/erasures", log.erasures, "erasures",
+              "Signed erasure receipts of the calling node's purged records, by log index", roles=("hub",),
+              auth="service", tag="transparency",
+              params=(query("after", "log index, exclusive", integer(-1, 2**62)),
+                      query("limit", "page size", integer(1, 1000))),
+              responses={200: "{receipts, next}"}, response_schema="ErasureReceipts"),
         # -- hub, for people
         Route("GET", "/api/v1/nodes", hub.list_nodes, "nodes", "Enrolled nodes with sync status",
               roles=("hub",), tag="federation", responses={200: "list of nodes"}, response_schema="NodeList"),
