@@ -122,6 +122,9 @@ SETTINGS: tuple[Setting, ...] = (
             check=_positive),
     Setting("erasure_vacuum_full", "bool", False, "PostgreSQL: the erasure purge rewrites the tables that held "
             "the payload with VACUUM FULL (locks each table meanwhile), so no old bytes stay in free space."),
+    Setting("feed_page_max_bytes", "int", 8 * 1024 * 1024, "Feed page size in bytes: a node ends a page "
+            "before it (a single larger record travels alone); a hub refuses a page over twice it, "
+            "compressed or decompressed.", check=_positive),
     # node
     Setting("notify_retry_s", "int", 30, "Node: retry interval for failed notifications to the hub.",
             roles=("node",), check=_positive),
@@ -166,6 +169,24 @@ SETTINGS: tuple[Setting, ...] = (
             roles=("hub",), check=_max_days(7)),
     Setting("key_grace_s", "int", 7 * 86400, "Hub: how long a rotated-out node key stays valid.",
             roles=("hub",), check=_positive),
+    # hub: a node is an untrusted peer (DESIGN §10; node/services/fedclient.py)
+    Setting("allow_private_node_urls", "bool", False, "Hub: allow node URLs that resolve to non-global "
+            "addresses (loopback, private, link-local). Only for a demo, tests or a one-host network.",
+            roles=("hub",)),
+    Setting("live_answer_max_bytes", "int", 1024 * 1024, "Hub: largest live-query answer read from a node "
+            "(compressed or decompressed), bytes.", roles=("hub",), check=_positive),
+    Setting("pull_inflight_max_bytes", "int", 128 * 1024 * 1024, "Hub: bytes of feed pages held in flight "
+            "across all concurrent pulls; a pull past it waits for others.", roles=("hub",), check=_positive),
+    Setting("quarantine_max_rows", "int", 10_000, "Hub: quarantine rows kept per node (oldest evicted).",
+            roles=("hub",), check=_positive),
+    Setting("quarantine_max_bytes", "int", 100 * 1024 * 1024, "Hub: quarantine evidence bytes kept per node "
+            "(oldest evicted).", roles=("hub",), check=_positive),
+    Setting("notify_min_interval_s", "int", 2, "Hub: a node's notifications closer together than this are "
+            "coalesced into one pull.", roles=("hub",), check=_positive),
+    Setting("live_rate_per_min", "int", 30, "Hub: anonymous `live=true` searches per client address per "
+            "minute (429 above).", roles=("hub",), check=_positive),
+    Setting("live_max_concurrent", "int", 4, "Hub: anonymous `live=true` searches running at once "
+            "(429 above).", roles=("hub",), check=_positive),
 )
 
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
@@ -213,6 +234,15 @@ class Settings:
     directory_ttl_s: int = 7 * 86400
     invite_ttl_s: int = 86400
     key_grace_s: int = 7 * 86400
+    feed_page_max_bytes: int = 8 * 1024 * 1024
+    allow_private_node_urls: bool = False
+    live_answer_max_bytes: int = 1024 * 1024
+    pull_inflight_max_bytes: int = 128 * 1024 * 1024
+    quarantine_max_rows: int = 10_000
+    quarantine_max_bytes: int = 100 * 1024 * 1024
+    notify_min_interval_s: int = 2
+    live_rate_per_min: int = 30
+    live_max_concurrent: int = 4
 
     @property
     def base_url(self) -> str:

@@ -289,6 +289,10 @@ def _init(inst: Instance) -> None:
         code = main(argv)
     if code != 0:
         raise DemoError(f"ncc init {inst.name} failed: {err.getvalue().strip()}")
+    if inst.role == "hub":
+        # the demo's nodes listen on loopback, which a hub refuses by default (DESIGN §10)
+        with (inst.data_dir / "config.toml").open("a") as fh:
+            fh.write("# The demo's nodes listen on loopback.\nallow_private_node_urls = true\n")
 
 
 def _issue_token(settings: Settings, role: str, subject: str) -> str:

@@ -41,6 +41,7 @@ from node.config import Settings
 from node.errors import ApiError, Conflict, EnrollmentTokenUsed, NotFound, Unauthenticated
 from node.keystore import InstanceKey
 from node.services.divergence import INSTANCE_RE, epoch_on_enrollment
+from node.services.fedclient import url_is_public
 from node.services.translog import directory_append
 from node.storage import translog
 from node.storage.hub_models import DirectoryDoc, FederatedNode, Invite, NodeKey, PullState
@@ -188,6 +189,13 @@ class HubService:
             raise EnrollmentInvalid(f"token was issued for {claims['sub']}, not {country}")
         if not URL_RE.match(fields["url"]):
             raise EnrollmentInvalid("url must be an http(s) base URL")
+        if not self.settings.allow_private_node_urls and not await url_is_public(fields["url"]):
+            # DESIGN §10 (no pivoting): the hub would otherwise call an internal address for the node
+            raise EnrollmentInvalid(
+                "url must resolve only to global addresses (not loopback, private or link-local); the hub"
+                " setting allow_private_node_urls (NCC_ALLOW_PRIVATE_NODE_URLS) allows others",
+                reason="url_not_public",
+            )
         try:
             raw = b64url_decode(fields["public_key"])
             public_key_from_raw(raw)

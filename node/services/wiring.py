@@ -52,7 +52,11 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
         context.hub = HubService(settings, context.keyring.key, context.clock)
         context.sync = Puller(settings, context.keyring.key, context.hub, context.registry, context.search,
                               context.clock, metrics, retry_failed=True)
-        context.live = LiveQuery(settings, context.keyring.key, context.search, context.clock)
+        from node.services.fedclient import FedClient
+
+        # one in-flight byte budget for every read of a node: pulls and live queries
+        context.live = LiveQuery(settings, context.keyring.key, context.search, context.clock,
+                                 client=FedClient(settings.allow_private_node_urls, context.sync.client.budget))
         from node.services.translog import TransparencyLog
 
         context.log = TransparencyLog(context.keyring.key, context.clock)

@@ -40,6 +40,8 @@ HUB_ENV = {
     "NCC_BACKOFF_MAX_S": "1",
     "NCC_UNREACHABLE_AFTER": "2",
     "NCC_LOG_LEVEL": "WARNING",
+    # every node of a test listens on loopback (DESIGN §10: refused unless this is set)
+    "NCC_ALLOW_PRIVATE_NODE_URLS": "true",
 }
 NODE_ENV = {"NCC_NOTIFY_RETRY_S": "1", "NCC_LOG_LEVEL": "WARNING"}
 

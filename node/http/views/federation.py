@@ -40,7 +40,7 @@ async def changes(request: web.Request) -> web.StreamResponse:
     require_service(await principal(request), issuers=("hub",))
     after = int_param(request, "after", 0, 0, 2**62)
     limit = int_param(request, "limit", MAX_PAGE, 1, MAX_PAGE)
-    rows, nxt, more, head = await feed_page(after, limit)
+    rows, nxt, more, head = await feed_page(after, limit, ctx(request).settings.feed_page_max_bytes)
     parts = [b'{"seq":%d,"record":%s}\n' % (seq, envelope.encode()) for seq, envelope in rows]
     parts.append(orjson.dumps({"next": nxt, "more": more, "head": head}) + b"\n")
     return web.Response(body=b"".join(parts), content_type="application/x-ndjson")
