@@ -32,7 +32,8 @@ def register(sub: Any) -> None:
     m.add_argument("country", metavar="XX")
     m.add_argument("mode", choices=("replicate", "query-only"))
     m.set_defaults(run=set_mode)
-    r = hsub.add_parser("revoke-key", help="revoke a node key (records signed from then on are rejected)")
+    r = hsub.add_parser("revoke-key", help="revoke a node key: what the hub receives signed by it from then on is "
+                        "rejected; --at in the past also withdraws what it received since")
     add_data_dir(r)
     r.add_argument("kid", metavar="KID")
     r.add_argument("--at", type=timestamp_arg, help="revocation time YYYY-MM-DDTHH:MM:SSZ (default now)")

@@ -323,22 +323,36 @@ class HubService:
         node = await FederatedNode.get(country=country)
         return {"country": node.country, "status": node.status, "mode": node.mode}
 
-    async def revoke_key(self, kid: str, revoked_at: datetime | None = None) -> dict[str, Any]:
-        """Revoke a node key: records it signs at or after ``revoked_at`` are rejected.
+    async def revoke_key(self, kid: str, revoked_at: datetime | None = None, search: Any = None) -> dict[str, Any]:
+        """Revoke a node key: what the hub receives signed by it from ``revoked_at`` on is rejected,
+        whatever ``issued_at`` it claims (DESIGN §10).
+
+        A ``revoked_at`` in the past also withdraws from the index, and quarantines as
+        ``key_revoked``, what the hub received from that key since then (``withdrawn`` in the answer;
+        ``search`` is the hub's search service, needed for that).
 
         Raises:
             NotFound: unknown kid.
             Conflict: already revoked.
         """
+        from node.services.ingest import withdraw_received_after
+        from node.services.search import SearchService
+
         key = await NodeKey.filter(kid=kid).first()
         if key is None:
             raise NotFound(f"no key {kid}")
         if key.revoked_at is not None:
             raise Conflict(f"{kid} was revoked at {key.revoked_at}")
-        stamp = format_timestamp(revoked_at or self.clock())
-        await NodeKey.filter(kid=kid).update(revoked_at=stamp)
+        now = self.clock()
+        stamp = format_timestamp(revoked_at or now)
+        withdrawn: list[str] = []
+        async with in_transaction() as conn:
+            await NodeKey.filter(kid=kid).using_db(conn).update(revoked_at=stamp)
+            if stamp < format_timestamp(now):
+                withdrawn = await withdraw_received_after(conn, key.country, kid, stamp, now,
+                                                          search or SearchService(accelerated=False))
         await self.publish_directory()
-        return {"kid": kid, "revoked_at": stamp}
+        return {"kid": kid, "revoked_at": stamp, "withdrawn": len(withdrawn)}
 
 
 def _key_dict(k: NodeKey) -> dict[str, Any]:

@@ -432,7 +432,8 @@ class Puller:
                 if check_head and result.pages == 0:  # a node that cannot answer the anchor check
                     await divergence.check_page_head(country, cursor, head, now)
                 await self._renew_lease(country)
-                outcome = await apply_checked(country, page.items, cursor, next_cursor, head, now, self.search)
+                outcome = await apply_checked(country, page.items, cursor, next_cursor, head, now, self.search,
+                                              (self.settings.quarantine_max_rows, self.settings.quarantine_max_bytes))
                 slots.release()
                 result.pages += 1
                 result.outcome.add(outcome)

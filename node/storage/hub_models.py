@@ -71,6 +71,8 @@ class HubRecord(Model):
     envelope = fields.TextField()
     node_seq = fields.BigIntField()
     quarantined = fields.BooleanField(default=False)
+    #: When the hub first received this version (DESIGN §10: judged against its key's validity).
+    received_at = fields.CharField(max_length=20, default="")
 
     class Meta:
         table = "hub_records"
@@ -88,6 +90,9 @@ class Quarantine(Model):
     detail = fields.TextField()
     envelope = fields.TextField()
     received_at = fields.CharField(max_length=20)
+    #: Size and SHA-256 of the whole line; ``envelope`` keeps at most its first 64 KiB.
+    evidence_bytes = fields.BigIntField(default=0)
+    evidence_sha256 = fields.CharField(max_length=64, default="")
 
     class Meta:
         table = "hub_quarantine"
