@@ -63,6 +63,7 @@ ERROR_CODES: dict[str, str] = {
 FEED_PAGE_MAX_BYTES = 8 * 1024 * 1024
 LIVE_ANSWER_MAX_BYTES = 1024 * 1024
 CHUNK = 65536
+INFLATE_PIECE = 256 * 1024
 
 
 class FedError(Exception):
@@ -215,8 +216,9 @@ class _Reader:
         data = chunk
         try:
             while data:
+                # in pieces: lines are counted as they come, and no piece outgrows the limit by much
                 room = self.limits.max_bytes - len(self.out)
-                piece = self.inflate.decompress(data, room + 1)
+                piece = self.inflate.decompress(data, min(room + 1, INFLATE_PIECE))
                 self._decoded(piece)
                 data = self.inflate.unconsumed_tail
                 if self.inflate.eof and (data or self.inflate.unused_data):
