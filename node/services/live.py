@@ -19,10 +19,11 @@ each list exactly where page n stopped: no duplicates, no gaps, and the same tot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,7 @@ from node.search.cursor import decode_offsets, encode_cursor, encode_offsets
 from node.search.text import parse_terms, relaxable
 from node.services.divergence import record_live
 from node.services.fedclient import FedClient, FedError, Limits, error_summary
+from node.services.ratelimit import ConcurrencyCap, WindowLimiter
 from node.services.search import SearchService, filter_values, result_to_json
 from node.storage.hub_models import FederatedNode, HubRecord
 
@@ -223,10 +225,29 @@ class LiveQuery:
     clock: Callable[[], datetime]
     #: The federation client (node/services/fedclient.py): the only way the hub reads a node.
     client: FedClient = None  # type: ignore[assignment]
+    _anonymous_rate: WindowLimiter = field(init=False)
+    _anonymous_cap: ConcurrencyCap = field(init=False)
 
     def __post_init__(self) -> None:
         if self.client is None:
             self.client = FedClient(self.settings.allow_private_node_urls)
+        self._anonymous_rate = WindowLimiter(self.settings.live_rate_per_min)
+        self._anonymous_cap = ConcurrencyCap(self.settings.live_max_concurrent)
+
+    @contextlib.contextmanager
+    def admitted(self, client: str, anonymous: bool, live: bool) -> Iterator[None]:
+        """Admit one search: an anonymous ``live=true`` one (it makes the hub call every node) counts
+        against ``live_rate_per_min`` per client address and ``live_max_concurrent`` at once.
+
+        Raises:
+            RateLimited: (429) over either.
+        """
+        if not (anonymous and live):
+            yield
+            return
+        self._anonymous_rate.check(client, "anonymous live searches")
+        with self._anonymous_cap.slot("anonymous live searches"):
+            yield
 
     async def close(self) -> None:
         await self.client.close()

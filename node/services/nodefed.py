@@ -324,6 +324,10 @@ class NodeFederation:
         try:
             await self._post(enrollment["hub_url"], "/federation/v1/notify", {"country": self.settings.country})
         except FederationError as exc:
+            if exc.status == 429:
+                # throttled: the hub pulls at the end of its interval anyway; the next retry confirms
+                log.debug("notify throttled by the hub; will retry")
+                return False
             if self.metrics is not None:
                 self.metrics.notify_failures.inc()
             if not exc.refused:

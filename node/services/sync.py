@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import socket
@@ -45,6 +46,7 @@ from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp, parse_timestamp
 from federation.tokens import issue_service_token
 from node.config import Settings
+from node.errors import RateLimited
 from node.http.metrics import Metrics
 from node.keystore import InstanceKey
 from node.services import divergence
@@ -171,6 +173,9 @@ class Puller:
     #: Pull a failed node again when its back-off ends (the serving hub; not a one-shot ``ncc sync``).
     retry_failed: bool = False
     _retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    # notify throttling (DESIGN §10): when each node's last notification was taken, trailing pulls
+    _notified: dict[str, float] = field(default_factory=dict)
+    _trailing: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     #: Pages larger than this (bytes) are checked in the worker process; smaller ones in a thread.
     inline_max_bytes: int = INLINE_MAX_BYTES
     #: Verification worker processes (default: the setting ``verify_workers``, 0 = cores − 1).
@@ -184,9 +189,10 @@ class Puller:
                                     ByteBudget(self.settings.pull_inflight_max_bytes))
 
     async def close(self) -> None:
-        for handle in self._retries.values():
+        for handle in [*self._retries.values(), *self._trailing.values()]:
             handle.cancel()
         self._retries.clear()
+        self._trailing.clear()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -215,6 +221,31 @@ class Puller:
 
     def _retry(self, country: str) -> None:
         self._retries.pop(country, None)
+        self.trigger(country)
+
+    def notified(self, country: str) -> None:
+        """A node's notification: pull it now, at most once per ``notify_min_interval_s``. A closer one
+        is refused, and one pull is scheduled for the end of the interval, so that no write waits for
+        the next scheduled pull (a node notifying in a loop costs one pull per interval).
+
+        Raises:
+            RateLimited: (429) the node notified less than ``notify_min_interval_s`` ago.
+        """
+        now = time.monotonic()
+        interval = float(self.settings.notify_min_interval_s)
+        last = self._notified.get(country)
+        if last is not None and now - last < interval:
+            wait = interval - (now - last)
+            if country not in self._trailing:
+                self._trailing[country] = asyncio.get_running_loop().call_later(wait, self._trailing_pull, country)
+            raise RateLimited(f"notifications of {country}: at most one per {interval:g} s; a pull follows",
+                              retry_after_s=max(1, math.ceil(wait)))
+        self._notified[country] = now
+        self.trigger(country)
+
+    def _trailing_pull(self, country: str) -> None:
+        self._trailing.pop(country, None)
+        self._notified[country] = time.monotonic()
         self.trigger(country)
 
     def trigger(self, country: str) -> None:

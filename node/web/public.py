@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from node.errors import InvalidParameter, NotFound
+from node.errors import InvalidParameter, NotFound, header_safe
 from node.http.keys import CONTEXT
 from node.http.views.common import record_id_param
 from node.web import data
@@ -111,7 +111,13 @@ def bar_chart(counts: dict[str, int], width: int = 560, bar: int = 22, gap: int 
 
 
 def _safe_next(raw: str | None) -> str:
-    """Only local paths: ``next`` never sends the browser to another site."""
+    """Only local paths: ``next`` never sends the browser to another site.
+
+    Raises:
+        InvalidParameter: (400) ``next`` with CR/LF or another control character.
+    """
+    if raw:
+        header_safe(raw, "next")
     if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
         return "/"
     parts = urlsplit(raw)

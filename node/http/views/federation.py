@@ -97,7 +97,7 @@ async def notify(request: web.Request) -> web.Response:
         raise SchemaInvalid("country must be a string", [{"pointer": "/country", "message": "not a string"}])
     if body.get("country", country) != country:
         raise Forbidden("a node can only ask for its own pull")
-    c.sync.trigger(country)
+    c.sync.notified(country)  # throttled per node (429 rate_limited)
     return json_response({"status": "accepted", "country": country}, status=202)
 
 

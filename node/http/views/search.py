@@ -31,7 +31,8 @@ async def search(request: web.Request) -> web.Response:
         from node.http.views.hub import nodes_status
 
         live = bool_param(request.query, "live")
-        body = await c.live.search(query, request.query, live=live)
+        with c.live.admitted(request.remote or "", p.is_anonymous, live):
+            body = await c.live.search(query, request.query, live=live)
         body["nodes"] = {n["country"]: n["status"] for n in await nodes_status(request)}
         return json_response(body)
     bool_param(request.query, "live")  # a node has no one to ask, but a bad value is still an error
