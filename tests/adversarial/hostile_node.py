@@ -75,6 +75,9 @@ class Hostile:
         fields = await request.json()
         return web.json_response(sign_record(fields, self.key, self.kid).to_dict())
 
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
     async def hits_view(self, request: web.Request) -> web.Response:
         return web.json_response(dict(self.hits))
 
@@ -156,7 +159,7 @@ def main(argv: list[str]) -> None:
     app.router.add_post("/_control", node.control)
     app.router.add_post("/_sign", node.sign)
     app.router.add_get("/_hits", node.hits_view)
-    app.router.add_get("/healthz", lambda r: web.json_response({"status": "ok"}))
+    app.router.add_get("/healthz", node.healthz)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
