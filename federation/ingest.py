@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-
 from datetime import datetime
 
 from federation.errors import Equivocation, IssuedAtRegressed

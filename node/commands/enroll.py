@@ -38,10 +38,12 @@ def run(args: argparse.Namespace) -> int:
         except FederationError as exc:
             raise CommandError(str(exc)) from exc
         try:
-            # What was signed with a revoked key after its revocation is quarantined at the hub: sign
-            # it again with the key just enrolled (as the serving node would write it), then notify.
+            # What a revoked key signed and the hub does not hold (signed after the revocation, not pulled
+            # before it, or refused): sign it again with the key just enrolled, then notify.
             publisher = Publisher(settings.country, keyring.key, build_registry(), utc_now, index=SearchService())
-            resigned = await resign_after_revocation(publisher, revoked_keys(enrolled.directory, settings.country))
+            revoked = revoked_keys(enrolled.directory, settings.country)
+            hub_view = await fed.hub_view() if revoked else None
+            resigned = await resign_after_revocation(publisher, revoked, hub_view)
             notify_error = None
             if not await fed.notify_if_needed():
                 notify_error = "the hub was not notified; it pulls on its schedule"
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if enrolled.replaced_kid:
         print(f"new key {enrolled.kid}; the previous key {enrolled.replaced_kid} is retired (keys/retired/)")
     if resigned:
-        print(f"signed again with the new key: {len(resigned)} record(s) published after the revocation")
+        print(f"signed again with the new key: {len(resigned)} record(s) signed by the revoked key that the hub"
+              " does not hold")
     if notify_error:
         print(notify_error)
     return 0

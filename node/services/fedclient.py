@@ -28,6 +28,7 @@ import socket
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
@@ -248,10 +249,10 @@ class _Reader:
             raise FedError("too_many_lines")
 
     def finish(self) -> bytes:
-        if self.inflate is not None:
-            if not self.inflate.eof:
-                raise FedError("bad_encoding")  # a compressed stream cut short
-        if self.limits.max_lines is not None and self.lines + (len(self.out) > self.line_start) > self.limits.max_lines:
+        if self.inflate is not None and not self.inflate.eof:
+            raise FedError("bad_encoding")  # a compressed stream cut short
+        last_line = 1 if len(self.out) > self.line_start else 0  # a last line without its newline
+        if self.limits.max_lines is not None and self.lines + last_line > self.limits.max_lines:
             raise FedError("too_many_lines")
         return bytes(self.out)
 

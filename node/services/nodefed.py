@@ -299,6 +299,41 @@ class NodeFederation:
             await set_state(DIRECTORY_KEY, doc)
         return dict(doc)
 
+    async def hub_view(self) -> Any:
+        """What the hub holds of this node (``node.services.resign.HubView``): its cursor (public
+        ``GET /api/v1/nodes``) and the records of this node it quarantined as signed by a revoked or
+        retired key (``GET /federation/v1/quarantine``, this node's own); None when the hub cannot tell.
+        """
+        from node.services.resign import HubView
+
+        enrollment = await self.enrollment()
+        if enrollment is None:
+            return None
+        try:
+            nodes = await self._get(enrollment["hub_url"], "/api/v1/nodes")
+            row = next((n for n in nodes if isinstance(n, dict) and n.get("country") == self.settings.country),
+                       None) if isinstance(nodes, list) else None
+            cursor = row.get("cursor") if row else None
+            if type(cursor) is not int:
+                return None
+            refused: set[str] = set()
+            after = 0
+            for _ in range(QUARANTINE_PAGES):
+                page = await self._call("GET", enrollment["hub_url"], f"/federation/v1/quarantine?limit=1000&after={after}",
+                                        {"Authorization": f"Bearer {self.service_token()}"}, None)
+                items = page.get("items") if isinstance(page, dict) else None
+                if not isinstance(items, list):
+                    return None
+                refused |= {str(i["record_id"]) for i in items if isinstance(i, dict)
+                            and i.get("code") in ("key_revoked", "key_expired") and isinstance(i.get("record_id"), str)}
+                following = page.get("next_after")
+                if type(following) is not int:
+                    return HubView(cursor, frozenset(refused))
+                after = following
+        except FederationError:
+            return None
+        return None
+
     # -- notifications -------------------------------------------------------------------------
 
     async def notify_if_needed(self) -> bool:
@@ -440,6 +475,10 @@ class NodeFederation:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise FederationError(f"unreachable at {base}: {exc.__class__.__name__}: {exc}") from exc
 
+
+#: Quarantine pages read when asking the hub what it refused (1000 items each; the hub keeps at most
+#: quarantine_max_rows = 10,000 per node by default).
+QUARANTINE_PAGES = 20
 
 #: What a node reads of its hub's answers (a signed directory of 30 nodes is a few tens of KB).
 HUB_ANSWER_LIMITS = Limits(max_bytes=8 * 1024 * 1024, timeout_s=30)

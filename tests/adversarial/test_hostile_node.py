@@ -378,13 +378,13 @@ def test_live_answer_bomb_is_cut_and_the_search_answers(rig: Rig, monitor: Monit
 @pytest.mark.parametrize("total", ["1e308", str(10**30), "-1", '"many"', "true", str(2**63)])
 def test_live_answer_with_absurd_total_never_fails_the_search(rig: Rig, monitor: Monitor, total: str) -> None:
     """Regression: a node's huge ``total`` made every ``live=true`` search a 500."""
-    rig.control(live="raw", body='{"total": %s, "results": [], "facets": {}}' % total)
+    rig.control(live="raw", body=f'{{"total": {total}, "results": [], "facets": {{}}}}')
     body = rig.search(q="cyber").json()
     assert body["missing"] == ["DE"]
 
 
 def test_live_answer_total_is_clamped(rig: Rig, monitor: Monitor) -> None:
-    rig.control(live="raw", body='{"total": %d, "results": [], "facets": {}}' % (2**53 - 1))
+    rig.control(live="raw", body=f'{{"total": {2**53 - 1}, "results": [], "facets": {{}}}}')
     body = rig.search(q="cyber").json()
     assert body["missing"] == [] and body["total"] <= 10_000_000
 

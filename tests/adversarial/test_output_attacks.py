@@ -161,7 +161,7 @@ async def test_anonymous_live_searches_are_capped_in_concurrency(hub: Hub, fake_
     """At most ``live_max_concurrent`` anonymous live searches run at once; one more is 429 at once
     (never queued behind them)."""
     await fake_node("DE")
-    cap = hub.context.live._anonymous_cap  # noqa: SLF001 - the slots running searches hold
+    cap = hub.context.live._anonymous_cap
     cap.running = cap.limit
     try:
         resp = await hub.client.get("/api/v1/search", params={"live": "true", "timeout_ms": "200"})
