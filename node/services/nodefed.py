@@ -469,11 +469,7 @@ class NodeFederation:
             FederationError: unreachable, or an error answer (with its status and code).
         """
         headers = {"Authorization": f"Bearer {self.service_token()}"} if auth else {}
-        try:
-            async with self.session().get(base.rstrip("/") + path, headers=headers, allow_redirects=False) as r:
-                return await _answer(r)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise FederationError(f"unreachable at {base}: {exc.__class__.__name__}: {exc}") from exc
+        return await self._call("GET", base, path, headers, None)  # bounded, no redirects (fedclient)
 
 
 #: Quarantine pages read when asking the hub what it refused (1000 items each; the hub keeps at most
