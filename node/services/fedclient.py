@@ -324,6 +324,7 @@ class FedClient:
         send = {"Accept-Encoding": "gzip, deflate", **(headers or {})}
         reader: _Reader | None = None
         held = 0
+        status: int | None = None
         try:
             async with asyncio.timeout(limits.timeout_s):
                 async with self.session().request(
@@ -354,7 +355,9 @@ class FedClient:
             raise FedError("timeout") from exc
         except aiohttp.ClientError as exc:
             self._give(held)
-            raise _transport_error(exc) from exc
+            error = _transport_error(exc)
+            error.status = status  # the node's status, when the failure came after it (a body cut short)
+            raise error from exc
         except BaseException:  # FedError, cancellation: the bytes are dropped with the call
             self._give(held)
             raise

@@ -233,3 +233,14 @@ async def test_failed_call_gives_its_bytes_back(aiohttp_server: Any) -> None:
         assert budget.used == 0
     finally:
         await client.close()
+
+
+async def test_body_cut_short_keeps_the_status(aiohttp_server: Any) -> None:
+    async def short(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Length": "1000"})
+        await resp.prepare(request)
+        await resp.write(b"{}\n")
+        request.transport.close()  # type: ignore[union-attr]
+        return resp
+
+    assert (await failure(await serve(aiohttp_server, short))).summary() == "body_cut (HTTP 200)"
