@@ -17,7 +17,7 @@ async def fill_received_at(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ncc", "0015_transparency_log")]
+    dependencies = [("ncc", "0009_erasures")]
 
     initial = False
 
