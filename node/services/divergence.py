@@ -217,7 +217,7 @@ async def probe(puller: Puller, node: FederatedNode) -> PullResult:
         await ask_feed_state(puller, node.url, node.country, None)
         result.ok = True
     except (PullError, FedError) as exc:
-        result.error = failure_summary(exc)  # a code, never the node's bytes (DESIGN §10)
+        result.error = f"probe failed: {failure_summary(exc)}"  # a code, never the node's bytes (DESIGN §10)
     result.elapsed_s = time.perf_counter() - t0
     result.skipped = "query-only (probed)"
     await puller.finish(node.country, result, started)

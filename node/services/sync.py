@@ -539,6 +539,9 @@ def failure_summary(exc: BaseException) -> str:
     node's HTTP status), never a message that could quote the node's bytes."""
     if isinstance(exc, FedError):
         return exc.summary()
+    if isinstance(exc, divergence.Diverged):
+        # the hub's own finding (its anchor, sequence numbers), the message says what to run
+        return f"Diverged: {exc}"[:500]
     if isinstance(exc, PullError):
         return exc.code
     if isinstance(exc, CursorMoved):
