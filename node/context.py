@@ -60,9 +60,14 @@ class Keyring:
         return self.current
 
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Every key that may verify this instance's user tokens, by kid (compromised keys: none)."""
+        return {kid: k.public_key for kid, k in self.verifying_keys().items()}
+
+    def verifying_keys(self) -> dict[str, InstanceKey]:
+        """The current key and the retired ones (each with its ``retired_at``), by kid."""
         self.key()
-        keys = {k.kid: k.public_key for k in self.retired}
-        keys[self.current.kid] = self.current.public_key
+        keys = {k.kid: k for k in self.retired}
+        keys[self.current.kid] = self.current
         return keys
 
 
