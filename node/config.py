@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -234,6 +234,8 @@ class Settings:
     key_grace_s: int = 7 * 86400
     #: The database password (from NCC_DB_PASSWORD or the password file): never a setting in config.toml.
     db_password: str = field(default="", repr=False)
+    #: The Atlas API key from NCC_ATLAS_API_KEY (else the file atlas_api_key_file names is read at push).
+    atlas_api_key: str = field(default="", repr=False)
 
     @property
     def base_url(self) -> str:
@@ -268,7 +270,7 @@ class Settings:
 
 
 #: Secrets are read from a file or the environment, never from config.toml: name → environment variable.
-SECRET_ENV = {"db_password": "NCC_DB_PASSWORD"}
+SECRET_ENV = {"db_password": "NCC_DB_PASSWORD", "atlas_api_key": "NCC_ATLAS_API_KEY"}
 DB_PASSWORD_FILE = Path("keys") / "db-password"
 
 
@@ -421,8 +423,8 @@ def load_settings(
     file_values = read_config_file(data_dir)
     for key, raw in file_values.items():
         if key in SECRET_ENV:
-            raise ConfigError(f"{key}: secrets are never read from config.toml: put it in db_password_file "
-                              f"(default {data_dir / DB_PASSWORD_FILE}, chmod 600) or {SECRET_ENV[key]}")
+            raise ConfigError(f"{key}: secrets are never read from config.toml: put it in {key}_file "
+                              f"(a file of mode 0600) or {SECRET_ENV[key]}")
         if key not in SETTINGS_BY_KEY:
             raise ConfigError(f"{key}: unknown setting in {data_dir / CONFIG_FILE}")
         values[key] = _coerce(SETTINGS_BY_KEY[key], raw, "config.toml")
@@ -443,7 +445,11 @@ def load_settings(
                           f"and put it in {data_dir / DB_PASSWORD_FILE} (chmod 600) or "
                           f"{SECRET_ENV['db_password']}")
     password = read_db_password(data_dir, str(values.get("db_password_file", "")), env)
-    return build_settings(data_dir, values, db_password=password)
+    settings = build_settings(data_dir, values, db_password=password)
+    atlas_key = env.get(SECRET_ENV["atlas_api_key"], "").strip()
+    if any(c in atlas_key for c in "\r\n"):
+        raise ConfigError(f"atlas_api_key: {SECRET_ENV['atlas_api_key']} must hold the key on one line")
+    return replace(settings, atlas_api_key=atlas_key) if atlas_key else settings
 
 
 def build_settings(data_dir: Path, values: Mapping[str, Any], db_password: str = "") -> Settings:

@@ -254,6 +254,12 @@ def test_db_password_file_setting_and_its_mode(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('role = "hub"\ndb_password = "x"\n')
     with pytest.raises(ConfigError, match="^db_password: secrets are never read from config.toml"):
         load_settings(tmp_path, env={})
+    (tmp_path / "config.toml").write_text('role = "node"\ncountry = "DE"\natlas_api_key = "x"\n')
+    with pytest.raises(ConfigError, match="^atlas_api_key: secrets are never read .* NCC_ATLAS_API_KEY"):
+        load_settings(tmp_path, env={})
+    (tmp_path / "config.toml").write_text('role = "node"\ncountry = "DE"\n')
+    settings = load_settings(tmp_path, env={"NCC_ATLAS_API_KEY": " k3y \n"})
+    assert settings.atlas_api_key == "k3y" and "k3y" not in repr(settings)
 
 
 # -- replay tables ----------------------------------------------------------------------------------
