@@ -84,8 +84,8 @@ def check_private(path: Path) -> None:
         return  # an operator's symlink (e.g. a database on another disk): its target is theirs to guard
     if st.st_mode & 0o077:
         want = "700" if stat.S_ISDIR(st.st_mode) else "600"
-        raise FileModeError(f"{path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):o}); "
-                            f"run: chmod {want} {path}")
+        raise FileModeError(f"{path} must not be readable by group or others (chmod {want}); its mode is "
+                            f"{stat.S_IMODE(st.st_mode):o}, fix: chmod {want} {path}")
 
 
 def instance_files(data_dir: Path) -> Iterator[Path]:
