@@ -14,7 +14,6 @@ Every one of them is checked like ``instance.pem``: a file readable by group or 
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
