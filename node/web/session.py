@@ -222,7 +222,8 @@ async def check_csrf(request: web.Request, submitted: object) -> None:
         expected = _mac(request, "anonymous", seed) if COOKIE_VALUE.match(seed) else ""
     ok = isinstance(submitted, str) and hmac.compare_digest(submitted.encode(), expected.encode())
     if not (expected and ok):
-        raise CsrfRejected("this form is not valid any more (or was not sent from this site): reload the page and try again")
+        raise CsrfRejected("this form is not valid any more (or was not sent from this site): reload the page "
+                           "and try again")
 
 
 def apply_cookies(request: web.Request, response: web.StreamResponse) -> None:

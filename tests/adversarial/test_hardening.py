@@ -192,16 +192,18 @@ def test_regression_files_are_private_after_init_under_umask_022(tmp_path: Path,
     out.chmod(0o644)
     assert run_cli("export", "--data-dir", str(data), "--output", str(out))[0] == 0
     assert mode(out) == 0o600
+    # and a database file made readable by others stops every command, naming it
+    (data / "ncc.db").chmod(0o644)
+    code, _, err = run_cli("token", "create", "--data-dir", str(data), "--role", "admin")
+    assert code == 1 and f"chmod 600 {data / 'ncc.db'}" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("name", ["config.toml", "ncc.db", "keys/session-secret", "."])
+@pytest.mark.parametrize("name", ["config.toml", "keys/session-secret", "keys/instance.pem", "."])
 @SQLITE
 def test_regression_a_widely_readable_file_stops_the_instance_with_the_fix(node: Instance, name: str) -> None:
     """Regression: only instance.pem was checked. Fixed in ``node/files.py:check_instance_files`` (run by
     every command on a data dir, ``ncc serve`` included)."""
     path = (node.data_dir / name).resolve() if name != "." else node.data_dir
-    if not path.exists():
-        pytest.skip(f"{name} is not a file of this backend")
     path.chmod(0o755 if path.is_dir() else 0o644)
     code, _, err = run_cli("token", "create", "--data-dir", str(node.data_dir), "--role", "reader")
     assert code == 1
