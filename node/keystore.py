@@ -149,6 +149,23 @@ def load_retired(path: Path, role: str, country: str) -> list[InstanceKey]:
     return keys
 
 
+def load_compromised(path: Path, role: str, country: str) -> list[InstanceKey]:
+    """Keys given up after a compromise: never used to verify, but the node did hold them (its audit of
+    the hub's directory must not call them foreign).
+
+    Raises:
+        KeyStoreError: a key file readable by group or others, or unreadable.
+    """
+    folder = path.parent / "compromised"
+    keys = []
+    if folder.is_dir():
+        for file in sorted(folder.glob("*.pem")):
+            key = _read_key(file, "compromised key")
+            kid = kid_for(kid_prefix(role, country), public_key_raw(key))
+            keys.append(InstanceKey(key, kid, _retired_at(file)))
+    return keys
+
+
 def _retired_at(pem: Path) -> datetime:
     """When the key in ``pem`` was retired: its ``.json`` record, else (keys retired before the record
     existed) the file's modification time, which ``retire_and_replace`` set."""

@@ -128,10 +128,13 @@ async def test_regression_compromised_key_verifies_nothing(aiohttp_client: Any, 
     never loaded) and ``node/services/nodefed.py:enroll_key``."""
     client = await node_app(aiohttp_client, node, clock)
     settings = node.settings()
+    old_kid = node.key.kid
     moved = retire_and_replace(settings.key_path, generate_private_key(), compromised=True, now=clock())
     assert moved.parent.name == "compromised" and mode(moved) == 0o600
     await expect_problem(await client.get("/api/v1/records", headers=node.auth("admin")), 401, "unauthenticated")
-    assert Keyring(settings).retired == []
+    keyring = Keyring(settings)
+    assert keyring.retired == [] and old_kid not in keyring.public_keys()
+    assert old_kid in keyring.held_kids()  # it was this node's key: the audit must not call it foreign
 
 
 @SQLITE
