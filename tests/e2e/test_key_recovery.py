@@ -147,6 +147,10 @@ def test_regression_node_recovers_from_key_revocation(pair: Pair) -> None:
     # the revoked key verifies nothing any more: kept under compromised/, not retired/
     assert len(list((fr.data_dir / "keys" / "compromised").glob("*.pem"))) == 1
     assert not list((fr.data_dir / "keys" / "retired").glob("*.pem"))
+    # not even the user tokens it signed: whoever stole it could have made any of them (issue new ones)
+    stale = fr.token("editor")
+    assert fr.get("/api/v1/records", stale).status == 401
+    fr.tokens.clear()
 
     keys = pair.fr_keys()
     assert set(keys) == {old_kid, new_kid}
