@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ncc", "0015_transparency_log")]
+    dependencies = [("ncc", "0008_divergence")]
 
     initial = False
 

@@ -103,7 +103,7 @@ async def _audit_forever(context: Context) -> None:
     """Audit the hub's transparency log every ``audit_interval_s`` while enrolled — never failing."""
     from node.services.audit import AuditError, Auditor
 
-    auditor = Auditor(context.settings, context.federation, lambda: set(context.keyring.public_keys()),
+    auditor = Auditor(context.settings, context.federation, context.keyring.held_kids,
                       context.clock)
     delay: float = AUDIT_FIRST_S
     while True:
