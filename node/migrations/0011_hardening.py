@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ncc", "0010_search_disclosure")]
+    dependencies = [("ncc", "0009_erasures")]
 
     initial = False
 
