@@ -76,7 +76,8 @@ def from_exception(exc: BaseException, request: web.Request) -> web.Response:
     """Map any exception to its problem response (walking the class hierarchy)."""
     if isinstance(exc, ApiError):
         response = problem(exc.status, exc.code, exc.title, exc.detail, request, **exc.extra)
-        retry = exc.extra.get("retry_after_s")
+        # a rate limit (or an outage) says when to come back
+        retry = exc.extra.get("retry_after_s", exc.extra.get("retry_after"))
         if isinstance(retry, int) and exc.status in (429, 503):
             response.headers["Retry-After"] = str(retry)
         return response

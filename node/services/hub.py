@@ -58,6 +58,10 @@ class EnrollmentInvalid(ApiError):
     code, status, title = "enrollment_invalid", 422, "Enrollment request invalid"
 
 
+class CountryEnrolled(Conflict):
+    """An invitation for an enrolled country without ``replace``."""
+
+
 def hub_key_entry(key: InstanceKey, not_before: str) -> KeyEntry:
     return KeyEntry.from_dict(
         {"kid": key.kid, "public_key": b64url_encode(key.public_raw), "not_before": not_before,
@@ -145,14 +149,22 @@ class HubService:
 
     # -- invitations and enrollment ------------------------------------------------------------
 
-    async def invite(self, country: str) -> str:
+    async def invite(self, country: str, replace: bool = False) -> str:
         """A one-time enrollment token for ``country`` (24 h by default).
 
+        An invitation for an enrolled country re-points its URL and ends all its keys when used (a
+        takeover, if it leaks), so it is made only with ``replace``.
+
         Raises:
-            ApiError: country not allowed.
+            ApiError: country not allowed; ``CountryEnrolled`` (409) when it is enrolled and not ``replace``.
         """
         if country not in self.settings.allowed_countries:
             raise EnrollmentInvalid(f"{country} is not in allowed_countries")
+        node = await FederatedNode.filter(country=country).first()
+        if node is not None and not replace:
+            raise CountryEnrolled(
+                f"{country} is enrolled (url {node.url}, since {node.enrolled_at}): its invitation would "
+                "re-point the URL and end every key of the running node; use --replace to invite anyway")
         now = self.clock()
         jti = uuid.uuid4().hex
         ttl = self.settings.invite_ttl_s
@@ -160,8 +172,35 @@ class HubService:
         token = issue_enrollment_token(key.private_key, key.kid, country, now, jti, min(ttl, 86400),
                                        self.settings.base_url)
         await Invite.create(jti=jti, country=country, created_at=format_timestamp(now),
-                            expires_at=format_timestamp(now + timedelta(seconds=ttl)))
+                            expires_at=format_timestamp(now + timedelta(seconds=ttl)), replace=replace)
         return token
+
+    async def invitations(self, include_all: bool = False) -> list[dict[str, Any]]:
+        """Invitations, newest first: by default those still usable (not used, cancelled or expired)."""
+        now = format_timestamp(self.clock())
+        out = []
+        for row in await Invite.all().order_by("-created_at", "jti"):
+            state = ("used" if row.used_at else "cancelled" if row.cancelled_at
+                     else "expired" if row.expires_at <= now else "pending")
+            if include_all or state == "pending":
+                out.append({"jti": row.jti, "country": row.country, "state": state, "replace": row.replace,
+                            "created_at": row.created_at, "expires_at": row.expires_at,
+                            "used_at": row.used_at, "cancelled_at": row.cancelled_at})
+        return out
+
+    async def cancel_invitation(self, jti: str) -> dict[str, Any]:
+        """Cancel an unused invitation: enrolling with it is then refused (401).
+
+        Raises:
+            NotFound: no such invitation. Conflict: already used or cancelled.
+        """
+        stamp = format_timestamp(self.clock())
+        if await Invite.filter(jti=jti, used_at=None, cancelled_at=None).update(cancelled_at=stamp):
+            return {"jti": jti, "cancelled_at": stamp}
+        row = await Invite.filter(jti=jti).first()
+        if row is None:
+            raise NotFound(f"no invitation {jti}")
+        raise Conflict(f"invitation {jti} was already {'used' if row.used_at else 'cancelled'}")
 
     async def enroll(self, body: Any) -> dict[str, Any]:
         """Check an enrollment request, add (or re-enroll) the node, publish the directory.
@@ -223,22 +262,34 @@ class HubService:
                     "(ncc enroll makes one when the hub refuses the node's key as revoked)",
                     reason="key_revoked",
                 )
-            used = await Invite.filter(jti=claims["jti"], used_at=None).using_db(conn).update(used_at=stamp)
-            if not used:
-                if await Invite.filter(jti=claims["jti"]).using_db(conn).exists():
-                    raise EnrollmentTokenUsed("this invitation was already used")
+            invitation = await Invite.filter(jti=claims["jti"]).using_db(conn).first()
+            if invitation is None:
                 raise Unauthenticated("unknown invitation")
+            if invitation.cancelled_at is not None:
+                raise Unauthenticated(f"this invitation was cancelled at {invitation.cancelled_at}")
             node = await FederatedNode.filter(country=country).using_db(conn).first()
+            if node is not None and not invitation.replace and invitation.used_at is None:
+                # made while the country was not enrolled (or an older invitation): it may not take over
+                # the node enrolled since. Checked before the invitation is spent.
+                raise EnrollmentInvalid(
+                    f"{country} is enrolled: only an invitation made with `ncc hub invite --replace` may "
+                    "re-enroll it", reason="country_enrolled")
+            unused = Invite.filter(jti=claims["jti"], used_at=None, cancelled_at=None)
+            used = await unused.using_db(conn).update(used_at=stamp)
+            if not used:
+                raise EnrollmentTokenUsed("this invitation was already used")
             if node is None:
                 await FederatedNode.create(country=country, url=fields["url"], status="active",
                                            mode="replicate", enrolled_at=stamp, using_db=conn)
                 await PullState.create(country=country, using_db=conn)
             else:
-                # Re-enrollment (fresh invitation): new URL and key; older keys stop signing now but
-                # what they signed while valid stays valid.
+                # Re-enrollment (an invitation made with --replace): new URL and key; every older key of
+                # the previous instance stops now, a rotated-out one in its grace period included (the
+                # usual reason to re-enroll is a lost or stolen key); what they signed while valid stays.
                 await FederatedNode.filter(country=country).using_db(conn).update(url=fields["url"], status="active")
-                await NodeKey.filter(country=country, not_after=None).exclude(kid=fields["kid"]).using_db(
-                    conn).update(not_after=stamp)
+                others = NodeKey.filter(country=country).exclude(kid=fields["kid"]).using_db(conn)
+                await others.filter(not_after=None).update(not_after=stamp)
+                await others.filter(not_after__gt=stamp).update(not_after=stamp)
             await epoch_on_enrollment(conn, country, instance)
             if known is None:
                 await NodeKey.create(kid=fields["kid"], country=country, public_key=fields["public_key"],

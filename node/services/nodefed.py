@@ -201,7 +201,7 @@ class NodeFederation:
         The node enrolls its current key, unless ``new_key`` is set or the key is revoked (in the
         directory the node holds, or the hub refuses it as revoked: the invitation is then still
         unused and is sent again with a new key). A new key replaces the current one only once the
-        hub has listed it; the old key is retired like a rotated one (``keys/retired/``).
+        hub has listed it; the old key goes to ``keys/compromised/``, where it verifies nothing.
 
         Raises:
             FederationError: the token is not an invitation for this country, the hub refused, or
@@ -224,7 +224,8 @@ class NodeFederation:
             fresh, key = True, self._fresh_key()
             directory_doc = await self._enroll_with(hub_url, token, claims, key, fresh)
         if fresh:
-            retire_and_replace(self.settings.key_path, key.private_key)
+            # key-compromise recovery (or a key the hub revoked): the old key verifies nothing any more
+            retire_and_replace(self.settings.key_path, key.private_key, compromised=True, now=self.clock())
         await set_state(DIRECTORY_KEY, directory_doc)
         await set_state(ENROLLMENT_KEY, {"hub_url": hub_url.rstrip("/"), "hub_kid": claims["hub_kid"],
                                          "enrolled_at": directory_doc["issued_at"]})
@@ -440,7 +441,7 @@ class NodeFederation:
                 raise FederationError(f"hub directory rejected: {exc.code}: {exc.detail}") from exc
             await set_state(DIRECTORY_KEY, doc)
             result["old_key_not_after"] = data.get("old_key_not_after")
-        retire_and_replace(self.settings.key_path, new_key)
+        retire_and_replace(self.settings.key_path, new_key, now=self.clock())
         return result
 
     # -- HTTP ----------------------------------------------------------------------------------

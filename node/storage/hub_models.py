@@ -52,6 +52,10 @@ class Invite(Model):
     created_at = fields.CharField(max_length=20)
     expires_at = fields.CharField(max_length=20)
     used_at = fields.CharField(max_length=20, null=True)
+    # 0011: made with `--replace` for an enrolled country (else refused once the country is enrolled),
+    # and cancelled by `ncc hub invites cancel`.
+    replace = fields.BooleanField(default=False)
+    cancelled_at = fields.CharField(max_length=20, null=True)
 
     class Meta:
         table = "hub_invites"

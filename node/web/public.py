@@ -133,12 +133,12 @@ async def login_form(request: web.Request) -> web.Response:
 
 @page
 async def login(request: web.Request) -> web.Response:
-    """POST /login — check the pasted token like a bearer header; keep it in an HttpOnly cookie."""
+    """POST /login — check the pasted token like a bearer header; open a server-side session."""
     form = await _form(request)
-    check_csrf(request, form.get("csrf"))
+    await check_csrf(request, form.get("csrf"))
     token = str(form.get("token") or "")
     nxt = _safe_next(str(form.get("next") or ""))
-    p = await check_user_token(request, token)
+    p, jti = await check_user_token(request, token)
     if p.is_anonymous:
         return await render(request, "login.html", {
             "next": nxt, "signed_in": False,
@@ -146,16 +146,17 @@ async def login(request: web.Request) -> web.Response:
             status=401)
     response = redirect(nxt if nxt != "/" else ("/admin/records" if request.app[CONTEXT].settings.role == "node"
                                                 else "/"))
-    start_session(request, response, token)
+    await start_session(request, jti)
     return response
 
 
 @page
 async def logout(request: web.Request) -> web.Response:
+    """POST /logout — the session ends server-side (its cookie, replayed, signs no one in)."""
     form = await _form(request)
-    check_csrf(request, form.get("csrf"))
+    await check_csrf(request, form.get("csrf"))
     response = redirect("/")
-    end_session(request, response)
+    await end_session(request)
     return response
 
 
