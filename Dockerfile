@@ -27,7 +27,7 @@ RUN chmod 0755 /usr/local/bin/ncc-entrypoint /usr/local/bin/ncc-enroll-all
 RUN useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin ncc \
     && mkdir -p /data/keys \
     && chown -R ncc:ncc /data \
-    && chmod 0700 /data/keys
+    && chmod 0700 /data /data/keys
 USER ncc
 WORKDIR /data
 # No VOLUME here: docker-compose.yml mounts named volumes on /data and /data/keys (a VOLUME line

@@ -34,7 +34,8 @@ PG_ADMIN = os.environ.get("NCC_TEST_PG", "postgres://postgres@127.0.0.1:5432/pos
 
 #: Benchmark instances: quiet logs; the hub pulls only when the benchmark says so, the nodes do not
 #: retry notifications during a measurement.
-HUB_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_PULL_INTERVAL_S": "86400", "NCC_PULL_JITTER_S": "0"}
+HUB_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_PULL_INTERVAL_S": "86400", "NCC_PULL_JITTER_S": "0",
+           "NCC_ALLOW_PRIVATE_NODE_URLS": "true"}  # the benchmark's nodes listen on loopback
 NODE_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_NOTIFY_RETRY_S": "3600"}
 
 

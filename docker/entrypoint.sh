@@ -7,9 +7,14 @@
 #   NCC_COUNTRY  ISO 3166-1 alpha-2 country of a node         (node role)
 #   NCC_URL      public base URL others reach this instance at (e.g. http://node-de:8080)
 #   NCC_PORT     listen port (default 8080)       NCC_HOST  listen address (use 0.0.0.0 in a container)
-#   NCC_DB       postgres://user:password@host:5432/database  (empty: SQLite in the data dir)
+#   NCC_DB       postgres://user@host:5432/database  (empty: SQLite in the data dir)
+#   NCC_DB_PASSWORD  the database password, read at every start and never written to config.toml
+#                (or NCC_DB_PASSWORD_FILE naming a 0600 file, e.g. a Docker secret under /run/secrets;
+#                a password inside NCC_DB is moved by `ncc init` to <data dir>/keys/db-password, 0600)
+# Everything ncc writes in the data dir is private (dir 0700, files 0600).
 # DATA_DIR (not a setting) overrides the data dir, default /data.
 set -eu
+umask 077
 
 data_dir="${DATA_DIR:-/data}"
 

@@ -132,6 +132,13 @@ class Equivocation(ProtocolError):
     code = "equivocation"
 
 
+class IssuedAtRegressed(ProtocolError):
+    """A newer version claims an ``issued_at`` strictly earlier than the version the hub holds
+    (DESIGN §10: a backdated version, e.g. signed by a stolen key to pass a revocation)."""
+
+    code = "issued_at_regressed"
+
+
 class MalformedJSON(ProtocolError):
     """Bytes that are not strict JSON (invalid UTF-8, duplicate keys, NaN, too deep, ...)."""
 

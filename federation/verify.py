@@ -85,6 +85,7 @@ def verify(
     *,
     feed_origin: str | None = None,
     max_skew: timedelta = DEFAULT_MAX_SKEW,
+    received_at: datetime | None = None,
 ) -> VerifiedRecord:
     """Verify one envelope (wire form) against a verified directory at time ``now``.
 
@@ -95,6 +96,9 @@ def verify(
         registry: payload schemas.
         feed_origin: at ingest, the country of the node whose feed carried the record.
         max_skew: how far in the future ``issued_at`` may lie.
+        received_at: at the hub, when it received this version (DESIGN §10): a key signs nothing new
+            once revoked or retired, whatever ``issued_at`` claims — the version must have been
+            received before the key's ``revoked_at`` and ``not_after``.
 
     Raises:
         EnvelopeInvalid, CanonicalizationError, UnknownOrigin, OriginMismatch, UnknownKey,
@@ -126,6 +130,13 @@ def verify(
         raise KeyExpired(f"issued after {key.kid} expired")
     if key.revoked_at is not None and issued_at >= key.revoked_at:
         raise KeyRevoked(f"issued after {key.kid} was revoked")
+    if received_at is not None:
+        # issued_at is the signer's claim; when the hub got the version is not (a stolen key
+        # backdating new records would otherwise pass the two checks above)
+        if key.not_after is not None and received_at > key.not_after:
+            raise KeyExpired(f"received after {key.kid} was retired")
+        if key.revoked_at is not None and received_at >= key.revoked_at:
+            raise KeyRevoked(f"received after {key.kid} was revoked")
     if issued_at > now + max_skew:
         raise IssuedInFuture(f"issued_at is more than {max_skew} ahead of now")
     if not key.verify(envelope.sig.raw, signing_input):

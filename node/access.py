@@ -219,6 +219,10 @@ class Access:
             return True
         return visibility == "public"
 
+    def receipts_origin(self, p: Reader) -> str | None:
+        """Whose erasure receipts ``p`` may read: a node its own (service token), nobody else's."""
+        return self._log_origin(p)
+
     def log_visibilities(self, p: Reader, origin: str) -> tuple[str, ...] | None:
         """The visibilities of ``origin``'s entries ``p`` may list (None: every entry)."""
         return None if self.privileged(p) or self._log_origin(p) == origin else ("public",)

@@ -11,14 +11,15 @@ import difflib
 import importlib
 import io
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from importlib import metadata
 
-from node.commands.base import CommandError
+from node.commands.base import CommandError, UsageError
 
 COMMANDS = ("init", "serve", "token", "hub", "enroll", "sync", "recover", "keys", "verify", "imports", "export",
-            "atlas", "audit", "demo")
+            "atlas", "audit", "erasure", "demo")
 
 
 #: Commands that configure logging themselves (``serve`` writes JSON lines, ``demo`` its processes').
@@ -105,6 +106,16 @@ def _unknown_options_first(parser: argparse.ArgumentParser, argv: Sequence[str] 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything the program writes (database, its WAL and SHM, exports, outbox, keys, config) is
+    # private whatever the caller's umask: SQLite creates its WAL itself, with the process umask.
+    umask = os.umask(0o077)
+    try:
+        return _run(argv)
+    finally:
+        os.umask(umask)  # for a program (or a test) that calls main() in-process
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     _unknown_options_first(parser, argv)
     args = parser.parse_args(argv)
@@ -112,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_logging()
     try:
         code = args.run(args)
+    except UsageError as exc:
+        print(f"ncc {args.command}: {exc}", file=sys.stderr)
+        return 2
     except CommandError as exc:
         print(f"ncc {args.command}: {exc}", file=sys.stderr)
         return 1

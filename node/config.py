@@ -12,9 +12,10 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 CONFIG_FILE = "config.toml"
 ENV_PREFIX = "NCC_"
@@ -98,6 +99,9 @@ SETTINGS: tuple[Setting, ...] = (
             check=_url),
     Setting("db", "str", "", "Database URL: empty = SQLite file `ncc.db` in the data dir; "
             "`postgres://user@host:5432/db` selects PostgreSQL.", check=_db),
+    Setting("db_password_file", "str", "", "File holding the database password (one line, mode 0600); "
+            "empty = `keys/db-password` in the data dir when it exists. The environment variable "
+            "NCC_DB_PASSWORD overrides both. The password is never written into config.toml."),
     Setting("db_pool_max", "int", 10, "Maximum PostgreSQL connections per process.", check=_positive),
     Setting("max_body_bytes", "int", 1_048_576, "Largest accepted request body in bytes (413 above).",
             check=_positive),
@@ -107,6 +111,13 @@ SETTINGS: tuple[Setting, ...] = (
             check=_choice("json", "text")),
     Setting("token_ttl_s", "int", 30 * 86400, "Default lifetime of user tokens from `ncc token create`.",
             check=_positive),
+    Setting("token_max_ttl_s", "int", 90 * 86400, "Longest lifetime `ncc token create --ttl` may give a user "
+            "token (a longer one is a usage error).", check=_max_days(3650)),
+    Setting("session_ttl_s", "int", 12 * 3600, "Lifetime of a portal sign-in; it also ends with its token "
+            "(expiry, revocation) and at logout.", check=_max_days(30)),
+    Setting("service_call_rate", "int", 50, "Service-token calls accepted per second from each calling "
+            "instance (burst: twice as many); beyond it 429 `rate_limited`, before the token's jti is "
+            "stored.", check=_positive),
     Setting("allowed_countries", "list", list(EU_COUNTRIES + EEA_COUNTRIES),
             "Countries that may own records and enroll nodes (EU 27 + EEA by default)."),
     Setting("clock_skew_s", "int", 300, "Tolerated clock skew for issued_at and tokens, seconds.",
@@ -122,7 +133,13 @@ SETTINGS: tuple[Setting, ...] = (
             check=_positive),
     Setting("erasure_vacuum_full", "bool", False, "PostgreSQL: the erasure purge rewrites the tables that held "
             "the payload with VACUUM FULL (locks each table meanwhile), so no old bytes stay in free space."),
+    Setting("feed_page_max_bytes", "int", 8 * 1024 * 1024, "Feed page size in bytes: a node ends a page "
+            "before it (a single larger record travels alone); a hub refuses a page over twice it, "
+            "compressed or decompressed.", check=_positive),
     # node
+    Setting("live_search_rate", "int", 10, "Node: live queries from the hub answered per second (burst: "
+            "twice as many); beyond it 429 `rate_limited`, so anonymous live searches at the hub cost the "
+            "node a bounded amount of CPU and replay-table rows.", roles=("node",), check=_positive),
     Setting("notify_retry_s", "int", 30, "Node: retry interval for failed notifications to the hub.",
             roles=("node",), check=_positive),
     Setting("audit_interval_s", "int", 3600, "Node: seconds between scheduled audits of the hub's "
@@ -166,6 +183,24 @@ SETTINGS: tuple[Setting, ...] = (
             roles=("hub",), check=_max_days(7)),
     Setting("key_grace_s", "int", 7 * 86400, "Hub: how long a rotated-out node key stays valid.",
             roles=("hub",), check=_positive),
+    # hub: a node is an untrusted peer (DESIGN §10; node/services/fedclient.py)
+    Setting("allow_private_node_urls", "bool", False, "Hub: allow node URLs that resolve to non-global "
+            "addresses (loopback, private, link-local). Only for a demo, tests or a one-host network.",
+            roles=("hub",)),
+    Setting("live_answer_max_bytes", "int", 1024 * 1024, "Hub: largest live-query answer read from a node "
+            "(compressed or decompressed), bytes.", roles=("hub",), check=_positive),
+    Setting("pull_inflight_max_bytes", "int", 128 * 1024 * 1024, "Hub: bytes of feed pages held in flight "
+            "across all concurrent pulls; a pull past it waits for others.", roles=("hub",), check=_positive),
+    Setting("quarantine_max_rows", "int", 10_000, "Hub: quarantine rows kept per node (oldest evicted).",
+            roles=("hub",), check=_positive),
+    Setting("quarantine_max_bytes", "int", 100 * 1024 * 1024, "Hub: quarantine evidence bytes kept per node "
+            "(oldest evicted).", roles=("hub",), check=_positive),
+    Setting("notify_min_interval_s", "int", 2, "Hub: a node's notifications closer together than this are "
+            "coalesced into one pull.", roles=("hub",), check=_positive),
+    Setting("live_rate_per_min", "int", 30, "Hub: anonymous `live=true` searches per client address per "
+            "minute (429 above).", roles=("hub",), check=_positive),
+    Setting("live_max_concurrent", "int", 4, "Hub: anonymous `live=true` searches running at once "
+            "(429 above).", roles=("hub",), check=_positive),
 )
 
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
@@ -182,11 +217,16 @@ class Settings:
     port: int = 8080
     url: str = ""
     db: str = ""
+    db_password_file: str = ""
     db_pool_max: int = 10
     max_body_bytes: int = 1_048_576
     log_level: str = "INFO"
     log_format: str = "json"
     token_ttl_s: int = 30 * 86400
+    token_max_ttl_s: int = 90 * 86400
+    session_ttl_s: int = 12 * 3600
+    service_call_rate: int = 50
+    live_search_rate: int = 10
     allowed_countries: tuple[str, ...] = field(default=tuple(EU_COUNTRIES + EEA_COUNTRIES))
     clock_skew_s: int = 300
     search_max_limit: int = 100
@@ -213,6 +253,19 @@ class Settings:
     directory_ttl_s: int = 7 * 86400
     invite_ttl_s: int = 86400
     key_grace_s: int = 7 * 86400
+    feed_page_max_bytes: int = 8 * 1024 * 1024
+    allow_private_node_urls: bool = False
+    live_answer_max_bytes: int = 1024 * 1024
+    pull_inflight_max_bytes: int = 128 * 1024 * 1024
+    quarantine_max_rows: int = 10_000
+    quarantine_max_bytes: int = 100 * 1024 * 1024
+    notify_min_interval_s: int = 2
+    live_rate_per_min: int = 30
+    live_max_concurrent: int = 4
+    #: The database password (from NCC_DB_PASSWORD or the password file): never a setting in config.toml.
+    db_password: str = field(default="", repr=False)
+    #: The Atlas API key from NCC_ATLAS_API_KEY (else the file atlas_api_key_file names is read at push).
+    atlas_api_key: str = field(default="", repr=False)
 
     @property
     def base_url(self) -> str:
@@ -222,7 +275,8 @@ class Settings:
     @property
     def db_url(self) -> str:
         """The tortoise database URL (SQLite in the data dir unless `db` is set)."""
-        return database_url(self.db, self.data_dir, self.db_pool_max, self.role)
+        db = with_password(self.db, self.db_password)
+        return database_url(db, self.data_dir, self.db_pool_max, self.role)
 
     @property
     def instance_id(self) -> str:
@@ -238,6 +292,61 @@ class Settings:
         """The Atlas API-key file (``atlas_api_key_file``, relative to the data dir, or the default)."""
         path = Path(self.atlas_api_key_file) if self.atlas_api_key_file else Path("keys") / "atlas-api-key"
         return path if path.is_absolute() else self.data_dir / path
+
+    @property
+    def session_secret_path(self) -> Path:
+        """The portal's CSRF secret (made on first use, 0600)."""
+        return self.data_dir / "keys" / "session-secret"
+
+
+#: Secrets are read from a file or the environment, never from config.toml: name → environment variable.
+SECRET_ENV = {"db_password": "NCC_DB_PASSWORD", "atlas_api_key": "NCC_ATLAS_API_KEY"}
+DB_PASSWORD_FILE = Path("keys") / "db-password"
+
+
+def split_db_password(db: str) -> tuple[str, str]:
+    """``postgres://user:secret@host/db`` → (``postgres://user@host/db``, ``secret``), percent-decoded."""
+    m = re.match(r"^([a-z]+://)([^:@/]*):([^@/]*)@(.*)$", db, re.DOTALL)
+    if not m:
+        return db, ""
+    return f"{m.group(1)}{m.group(2)}@{m.group(4)}", unquote(m.group(3))
+
+
+def with_password(db: str, password: str) -> str:
+    """The database URL with ``password`` put in (when it has none of its own)."""
+    if not password or not db.startswith(("postgres://", "postgresql://")):
+        return db
+    scheme, rest = db.split("://", 1)
+    user, at, host = rest.partition("@")
+    if not at:
+        user, host = "", rest
+    if ":" in user:
+        return db
+    return f"{scheme}://{user}:{quote(password, safe='')}@{host}"
+
+
+def read_db_password(data_dir: Path, password_file: str, env: Mapping[str, str]) -> str:
+    """The database password: ``NCC_DB_PASSWORD``, else the password file (checked like a key).
+
+    Raises:
+        ConfigError: the file is missing (when named), unreadable or readable by group or others.
+    """
+    if env.get(SECRET_ENV["db_password"]):
+        return env[SECRET_ENV["db_password"]]
+    path = Path(password_file) if password_file else data_dir / DB_PASSWORD_FILE
+    if not path.is_absolute():
+        path = data_dir / path
+    if not password_file and not path.exists():
+        return ""
+    try:
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(
+                f"db_password_file: {path} is readable by group or others; run: chmod 600 {path}")
+        return path.read_text(encoding="utf-8").strip("\r\n")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"db_password_file: {path} not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"db_password_file: {path} unreadable: {exc}") from exc
 
 
 # Several processes share one SQLite file (`ncc serve` and the CLI next to it: sync, import, token…).
@@ -343,6 +452,9 @@ def load_settings(
     values: dict[str, Any] = {}
     file_values = read_config_file(data_dir)
     for key, raw in file_values.items():
+        if key in SECRET_ENV:
+            raise ConfigError(f"{key}: secrets are never read from config.toml: put it in {key}_file "
+                              f"(a file of mode 0600) or {SECRET_ENV[key]}")
         if key not in SETTINGS_BY_KEY:
             raise ConfigError(f"{key}: unknown setting in {data_dir / CONFIG_FILE}")
         values[key] = _coerce(SETTINGS_BY_KEY[key], raw, "config.toml")
@@ -358,10 +470,19 @@ def load_settings(
         if key not in SETTINGS_BY_KEY:
             raise ConfigError(f"{key}: unknown setting")
         values[key] = _coerce(SETTINGS_BY_KEY[key], raw, "command line")
-    return build_settings(data_dir, values)
+    if split_db_password(str(file_values.get("db", "")))[1]:
+        raise ConfigError(f"db: {data_dir / CONFIG_FILE} holds a database password: remove it from the URL "
+                          f"and put it in {data_dir / DB_PASSWORD_FILE} (chmod 600) or "
+                          f"{SECRET_ENV['db_password']}")
+    password = read_db_password(data_dir, str(values.get("db_password_file", "")), env)
+    settings = build_settings(data_dir, values, db_password=password)
+    atlas_key = env.get(SECRET_ENV["atlas_api_key"], "").strip()
+    if any(c in atlas_key for c in "\r\n"):
+        raise ConfigError(f"atlas_api_key: {SECRET_ENV['atlas_api_key']} must hold the key on one line")
+    return replace(settings, atlas_api_key=atlas_key) if atlas_key else settings
 
 
-def build_settings(data_dir: Path, values: Mapping[str, Any]) -> Settings:
+def build_settings(data_dir: Path, values: Mapping[str, Any], db_password: str = "") -> Settings:
     """Validate a mapping of setting values into :class:`Settings`.
 
     Raises:
@@ -385,18 +506,25 @@ def build_settings(data_dir: Path, values: Mapping[str, Any]) -> Settings:
             raise ConfigError("country: required for the node role")
         if merged["country"] not in merged["allowed_countries"]:
             raise ConfigError(f"country: {merged['country']} is not in allowed_countries")
+    if merged["token_ttl_s"] > merged["token_max_ttl_s"]:
+        raise ConfigError(f"token_ttl_s: must not exceed token_max_ttl_s ({merged['token_max_ttl_s']})")
+    if merged["session_ttl_s"] > merged["token_max_ttl_s"]:
+        raise ConfigError(f"session_ttl_s: must not exceed token_max_ttl_s ({merged['token_max_ttl_s']})")
     for code in merged["allowed_countries"]:
         if not COUNTRY_RE.match(code):
             raise ConfigError(f"allowed_countries: {code!r} is not an ISO 3166-1 alpha-2 code")
         if code not in EU_COUNTRIES + EEA_COUNTRIES:  # the countries vocabulary records are checked against
             raise ConfigError(f"allowed_countries: {code} is not an EU or EEA country (Greece is GR)")
     known = {f.name for f in fields(Settings)}
-    return Settings(data_dir=data_dir, **{k: v for k, v in merged.items() if k in known})
+    return Settings(data_dir=data_dir, db_password=db_password,
+                    **{k: v for k, v in merged.items() if k in known})
 
 
 def render_config(values: Mapping[str, Any]) -> str:
     """Render a config.toml holding the given values, each preceded by its documentation."""
     lines = ["# NCC federation instance configuration (see config/*.example.toml for every key)."]
+    if split_db_password(str(values.get("db", "")))[1]:
+        raise ValueError("a database password must not be written into config.toml")
     for setting in SETTINGS:
         if setting.key not in values or values[setting.key] is None:
             continue

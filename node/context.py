@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from federation.schemas import SchemaRegistry
 from node.access import Access
 from node.config import Settings
-from node.keystore import InstanceKey, load_key, load_retired
+from node.keystore import InstanceKey, load_compromised, load_key, load_retired
 from node.services.publish import Publisher
 
 
@@ -36,6 +36,7 @@ class Keyring:
     settings: Settings
     current: InstanceKey = field(init=False)
     retired: list[InstanceKey] = field(init=False)
+    compromised: list[InstanceKey] = field(init=False)
 
     def __post_init__(self) -> None:
         self.reload()
@@ -45,6 +46,7 @@ class Keyring:
         self._stamp = self._file_stamp()
         self.current = load_key(s.key_path, s.role, s.country)
         self.retired = load_retired(s.key_path, s.role, s.country)
+        self.compromised = load_compromised(s.key_path, s.role, s.country)
 
     def _file_stamp(self) -> tuple[int, int]:
         st = self.settings.key_path.stat()
@@ -60,9 +62,19 @@ class Keyring:
         return self.current
 
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Every key that may verify this instance's user tokens, by kid (compromised keys: none)."""
+        return {kid: k.public_key for kid, k in self.verifying_keys().items()}
+
+    def held_kids(self) -> set[str]:
+        """Every key this instance ever held: current, retired and compromised (the audit's "own keys")."""
         self.key()
-        keys = {k.kid: k.public_key for k in self.retired}
-        keys[self.current.kid] = self.current.public_key
+        return {self.current.kid, *(k.kid for k in self.retired), *(k.kid for k in self.compromised)}
+
+    def verifying_keys(self) -> dict[str, InstanceKey]:
+        """The current key and the retired ones (each with its ``retired_at``), by kid."""
+        self.key()
+        keys = {k.kid: k for k in self.retired}
+        keys[self.current.kid] = self.current
         return keys
 
 

@@ -72,3 +72,15 @@ class RateLimited(ApiError):
 
 class ServiceUnavailable(ApiError):
     code, status, title = "unavailable", 503, "Service unavailable"
+
+
+def header_safe(value: str, parameter: str) -> str:
+    """``value`` unchanged, when it may go into an HTTP (or mail) header: no CR, LF or other control
+    character (DESIGN §10: header injection). The one check for every value that reaches a header.
+
+    Raises:
+        InvalidParameter: (400) it carries one.
+    """
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise InvalidParameter(f"{parameter} must not contain control characters (CR, LF, …)", parameter=parameter)
+    return value

@@ -19,6 +19,7 @@ import orjson
 
 from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for
 from node.context import utc_now
+from node.files import open_private
 
 
 def register(sub: Any) -> None:
@@ -59,8 +60,7 @@ def export(args: argparse.Namespace) -> int:
         target = Path(args.out)
         partial = target.with_name(f".{target.name}.partial")
         try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as out:
+            with open_private(partial, "wb") as out:  # 0600 even when a stale partial file exists
                 out.write(data)
             os.replace(partial, target)
         except OSError as exc:

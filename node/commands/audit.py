@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("ncc audit runs on a node (it checks the hub's log against the node's records)")
     keyring = Keyring(settings)
     federation = NodeFederation(settings, keyring.key, utc_now)
-    auditor = Auditor(settings, federation, lambda: set(keyring.public_keys()), utc_now)
+    auditor = Auditor(settings, federation, keyring.held_kids, utc_now)
 
     async def work() -> Any:
         try:

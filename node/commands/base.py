@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from federation.timefmt import parse_timestamp
 from node.config import ConfigError, Settings, load_settings
+from node.files import FileModeError, check_instance_files
 from node.keystore import KeyStoreError
 
 T = TypeVar("T")
@@ -21,11 +22,18 @@ class CommandError(Exception):
     """A command failed; the message is printed as one line on stderr (exit 1)."""
 
 
+class UsageError(CommandError):
+    """A command was called wrongly in a way only its settings reveal (``--ttl`` over the maximum):
+    one line on stderr, exit 2 like argparse's own usage errors."""
+
+
 def settings_for(data_dir: str | Path, **overrides: Any) -> Settings:
-    """Load the instance settings or fail with a one-line reason."""
+    """Load the instance settings or fail with a one-line reason; the data dir, config, keys, secrets
+    and database files must not be readable by group or others (checked like the instance key)."""
     try:
+        check_instance_files(Path(data_dir))
         return load_settings(Path(data_dir), overrides=overrides)
-    except ConfigError as exc:
+    except (ConfigError, FileModeError) as exc:
         raise CommandError(str(exc)) from exc
 
 
@@ -55,20 +63,26 @@ def run_with_db(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
         raise CommandError(str(exc)) from exc
 
 
-_DURATION = re.compile(r"^(\d+)([smhdw]?)$")
+_DURATION = re.compile(r"^(\d{1,12})([smhdw]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: No duration is longer than this (100 years): beyond it datetime arithmetic overflows.
+MAX_DURATION_S = 100 * 365 * 86400
 
 
-def parse_duration(text: str) -> int:
-    """``30d``, ``12h``, ``15m``, ``90s`` or plain seconds.
+def parse_duration(text: str, maximum: int = MAX_DURATION_S) -> int:
+    """``30d``, ``12h``, ``15m``, ``90s`` or plain seconds, at most ``maximum`` seconds.
 
     Raises:
-        CommandError: anything else.
+        CommandError: anything else, or longer than ``maximum``.
     """
     m = _DURATION.match(text.strip())
     if not m or int(m.group(1)) <= 0:
         raise CommandError(f"invalid duration {text!r} (use e.g. 30d, 12h, 15m, 90s)")
-    return int(m.group(1)) * _UNITS[m.group(2)]
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > maximum:
+        raise CommandError(
+            f"duration {text!r} is longer than the maximum of {maximum} s ({maximum // 86400} days)")
+    return seconds
 
 
 def duration_arg(text: str) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for
+from node.files import open_private
 from node.services import exporter
 from schemas import RECORD_TYPES
 
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         target = Path(args.output)
         partial = target.with_name(f".{target.name}.partial")
         try:
-            with partial.open("w", encoding="utf-8", newline="") as out:
+            # national records and personal data: private whatever the umask (an existing file too)
+            with open_private(partial, "w", encoding="utf-8", newline="") as out:
                 count = run_with_db(settings, lambda: write(out))
             os.replace(partial, target)
         except OSError as exc:

@@ -1,8 +1,10 @@
-"""``ncc hub …`` — hub administration: invitations, suspension, query-only mode, key revocation."""
+"""``ncc hub …`` — hub administration: invitations (make, list, cancel), suspension, query-only mode, key
+revocation."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import orjson
@@ -21,7 +23,16 @@ def register(sub: Any) -> None:
     i = hsub.add_parser("invite", help="print a one-time 24 h enrollment token for a country (last line)")
     add_data_dir(i)
     i.add_argument("country", metavar="XX")
+    i.add_argument("--replace", action="store_true",
+                   help="invite a country that is enrolled: when used, the invitation re-points its URL and "
+                        "ends every key of the running node (key-compromise recovery, a moved node)")
     i.set_defaults(run=invite)
+    v = hsub.add_parser("invites", help="list invitations still usable (--all: every one), or cancel one")
+    add_data_dir(v)
+    v.add_argument("--all", action="store_true", help="also used, cancelled and expired invitations")
+    v.add_argument("--cancel", metavar="JTI",
+                   help="cancel this unused invitation (its token is refused from now)")
+    v.set_defaults(run=invites)
     for name, helptext in (("suspend", "stop accepting and pulling a node"), ("activate", "re-activate a node")):
         s = hsub.add_parser(name, help=helptext)
         add_data_dir(s)
@@ -32,7 +43,8 @@ def register(sub: Any) -> None:
     m.add_argument("country", metavar="XX")
     m.add_argument("mode", choices=("replicate", "query-only"))
     m.set_defaults(run=set_mode)
-    r = hsub.add_parser("revoke-key", help="revoke a node key (records signed from then on are rejected)")
+    r = hsub.add_parser("revoke-key", help="revoke a node key: what the hub receives signed by it from then on is "
+                        "rejected; --at in the past also withdraws what it received since")
     add_data_dir(r)
     r.add_argument("kid", metavar="KID")
     r.add_argument("--at", type=timestamp_arg, help="revocation time YYYY-MM-DDTHH:MM:SSZ (default now)")
@@ -72,13 +84,32 @@ def _country(text: str) -> str:
 
 
 def invite(args: argparse.Namespace) -> int:
+    from federation.tokens import peek_enrollment_token
+
     settings = settings_for(args.data_dir)
     hub = _hub(settings)
     country = _country(args.country)
-    token = _run(settings, lambda: hub.invite(country))
-    print(f"# one-time enrollment token for {country}, valid {settings.invite_ttl_s // 3600} h; on the node run:")
-    print(f"#   ncc enroll --data-dir <node-data-dir> --hub {settings.base_url} --token <token>")
+    token = _run(settings, lambda: hub.invite(country, replace=args.replace))
+    if args.replace:
+        print(f"ncc hub invite: warning: used, this invitation re-points {country}'s URL and ends every key "
+              "of its enrolled node at once; keep it secret and cancel it if not used", file=sys.stderr)
+    jti = peek_enrollment_token(token)["jti"]
+    print(f"# one-time enrollment token for {country} (invitation {jti}), "
+          f"valid {settings.invite_ttl_s // 3600} h; on the node, save it to a file and run:")
+    print(f"#   ncc enroll --data-dir <node-data-dir> --hub {settings.base_url} --token-file <file>")
+    print(f"# cancel it with: ncc hub invites --data-dir {settings.data_dir} --cancel {jti}")
     print(token)
+    return 0
+
+
+def invites(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+    hub = _hub(settings)
+    if args.cancel is not None:
+        print(orjson.dumps(_run(settings, lambda: hub.cancel_invitation(args.cancel))).decode())
+        return 0
+    for row in _run(settings, lambda: hub.invitations(include_all=args.all)):
+        print(orjson.dumps(row).decode())
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``ncc init`` — create an instance: data dir, config.toml, Ed25519 key (0600), database schema."""
+"""``ncc init`` — create an instance: data dir (0700), config.toml, Ed25519 key and secrets (0600),
+database schema. A password in ``--db`` is kept in ``keys/db-password``, not in config.toml."""
 
 from __future__ import annotations
 
@@ -10,8 +11,17 @@ from typing import Any
 
 from federation.timefmt import format_timestamp
 from node.commands.base import CommandError, add_data_dir, run_with_db
-from node.config import CONFIG_FILE, ConfigError, Settings, build_settings, render_config
-from node.keystore import KeyStoreError, create_key, load_key
+from node.config import (
+    CONFIG_FILE,
+    DB_PASSWORD_FILE,
+    ConfigError,
+    Settings,
+    build_settings,
+    render_config,
+    split_db_password,
+)
+from node.files import private_dir, write_private
+from node.keystore import KeyStoreError, create_key, load_key, load_secret
 
 
 def register(sub: Any) -> None:
@@ -36,18 +46,23 @@ def run(args: argparse.Namespace) -> int:
     for key in ("url", "port", "host", "db"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
+    # A password in --db goes to keys/db-password (0600), never into config.toml.
+    values["db"], password = split_db_password(str(values.get("db", "")))
+    if not values["db"]:
+        del values["db"]
     try:
-        settings = build_settings(data_dir, values)
+        settings = build_settings(data_dir, values, db_password=password)
     except ConfigError as exc:
         raise CommandError(str(exc)) from exc
     if settings.role == "hub" and settings.country:
         raise CommandError("country: the hub has no country")
     created = [p for p in (data_dir, settings.key_path.parent) if not p.exists()]
+    created += [p for p in (settings.session_secret_path, data_dir / DB_PASSWORD_FILE) if not p.exists()]
     sqlite_file = _sqlite_file(settings.db_url)
     if sqlite_file is not None and not sqlite_file.exists():
         created.append(sqlite_file)
     try:
-        return _initialise(data_dir, settings, values)
+        return _initialise(data_dir, settings, values, password)
     except BaseException:
         # A failed init leaves nothing it made behind (regression: keys/ stayed), so it can be retried.
         settings.key_path.unlink(missing_ok=True)
@@ -67,13 +82,17 @@ def _sqlite_file(db_url: str) -> Path | None:
     return Path(db_url.removeprefix("sqlite://").split("?", 1)[0])
 
 
-def _initialise(data_dir: Path, settings: Settings, values: dict[str, Any]) -> int:
-    data_dir.mkdir(parents=True, exist_ok=True)
+def _initialise(data_dir: Path, settings: Settings, values: dict[str, Any], password: str) -> int:
+    private_dir(data_dir)
+    private_dir(data_dir / "keys")
     try:
         create_key(settings.key_path)
         key = load_key(settings.key_path, settings.role, settings.country)
+        load_secret(settings.session_secret_path)
     except KeyStoreError as exc:
         raise CommandError(str(exc)) from exc
+    if password:
+        write_private(data_dir / DB_PASSWORD_FILE, password + "\n")
 
     async def prepare() -> None:
         from node.storage import instance
@@ -90,7 +109,7 @@ def _initialise(data_dir: Path, settings: Settings, values: dict[str, Any]) -> i
             await bootstrap_hub(settings, key)
 
     run_with_db(settings, prepare)
-    (data_dir / CONFIG_FILE).write_text(render_config(values))
+    write_private(data_dir / CONFIG_FILE, render_config(values))
     print(f"initialised {settings.role} in {data_dir} (kid {key.kid}, url {settings.base_url})")
     return 0
 

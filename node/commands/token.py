@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import uuid
-from datetime import timedelta
 from typing import Any
 
 from federation.timefmt import format_timestamp
-from federation.tokens import issue_user_token
-from node.commands.base import CommandError, add_data_dir, duration_arg, run_with_db, settings_for
+from node.commands.base import (
+    CommandError,
+    UsageError,
+    add_data_dir,
+    parse_duration,
+    run_with_db,
+    settings_for,
+)
 from node.context import utc_now
 from node.http.auth import HUB_ROLES, NODE_ROLES
 from node.keystore import KeyStoreError, load_key
@@ -24,8 +28,8 @@ def register(sub: Any) -> None:
     add_data_dir(c)
     c.add_argument("--role", required=True, help="node: admin|editor|reader; hub: admin|analyst")
     c.add_argument("--subject", default="", help="who the token is for (name or e-mail)")
-    c.add_argument("--ttl", type=duration_arg, default=None,
-                   help="lifetime, e.g. 30d, 12h (default: setting token_ttl_s)")
+    c.add_argument("--ttl", default=None, metavar="DURATION",
+                   help="lifetime, e.g. 30d, 12h (default: setting token_ttl_s; at most token_max_ttl_s)")
     c.set_defaults(run=create)
     r = tsub.add_parser("revoke", help="revoke a token by its jti")
     add_data_dir(r)
@@ -38,25 +42,25 @@ def create(args: argparse.Namespace) -> int:
     roles = HUB_ROLES if settings.role == "hub" else NODE_ROLES
     if args.role not in roles:
         raise CommandError(f"role must be one of {', '.join(roles)} on a {settings.role}")
-    ttl = args.ttl or settings.token_ttl_s
+    ttl = settings.token_ttl_s
+    if args.ttl is not None:
+        try:
+            ttl = parse_duration(args.ttl, settings.token_max_ttl_s)
+        except CommandError as exc:
+            raise UsageError(f"--ttl: {exc} (setting token_max_ttl_s)") from exc
     try:
         key = load_key(settings.key_path, settings.role, settings.country)
     except KeyStoreError as exc:
         raise CommandError(str(exc)) from exc
-    now = utc_now()
-    jti = uuid.uuid4().hex
-    subject = args.subject or f"{args.role}-{jti[:8]}"
-    token = issue_user_token(key.private_key, key.kid, settings.instance_id, args.role, subject, now, ttl, jti)
 
-    async def store() -> None:
-        await ApiToken.create(
-            jti=jti, role=args.role, subject=subject, created_at=format_timestamp(now),
-            expires_at=format_timestamp(now + timedelta(seconds=ttl)),
-        )
+    async def store() -> Any:
+        from node.services.usertokens import issue_and_record
 
-    run_with_db(settings, store)
-    print(f"# {args.role} token for {subject}, jti {jti}, expires {format_timestamp(now + timedelta(seconds=ttl))}")
-    print(token)
+        return await issue_and_record(key, settings.instance_id, args.role, args.subject, utc_now(), ttl)
+
+    issued = run_with_db(settings, store)
+    print(f"# {args.role} token for {issued.subject}, jti {issued.jti}, expires {issued.expires_at}")
+    print(issued.token)
     return 0
 
 

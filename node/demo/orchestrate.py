@@ -25,18 +25,14 @@ import shutil
 import signal
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import aiohttp
 
-from federation.timefmt import format_timestamp
-from federation.tokens import issue_user_token
 from node.config import Settings, child_environment, load_settings
 from node.context import Keyring, utc_now
 from node.demo import dataset, processes
@@ -289,24 +285,24 @@ def _init(inst: Instance) -> None:
         code = main(argv)
     if code != 0:
         raise DemoError(f"ncc init {inst.name} failed: {err.getvalue().strip()}")
+    if inst.role == "hub":
+        # the demo's nodes listen on loopback, which a hub refuses by default (DESIGN §10)
+        with (inst.data_dir / "config.toml").open("a") as fh:
+            fh.write("# The demo's nodes listen on loopback.\nallow_private_node_urls = true\n")
 
 
 def _issue_token(settings: Settings, role: str, subject: str) -> str:
     """A user token, issued and recorded as ``ncc token create`` does."""
     from node.commands.base import run_with_db
-    from node.storage.models import ApiToken
+    from node.services.usertokens import issue_and_record
 
     key = Keyring(settings).current
-    now = utc_now()
-    jti = uuid.uuid4().hex
-    token = issue_user_token(key.private_key, key.kid, settings.instance_id, role, subject, now, TOKEN_TTL_S, jti)
 
-    async def store() -> None:
-        await ApiToken.create(jti=jti, role=role, subject=subject, created_at=format_timestamp(now),
-                              expires_at=format_timestamp(now + timedelta(seconds=TOKEN_TTL_S)))
+    async def store() -> str:
+        issued = await issue_and_record(key, settings.instance_id, role, subject, utc_now(), TOKEN_TTL_S)
+        return issued.token
 
-    run_with_db(settings, store)
-    return token
+    return run_with_db(settings, store)
 
 
 def _invite(settings: Settings, countries: list[str]) -> dict[str, str]:

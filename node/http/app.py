@@ -13,7 +13,7 @@ from aiohttp import web
 from node.config import Settings
 from node.context import Context, Keyring, build_registry, utc_now
 from node.http import routes
-from node.http.auth import Authenticator
+from node.http.auth import Authenticator, ServiceCallLimits
 from node.http.keys import AUTH, CONTEXT, METRICS
 from node.http.metrics import Metrics, metrics_middleware
 from node.http.problems import REQUEST_ID, install_unparsable_request_problems, problem_middleware
@@ -60,9 +60,10 @@ def create_app(
     app[AUTH] = Authenticator(
         instance=settings.instance_id,
         role=settings.role,
-        user_keys=context.keyring.public_keys,
+        user_keys=context.keyring.verifying_keys,
         service_key=_service_key_resolver(context),
         clock=clock,
+        admit=ServiceCallLimits(settings.role, settings.service_call_rate, settings.live_search_rate).admit,
     )
 
     async def database(app: web.Application) -> AsyncIterator[None]:
@@ -80,6 +81,10 @@ def create_app(
     from node.web import setup_portal
 
     setup_portal(app, settings.role)
+    from node.keystore import load_secret
+    from node.web.session import setup_sessions
+
+    setup_sessions(app, load_secret(settings.session_secret_path))
     routes.register(app, settings.role)
     return app
 

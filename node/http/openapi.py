@@ -103,7 +103,7 @@ BODIES: dict[str, Schema] = {
     "RevokeKey": {"type": "object", "additionalProperties": False, "properties": {
         "revoked_at": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
                        "description": "YYYY-MM-DDTHH:MM:SSZ (default: now)"}}},
-    # -- portal forms (every POST carries the CSRF token of the ncc_csrf cookie)
+    # -- portal forms (every POST carries the CSRF token: an HMAC of the session id or ncc_csrf cookie)
     "CsrfForm": {"type": "object", "required": ["csrf"], "properties": {"csrf": {"type": "string"}}},
     "LoginForm": {"type": "object", "required": ["csrf", "token"], "properties": {
         "csrf": {"type": "string"}, "token": {"type": "string"}, "next": {"type": "string"}}},
@@ -158,6 +158,10 @@ RESPONSES: dict[str, Schema] = {
         "at": {"type": "string"}, "ok": {"type": "boolean"}, "summary": {"type": "string"},
         "lines": {"type": "array", "items": {"type": "string"}}, "discrepancies": {"type": "integer"},
         "head": {"type": ["object", "null"]}}},
+    "ErasureReceipts": {"type": "object", "required": ["receipts", "next"], "properties": {
+        "receipts": {"type": "array", "items": {"type": "object",
+                                                "required": ["id", "version", "purged_at", "log_index", "sig"]}},
+        "next": {"type": ["integer", "null"]}}},
     "LogInclusion": {"type": "object", "required": ["index", "size", "path"], "properties": {
         "index": {"type": "integer", "minimum": 0}, "size": {"type": "integer", "minimum": 1},
         "path": {"type": "array", "items": {"type": "string"}}}},
@@ -343,7 +347,8 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "ncc_session",
-                            "description": "portal session: the user token, set by POST /login"},
+                            "description": "portal session: a random id set by POST /login and ended "
+                                           "server-side by POST /logout (__Host-ncc_session over HTTPS)"},
             },
         },
     }

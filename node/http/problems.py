@@ -75,7 +75,12 @@ def problem(status: int, code: str, title: str, detail: str, request: web.Reques
 def from_exception(exc: BaseException, request: web.Request) -> web.Response:
     """Map any exception to its problem response (walking the class hierarchy)."""
     if isinstance(exc, ApiError):
-        return problem(exc.status, exc.code, exc.title, exc.detail, request, **exc.extra)
+        response = problem(exc.status, exc.code, exc.title, exc.detail, request, **exc.extra)
+        # a rate limit (or an outage) says when to come back
+        retry = exc.extra.get("retry_after_s", exc.extra.get("retry_after"))
+        if isinstance(retry, int) and exc.status in (429, 503):
+            response.headers["Retry-After"] = str(retry)
+        return response
     if isinstance(exc, ProtocolError):
         status = PROTOCOL_STATUS.get(exc.code, DEFAULT_PROTOCOL_STATUS)
         extra = {k: v for k, v in exc.to_dict().items() if k not in ("code", "detail")}

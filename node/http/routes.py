@@ -132,7 +132,10 @@ def all_routes() -> list[Route]:
               tag="search",
               params=(*SEARCH_PARAMS, query("live", "also ask the nodes: true or false (1/0, yes/no)"),
                       query("timeout_ms", "live deadline (default: the live_timeout_ms setting)", integer(1, 60000))),
-              responses={200: "results, facets and each node's status"}, response_schema="SearchResult"),
+              responses={200: "results, facets and each node's status",
+                         429: "rate_limited: anonymous live=true searches over live_rate_per_min per address or"
+                              " live_max_concurrent at once (Retry-After)"},
+              response_schema="SearchResult"),
         # -- federation, node side
         Route("GET", "/federation/v1/changes", federation.changes, "changes",
               "Change feed (NDJSON): records after a sequence, then {next, more, head}", roles=("node",),
@@ -164,7 +167,9 @@ def all_routes() -> list[Route]:
               response_schema="Enrolled"),
         Route("POST", "/federation/v1/notify", federation.notify, "notify",
               "A node announces changes; the hub pulls it now", roles=("hub",), auth="service",
-              tag="federation", body="Notify", body_required=False, responses={202: "pull started"},
+              tag="federation", body="Notify", body_required=False,
+              responses={202: "pull started", 429: "rate_limited: notifications closer than notify_min_interval_s"
+                                                   " (a pull follows at the end of the interval; Retry-After)"},
               response_schema="Object"),
         Route("GET", "/federation/v1/quarantine", federation.quarantine, "quarantine",
               "Rejected records: a node sees its own, the hub admin all", roles=("hub",), auth="service",
@@ -217,6 +222,12 @@ def all_routes() -> list[Route]:
               params=(query("origin", "country", COUNTRY), query("after", "index, exclusive", integer(-1, 2**62)),
                       query("limit", "page size", integer(1, 1000))),
               responses={200: "{entries, next}"}, response_schema="LogEntries"),
+        Route("GET", "/federation/v1/erasures", log.erasures, "erasures",
+              "Signed erasure receipts of the calling node's purged records, by log index", roles=("hub",),
+              auth="service", tag="transparency",
+              params=(query("after", "log index, exclusive", integer(-1, 2**62)),
+                      query("limit", "page size", integer(1, 1000))),
+              responses={200: "{receipts, next}"}, response_schema="ErasureReceipts"),
         # -- hub, for people
         Route("GET", "/api/v1/nodes", hub.list_nodes, "nodes", "Enrolled nodes with sync status",
               roles=("hub",), tag="federation", responses={200: "list of nodes"}, response_schema="NodeList"),

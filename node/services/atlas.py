@@ -259,6 +259,8 @@ class AtlasPusher:
         self.clock = clock
         self.base_url = (url or settings.atlas_url).rstrip("/")
         self.api_key_file = api_key_file or settings.atlas_api_key_path
+        # NCC_ATLAS_API_KEY (read by node.config) stands in for the file unless a file is given explicitly
+        self.api_key_from_env = settings.atlas_api_key if api_key_file is None else ""
         self.vocab = vocabularies()
         self.wake = asyncio.Event()
 
@@ -270,6 +272,8 @@ class AtlasPusher:
         """
         if not self.base_url:
             raise AtlasConfigError("no Atlas URL: set atlas_url (or give --url)")
+        if self.api_key_from_env:
+            return self.api_key_from_env
         return read_api_key(self.api_key_file)
 
     def client(self) -> AtlasClient:

@@ -22,7 +22,6 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import BaseORMException
@@ -30,8 +29,8 @@ from tortoise.exceptions import BaseORMException
 from federation.divergence import Anchor, FeedState, divergence, live_failure_counts
 from federation.timefmt import format_timestamp
 from federation.tokens import issue_service_token
+from node.services.fedclient import FedError, Limits
 from node.services.ingest import PullError
-from node.services.recover import read_bounded
 from node.storage import sql
 from node.storage.hub_models import FederatedNode, HubRecord, PullState
 
@@ -64,38 +63,34 @@ async def ask_feed_state(puller: Puller, url: str, country: str, anchor: Anchor 
     question (404: a node older than this check — the page trailer's head is checked instead).
 
     Raises:
-        PullError: no answer within ``pull_timeout_s``, another status, a redirect, an answer that is
-            not the small object expected.
+        FedError: no answer within ``pull_timeout_s``, another status, a redirect, an answer over
+            ``FEED_STATE_MAX_BYTES`` (through the federation client, like every read of a node).
+        PullError: an answer that is not the small object expected (``bad_answer``).
     """
     key = puller.key()
     token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", puller.clock(), ttl_s=120)
     params = anchor.to_params() if anchor is not None else {}
     limit = puller.settings.pull_timeout_s
+    resp = await puller.client.request(
+        "GET", f"{url.rstrip('/')}/federation/v1/changes/head", Limits(FEED_STATE_MAX_BYTES, limit),
+        params=params, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        expect_status=None,
+    )
+    resp.release()
+    if resp.status == 404:
+        return None
+    if resp.status != 200:
+        raise FedError("http_status", resp.status)
     try:
-        async with puller.session().get(
-            f"{url.rstrip('/')}/federation/v1/changes/head", params=params, allow_redirects=False,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout=aiohttp.ClientTimeout(total=limit),
-        ) as resp:
-            if resp.status == 404:
-                return None
-            if resp.status != 200:
-                raise PullError(f"feed state answered HTTP {resp.status}")
-            body = await read_bounded(resp.content, FEED_STATE_MAX_BYTES)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise PullError(f"feed state request failed: {exc.__class__.__name__}") from exc
-    if len(body) > FEED_STATE_MAX_BYTES:
-        raise PullError("feed state answer too long")
-    try:
-        data = orjson.loads(body)
+        data = orjson.loads(resp.body)
     except orjson.JSONDecodeError as exc:
-        raise PullError("feed state answer is not JSON") from exc
+        raise PullError("feed state answer is not JSON", "bad_answer") from exc
     head = data.get("head") if isinstance(data, dict) else None
     held = data.get("holds") if isinstance(data, dict) else None
     if type(head) is not int or head < 0 or (held is not None and type(held) is not bool):
-        raise PullError("feed state answer is not {head, holds}")
+        raise PullError("feed state answer is not {head, holds}", "bad_answer")
     if anchor is not None and held is None:
-        raise PullError("the node did not say whether it holds the anchor")
+        raise PullError("the node did not say whether it holds the anchor", "bad_answer")
     return FeedState(head, held)
 
 
@@ -213,7 +208,7 @@ async def held_page(country: str, after: str, limit: int) -> bytes:
 
 async def probe(puller: Puller, node: FederatedNode) -> PullResult:
     """Ask a query-only node for its feed state (it is not pulled): its status follows the answer."""
-    from node.services.sync import PullResult
+    from node.services.sync import PullResult, failure_summary
 
     result = PullResult(node.country, ok=False)
     started = puller.clock()
@@ -221,8 +216,8 @@ async def probe(puller: Puller, node: FederatedNode) -> PullResult:
     try:
         await ask_feed_state(puller, node.url, node.country, None)
         result.ok = True
-    except PullError as exc:
-        result.error = f"probe failed: {exc}"[:500]
+    except (PullError, FedError) as exc:
+        result.error = f"probe failed: {failure_summary(exc)}"  # a code, never the node's bytes (DESIGN §10)
     result.elapsed_s = time.perf_counter() - t0
     result.skipped = "query-only (probed)"
     await puller.finish(node.country, result, started)

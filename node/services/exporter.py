@@ -71,7 +71,9 @@ async def write_csv(out: TextIO, rtype: str | None) -> int:
     union of the types' payload columns (each row fills its own type's; a column of the same name is
     the same field in every type). For spreadsheets: ``ncc import`` reads one type per CSV file.
     """
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180 line ends: with "\n" alone, the csv module left a cell holding a CR unquoted, and the
+    # CR then split the row when read back (multi-line text fields are allowed)
+    writer = csv.writer(out, lineterminator="\r\n")
     if rtype is not None:
         writer.writerow(csv_header(rtype))
     else:

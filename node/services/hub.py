@@ -41,6 +41,7 @@ from node.config import Settings
 from node.errors import ApiError, Conflict, EnrollmentTokenUsed, NotFound, Unauthenticated
 from node.keystore import InstanceKey
 from node.services.divergence import INSTANCE_RE, epoch_on_enrollment
+from node.services.fedclient import url_is_public
 from node.services.translog import directory_append
 from node.storage import translog
 from node.storage.hub_models import DirectoryDoc, FederatedNode, Invite, NodeKey, PullState
@@ -55,6 +56,10 @@ REFRESH_BEFORE = timedelta(days=2)
 
 class EnrollmentInvalid(ApiError):
     code, status, title = "enrollment_invalid", 422, "Enrollment request invalid"
+
+
+class CountryEnrolled(Conflict):
+    """An invitation for an enrolled country without ``replace``."""
 
 
 def hub_key_entry(key: InstanceKey, not_before: str) -> KeyEntry:
@@ -144,14 +149,22 @@ class HubService:
 
     # -- invitations and enrollment ------------------------------------------------------------
 
-    async def invite(self, country: str) -> str:
+    async def invite(self, country: str, replace: bool = False) -> str:
         """A one-time enrollment token for ``country`` (24 h by default).
 
+        An invitation for an enrolled country re-points its URL and ends all its keys when used (a
+        takeover, if it leaks), so it is made only with ``replace``.
+
         Raises:
-            ApiError: country not allowed.
+            ApiError: country not allowed; ``CountryEnrolled`` (409) when it is enrolled and not ``replace``.
         """
         if country not in self.settings.allowed_countries:
             raise EnrollmentInvalid(f"{country} is not in allowed_countries")
+        node = await FederatedNode.filter(country=country).first()
+        if node is not None and not replace:
+            raise CountryEnrolled(
+                f"{country} is enrolled (url {node.url}, since {node.enrolled_at}): its invitation would "
+                "re-point the URL and end every key of the running node; use --replace to invite anyway")
         now = self.clock()
         jti = uuid.uuid4().hex
         ttl = self.settings.invite_ttl_s
@@ -159,8 +172,35 @@ class HubService:
         token = issue_enrollment_token(key.private_key, key.kid, country, now, jti, min(ttl, 86400),
                                        self.settings.base_url)
         await Invite.create(jti=jti, country=country, created_at=format_timestamp(now),
-                            expires_at=format_timestamp(now + timedelta(seconds=ttl)))
+                            expires_at=format_timestamp(now + timedelta(seconds=ttl)), replace=replace)
         return token
+
+    async def invitations(self, include_all: bool = False) -> list[dict[str, Any]]:
+        """Invitations, newest first: by default those still usable (not used, cancelled or expired)."""
+        now = format_timestamp(self.clock())
+        out = []
+        for row in await Invite.all().order_by("-created_at", "jti"):
+            state = ("used" if row.used_at else "cancelled" if row.cancelled_at
+                     else "expired" if row.expires_at <= now else "pending")
+            if include_all or state == "pending":
+                out.append({"jti": row.jti, "country": row.country, "state": state, "replace": row.replace,
+                            "created_at": row.created_at, "expires_at": row.expires_at,
+                            "used_at": row.used_at, "cancelled_at": row.cancelled_at})
+        return out
+
+    async def cancel_invitation(self, jti: str) -> dict[str, Any]:
+        """Cancel an unused invitation: enrolling with it is then refused (401).
+
+        Raises:
+            NotFound: no such invitation. Conflict: already used or cancelled.
+        """
+        stamp = format_timestamp(self.clock())
+        if await Invite.filter(jti=jti, used_at=None, cancelled_at=None).update(cancelled_at=stamp):
+            return {"jti": jti, "cancelled_at": stamp}
+        row = await Invite.filter(jti=jti).first()
+        if row is None:
+            raise NotFound(f"no invitation {jti}")
+        raise Conflict(f"invitation {jti} was already {'used' if row.used_at else 'cancelled'}")
 
     async def enroll(self, body: Any) -> dict[str, Any]:
         """Check an enrollment request, add (or re-enroll) the node, publish the directory.
@@ -188,6 +228,13 @@ class HubService:
             raise EnrollmentInvalid(f"token was issued for {claims['sub']}, not {country}")
         if not URL_RE.match(fields["url"]):
             raise EnrollmentInvalid("url must be an http(s) base URL")
+        if not self.settings.allow_private_node_urls and not await url_is_public(fields["url"]):
+            # DESIGN §10 (no pivoting): the hub would otherwise call an internal address for the node
+            raise EnrollmentInvalid(
+                "url must resolve only to global addresses (not loopback, private or link-local); the hub"
+                " setting allow_private_node_urls (NCC_ALLOW_PRIVATE_NODE_URLS) allows others",
+                reason="url_not_public",
+            )
         try:
             raw = b64url_decode(fields["public_key"])
             public_key_from_raw(raw)
@@ -215,22 +262,34 @@ class HubService:
                     "(ncc enroll makes one when the hub refuses the node's key as revoked)",
                     reason="key_revoked",
                 )
-            used = await Invite.filter(jti=claims["jti"], used_at=None).using_db(conn).update(used_at=stamp)
-            if not used:
-                if await Invite.filter(jti=claims["jti"]).using_db(conn).exists():
-                    raise EnrollmentTokenUsed("this invitation was already used")
+            invitation = await Invite.filter(jti=claims["jti"]).using_db(conn).first()
+            if invitation is None:
                 raise Unauthenticated("unknown invitation")
+            if invitation.cancelled_at is not None:
+                raise Unauthenticated(f"this invitation was cancelled at {invitation.cancelled_at}")
             node = await FederatedNode.filter(country=country).using_db(conn).first()
+            if node is not None and not invitation.replace and invitation.used_at is None:
+                # made while the country was not enrolled (or an older invitation): it may not take over
+                # the node enrolled since. Checked before the invitation is spent.
+                raise EnrollmentInvalid(
+                    f"{country} is enrolled: only an invitation made with `ncc hub invite --replace` may "
+                    "re-enroll it", reason="country_enrolled")
+            unused = Invite.filter(jti=claims["jti"], used_at=None, cancelled_at=None)
+            used = await unused.using_db(conn).update(used_at=stamp)
+            if not used:
+                raise EnrollmentTokenUsed("this invitation was already used")
             if node is None:
                 await FederatedNode.create(country=country, url=fields["url"], status="active",
                                            mode="replicate", enrolled_at=stamp, using_db=conn)
                 await PullState.create(country=country, using_db=conn)
             else:
-                # Re-enrollment (fresh invitation): new URL and key; older keys stop signing now but
-                # what they signed while valid stays valid.
+                # Re-enrollment (an invitation made with --replace): new URL and key; every older key of
+                # the previous instance stops now, a rotated-out one in its grace period included (the
+                # usual reason to re-enroll is a lost or stolen key); what they signed while valid stays.
                 await FederatedNode.filter(country=country).using_db(conn).update(url=fields["url"], status="active")
-                await NodeKey.filter(country=country, not_after=None).exclude(kid=fields["kid"]).using_db(
-                    conn).update(not_after=stamp)
+                others = NodeKey.filter(country=country).exclude(kid=fields["kid"]).using_db(conn)
+                await others.filter(not_after=None).update(not_after=stamp)
+                await others.filter(not_after__gt=stamp).update(not_after=stamp)
             await epoch_on_enrollment(conn, country, instance)
             if known is None:
                 await NodeKey.create(kid=fields["kid"], country=country, public_key=fields["public_key"],
@@ -315,22 +374,36 @@ class HubService:
         node = await FederatedNode.get(country=country)
         return {"country": node.country, "status": node.status, "mode": node.mode}
 
-    async def revoke_key(self, kid: str, revoked_at: datetime | None = None) -> dict[str, Any]:
-        """Revoke a node key: records it signs at or after ``revoked_at`` are rejected.
+    async def revoke_key(self, kid: str, revoked_at: datetime | None = None, search: Any = None) -> dict[str, Any]:
+        """Revoke a node key: what the hub receives signed by it from ``revoked_at`` on is rejected,
+        whatever ``issued_at`` it claims (DESIGN §10).
+
+        A ``revoked_at`` in the past also withdraws from the index, and quarantines as
+        ``key_revoked``, what the hub received from that key since then (``withdrawn`` in the answer;
+        ``search`` is the hub's search service, needed for that).
 
         Raises:
             NotFound: unknown kid.
             Conflict: already revoked.
         """
+        from node.services.ingest import withdraw_received_after
+        from node.services.search import SearchService
+
         key = await NodeKey.filter(kid=kid).first()
         if key is None:
             raise NotFound(f"no key {kid}")
         if key.revoked_at is not None:
             raise Conflict(f"{kid} was revoked at {key.revoked_at}")
-        stamp = format_timestamp(revoked_at or self.clock())
-        await NodeKey.filter(kid=kid).update(revoked_at=stamp)
+        now = self.clock()
+        stamp = format_timestamp(revoked_at or now)
+        withdrawn: list[str] = []
+        async with in_transaction() as conn:
+            await NodeKey.filter(kid=kid).using_db(conn).update(revoked_at=stamp)
+            if stamp < format_timestamp(now):
+                withdrawn = await withdraw_received_after(conn, key.country, kid, stamp, now,
+                                                          search or SearchService(accelerated=False))
         await self.publish_directory()
-        return {"kid": kid, "revoked_at": stamp}
+        return {"kid": kid, "revoked_at": stamp, "withdrawn": len(withdrawn)}
 
 
 def _key_dict(k: NodeKey) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from tortoise.transactions import in_transaction
 from federation import strictjson
 from federation.directory import Directory
 from federation.errors import CanonicalizationError, MalformedJSON, ProtocolError
-from federation.ingest import Decision, Held, decide, equivocation_error
+from federation.ingest import Decision, Held, decide, equivocation_error, regressed_error
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp
 from federation.verify import PERSONAL_DATA_TYPES, VerifiedRecord, consent_covers, verify
@@ -65,8 +65,17 @@ MAX_LINE = 4 * 1024 * 1024
 
 
 class PullError(Exception):
-    """A pull failed for a reason outside the records (transport, protocol framing, HTTP status, a
-    verification worker that failed)."""
+    """A pull failed for a reason outside the records (protocol framing, a verification worker that
+    failed, the lease lost). ``code`` is one of ``node.services.fedclient.ERROR_CODES``: it is what
+    the node's ``last_error`` says; the message (for tests and the hub's own logs) quotes nothing the
+    node sent."""
+
+    def __init__(self, message: str, code: str = "bad_frame") -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keeps the code across the worker process boundary
+        return (PullError, (str(self.args[0]), self.code))
 
 
 class CursorMoved(Exception):
@@ -158,7 +167,7 @@ def split_lines(body: bytes) -> list[bytes]:
         lines.pop()
     for line in lines:
         if len(line) > MAX_LINE:
-            raise PullError("feed line too long")
+            raise PullError("feed line too long", "line_too_long")
     return lines
 
 
@@ -174,6 +183,8 @@ def parse_page(lines: Sequence[bytes], cursor: int, limit: int) -> tuple[list[Fe
     items: list[FeedItem] = []
     trailer: dict[str, Any] | None = None
     last_seq = cursor
+    if len(lines) > limit + 1:  # records and the trailer; blank lines count (they are not free)
+        raise PullError("more lines than the page limit", "too_many_lines")
     for line in lines:
         # Evidence for the quarantine: PostgreSQL text cannot hold NUL, so it is kept escaped.
         text = line.decode("utf-8", "replace").strip().replace("\x00", "\\u0000")
@@ -194,11 +205,11 @@ def parse_page(lines: Sequence[bytes], cursor: int, limit: int) -> tuple[list[Fe
             nxt, more = obj.get("next"), obj.get("more")
             head = obj.get("head", nxt)
             if type(nxt) is not int or type(more) is not bool or nxt < last_seq or type(head) is not int:
-                raise PullError(f"bad feed trailer {text[:200]}")
+                raise PullError("bad feed trailer")
             trailer = obj
             continue
         if not isinstance(obj, dict) or type(obj.get("seq")) is not int or "record" not in obj:
-            raise PullError(f"feed line is neither a record nor the trailer: {text[:200]}")
+            raise PullError("feed line is neither a record nor the trailer")
         seq = obj["seq"]
         if seq <= last_seq:
             raise PullError(f"feed sequence went backwards ({seq} after {last_seq})")
@@ -226,7 +237,8 @@ def check_items(
             out.append(item.error)
             continue
         try:
-            out.append(verify(item.envelope, directory, now, registry, feed_origin=country))
+            # received now: the key must still be valid now, not only at the claimed issued_at
+            out.append(verify(item.envelope, directory, now, registry, feed_origin=country, received_at=now))
         except ProtocolError as exc:
             out.append(exc)
     return out
@@ -439,12 +451,12 @@ class CheckPool:
             raise
         except BrokenProcessPool as exc:
             self.discard(pool)
-            raise PullError("verification worker died") from exc
+            raise PullError("verification worker died", "worker_failed") from exc
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure in the worker fails the pull cleanly
             log.exception("verification worker failed")
-            raise PullError(f"verification worker failed: {exc.__class__.__name__}: {exc}"[:300]) from exc
+            raise PullError(f"verification worker failed: {exc.__class__.__name__}", "worker_failed") from exc
 
     def discard(self, pool: ProcessPoolExecutor | None = None) -> None:
         if self._pool is not None and (pool is None or pool is self._pool):
@@ -490,16 +502,52 @@ async def apply_page(
 
 _UPSERT = (
     "INSERT INTO hub_records (id, origin, type, version, visibility, deleted, digest, issued_at,"
-    " envelope, node_seq, quarantined) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE)"
+    " envelope, node_seq, received_at, quarantined) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE)"
     " ON CONFLICT (id) DO UPDATE SET origin = excluded.origin, type = excluded.type,"
     " version = excluded.version, visibility = excluded.visibility, deleted = excluded.deleted,"
     " digest = excluded.digest, issued_at = excluded.issued_at, envelope = excluded.envelope,"
-    " node_seq = excluded.node_seq, quarantined = FALSE"
+    " node_seq = excluded.node_seq, received_at = excluded.received_at, quarantined = FALSE"
 )
 _QUARANTINE = (
     "INSERT INTO hub_quarantine (country, record_id, version, node_seq, code, detail, envelope,"
-    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " received_at, evidence_bytes, evidence_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+#: Evidence kept per quarantined line (DESIGN §10); the whole line's size and SHA-256 are kept too.
+EVIDENCE_MAX_BYTES = 64 * 1024
+
+
+def bounded_evidence(text: str) -> tuple[str, int, str]:
+    """(what the quarantine keeps of a line — at most ``EVIDENCE_MAX_BYTES`` —, its size, its SHA-256)."""
+    raw = text.encode("utf-8", "replace")
+    digest = hashlib.sha256(raw).hexdigest()
+    if len(raw) <= EVIDENCE_MAX_BYTES:
+        return text, len(raw), digest
+    return raw[:EVIDENCE_MAX_BYTES].decode("utf-8", "ignore"), len(raw), digest
+
+
+def _quarantine_row(country: str, record_id: str | None, version: int | None, seq: int | None, code: str,
+                    detail: str, evidence: str, stamp: str) -> list[Any]:
+    kept, size, digest = bounded_evidence(evidence)
+    return [country, record_id and record_id[:200], version, seq, code, detail[:2000], kept, stamp, size, digest]
+
+
+async def enforce_quarantine_quota(conn: Any, country: str, max_rows: int, max_bytes: int) -> None:
+    """Evict ``country``'s oldest quarantine rows beyond ``max_rows`` rows or ``max_bytes`` of kept
+    evidence (DESIGN §10: a node cannot grow the hub's database without bound)."""
+    rows = await sql.fetch(
+        conn, "SELECT id FROM hub_quarantine WHERE country = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+        [country, max_rows])
+    cutoff = int(rows[0]["id"]) if rows else None
+    rows = await sql.fetch(
+        conn,
+        "SELECT id FROM (SELECT id, SUM(LENGTH(envelope) + LENGTH(detail)) OVER (ORDER BY id DESC) AS acc"
+        " FROM hub_quarantine WHERE country = ?) AS t WHERE acc > ? ORDER BY id DESC LIMIT 1",
+        [country, max_bytes])
+    if rows:
+        cutoff = max(cutoff or 0, int(rows[0]["id"]))
+    if cutoff is not None:
+        await sql.execute(conn, "DELETE FROM hub_quarantine WHERE country = ? AND id <= ?", [country, cutoff])
 
 
 class _Incoming:
@@ -519,8 +567,12 @@ async def apply_checked(
     head: int,
     now: datetime,
     search: SearchService,
+    quota: tuple[int, int] | None = None,
 ) -> PageOutcome:
     """Store a checked page and advance the cursor from ``from_cursor`` to ``next_cursor`` atomically.
+
+    ``quota``: (rows, bytes) of quarantine kept for the node; older rows are evicted in the same
+    transaction.
 
     Raises:
         CursorMoved: the cursor was no longer ``from_cursor`` (nothing was written).
@@ -552,9 +604,9 @@ async def apply_checked(
         if ids:
             marks = ",".join("?" for _ in ids)
             for row in await sql.fetch(
-                conn, f"SELECT id, version, digest FROM hub_records WHERE id IN ({marks})", list(ids)
+                conn, f"SELECT id, version, digest, issued_at FROM hub_records WHERE id IN ({marks})", list(ids)
             ):
-                held[row["id"]] = Held(int(row["version"]), str(row["digest"]))
+                held[row["id"]] = Held(int(row["version"]), str(row["digest"]), str(row["issued_at"]))
         upserts: list[list[Any]] = []
         index_ops: dict[str, SearchDoc | None] = {}  # id -> document to index, or None to remove (last wins)
         quarantine: list[list[Any]] = []
@@ -562,14 +614,15 @@ async def apply_checked(
         erased: list[tuple[str, int]] = []  # the purge job scrubs their remnants (node/services/erasure.py)
         for c in items:
             if isinstance(c, Rejected):
-                quarantine.append([country, c.record_id and c.record_id[:200], c.version, c.seq, c.code,
-                                   c.detail[:2000], c.evidence, stamp])
+                quarantine.append(_quarantine_row(country, c.record_id, c.version, c.seq, c.code, c.detail,
+                                                  c.evidence, stamp))
                 outcome.quarantined += 1
                 outcome.codes[c.code] += 1
                 continue
             if c.visibility == "national":
-                quarantine.append([country, c.id, c.version, c.seq, NATIONAL_IN_FEED,
-                                   "national records must never leave their node", c.evidence, stamp])
+                quarantine.append(_quarantine_row(country, c.id, c.version, c.seq, NATIONAL_IN_FEED,
+                                                  "national records must never leave their node", c.evidence,
+                                                  stamp))
                 outcome.quarantined += 1
                 outcome.codes[NATIONAL_IN_FEED] += 1
                 continue
@@ -582,18 +635,27 @@ async def apply_checked(
                 continue
             if decision is Decision.EQUIVOCATION:
                 err = equivocation_error(_Incoming(c), held[c.id])  # type: ignore[arg-type]
-                quarantine.append([country, c.id, c.version, c.seq, err.code, err.detail, c.evidence, stamp])
+                quarantine.append(_quarantine_row(country, c.id, c.version, c.seq, err.code, err.detail,
+                                                  c.evidence, stamp))
                 flag_quarantined.append(c.id)
                 index_ops.pop(c.id, None)
                 index_ops[c.id] = None
                 outcome.quarantined += 1
                 outcome.codes[err.code] += 1
                 continue
+            if decision is Decision.REGRESSED:
+                # the held version stays; the backdated one is kept as evidence only
+                regressed = regressed_error(_Incoming(c), held[c.id])  # type: ignore[arg-type]
+                quarantine.append(_quarantine_row(country, c.id, c.version, c.seq, regressed.code,
+                                                  regressed.detail, c.evidence, stamp))
+                outcome.quarantined += 1
+                outcome.codes[regressed.code] += 1
+                continue
             upserts.append([c.id, c.origin, c.type, c.version, c.visibility, c.deleted, c.digest, c.issued_at,
-                            c.text, c.seq or 0])
+                            c.text, c.seq or 0, stamp])
             if c.deleted and orjson.loads(c.text)["payload"]["reason"] == "erased":
                 erased.append((c.id, c.version))
-            held[c.id] = Held(c.version, c.digest)
+            held[c.id] = Held(c.version, c.digest, c.issued_at)
             index_ops.pop(c.id, None)
             index_ops[c.id] = c.doc
             if c.deleted:
@@ -610,6 +672,8 @@ async def apply_checked(
                               flag_quarantined)
         if quarantine:
             await conn.execute_many(sql.placeholders(conn, _QUARANTINE), quarantine)
+            if quota is not None:
+                await enforce_quarantine_quota(conn, country, *quota)
         docs = [d for d in index_ops.values() if d is not None]
         gone = [rid for rid, d in index_ops.items() if d is None]
         if docs:
@@ -619,3 +683,38 @@ async def apply_checked(
         for rid, version in erased:
             await record_erasure(conn, rid, version, now)
     return outcome
+
+
+async def withdraw_received_after(conn: Any, country: str, kid: str, since: str, now: datetime,
+                                  search: SearchService) -> list[str]:
+    """DESIGN §10, a revocation dated in the past: every record version the hub holds that ``kid``
+    signed and the hub received at or after ``since`` is withdrawn from the index and quarantined as
+    ``key_revoked`` (its envelope kept as evidence, the record flagged quarantined); their ids.
+    Runs in the caller's transaction."""
+    rows = await sql.fetch(
+        conn,
+        "SELECT id, version, node_seq, received_at, envelope FROM hub_records WHERE origin = ?"
+        " AND received_at >= ? AND quarantined = FALSE AND envelope LIKE ? ESCAPE '\\'",
+        [country, since, sql.signed_by_pattern(kid)],
+    )
+    stamp = format_timestamp(now)
+    ids: list[str] = []
+    quarantine: list[list[Any]] = []
+    for row in rows:
+        envelope = str(row["envelope"])
+        try:
+            signed_by = orjson.loads(envelope).get("sig", {}).get("kid")
+        except (orjson.JSONDecodeError, AttributeError):
+            signed_by = None
+        if signed_by != kid:  # the LIKE only narrows; the parsed envelope decides
+            continue
+        ids.append(str(row["id"]))
+        quarantine.append(_quarantine_row(
+            country, str(row["id"]), int(row["version"]), int(row["node_seq"]), "key_revoked",
+            f"received at {row['received_at']}, after {kid} was revoked (at {since})", envelope, stamp))
+    if ids:
+        marks = ",".join("?" for _ in ids)
+        await sql.execute(conn, f"UPDATE hub_records SET quarantined = TRUE WHERE id IN ({marks})", ids)
+        await conn.execute_many(sql.placeholders(conn, _QUARANTINE), quarantine)
+        await search.remove(conn, ids)
+    return ids

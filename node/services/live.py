@@ -19,15 +19,19 @@ each list exactly where page n stopped: no duplicates, no gaps, and the same tot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 import orjson
 
+from federation import strictjson
+from federation.errors import ProtocolError
 from federation.tokens import issue_service_token
 from node.config import Settings
 from node.errors import InvalidParameter
@@ -36,8 +40,10 @@ from node.search import DIMENSIONS, SearchQuery
 from node.search.cursor import decode_offsets, encode_cursor, encode_offsets
 from node.search.text import parse_terms, relaxable
 from node.services.divergence import record_live
-from node.services.search import SearchService, result_to_json
-from node.storage.hub_models import FederatedNode
+from node.services.fedclient import FedClient, FedError, Limits, error_summary
+from node.services.ratelimit import ConcurrencyCap, WindowLimiter
+from node.services.search import SearchService, filter_values, result_to_json
+from node.storage.hub_models import FederatedNode, HubRecord
 
 log = logging.getLogger("ncc.live")
 
@@ -93,23 +99,101 @@ def merge_page(sources: list[_Source], limit: int) -> list[tuple[str, dict[str, 
 #: A node's answer: total, hits (its own records only), facets, the words it reports absent.
 _Answer = tuple[int, list[dict[str, Any]], dict[str, Any], list[str]]
 
+# -- a node's answer is a claim (DESIGN §10): every value bounded, only what the merge needs -----------
 
-def _answer_parts(answer: Mapping[str, Any], country: str) -> _Answer:
-    """The parts of a node's answer that the merge uses. Raises ``BadAnswer``."""
-    total = answer.get("total")
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise BadAnswer("total is not a count")
+#: Largest total a node may claim (more records than any registry holds); larger claims are clamped.
+MAX_TOTAL = 10_000_000
+#: Scores are clamped to this range (a node cannot push its hits past every other source's by far).
+MAX_SCORE = 1000.0
+MAX_TITLE = 500
+MAX_SNIPPET = 1000
+MAX_TERMS = 64
+_RECORD_ID = re.compile(r"\Aurn:ncc:([A-Z]{2}):(organisation|expert|project|facility):"
+                        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _count(value: Any) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def _text(value: Any, cap: int) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return _CONTROL.sub("", value[:cap])
+
+
+def _hit(raw: Any, country: str) -> dict[str, Any] | None:
+    """A node's hit rebuilt from its known fields, or None when it is not this node's own record.
+
+    The node's ``verified`` claim is dropped: the hub decides it (see ``LiveQuery._merge``).
+    """
+    if not isinstance(raw, dict):
+        return None
+    rid = raw.get("id")
+    match = _RECORD_ID.match(rid) if isinstance(rid, str) else None
+    if match is None or match.group(1) != country or raw.get("origin", country) != country:
+        return None  # a node answers only for its own records
+    version = raw.get("version")
+    if type(version) is not int or not 1 <= version <= 2**53 - 1:
+        return None
+    score = raw.get("score")
+    if type(score) not in (int, float) or not math.isfinite(score):
+        score = 0.0
+    digest = raw.get("digest")
+    return {
+        "id": rid, "type": match.group(2), "origin": country,
+        "title": _text(raw.get("title"), MAX_TITLE) or "", "snippet": _text(raw.get("snippet"), MAX_SNIPPET) or "",
+        "score": min(max(float(score), 0.0), MAX_SCORE), "version": version,
+        "digest": digest if isinstance(digest, str) and _DIGEST.match(digest) else None,
+    }
+
+
+def _facets(raw: Any, country: str, total: int) -> dict[str, dict[str, int]]:
+    """A node's facets for known dimensions and values only; its ``country`` facet counts only its own
+    country; every count is clamped to the node's total."""
+    if not isinstance(raw, dict):
+        return {}
+    allowed = filter_values()
+    out: dict[str, dict[str, int]] = {}
+    for dim in DIMENSIONS:
+        counts = raw.get(dim)
+        if not isinstance(counts, dict):
+            continue
+        known = allowed.get(dim)
+        kept: dict[str, int] = {}
+        for value, n in counts.items():
+            n = _count(n)
+            if n is None or not n or (dim == "country" and value != country):
+                continue
+            if known is not None and value not in known:
+                continue
+            kept[value] = min(n, total)
+        if kept:
+            out[dim] = kept
+    return out
+
+
+def _answer_parts(answer: Any, country: str, limit: int, offset: int = 0) -> _Answer:
+    """The parts of a node's answer that the merge uses, each bounded. Raises ``BadAnswer``."""
+    if not isinstance(answer, dict):
+        raise BadAnswer("not an object")
+    total = _count(answer.get("total"))
     results = answer.get("results")
-    facets = answer.get("facets") or {}
-    if not isinstance(results, list) or not isinstance(facets, dict):
-        raise BadAnswer("results or facets malformed")
-    hits = [
-        hit for hit in results
-        if isinstance(hit, dict) and hit.get("origin") == country and isinstance(hit.get("id"), str)
-    ]  # a node answers only for its own records
+    if total is None or not isinstance(results, list):
+        raise BadAnswer("total or results malformed")
+    hits: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for raw in results[:limit]:
+        hit = _hit(raw, country)
+        if hit is not None and hit["id"] not in seen:
+            seen.add(hit["id"])
+            hits.append(hit)
+    total = min(max(total, offset + len(hits)), MAX_TOTAL)
     absent = answer.get("absent_terms")
-    absent = [t for t in absent if isinstance(t, str)] if isinstance(absent, list) else []
-    return total, hits, facets, absent
+    absent = [t[:500] for t in absent[:MAX_TERMS] if isinstance(t, str)] if isinstance(absent, list) else []
+    return total, hits, _facets(answer.get("facets"), country, total), absent
 
 
 def _add_facets(into: dict[str, dict[str, int]], facets: Mapping[str, Any]) -> None:
@@ -122,23 +206,51 @@ def _add_facets(into: dict[str, dict[str, int]], facets: Mapping[str, Any]) -> N
                 merged[value] = merged.get(value, 0) + n
 
 
+async def held_digests(ids: list[str]) -> dict[str, tuple[int, str]]:
+    """What the hub holds (and serves) of ``ids``: id -> (version, digest); quarantined and deleted
+    records are not vouched for."""
+    unique = list(dict.fromkeys(ids))
+    if not unique:
+        return {}
+    rows = await HubRecord.filter(id__in=unique, quarantined=False, deleted=False).values_list(
+        "id", "version", "digest")
+    return {str(rid): (int(version), str(digest)) for rid, version, digest in rows}
+
+
 @dataclass
 class LiveQuery:
     settings: Settings
     key: Callable[[], InstanceKey]
     search_service: SearchService
     clock: Callable[[], datetime]
-    _session: aiohttp.ClientSession | None = field(default=None)
+    #: The federation client (node/services/fedclient.py): the only way the hub reads a node.
+    client: FedClient = None  # type: ignore[assignment]
+    _anonymous_rate: WindowLimiter = field(init=False)
+    _anonymous_cap: ConcurrencyCap = field(init=False)
 
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
+    def __post_init__(self) -> None:
+        if self.client is None:
+            self.client = FedClient(self.settings.allow_private_node_urls)
+        self._anonymous_rate = WindowLimiter(self.settings.live_rate_per_min)
+        self._anonymous_cap = ConcurrencyCap(self.settings.live_max_concurrent)
+
+    @contextlib.contextmanager
+    def admitted(self, client: str, anonymous: bool, live: bool) -> Iterator[None]:
+        """Admit one search: an anonymous ``live=true`` one (it makes the hub call every node) counts
+        against ``live_rate_per_min`` per client address and ``live_max_concurrent`` at once.
+
+        Raises:
+            RateLimited: (429) over either.
+        """
+        if not (anonymous and live):
+            yield
+            return
+        self._anonymous_rate.check(client, "anonymous live searches")
+        with self._anonymous_cap.slot("anonymous live searches"):
+            yield
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.client.close()
 
     def timeout_ms(self, params: Mapping[str, Any]) -> int:
         raw = params.get("timeout_ms")
@@ -209,11 +321,13 @@ class LiveQuery:
             error = task.exception()
             if error is None:
                 try:
-                    answered[country] = _answer_parts(task.result(), country)
+                    answered[country] = _answer_parts(task.result(), country, query.limit,
+                                                      offsets.get(country, 0))
                     continue
                 except BadAnswer as exc:
-                    error = exc
-            log.info("live query failed", extra={"node": country, "error": repr(error)})
+                    error = FedError("bad_answer", 200, str(exc))
+            # (the code only: a node's bytes never reach the hub's logs)
+            log.info("live query failed", extra={"node": country, "error": error_summary(error)})
             missing.append(country)
         local = await local_task
         await record_live(asked, answered.keys(), round(deadline * 1000), self.settings.live_timeout_ms, self.clock())
@@ -235,15 +349,15 @@ class LiveQuery:
             total += node_total
             _add_facets(facets, node_facets)
         page = merge_page(sources, query.limit)
-        held = await self.search_service.held_versions([hit["id"] for name, hit in page if name != INDEX])
+        held = await held_digests([hit["id"] for name, hit in page if name != INDEX])
         results: list[dict[str, Any]] = []
         for name, hit in page:
             if name == INDEX:
                 results.append(hit)
                 continue
-            version = hit.get("version")
-            # verified: the hub's index holds (so has verified) exactly this version of the record
-            verified = isinstance(version, int) and held.get(hit["id"]) == version
+            # verified: the hub holds (so has verified) exactly this version with the same content
+            digest = hit.pop("digest", None)
+            verified = digest is not None and held.get(hit["id"]) == (hit["version"], digest)
             results.append({**hit, "verified": verified, "live": True})
         return {
             "total": total,
@@ -274,13 +388,18 @@ class LiveQuery:
             payload["drop_terms"] = sorted(query.drop_terms)
         if query.restricted:  # the reader may see every field: the node may match them too (node.access)
             payload["restricted"] = True
-        async with self.session().post(
-            f"{url.rstrip('/')}/federation/v1/search", data=orjson.dumps(payload),
+        # the caller's deadline cancels this call; the limit here is a backstop of its own
+        limits = Limits(max_bytes=self.settings.live_answer_max_bytes, timeout_s=60)
+        resp = await self.client.request(
+            "POST", f"{url.rstrip('/')}/federation/v1/search", limits, data=orjson.dumps(payload),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        ) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"{country} answered HTTP {resp.status}")
-            data = orjson.loads(await resp.read())
-            if not isinstance(data, dict):
-                raise BadAnswer(f"{country} answered a non-object")
-            return data
+        )
+        try:
+            data = strictjson.loads(resp.body)
+        except ProtocolError as exc:
+            raise BadAnswer("not strict JSON") from exc
+        finally:
+            resp.release()
+        if not isinstance(data, dict):
+            raise BadAnswer("not an object")
+        return data

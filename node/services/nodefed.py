@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 import orjson
 
 from federation.directory import Directory, verify_directory
@@ -31,9 +30,10 @@ from federation.tokens import (
 from node.config import Settings
 from node.http.metrics import Metrics
 from node.keystore import InstanceKey, retire_and_replace
+from node.services.fedclient import FedClient, FedError, FedResponse, Limits
 from node.storage import sql
 from node.storage.availability import database_unavailable
-from node.storage.models import FeedEntry, NodeState
+from node.storage.models import FeedEntry, NodeState, RecordVersion
 
 log = logging.getLogger("ncc.federation")
 
@@ -97,14 +97,36 @@ async def instance_id() -> str:
     return value
 
 
-async def feed_page(after: int, limit: int) -> tuple[list[tuple[int, str]], int, bool, int]:
-    """Rows ``(seq, envelope_json)`` after ``after``, the next cursor, whether more follow, and the head."""
+async def feed_page(after: int, limit: int, max_bytes: int | None = None
+                    ) -> tuple[list[tuple[int, str]], int, bool, int]:
+    """Rows ``(seq, envelope_json)`` after ``after``, the next cursor, whether more follow, and the head.
+
+    With ``max_bytes`` (the setting ``feed_page_max_bytes``) the page ends before its lines would pass
+    it; a single record over it travels alone (the hub accepts a page up to twice the setting).
+    """
     rows = await FeedEntry.filter(seq__gt=after).order_by("seq").limit(limit + 1).values_list("seq", "envelope")
     more = len(rows) > limit
     rows = rows[:limit]
+    if max_bytes is not None:
+        size = 0
+        for i, (seq, envelope) in enumerate(rows):
+            size += len(envelope.encode()) + 32  # the line's framing: {"seq":N,"record":…}\n
+            if size > max_bytes and i > 0:
+                rows, more = rows[:i], True
+                break
     head = await feed_head()
     nxt = int(rows[-1][0]) if rows else max(after, 0)
     return [(int(s), str(e)) for s, e in rows], nxt, more, head
+
+
+async def version_digests(pairs: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """The digest of each (record id, version) held here (unknown pairs are left out)."""
+    ids = list(dict.fromkeys(rid for rid, _ in pairs))
+    if not ids:
+        return {}
+    wanted = set(pairs)
+    rows = await RecordVersion.filter(record_id__in=ids).values_list("record_id", "version", "digest")
+    return {(str(r), int(v)): str(d) for r, v, d in rows if (r, v) in wanted}
 
 
 async def feed_head() -> int:
@@ -148,21 +170,16 @@ class NodeFederation:
     clock: Callable[[], datetime]
     metrics: Metrics | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _session: aiohttp.ClientSession | None = None
+    #: The hub's address is the operator's choice (``ncc enroll --hub``), so private addresses are
+    #: allowed here; redirects, sizes and time are bounded as for every federation call.
+    client: FedClient = field(default_factory=lambda: FedClient(allow_private=True))
     # back-off while the hub refuses the node (see notify_if_needed)
     _refusals: int = 0
     _retry_at: float = 0.0
     _refused_enrollment: Any = None
 
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10))
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.client.close()
 
     def service_token(self) -> str:
         key = self.key()
@@ -184,7 +201,7 @@ class NodeFederation:
         The node enrolls its current key, unless ``new_key`` is set or the key is revoked (in the
         directory the node holds, or the hub refuses it as revoked: the invitation is then still
         unused and is sent again with a new key). A new key replaces the current one only once the
-        hub has listed it; the old key is retired like a rotated one (``keys/retired/``).
+        hub has listed it; the old key goes to ``keys/compromised/``, where it verifies nothing.
 
         Raises:
             FederationError: the token is not an invitation for this country, the hub refused, or
@@ -207,7 +224,8 @@ class NodeFederation:
             fresh, key = True, self._fresh_key()
             directory_doc = await self._enroll_with(hub_url, token, claims, key, fresh)
         if fresh:
-            retire_and_replace(self.settings.key_path, key.private_key)
+            # key-compromise recovery (or a key the hub revoked): the old key verifies nothing any more
+            retire_and_replace(self.settings.key_path, key.private_key, compromised=True, now=self.clock())
         await set_state(DIRECTORY_KEY, directory_doc)
         await set_state(ENROLLMENT_KEY, {"hub_url": hub_url.rstrip("/"), "hub_kid": claims["hub_kid"],
                                          "enrolled_at": directory_doc["issued_at"]})
@@ -282,6 +300,41 @@ class NodeFederation:
             await set_state(DIRECTORY_KEY, doc)
         return dict(doc)
 
+    async def hub_view(self) -> Any:
+        """What the hub holds of this node (``node.services.resign.HubView``): its cursor (public
+        ``GET /api/v1/nodes``) and the records of this node it quarantined as signed by a revoked or
+        retired key (``GET /federation/v1/quarantine``, this node's own); None when the hub cannot tell.
+        """
+        from node.services.resign import HubView
+
+        enrollment = await self.enrollment()
+        if enrollment is None:
+            return None
+        try:
+            nodes = await self._get(enrollment["hub_url"], "/api/v1/nodes")
+            row = next((n for n in nodes if isinstance(n, dict) and n.get("country") == self.settings.country),
+                       None) if isinstance(nodes, list) else None
+            cursor = row.get("cursor") if row else None
+            if type(cursor) is not int:
+                return None
+            refused: set[str] = set()
+            after = 0
+            for _ in range(QUARANTINE_PAGES):
+                page = await self._call("GET", enrollment["hub_url"], f"/federation/v1/quarantine?limit=1000&after={after}",
+                                        {"Authorization": f"Bearer {self.service_token()}"}, None)
+                items = page.get("items") if isinstance(page, dict) else None
+                if not isinstance(items, list):
+                    return None
+                refused |= {str(i["record_id"]) for i in items if isinstance(i, dict)
+                            and i.get("code") in ("key_revoked", "key_expired") and isinstance(i.get("record_id"), str)}
+                following = page.get("next_after")
+                if type(following) is not int:
+                    return HubView(cursor, frozenset(refused))
+                after = following
+        except FederationError:
+            return None
+        return None
+
     # -- notifications -------------------------------------------------------------------------
 
     async def notify_if_needed(self) -> bool:
@@ -307,6 +360,10 @@ class NodeFederation:
         try:
             await self._post(enrollment["hub_url"], "/federation/v1/notify", {"country": self.settings.country})
         except FederationError as exc:
+            if exc.status == 429:
+                # throttled: the hub pulls at the end of its interval anyway; the next retry confirms
+                log.debug("notify throttled by the hub; will retry")
+                return False
             if self.metrics is not None:
                 self.metrics.notify_failures.inc()
             if not exc.refused:
@@ -384,7 +441,7 @@ class NodeFederation:
                 raise FederationError(f"hub directory rejected: {exc.code}: {exc.detail}") from exc
             await set_state(DIRECTORY_KEY, doc)
             result["old_key_not_after"] = data.get("old_key_not_after")
-        retire_and_replace(self.settings.key_path, new_key)
+        retire_and_replace(self.settings.key_path, new_key, now=self.clock())
         return result
 
     # -- HTTP ----------------------------------------------------------------------------------
@@ -393,18 +450,18 @@ class NodeFederation:
         headers = {"Content-Type": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self.service_token()}"
-        try:
-            async with self.session().post(base.rstrip("/") + path, data=orjson.dumps(body), headers=headers) as r:
-                return await _answer(r)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise FederationError(f"hub unreachable at {base}: {exc.__class__.__name__}: {exc}") from exc
+        return await self._call("POST", base, path, headers, orjson.dumps(body))
 
     async def _get(self, base: str, path: str) -> Any:
+        return await self._call("GET", base, path, {}, None)
+
+    async def _call(self, method: str, base: str, path: str, headers: dict[str, str], data: bytes | None) -> Any:
         try:
-            async with self.session().get(base.rstrip("/") + path) as r:
-                return await _answer(r)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise FederationError(f"hub unreachable at {base}: {exc.__class__.__name__}: {exc}") from exc
+            response = await self.client.request(method, base.rstrip("/") + path, HUB_ANSWER_LIMITS,
+                                                 headers=headers, data=data, expect_status=None)
+        except FedError as exc:
+            raise FederationError(f"hub unreachable at {base}: {exc.summary()}", exc.status) from exc
+        return _answer(response)
 
     async def hub_get(self, base: str, path: str, auth: bool = True) -> Any:
         """GET a JSON answer from the hub (or a peer node), with this node's service token when ``auth``.
@@ -413,15 +470,19 @@ class NodeFederation:
             FederationError: unreachable, or an error answer (with its status and code).
         """
         headers = {"Authorization": f"Bearer {self.service_token()}"} if auth else {}
-        try:
-            async with self.session().get(base.rstrip("/") + path, headers=headers, allow_redirects=False) as r:
-                return await _answer(r)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise FederationError(f"unreachable at {base}: {exc.__class__.__name__}: {exc}") from exc
+        return await self._call("GET", base, path, headers, None)  # bounded, no redirects (fedclient)
 
 
-async def _answer(response: aiohttp.ClientResponse) -> Any:
-    raw = await response.read()
+#: Quarantine pages read when asking the hub what it refused (1000 items each; the hub keeps at most
+#: quarantine_max_rows = 10,000 per node by default).
+QUARANTINE_PAGES = 20
+
+#: What a node reads of its hub's answers (a signed directory of 30 nodes is a few tens of KB).
+HUB_ANSWER_LIMITS = Limits(max_bytes=8 * 1024 * 1024, timeout_s=30)
+
+
+def _answer(response: FedResponse) -> Any:
+    raw = response.body
     try:
         data = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:

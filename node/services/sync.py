@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import socket
@@ -37,7 +38,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 import orjson
 from tortoise.exceptions import BaseORMException
 
@@ -46,9 +46,11 @@ from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp, parse_timestamp
 from federation.tokens import issue_service_token
 from node.config import Settings
+from node.errors import RateLimited
 from node.http.metrics import Metrics
 from node.keystore import InstanceKey
 from node.services import divergence
+from node.services.fedclient import ByteBudget, FedClient, FedError, FedResponse, limits_for_page
 from node.services.hub import HubService
 from node.services.ingest import (
     MAX_LINE,
@@ -63,8 +65,6 @@ from node.services.ingest import (
     check_items,
     check_page,
     default_workers,
-    parse_page,
-    split_lines,
 )
 from node.services.search import SearchService
 from node.storage import sql
@@ -74,10 +74,10 @@ from node.storage.hub_models import FederatedNode, PullState, Quarantine
 log = logging.getLogger("ncc.sync")
 
 __all__ = ["MAX_LINE", "CursorMoved", "FeedItem", "PageOutcome", "PullError", "PullResult", "Puller", "apply_page",
-           "check_items", "node_status", "read_feed"]
+           "check_items", "failure_summary", "node_status"]
 
 #: What fails a pull (recorded in the node's status) rather than being a bug of the hub.
-PULL_FAILURES = (TimeoutError, PullError, aiohttp.ClientError, CursorMoved, BaseORMException)
+PULL_FAILURES = (TimeoutError, PullError, FedError, CursorMoved, BaseORMException)
 
 #: Pages up to this size are checked in a thread of the hub process; larger ones in the worker
 #: process (a process round trip and the worker's start cost more than they save on small pages).
@@ -165,13 +165,17 @@ class Puller:
     metrics: Metrics | None = None
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}")
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    _session: aiohttp.ClientSession | None = None
+    #: The federation client: the only way the hub reads a node (limits, redirects, addresses).
+    client: FedClient = None  # type: ignore[assignment]
     _next_attempt: dict[str, float] = field(default_factory=dict)
     _pending: dict[str, bool] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     #: Pull a failed node again when its back-off ends (the serving hub; not a one-shot ``ncc sync``).
     retry_failed: bool = False
     _retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    # notify throttling (DESIGN §10): when each node's last notification was taken, trailing pulls
+    _notified: dict[str, float] = field(default_factory=dict)
+    _trailing: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     #: Pages larger than this (bytes) are checked in the worker process; smaller ones in a thread.
     inline_max_bytes: int = INLINE_MAX_BYTES
     #: Verification worker processes (default: the setting ``verify_workers``, 0 = cores − 1).
@@ -180,25 +184,21 @@ class Puller:
     def __post_init__(self) -> None:
         if self.checker is None:
             self.checker = CheckPool(self.settings.verify_workers or default_workers())
+        if self.client is None:
+            self.client = FedClient(self.settings.allow_private_node_urls,
+                                    ByteBudget(self.settings.pull_inflight_max_bytes))
 
     async def close(self) -> None:
-        for handle in self._retries.values():
+        for handle in [*self._retries.values(), *self._trailing.values()]:
             handle.cancel()
         self._retries.clear()
+        self._trailing.clear()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.client.close()
         await asyncio.to_thread(self.checker.close)
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=self.settings.pull_timeout_s)
-            self._session = aiohttp.ClientSession(timeout=timeout)
-        return self._session
 
     # -- scheduling helpers --------------------------------------------------------------------
 
@@ -221,6 +221,31 @@ class Puller:
 
     def _retry(self, country: str) -> None:
         self._retries.pop(country, None)
+        self.trigger(country)
+
+    def notified(self, country: str) -> None:
+        """A node's notification: pull it now, at most once per ``notify_min_interval_s``. A closer one
+        is refused, and one pull is scheduled for the end of the interval, so that no write waits for
+        the next scheduled pull (a node notifying in a loop costs one pull per interval).
+
+        Raises:
+            RateLimited: (429) the node notified less than ``notify_min_interval_s`` ago.
+        """
+        now = time.monotonic()
+        interval = float(self.settings.notify_min_interval_s)
+        last = self._notified.get(country)
+        if last is not None and now - last < interval:
+            wait = interval - (now - last)
+            if country not in self._trailing:
+                self._trailing[country] = asyncio.get_running_loop().call_later(wait, self._trailing_pull, country)
+            raise RateLimited(f"notifications of {country}: at most one per {interval:g} s; a pull follows",
+                              retry_after_s=max(1, math.ceil(wait)))
+        self._notified[country] = now
+        self.trigger(country)
+
+    def _trailing_pull(self, country: str) -> None:
+        self._trailing.pop(country, None)
+        self._notified[country] = time.monotonic()
         self.trigger(country)
 
     def trigger(self, country: str) -> None:
@@ -270,8 +295,9 @@ class Puller:
                 raise
             # the database went away before the pull started or while its outcome was recorded:
             # nothing was written, the next pull (scheduled, notified) retries once it is back
-            error = f"database unavailable: {exc.__class__.__name__}: {exc}"[:500]
-            log.warning("pull failed", extra={"node": country, "error": error})
+            error = "database_unavailable"
+            log.warning("pull failed", extra={"node": country, "error": error,
+                                              "exception": exc.__class__.__name__})
             return PullResult(country, ok=False, error=error)
 
     async def _pull_node(self, country: str, wait: bool) -> PullResult:
@@ -303,7 +329,7 @@ class Puller:
                 raise
             # a database error (SQLite busy, PostgreSQL restarting) fails this pull like a transport
             # error: the page's transaction rolled back, the cursor did not move, the next pull retries
-            result.error = f"{exc.__class__.__name__}: {exc}"[:500]
+            result.error = failure_summary(exc)
         finally:
             result.elapsed_s = time.perf_counter() - t0
             await self._finish(country, result, started)
@@ -356,7 +382,7 @@ class Puller:
             [until, country, self.owner],
         )
         if renewed != 1:
-            raise PullError("lost the pull lease to another hub process")
+            raise PullError("lost the pull lease to another hub process", "lease_lost")
 
     async def finish(self, country: str, result: PullResult, started: datetime) -> None:
         """Record the outcome of a pull (or a probe) in the node's status."""
@@ -413,12 +439,16 @@ class Puller:
 
         async def fetch_and_check(at: int) -> tuple[CheckedPage, datetime]:
             await slots.acquire()
-            body = await self._fetch_body(url, country, at)
-            following = next_page_cursor(body, at)
-            if following is not None:
-                start(following)  # fetched and checked while this page is checked and written
-            now = self.clock()
-            return await self._check(country, body, at, directory, directory_bytes, now), now
+            answer = await self._fetch_body(url, country, at)
+            try:
+                body = answer.body
+                following = next_page_cursor(body, at)
+                if following is not None:
+                    start(following)  # fetched and checked while this page is checked and written
+                now = self.clock()
+                return await self._check(country, body, at, directory, directory_bytes, now), now
+            finally:
+                answer.release()  # the raw page is no longer held once checked
 
         cursor = (await PullState.get(country=country)).cursor
         try:
@@ -433,7 +463,8 @@ class Puller:
                 if check_head and result.pages == 0:  # a node that cannot answer the anchor check
                     await divergence.check_page_head(country, cursor, head, now)
                 await self._renew_lease(country)
-                outcome = await apply_checked(country, page.items, cursor, next_cursor, head, now, self.search)
+                outcome = await apply_checked(country, page.items, cursor, next_cursor, head, now, self.search,
+                                              (self.settings.quarantine_max_rows, self.settings.quarantine_max_bytes))
                 slots.release()
                 result.pages += 1
                 result.outcome.add(outcome)
@@ -472,78 +503,51 @@ class Puller:
                                            self.search.vocabularies)
         return await self.checker.check(country, body, cursor, limit, directory_bytes, now)
 
-    async def _fetch_body(self, url: str, country: str, cursor: int) -> bytes:
-        """One feed page's bytes, the whole request (connect, answer, body) within ``pull_timeout_s``.
-
-        A read timeout alone never fires on a node that trickles its answer a few bytes at a time:
-        such a node would hold the pull (and every later pull of it, queued behind the same lock)
-        for as long as it likes, and never be marked failing.
+    async def _fetch_body(self, url: str, country: str, cursor: int) -> FedResponse:
+        """One feed page, through the federation client: the whole request (connect, answer, body)
+        within ``pull_timeout_s`` (a node trickling its answer a few bytes at a time holds nothing),
+        at most twice ``feed_page_max_bytes`` compressed or decompressed, ``pull_batch`` records plus
+        the trailer as lines (blank lines count), no line over ``MAX_LINE``, no redirect followed.
+        The caller releases the answer (its bytes count in the hub's in-flight budget until then).
 
         Raises:
-            PullError: an HTTP status other than 200, an answer that is not NDJSON, a line longer
-                than ``MAX_LINE``, or no whole page within ``pull_timeout_s``.
+            FedError: the call failed (its code says why), or the answer is not NDJSON.
         """
-        limit = self.settings.pull_timeout_s
-        try:
-            async with asyncio.timeout(limit):
-                return await self._request_page(url, country, cursor)
-        except TimeoutError as exc:
-            raise PullError(f"feed request timed out: no whole page within pull_timeout_s = {limit} s"
-                            f" ({exc.__class__.__name__})") from exc
-
-    async def _request_page(self, url: str, country: str, cursor: int) -> bytes:
         key = self.key()
         token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(), ttl_s=120)
-        params = {"after": str(cursor), "limit": str(self.settings.pull_batch)}
-        try:
-            async with self.session().get(
-                f"{url.rstrip('/')}/federation/v1/changes", params=params,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
-            ) as resp:
-                if resp.status != 200:
-                    body = (await resp.content.read(500)).decode("utf-8", "replace")
-                    raise PullError(f"feed answered HTTP {resp.status}: {body}")
-                page = await _read_body(resp.content)
-        except aiohttp.ClientResponseError as exc:
-            # raised by the client's parser, not by the node: its "400" is no status the node sent
-            raise PullError(f"the node's answer is not valid HTTP: {exc.message}"[:300]) from exc
+        s = self.settings
+        limits = limits_for_page(s.feed_page_max_bytes, s.pull_batch, MAX_LINE, s.pull_timeout_s)
+        resp = await self.client.request(
+            "GET", f"{url.rstrip('/')}/federation/v1/changes", limits,
+            params={"after": str(cursor), "limit": str(s.pull_batch)},
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
+        )
+        page = resp.body
         start = page[:256].lstrip()
         if start and not start.startswith(b"{") and b"\n{" not in page:
             # not one line is a JSON object (a feed page has at least its trailer): some other
             # document (a proxy's HTML error page, …), which would otherwise be reported as a page
             # without its trailer. (A page with a few non-JSON lines among records is a feed page:
             # those lines are quarantined as malformed records.)
-            raise PullError(f"feed answered 200 with something that is not NDJSON ({resp.content_type}):"
-                            f" {start[:80]!r}")
-        return page
+            resp.release()
+            raise FedError("not_ndjson", resp.status)
+        return resp
 
 
-async def _read_body(stream: aiohttp.StreamReader) -> bytes:
-    """A page's bytes, refusing a line longer than ``MAX_LINE`` as soon as it is seen.
-
-    Raises:
-        PullError: a line longer than ``MAX_LINE``.
-    """
-    buffer = bytearray()
-    line_start = 0
-    async for chunk in stream.iter_chunked(65536):
-        buffer.extend(chunk)
-        cut = buffer.rfind(b"\n", len(buffer) - len(chunk))
-        if cut >= 0:
-            line_start = cut + 1
-        if len(buffer) - line_start > MAX_LINE:
-            raise PullError("feed line too long")
-    return bytes(buffer)
-
-
-async def read_feed(stream: aiohttp.StreamReader, cursor: int, limit: int) -> tuple[list[FeedItem], dict[str, Any]]:
-    """Read one NDJSON feed page: record lines, then the ``{"next", "more"}`` trailer.
-
-    A record line that is not valid JSON is kept as an item with ``malformed_json`` (quarantined);
-    a broken frame (no trailer, sequences going backwards, too many lines) fails the whole page
-    (see :func:`node.services.ingest.parse_page`).
-
-    Raises:
-        PullError: the page is not a well-formed feed page.
-    """
-    return parse_page(split_lines(await _read_body(stream)), cursor, limit)
+def failure_summary(exc: BaseException) -> str:
+    """What a failed pull records as ``last_error``: a code of ``fedclient.ERROR_CODES`` (and the
+    node's HTTP status), never a message that could quote the node's bytes."""
+    if isinstance(exc, FedError):
+        return exc.summary()
+    if isinstance(exc, divergence.Diverged):
+        # the hub's own finding (its anchor, sequence numbers), the message says what to run
+        return f"Diverged: {exc}"[:500]
+    if isinstance(exc, PullError):
+        return exc.code
+    if isinstance(exc, CursorMoved):
+        return "cursor_moved"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, BaseORMException) or database_unavailable(exc):
+        return "database_unavailable"
+    return "connect_failed"

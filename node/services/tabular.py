@@ -203,6 +203,26 @@ def cell_value(column: Column, cell: str) -> Any:
     ]
 
 
+#: What a spreadsheet runs as a formula at the start of a cell (DESIGN §10; OWASP "CSV injection").
+FORMULA_STARTS = frozenset("=+-@\t\r")
+
+
+def defuse(cell: str) -> str:
+    """A cell a spreadsheet shows as text: ``'`` put before one that would start a formula.
+
+    Cells already starting with apostrophes get one more when a formula character follows them, so
+    :func:`restore` gives back exactly the original text.
+    """
+    rest = cell.lstrip("'")
+    return "'" + cell if rest and rest[0] in FORMULA_STARTS else cell
+
+
+def restore(cell: str) -> str:
+    """The original text of a cell :func:`defuse` wrote (``ncc import`` reads its own exports)."""
+    rest = cell.lstrip("'")
+    return cell[1:] if cell.startswith("'") and rest and rest[0] in FORMULA_STARTS else cell
+
+
 def row_to_payload(columns: list[Column], cells: list[str]) -> dict[str, Any]:
     """Build a payload from one CSV row (cells in header order; missing trailing cells are empty).
 
@@ -211,7 +231,7 @@ def row_to_payload(columns: list[Column], cells: list[str]) -> dict[str, Any]:
     """
     payload: dict[str, Any] = {}
     for i, column in enumerate(columns):
-        cell = cells[i] if i < len(cells) else ""
+        cell = restore(cells[i]) if i < len(cells) else ""
         if cell == "":
             if column.kind == "list" and column.required:
                 _put(payload, column.path, [])
@@ -252,7 +272,7 @@ def _text(value: Any) -> str:
 
 
 def payload_to_row(columns: Iterable[Column], payload: Mapping[str, Any]) -> list[str]:
-    """The cells of one payload (empty for absent fields)."""
+    """The cells of one payload (empty for absent fields), each safe to open in a spreadsheet."""
     cells: list[str] = []
     for column in columns:
         value: Any = payload
@@ -262,7 +282,7 @@ def payload_to_row(columns: Iterable[Column], payload: Mapping[str, Any]) -> lis
             cells.append("")
         elif column.kind == "list":
             items = [_escape(_text(v)) for v in value]
-            cells.append(LIST_SEPARATOR.join(items) if items else EMPTY_LIST)
+            cells.append(defuse(LIST_SEPARATOR.join(items)) if items else EMPTY_LIST)
         else:
-            cells.append(_text(value))
+            cells.append(defuse(_text(value)))
     return cells

@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 
 from federation import merkle
-from federation.translog import directory_entry, encode_path, record_entry, sign_head
+from federation.timefmt import parse_timestamp
+from federation.translog import directory_entry, encode_path, record_entry, sign_head, sign_receipt
 from node.keystore import InstanceKey
 from node.storage import translog as store
 
@@ -83,3 +84,13 @@ class TransparencyLog:
         return {"entries": [{"index": i, "entry": orjson.loads(e)} for i, e in rows],
                 "next": rows[-1][0] if len(rows) == limit else None}
 
+
+
+    async def receipts(self, origin: str, after: int, limit: int) -> dict[str, Any]:
+        """Signed erasure receipts of ``origin``'s purged records (DESIGN §14), by log index. A receipt
+        is signed when asked (Ed25519 is deterministic: the same receipt each time with the same key)."""
+        key = self.key()
+        rows = await store.purged_erasures(origin, after, limit)
+        receipts = [sign_receipt(rid, version, parse_timestamp(purged_at), index, key.private_key, key.kid)
+                    for index, rid, version, purged_at in rows]
+        return {"receipts": receipts, "next": rows[-1][0] if len(rows) == limit else None}

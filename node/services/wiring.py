@@ -26,6 +26,7 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
     context.search = SearchService(accelerated=settings.search_accelerator)
     # before the role's jobs: cleanup runs in reverse, so the final purge comes after pulls stopped
     app.cleanup_ctx.append(_erasure_job)
+    app.cleanup_ctx.append(_purge_expired)
     if settings.role == "node":
         from node.services.nodefed import NodeFederation
 
@@ -52,7 +53,11 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
         context.hub = HubService(settings, context.keyring.key, context.clock)
         context.sync = Puller(settings, context.keyring.key, context.hub, context.registry, context.search,
                               context.clock, metrics, retry_failed=True)
-        context.live = LiveQuery(settings, context.keyring.key, context.search, context.clock)
+        from node.services.fedclient import FedClient
+
+        # one in-flight byte budget for every read of a node: pulls and live queries
+        context.live = LiveQuery(settings, context.keyring.key, context.search, context.clock,
+                                 client=FedClient(settings.allow_private_node_urls, context.sync.client.budget))
         from node.services.translog import TransparencyLog
 
         context.log = TransparencyLog(context.keyring.key, context.clock)
@@ -102,7 +107,7 @@ async def _audit_forever(context: Context) -> None:
     """Audit the hub's transparency log every ``audit_interval_s`` while enrolled — never failing."""
     from node.services.audit import AuditError, Auditor
 
-    auditor = Auditor(context.settings, context.federation, lambda: set(context.keyring.public_keys()),
+    auditor = Auditor(context.settings, context.federation, context.keyring.held_kids,
                       context.clock)
     delay: float = AUDIT_FIRST_S
     while True:
@@ -122,6 +127,37 @@ async def _audit_forever(context: Context) -> None:
         else:
             log.warning("audit found discrepancies", extra={"summary": report.summary(),
                                                               "first": report.discrepancies[0].line()})
+#: Expired service-token jtis and portal sessions go this often (both roles): the replay table then
+#: holds at most the accepted calls of the last few minutes (service tokens live ≤ 5 min).
+PURGE_EVERY_S = 60
+
+
+async def _purge_expired(app: web.Application) -> AsyncIterator[None]:
+    """Purge the replay table and the portal's sessions of what has expired, every minute."""
+    context = _ctx(app)
+    task = asyncio.get_running_loop().create_task(_purge_forever(context))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _purge_forever(context: Context) -> None:
+    from node.http.auth import purge_seen_jtis
+    from node.web.session import purge_sessions
+
+    while True:
+        await asyncio.sleep(PURGE_EVERY_S)
+        try:
+            now = context.clock()
+            await purge_seen_jtis(now)
+            await purge_sessions(now)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                log.exception("purge of expired tokens and sessions failed")
+                continue
+            log.warning("purge postponed: database unavailable",
+                        extra={"error": f"{exc.__class__.__name__}: {exc}"})
 
 
 async def _erasure_job(app: web.Application) -> AsyncIterator[None]:
@@ -195,7 +231,6 @@ async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
     purges."""
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from node.http.auth import purge_seen_jtis
     from node.storage.hub_models import FederatedNode
 
     context = _ctx(app)
@@ -223,7 +258,6 @@ async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
 
     async def housekeeping() -> None:
         await context.hub.current_directory()  # re-publishes when close to expiry
-        await purge_seen_jtis(context.clock())
         await context.search.prune()
 
     scheduler.add_job(postponed_while_database_unavailable("reconcile", reconcile), "interval", seconds=15,

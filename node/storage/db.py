@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from tortoise import Tortoise
@@ -59,6 +60,7 @@ async def open_db(db_url: str, *, run_migrations: bool = True) -> TortoiseContex
     # after a SQLite database, a PostgreSQL one in the same process (the test suite runs both)
     # would get `?` placeholders. Opening a database is rare, so start from an empty cache.
     EXECUTOR_CACHE.clear()
+    _create_private_sqlite_file(db_url)
     try:
         if run_migrations:
             await migrate(db_url)
@@ -67,6 +69,22 @@ async def open_db(db_url: str, *, run_migrations: bool = True) -> TortoiseContex
     except BaseException:
         await close_db()  # a half-open SQLite connection's thread would keep the process alive
         raise
+
+
+def _create_private_sqlite_file(db_url: str) -> None:
+    """Create a new SQLite database file 0600 before SQLite does: SQLite gives its WAL, SHM and journal
+    files the database file's own mode, so national records never land in a world-readable file
+    whatever the umask of the process that first opened it."""
+    info = expand_db_url(db_url)
+    if not info["engine"].startswith("tortoise.backends.sqlite"):
+        return
+    path = str(info["credentials"].get("file_path", ""))
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 async def close_db(context: TortoiseContext | None = None) -> None:

@@ -52,6 +52,10 @@ class Invite(Model):
     created_at = fields.CharField(max_length=20)
     expires_at = fields.CharField(max_length=20)
     used_at = fields.CharField(max_length=20, null=True)
+    # 0011: made with `--replace` for an enrolled country (else refused once the country is enrolled),
+    # and cancelled by `ncc hub invites cancel`.
+    replace = fields.BooleanField(default=False)
+    cancelled_at = fields.CharField(max_length=20, null=True)
 
     class Meta:
         table = "hub_invites"
@@ -71,6 +75,8 @@ class HubRecord(Model):
     envelope = fields.TextField()
     node_seq = fields.BigIntField()
     quarantined = fields.BooleanField(default=False)
+    #: When the hub first received this version (DESIGN §10: judged against its key's validity).
+    received_at = fields.CharField(max_length=20, default="")
 
     class Meta:
         table = "hub_records"
@@ -88,6 +94,9 @@ class Quarantine(Model):
     detail = fields.TextField()
     envelope = fields.TextField()
     received_at = fields.CharField(max_length=20)
+    #: Size and SHA-256 of the whole line; ``envelope`` keeps at most its first 64 KiB.
+    evidence_bytes = fields.BigIntField(default=0)
+    evidence_sha256 = fields.CharField(max_length=64, default="")
 
     class Meta:
         table = "hub_quarantine"

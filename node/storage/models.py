@@ -4,7 +4,7 @@ Node side: ``Record`` (current state of each record this node owns), ``RecordVer
 version, with the node-local sequence number assigned in the write's transaction), ``FeedEntry``
 (the latest shareable envelope per record: what the change feed streams), ``Counter`` (sequence
 allocation), ``ApiToken`` (issued user tokens, for revocation), ``SeenJti`` (service-token replay
-protection), ``NodeState`` (enrollment and notification state).
+protection), ``PortalSession`` (signed-in portal sessions), ``NodeState`` (enrollment and notification state).
 
 Hub side: ``FederatedNode``/``NodeKey`` (the directory's content), ``DirectoryDoc`` (each signed
 directory), ``Invite`` (single-use enrollment tokens), ``HubRecord`` (the index of verified
@@ -103,6 +103,8 @@ class ApiToken(Model):
     created_at = fields.CharField(max_length=20)
     expires_at = fields.CharField(max_length=20)
     revoked_at = fields.CharField(max_length=20, null=True)
+    # The kid of the key that signed it (0011): a retired key verifies only the tokens it signed.
+    kid = fields.CharField(max_length=40, null=True)
 
     class Meta:
         table = "api_tokens"
@@ -116,6 +118,19 @@ class SeenJti(Model):
 
     class Meta:
         table = "seen_jtis"
+
+
+class PortalSession(Model):
+    """A signed-in portal session (0011). The cookie holds a random id; only its SHA-256 is stored,
+    so a copy of the database does not sign anyone in. Logging out deletes the row."""
+
+    id_hash = fields.CharField(pk=True, max_length=64)
+    jti = fields.CharField(max_length=64, db_index=True)
+    created_at = fields.CharField(max_length=20)
+    expires_at = fields.BigIntField(db_index=True)
+
+    class Meta:
+        table = "portal_sessions"
 
 
 class NodeState(Model):

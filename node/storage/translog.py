@@ -161,3 +161,13 @@ async def backfill(conn: BaseDBAsyncClient) -> int:
                                    None, None, None, "public")])
         appended += 1
     return appended
+
+
+async def purged_erasures(origin: str, after: int, limit: int) -> list[tuple[int, str, int, str]]:
+    """``(log_index, record_id, version, purged_at)`` of ``origin``'s erased records the hub has purged,
+    by the log index of their ``erased`` tombstone, after ``after`` (exclusive)."""
+    rows = await sql.fetch(_conn(), "SELECT l.\"index\" AS idx, e.record_id, e.version, e.purged_at "
+                                    "FROM erasures e JOIN hub_log l ON l.record_id = e.record_id "
+                                    "AND l.version = e.version WHERE l.origin = ? AND e.purged_at IS NOT NULL "
+                                    f"AND l.\"index\" > ? ORDER BY l.\"index\" LIMIT {int(limit)}", [origin, after])
+    return [(int(r["idx"]), r["record_id"], int(r["version"]), r["purged_at"]) for r in rows]

@@ -113,7 +113,7 @@ async def record_new(request: web.Request) -> web.Response:
 async def record_create(request: web.Request) -> web.Response:
     await _user(request, WRITERS)
     form = await _form(request, MAX_RECORD_FORM_BYTES)
-    check_csrf(request, form.get("csrf"))
+    await check_csrf(request, form.get("csrf"))
     rtype = data.record_type_param(str(form.get("type", "")), required=True)
     assert rtype is not None
     visibility = _visibility(form)
@@ -146,7 +146,7 @@ async def record_update(request: web.Request) -> web.Response:
     p = await _user(request, WRITERS)
     rid = record_id_param(request)
     form = await _form(request, MAX_RECORD_FORM_BYTES)
-    check_csrf(request, form.get("csrf"))
+    await check_csrf(request, form.get("csrf"))
     current = await data.own_record(request, p, rid)
     rtype = current["type"]
     visibility = _visibility(form)
@@ -173,7 +173,7 @@ async def record_delete(request: web.Request) -> web.Response:
     await _user(request, WRITERS)
     rid = record_id_param(request)
     form = await _form(request)
-    check_csrf(request, form.get("csrf"))
+    await check_csrf(request, form.get("csrf"))
     reason = str(form.get("reason", ""))
     if reason not in TOMBSTONE_REASONS:
         raise InvalidParameter(f"reason must be one of {', '.join(TOMBSTONE_REASONS)}", parameter="reason")
@@ -272,7 +272,7 @@ async def import_run(request: web.Request) -> web.Response:
     if request.content_type != "multipart/form-data":
         raise InvalidParameter("upload the file with the form (multipart/form-data)")
     form = await parse_form_body(request)  # bounded by max_body_bytes (413 page above it)
-    check_csrf(request, form.get("csrf"))
+    await check_csrf(request, form.get("csrf"))
     upload = form.get("file")
     if not isinstance(upload, web.FileField):
         raise InvalidParameter("choose a file to import", parameter="file")

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from node.errors import InvalidParameter, NotFound
+from node.errors import InvalidParameter, NotFound, header_safe
 from node.http.keys import CONTEXT
 from node.http.views.common import record_id_param
 from node.web import data
@@ -111,7 +111,13 @@ def bar_chart(counts: dict[str, int], width: int = 560, bar: int = 22, gap: int 
 
 
 def _safe_next(raw: str | None) -> str:
-    """Only local paths: ``next`` never sends the browser to another site."""
+    """Only local paths: ``next`` never sends the browser to another site.
+
+    Raises:
+        InvalidParameter: (400) ``next`` with CR/LF or another control character.
+    """
+    if raw:
+        header_safe(raw, "next")
     if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
         return "/"
     parts = urlsplit(raw)
@@ -127,12 +133,12 @@ async def login_form(request: web.Request) -> web.Response:
 
 @page
 async def login(request: web.Request) -> web.Response:
-    """POST /login — check the pasted token like a bearer header; keep it in an HttpOnly cookie."""
+    """POST /login — check the pasted token like a bearer header; open a server-side session."""
     form = await _form(request)
-    check_csrf(request, form.get("csrf"))
+    await check_csrf(request, form.get("csrf"))
     token = str(form.get("token") or "")
     nxt = _safe_next(str(form.get("next") or ""))
-    p = await check_user_token(request, token)
+    p, jti = await check_user_token(request, token)
     if p.is_anonymous:
         return await render(request, "login.html", {
             "next": nxt, "signed_in": False,
@@ -140,16 +146,17 @@ async def login(request: web.Request) -> web.Response:
             status=401)
     response = redirect(nxt if nxt != "/" else ("/admin/records" if request.app[CONTEXT].settings.role == "node"
                                                 else "/"))
-    start_session(request, response, token)
+    await start_session(request, jti)
     return response
 
 
 @page
 async def logout(request: web.Request) -> web.Response:
+    """POST /logout — the session ends server-side (its cookie, replayed, signs no one in)."""
     form = await _form(request)
-    check_csrf(request, form.get("csrf"))
+    await check_csrf(request, form.get("csrf"))
     response = redirect("/")
-    end_session(request, response)
+    await end_session(request)
     return response
 
 

@@ -17,7 +17,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from federation.errors import ProtocolError
-from node.errors import ApiError
+from node.errors import ApiError, header_safe
 from node.http.auth import ANONYMOUS
 from node.http.keys import CONTEXT
 from node.http.problems import DEFAULT_PROTOCOL_STATUS, PROTOCOL_STATUS, REQUEST_ID
@@ -67,8 +67,12 @@ async def error_page(request: web.Request, status: int, title: str, detail: str,
 
 
 def redirect(location: str) -> web.Response:
-    """303 See Other: after a POST the browser GETs the new page."""
-    return web.Response(status=303, headers={"Location": location})
+    """303 See Other: after a POST the browser GETs the new page.
+
+    Raises:
+        InvalidParameter: a target with CR/LF (never a header injection, never a dropped connection).
+    """
+    return web.Response(status=303, headers={"Location": header_safe(location, "next")})
 
 
 def page(handler: Handler) -> Handler:

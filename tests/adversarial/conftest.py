@@ -174,8 +174,10 @@ class Hub:
     def admin(self) -> dict[str, str]:
         return self.instance.auth("admin")
 
-    async def invite(self, country: str) -> str:
-        token: str = await self.context.hub.invite(country)
+    async def invite(self, country: str, replace: bool = True) -> str:
+        """An invitation (``replace``: also for an enrolled country, as ``ncc hub invite --replace``; the
+        refusal without it has its own cases in test_hardening.py)."""
+        token: str = await self.context.hub.invite(country, replace=replace)
         return token
 
     def enroll_body(self, token: str, fake: FakeNode, **changes: Any) -> dict[str, Any]:

@@ -299,10 +299,12 @@ async def test_regression_revoked_key_cannot_be_enrolled_again(hub: Hub, fake_no
     """Regression: re-enrolling a revoked key succeeded (200, invitation spent) and left the node with
     that key only — revoked, so every later record was quarantined and no rotation was possible. The
     hub now refuses it with 422 ``enrollment_invalid`` (``reason: key_revoked``) before spending the
-    invitation; the same invitation then enrolls a new key, and what the old key signed before its
-    revocation stays valid."""
+    invitation; the same invitation then enrolls a new key, and what the hub received from the old key
+    before its revocation stays valid (DESIGN §10: judged by when the hub received it)."""
     de = await fake_node("DE")
     signed_before = de.record(issued_at=hub.clock() - timedelta(seconds=10))
+    de.serve(signed_before)
+    assert (await hub.sync())["DE"]["accepted"] == 1
     await hub.context.hub.revoke_key(de.kid)
     hub.clock.advance(seconds=5)
     signed_after = de.record()
@@ -319,9 +321,10 @@ async def test_regression_revoked_key_cannot_be_enrolled_again(hub: Hub, fake_no
     assert {k for k, *_ in state["keys"]} == {old_kid, de.kid}
     new_key_entry = next(k for k in state["keys"] if k[0] == de.kid)
     assert new_key_entry[1:] == (None, None)  # no not_after, not revoked
-    de.serve(signed_before, signed_after, de.record())
+    de.serve(signed_after, de.record())
     results = await hub.sync()
-    assert results["DE"]["accepted"] == 2, results
+    assert results["DE"]["accepted"] == 1, results
+    assert signed_before["id"] in await hub.held()
     assert [(q["record_id"], q["code"]) for q in await hub.quarantine()] == [(signed_after["id"], "key_revoked")]
 
 

@@ -40,6 +40,8 @@ HUB_ENV = {
     "NCC_BACKOFF_MAX_S": "1",
     "NCC_UNREACHABLE_AFTER": "2",
     "NCC_LOG_LEVEL": "WARNING",
+    # every node of a test listens on loopback (DESIGN §10: refused unless this is set)
+    "NCC_ALLOW_PRIVATE_NODE_URLS": "true",
 }
 NODE_ENV = {"NCC_NOTIFY_RETRY_S": "1", "NCC_LOG_LEVEL": "WARNING"}
 
@@ -350,12 +352,14 @@ def cluster(root: Path, backend: str) -> Iterator[Cluster]:
                 drop_pg_database(db_name)
 
 
-def enroll(hub: Instance, node: Instance, hub_url: str | None = None) -> str:
+def enroll(hub: Instance, node: Instance, hub_url: str | None = None, replace: bool = False) -> str:
     """``ncc hub invite`` + ``ncc enroll``; return the (now used) invitation token.
 
     ``hub_url``: where the node reaches the hub (default the hub's own URL; a proxy in front of it).
+    ``replace``: the country is enrolled already (``ncc hub invite --replace``).
     """
-    token = hub.ncc("hub", "invite", node.country).stdout.strip().splitlines()[-1]
+    invite = hub.ncc("hub", "invite", node.country, *(["--replace"] if replace else []))
+    token = invite.stdout.strip().splitlines()[-1]
     node.ncc("enroll", "--hub", hub_url or hub.url, "--token", token)
     return token
 

@@ -174,7 +174,7 @@ def test_replacement_by_a_new_instance_recovers_the_old_records(tmp_path: Path) 
         new = c.add("de-new", "node", "DE")
         new.start()
         mine = [create(new, f"new-{i}") for i in range(3)]
-        enroll(hub, new)  # a fresh invitation: a new instance, a new feed epoch
+        enroll(hub, new, replace=True)  # a fresh invitation: a new instance, a new feed epoch
         wait_until(lambda: {e["id"] for e in mine} <= held(hub, "DE").keys(), CATCH_UP_S,
                    "the new instance's records to be pulled from 0")
         row = node_row(hub, "DE")

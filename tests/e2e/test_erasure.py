@@ -132,6 +132,18 @@ def test_erased_words_are_in_no_file_of_either_data_dir(tmp_path: Path) -> None:
         # while serving: the periodic purge has run (WAL truncated, index rewritten, free pages zeroed)
         assert scan(tmp_path, erased_words) == {}
         assert set(scan(tmp_path, [control])) == {control}
+        # the hub's signed receipts (DESIGN §14), checked by the node against the directory and the log;
+        # a national record erased never left the node and needs none
+        editor = de.token("editor")
+        erase(de, editor, create(de, editor, "organisation", organisation("DE", "Intern GmbH", "National."),
+                                 visibility="national"))
+        status = de.ncc("erasure", "status").stdout.strip().splitlines()
+        assert sum(line.startswith("verified ") and "purged at the hub" in line for line in status) == 2, status
+        assert sum(line.startswith("never-shared ") for line in status) == 1, status
+        assert status[-1] == ("3 erased: 2 purged with a verified receipt, 0 pending, 1 never shared, 0 invalid")
+        # only the origin's service token reads its receipts
+        assert hub.get("/federation/v1/erasures").status == 401
+        assert hub.get("/federation/v1/erasures", hub.token("analyst")).status == 403
         # a clean stop runs the purge again and leaves the files as they are
         hub.stop()
         de.stop()

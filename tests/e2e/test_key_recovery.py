@@ -137,15 +137,20 @@ def test_regression_node_recovers_from_key_revocation(pair: Pair) -> None:
     assert notify.status == 401 and notify.code == "unauthenticated"
     assert "revoked" in notify.json()["detail"] and notify.json()["reason"] == "key_revoked"
 
-    # the README's procedure: a fresh invitation, `ncc enroll` (no other flag needed)
-    token = hub.ncc("hub", "invite", "FR").stdout.strip().splitlines()[-1]
+    # the README's procedure: a fresh invitation (--replace: FR is enrolled), `ncc enroll` (no other flag)
+    token = hub.ncc("hub", "invite", "FR", "--replace").stdout.strip().splitlines()[-1]
     done = fr.ncc("enroll", "--hub", hub.url, "--token", token)
     new_kid = current_kid(fr)
     assert new_kid != old_kid
     assert f"enrolled FR ({new_kid})" in done.stdout and old_kid in done.stdout
     assert "4 record(s)" in done.stdout
-    retired = list((fr.data_dir / "keys" / "retired").glob("*.pem"))
-    assert len(retired) == 1
+    # the revoked key verifies nothing any more: kept under compromised/, not retired/
+    assert len(list((fr.data_dir / "keys" / "compromised").glob("*.pem"))) == 1
+    assert not list((fr.data_dir / "keys" / "retired").glob("*.pem"))
+    # not even the user tokens it signed: whoever stole it could have made any of them (issue new ones)
+    stale = fr.token("editor")
+    assert fr.get("/api/v1/records", stale).status == 401
+    fr.tokens.clear()
 
     keys = pair.fr_keys()
     assert set(keys) == {old_kid, new_kid}
@@ -182,7 +187,7 @@ def test_regression_hub_refuses_to_reenroll_a_revoked_key(pair: Pair) -> None:
     hub, fr = pair.hub, pair.fr
     old_kid = current_kid(fr)
     hub.ncc("hub", "revoke-key", old_kid)
-    token = hub.ncc("hub", "invite", "FR").stdout.strip().splitlines()[-1]
+    token = hub.ncc("hub", "invite", "FR", "--replace").stdout.strip().splitlines()[-1]
 
     from federation.keys import b64url_encode
     from federation.tokens import enrollment_proof, peek_enrollment_token

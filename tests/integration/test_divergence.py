@@ -172,7 +172,7 @@ async def test_a_new_instance_enrolling_starts_a_new_epoch_the_same_one_does_not
     hub = rig.puller.hub
 
     async def reenroll(instance: str) -> None:
-        token = await hub.invite("DE")
+        token = await hub.invite("DE", replace=True)  # re-enrolling an enrolled country
         jti = str(peek_enrollment_token(token)["jti"])
         await hub.enroll({"token": token, "country": "DE", "url": rig.node.url, "kid": rig.kid, "instance": instance,
                           "public_key": b64url_encode(public_key_raw(rig.key)), "proof": enrollment_proof(rig.key, jti)})

@@ -125,11 +125,21 @@ async def test_every_directory_is_logged(app_client: Any, hub: Instance) -> None
     assert len(directories) == 2 and '"directory":2' in directories[1]
 
 
-async def test_a_hub_upgraded_to_this_wave_logs_what_it_holds(tmp_path: Any, db_url: str) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """An empty database (this directory's ``db_url`` is a migrated clone on PostgreSQL)."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'old.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+async def test_a_hub_upgraded_to_this_wave_logs_what_it_holds(empty_db: str) -> None:
     """The migration that creates the log starts it with the held records, in ingest order per node."""
     from tortoise.connection import connections
 
     from node.storage import db, sql
+
+    db_url = empty_db
 
     await db.migrate(db_url, target="ncc.0014_atlas_sync")
     conn = connections.get("default")

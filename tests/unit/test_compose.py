@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from node.config import SETTINGS_BY_KEY, load_settings
+from node.config import SECRET_ENV, SETTINGS_BY_KEY, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -75,7 +75,8 @@ def test_every_ncc_variable_is_a_real_setting() -> None:
     texts = {p.name: p.read_text() for p in (COMPOSE, DOCKERFILE, *SCRIPTS)}
     for name, text in texts.items():
         for var in set(NCC_VAR.findall(text)):
-            assert var[4:].lower() in SETTINGS_BY_KEY, f"{name}: {var} is not a setting in node.config"
+            assert var[4:].lower() in SETTINGS_BY_KEY or var in SECRET_ENV.values(), \
+                f"{name}: {var} is not a setting (or a secret's variable) in node.config"
 
 
 def test_each_instance_environment_validates_as_settings(tmp_path: Path,
@@ -90,6 +91,9 @@ def test_each_instance_environment_validates_as_settings(tmp_path: Path,
         settings = load_settings(data, env=env)
         assert settings.role == ("hub" if name == "hub" else "node")
         assert settings.db.startswith("postgres://") and settings.host == "0.0.0.0"
+        # the password comes from the environment, not the URL (that `ncc init` writes to config.toml)
+        assert "@" in settings.db and ":" not in settings.db.split("://", 1)[1].split("@", 1)[0], name
+        assert settings.db_password and settings.db_password in settings.db_url
         assert settings.base_url == f"http://{name}:{settings.port}", "NCC_URL must be the service's own name"
         if name != "hub":
             assert settings.country == name.split("-")[1].upper()

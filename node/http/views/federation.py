@@ -40,7 +40,7 @@ async def changes(request: web.Request) -> web.StreamResponse:
     require_service(await principal(request), issuers=("hub",))
     after = int_param(request, "after", 0, 0, 2**62)
     limit = int_param(request, "limit", MAX_PAGE, 1, MAX_PAGE)
-    rows, nxt, more, head = await feed_page(after, limit)
+    rows, nxt, more, head = await feed_page(after, limit, ctx(request).settings.feed_page_max_bytes)
     parts = [b'{"seq":%d,"record":%s}\n' % (seq, envelope.encode()) for seq, envelope in rows]
     parts.append(orjson.dumps({"next": nxt, "more": more, "head": head}) + b"\n")
     return web.Response(body=b"".join(parts), content_type="application/x-ndjson")
@@ -97,7 +97,7 @@ async def notify(request: web.Request) -> web.Response:
         raise SchemaInvalid("country must be a string", [{"pointer": "/country", "message": "not a string"}])
     if body.get("country", country) != country:
         raise Forbidden("a node can only ask for its own pull")
-    c.sync.trigger(country)
+    c.sync.notified(country)  # throttled per node (429 rate_limited)
     return json_response({"status": "accepted", "country": country}, status=202)
 
 
@@ -110,19 +110,43 @@ async def quarantine(request: web.Request) -> web.Response:
     country = await _caller_country(p) if p.kind == "service" else wanted  # a node only ever sees its own
     limit = int_param(request, "limit", 100, 1, 1000)
     after = int_param(request, "after", 0, 0, 2**62)
-    rows = await reads.quarantine_page(country, after, limit)
-    items = []
-    for r in rows:
-        try:
-            envelope: Any = orjson.loads(r.envelope)
-        except orjson.JSONDecodeError:
-            envelope = r.envelope
-        items.append({"id": r.id, "country": r.country, "record_id": r.record_id, "version": r.version,
-                      "seq": r.node_seq, "code": r.code, "detail": r.detail, "received_at": r.received_at,
-                      "envelope": envelope})
+    items, next_after = await quarantine_items(country, after, limit)
     total = await reads.quarantine_count(country)
-    return json_response({"total": total, "items": items,
-                          "next_after": rows[-1].id if len(rows) == limit else None})
+    return json_response({"total": total, "items": items, "next_after": next_after})
+
+
+#: A quarantine page ends once its evidence passes this many bytes (``next_after`` continues it):
+#: a page of 1000 rows of 64 KiB evidence would otherwise be 64 MiB in memory at once.
+QUARANTINE_PAGE_BYTES = 4 * 1024 * 1024
+QUARANTINE_SLICE = 50
+
+
+async def quarantine_items(country: str | None, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of quarantine items after id ``after``, read in slices of ``QUARANTINE_SLICE`` rows (never
+    the whole quarantine), ending at ``limit`` items or ``QUARANTINE_PAGE_BYTES`` of evidence;
+    ``next_after`` is None on the last page."""
+    items: list[dict[str, Any]] = []
+    size, last = 0, after
+    while len(items) < limit and size < QUARANTINE_PAGE_BYTES:
+        rows = await reads.quarantine_page(country, last, min(QUARANTINE_SLICE, limit - len(items)))
+        for r in rows:
+            try:
+                envelope: Any = orjson.loads(r.envelope)
+            except orjson.JSONDecodeError:
+                envelope = r.envelope  # not JSON (a malformed line), or cut at the evidence cap
+            items.append({"id": r.id, "country": r.country, "record_id": r.record_id, "version": r.version,
+                          "seq": r.node_seq, "code": r.code, "detail": r.detail, "received_at": r.received_at,
+                          "envelope": envelope, "evidence_bytes": r.evidence_bytes,
+                          "evidence_sha256": r.evidence_sha256 or None,
+                          "evidence_truncated": r.evidence_bytes > len(r.envelope.encode())})
+            size += len(r.envelope) + len(r.detail)
+            last = r.id
+            if size >= QUARANTINE_PAGE_BYTES:
+                break
+        if not rows:
+            return items, None
+    more = bool(await reads.quarantine_page(country, last, 1))
+    return items, (last if more else None)
 
 
 async def held_records(request: web.Request) -> web.Response:

@@ -112,4 +112,4 @@ async def revoke_key(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise SchemaInvalid("revoked_at must be a timestamp YYYY-MM-DDTHH:MM:SSZ",
                             [{"pointer": "/revoked_at", "message": "not a timestamp"}]) from exc
-    return json_response(await ctx(request).hub.revoke_key(kid, at))
+    return json_response(await ctx(request).hub.revoke_key(kid, at, ctx(request).search))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from federation.merkle import ProofError
-from node.errors import InvalidParameter, NotFound
+from node.errors import Forbidden, InvalidParameter, NotFound
+from node.http.auth import require_service
 from node.http.views.common import COUNTRY, RECORD_ID, ctx, int_param, json_response, principal
 from node.storage import translog as store
 
@@ -61,3 +62,16 @@ async def entries(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 1000, 1, 1000)
     visibilities = ctx(request).access.log_visibilities(await principal(request), origin)
     return json_response(await ctx(request).log.entries(origin, after, limit, visibilities))
+
+
+async def erasures(request: web.Request) -> web.Response:
+    """GET /federation/v1/erasures?after=N — signed receipts of the calling node's erased records the hub
+    has purged (service token of the origin)."""
+    p = await principal(request)
+    require_service(p)
+    origin = ctx(request).access.receipts_origin(p)
+    if origin is None:
+        raise Forbidden("erasure receipts are for the node that erased the records (its service token)")
+    after = int_param(request, "after", -1, -1, MAX_INDEX)
+    limit = int_param(request, "limit", 1000, 1, 1000)
+    return json_response(await ctx(request).log.receipts(origin, after, limit))

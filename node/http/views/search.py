@@ -13,6 +13,7 @@ from node.http.problems import read_json
 from node.http.views.common import ctx, json_response, principal
 from node.search.base import DIMENSIONS
 from node.search.cursor import MAX_OFFSET, encode_cursor
+from node.services.nodefed import version_digests
 from node.services.search import bool_param, query_from_params, result_to_json
 
 
@@ -30,7 +31,8 @@ async def search(request: web.Request) -> web.Response:
         from node.http.views.hub import nodes_status
 
         live = bool_param(request.query, "live")
-        body = await c.live.search(query, request.query, live=live)
+        with c.live.admitted(request.remote or "", p.is_anonymous, live):
+            body = await c.live.search(query, request.query, live=live)
         body["nodes"] = {n["country"]: n["status"] for n in await nodes_status(request)}
         return json_response(body)
     bool_param(request.query, "live")  # a node has no one to ask, but a bad value is still an error
@@ -56,7 +58,12 @@ async def federated_search(request: web.Request) -> web.Response:
     if params.get("offset"):
         query = replace(query, cursor=encode_cursor(params["offset"], query))
     result = await c.search.search(query)
-    return json_response({**result_to_json(result), "absent_terms": list(result.absent)})
+    body = {**result_to_json(result), "absent_terms": list(result.absent)}
+    # each hit's digest: the hub marks a live hit verified only when it holds the same content
+    digests = await version_digests([(h["id"], h["version"]) for h in body["results"]])
+    for hit in body["results"]:
+        hit["digest"] = digests.get((hit["id"], hit["version"]))
+    return json_response(body)
 
 
 def live_query(body: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from tortoise.connection import connections
 
 from node.cli import main
 from node.config import database_url, render_config
+from node.files import write_private
 from node.keystore import create_key
 from node.storage import db, sql
 
@@ -121,8 +122,8 @@ def test_running_node_commands_upgrade_an_old_database(db_url: str, tmp_path: Pa
     url = database_url(db_url, tmp_path)
     asyncio.run(build_old_database(url))
     data_dir = tmp_path / "node"
-    data_dir.mkdir()
-    (data_dir / "config.toml").write_text(render_config({"role": "node", "country": "DE", "db": db_url}))
+    data_dir.mkdir(mode=0o700)  # an instance's files are private (ncc refuses to run otherwise)
+    write_private(data_dir / "config.toml", render_config({"role": "node", "country": "DE", "db": db_url}))
     create_key(data_dir / "keys" / "instance.pem")
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
