@@ -22,10 +22,13 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
+        # nullable: SQLite cannot add a NOT NULL column without a database default to a table, and
+        # tortoise's defaults are Python-side (regression: an upgraded hub holding records failed here)
         ops.AddField(model_name="HubRecord", name="received_at",
-                     field=fields.CharField(max_length=20, default="")),
-        ops.AddField(model_name="Quarantine", name="evidence_bytes", field=fields.BigIntField(default=0)),
+                     field=fields.CharField(max_length=20, null=True, default="")),
+        ops.AddField(model_name="Quarantine", name="evidence_bytes",
+                     field=fields.BigIntField(null=True, default=0)),
         ops.AddField(model_name="Quarantine", name="evidence_sha256",
-                     field=fields.CharField(max_length=64, default="")),
+                     field=fields.CharField(max_length=64, null=True, default="")),
         ops.RunPython(fill_received_at),
     ]

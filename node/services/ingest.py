@@ -44,6 +44,7 @@ from tortoise.transactions import in_transaction
 
 from federation import strictjson
 from federation.directory import Directory
+from federation.envelope import Envelope
 from federation.errors import CanonicalizationError, MalformedJSON, ProtocolError
 from federation.ingest import Decision, Held, decide, equivocation_error, regressed_error
 from federation.schemas import SchemaRegistry
@@ -143,6 +144,13 @@ class Rejected:
     record_id: str | None
     version: int | None
     evidence: str
+    #: for a record refused only for its key's window: the digest of its content, so that a version the
+    #: hub already holds, received again (a new feed epoch), is a duplicate and not a refusal
+    digest: str | None = None
+
+
+#: Refusals about when a key signed: a version the hub holds with this content was received in time.
+KEY_WINDOW_CODES = frozenset({"key_expired", "key_revoked", "key_not_yet_valid"})
 
 
 @dataclass(slots=True)
@@ -280,7 +288,13 @@ def prepare(item: FeedItem, result: VerifiedRecord | ProtocolError, vocabularies
         rid = env.get("id") if isinstance(env.get("id"), str) else None
         version = env.get("version") if type(env.get("version")) is int else None
         evidence = evidence_without_payload(env, item.raw) if env and _personal_without_consent(env) else item.raw
-        return Rejected(item.seq, result.code, result.detail, rid, version, evidence)
+        digest = None
+        if result.code in KEY_WINDOW_CODES:
+            try:
+                digest = Envelope.from_dict(env).digest()
+            except (ProtocolError, KeyError, TypeError, ValueError):
+                digest = None
+        return Rejected(item.seq, result.code, result.detail, rid, version, evidence, digest)
     e = result.envelope
     national = e.visibility == "national"
     evidence = (evidence_without_payload(item.envelope, item.raw, result.digest)
@@ -579,7 +593,8 @@ async def apply_checked(
     """
     outcome = PageOutcome()
     stamp = format_timestamp(now)
-    ids = list(dict.fromkeys(c.id for c in items if isinstance(c, Checked)))
+    ids = list(dict.fromkeys([*(c.id for c in items if isinstance(c, Checked)),
+                              *(c.record_id for c in items if isinstance(c, Rejected) and c.digest and c.record_id)]))
     # The page's last verified record becomes the node's anchor (checked before the next pull:
     # node.services.divergence), in the same transaction as the cursor.
     anchor = next((c for c in reversed(items) if isinstance(c, Checked) and c.seq is not None), None)
@@ -614,6 +629,10 @@ async def apply_checked(
         erased: list[tuple[str, int]] = []  # the purge job scrubs their remnants (node/services/erasure.py)
         for c in items:
             if isinstance(c, Rejected):
+                same = held.get(c.record_id or "")
+                if c.digest is not None and same is not None and (same.version, same.digest) == (c.version, c.digest):
+                    outcome.duplicate += 1  # held already, received while the key was valid
+                    continue
                 quarantine.append(_quarantine_row(country, c.record_id, c.version, c.seq, c.code, c.detail,
                                                   c.evidence, stamp))
                 outcome.quarantined += 1

@@ -76,7 +76,7 @@ class HubRecord(Model):
     node_seq = fields.BigIntField()
     quarantined = fields.BooleanField(default=False)
     #: When the hub first received this version (DESIGN §10: judged against its key's validity).
-    received_at = fields.CharField(max_length=20, default="")
+    received_at = fields.CharField(max_length=20, null=True, default="")
 
     class Meta:
         table = "hub_records"
@@ -95,8 +95,8 @@ class Quarantine(Model):
     envelope = fields.TextField()
     received_at = fields.CharField(max_length=20)
     #: Size and SHA-256 of the whole line; ``envelope`` keeps at most its first 64 KiB.
-    evidence_bytes = fields.BigIntField(default=0)
-    evidence_sha256 = fields.CharField(max_length=64, default="")
+    evidence_bytes = fields.BigIntField(null=True, default=0)
+    evidence_sha256 = fields.CharField(max_length=64, null=True, default="")
 
     class Meta:
         table = "hub_quarantine"

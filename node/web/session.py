@@ -39,7 +39,7 @@ from federation.timefmt import format_timestamp, parse_timestamp
 from node.errors import ApiError, Unauthenticated
 from node.http.auth import ANONYMOUS, HUB_ROLES, NODE_ROLES, PRINCIPAL, Principal
 from node.http.keys import AUTH, CONTEXT
-from node.storage.models import ApiToken, PortalSession
+from node.storage import sessions
 
 SESSION_COOKIE = "ncc_session"
 CSRF_COOKIE = "ncc_csrf"
@@ -118,17 +118,17 @@ async def _session_principal(request: web.Request, session_id: str) -> Principal
         return ANONYMOUS
     context = request.app[CONTEXT]
     now = context.clock()
-    row = await PortalSession.filter(id_hash=_hash(session_id)).first()
+    row = await sessions.find(_hash(session_id))
     if row is None:
         return ANONYMOUS
     if row.expires_at <= int(now.timestamp()):
-        await PortalSession.filter(id_hash=row.id_hash).delete()
+        await sessions.delete(row.id_hash)
         return ANONYMOUS
-    token = await ApiToken.filter(jti=row.jti).first()
+    token = await sessions.token(row.jti)
     roles = HUB_ROLES if context.settings.role == "hub" else NODE_ROLES
     if (token is None or token.revoked_at is not None or token.expires_at <= format_timestamp(now)
             or token.role not in roles):
-        await PortalSession.filter(id_hash=row.id_hash).delete()
+        await sessions.delete(row.id_hash)
         return ANONYMOUS
     return Principal("user", token.role, token.subject, request.app[AUTH].instance)
 
@@ -158,12 +158,13 @@ async def start_session(request: web.Request, jti: str) -> None:
     await end_session(request)
     context = request.app[CONTEXT]
     now = context.clock()
-    token = await ApiToken.get(jti=jti)
+    token = await sessions.token(jti)
+    if token is None:  # revoked and purged since check_user_token found it
+        raise Unauthenticated("this token is no longer valid here")
     expires = now + timedelta(seconds=context.settings.session_ttl_s)
     token_end = parse_timestamp(token.expires_at)
     session_id = secrets.token_urlsafe(32)
-    await PortalSession.create(id_hash=_hash(session_id), jti=jti, created_at=format_timestamp(now),
-                               expires_at=int(min(expires, token_end).timestamp()))
+    await sessions.create(_hash(session_id), jti, format_timestamp(now), int(min(expires, token_end).timestamp()))
     request[SESSION_ID] = session_id
     request[NEW_SESSION] = session_id
     request.pop(STALE_SESSION, None)
@@ -173,7 +174,7 @@ async def end_session(request: web.Request) -> None:
     """Log out server-side: the session row goes, so the cookie is worthless even if replayed."""
     session_id = request.cookies.get(cookie_name(request, SESSION_COOKIE), "")
     if session_id and COOKIE_VALUE.match(session_id):
-        await PortalSession.filter(id_hash=_hash(session_id)).delete()
+        await sessions.delete(_hash(session_id))
     if session_id:
         request[STALE_SESSION] = True
     request.pop(SESSION_ID, None)
@@ -181,7 +182,7 @@ async def end_session(request: web.Request) -> None:
 
 async def purge_sessions(now: datetime) -> int:
     """Drop expired sessions (a job runs it every minute)."""
-    return await PortalSession.filter(expires_at__lte=int(now.timestamp())).delete()
+    return await sessions.purge(int(now.timestamp()))
 
 
 def csrf_token(request: web.Request) -> str:

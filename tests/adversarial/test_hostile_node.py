@@ -222,7 +222,7 @@ class Rig:
 
 def enroll_direct(hub: Instance, key: Any, url: str) -> Response:
     """Enroll DE at ``hub`` with ``key`` and ``url`` through the real endpoint (a fresh invitation)."""
-    token = hub.ncc("hub", "invite", "DE").stdout.strip().splitlines()[-1]
+    token = hub.ncc("hub", "invite", "DE", "--replace").stdout.strip().splitlines()[-1]
     return post_enroll(hub, token, key, url)
 
 
