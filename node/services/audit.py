@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from federation import merkle
-from federation.audit import Discrepancy, Published, compare, foreign_keys
+from federation.audit import Discrepancy, Published, compare, foreign_keys, served
 from federation.directory import Directory
 from federation.envelope import Envelope
 from federation.keys import b64url_decode
@@ -128,6 +128,7 @@ class Auditor:
         published = await self._published(await self._cursor(hub))
         refused = await self._refused(hub)
         report.discrepancies.extend(compare(published, logged, refused))
+        report.discrepancies.extend(served(published, await self._served(hub)))
         own_entry = directory.node(self.settings.country)
         if own_entry is not None:
             report.discrepancies.extend(foreign_keys([k.kid for k in own_entry.keys], self.own_kids()))
@@ -136,7 +137,12 @@ class Auditor:
         return await self._finish(report)
 
     async def _finish(self, report: AuditReport) -> AuditReport:
-        report.discrepancies.sort()
+        # one line per dropped or altered version: the log and the served copy may tell the same thing
+        unique: dict[tuple[str, str, int | None, str], Discrepancy] = {}
+        for d in sorted(report.discrepancies):
+            same = "" if d.kind in ("dropped", "altered") else d.detail
+            unique.setdefault((d.kind, d.subject, d.version, same), d)
+        report.discrepancies = sorted(unique.values())
         await set_state(RESULT_KEY, report.to_dict(self.clock()))
         return report
 
@@ -226,6 +232,31 @@ class Auditor:
                                                     "the entry's inclusion proof does not verify"))
             return False
         return True
+
+    async def _served(self, hub: str) -> dict[str, tuple[int, str]]:
+        """What the hub serves of this node's records (``GET /federation/v1/records``): id → (version,
+        digest of what it serves). A record served in a form that is not an envelope gets digest "?"."""
+        held: dict[str, tuple[int, str]] = {}
+        after = ""
+        for _ in range(ENTRY_PAGES):
+            page = await self._get(hub, f"/federation/v1/records?limit=1000&after={after}")
+            records = page.get("records") if isinstance(page, dict) else None
+            if not isinstance(records, list):
+                raise AuditError("the hub's copies of this node's records are not readable")
+            for item in records:
+                rid = item.get("id") if isinstance(item, dict) else None
+                version = item.get("version") if isinstance(item, dict) else None
+                if not isinstance(rid, str) or type(version) is not int:
+                    continue
+                try:
+                    held[rid] = (version, Envelope.from_dict(item).digest())
+                except Exception:  # noqa: BLE001 - whatever the hub sent, it is not what was signed
+                    held[rid] = (version, "?")
+            following = page.get("next_after")
+            if not isinstance(following, str) or not records:
+                break
+            after = following
+        return held
 
     async def _cursor(self, hub: str) -> int:
         nodes = await self._get(hub, "/api/v1/nodes", auth=False)

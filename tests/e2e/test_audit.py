@@ -57,22 +57,25 @@ def test_nodes_catch_every_kind_of_dishonest_hub(federation: tuple) -> None:
     assert audit(fr)[0] == 0
     assert audit(de, "--peer", fr.url)[0] == 0  # both saw the same log
 
-    # 1. the hub drops one version, alters another, invents a third in DE's name
+    # 1. the hub drops one version, alters another, invents a third in DE's name, serves a fourth altered
     hub.query("DELETE FROM hub_log WHERE record_id = ?", (ids[0],))
     hub.query("UPDATE hub_log SET entry = REPLACE(entry, '\"digest\":\"', '\"digest\":\"00') WHERE record_id = ?",
               (ids[1],))
     forged = ids[2][:-12] + "000000000000"
     hub.query("UPDATE hub_log SET record_id = ?, entry = REPLACE(entry, ?, ?) WHERE record_id = ?",
               (forged, ids[2], forged, ids[2]))
+    hub.query("UPDATE hub_records SET envelope = REPLACE(envelope, 'Audit Lab 3', 'Audit Lab X') WHERE id = ?",
+              (ids[3],))
     code, lines = audit(de)
     assert code == 1
+    assert f"altered {ids[3]} v1: served with another digest" in lines, lines
     kinds = {line.split(": ")[0] for line in lines[:-1]}
     assert f"dropped {ids[0]} v1" in kinds
     assert f"altered {ids[1]} v1" in kinds
     assert f"unknown {forged} v1" in kinds and f"dropped {ids[2]} v1" in kinds
-    assert lines[-1].startswith("audit found 4 discrepancies")
+    assert lines[-1].startswith("audit found 5 discrepancies")
     result = de.get("/api/v1/audit", token=de.token("reader")).json()
-    assert result["ok"] is False and len(result["lines"]) == 4
+    assert result["ok"] is False and len(result["lines"]) == 5
     assert audit(fr)[0] == 0  # FR's entries were not touched
 
     # 2. the hub lists a key for FR that FR never held, in a directory it signs
