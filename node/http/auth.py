@@ -20,8 +20,8 @@ without the right (a reader writing, a user token on a federation route) is 403 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,8 +35,8 @@ from federation.errors import TokenInvalid
 from federation.timefmt import format_timestamp
 from federation.tokens import verify_service_token, verify_user_token
 from node.errors import Forbidden, RateLimited, Unauthenticated
-from node.http.ratelimit import RateLimiter, retry_after
 from node.keystore import InstanceKey
+from node.services.ratelimit import RateLimiter, retry_after
 from node.storage.models import ApiToken, SeenJti
 
 NODE_ROLES = ("admin", "editor", "reader")
@@ -257,7 +257,7 @@ class ServiceCallLimits:
         if wait:
             setting = "live_search_rate" if live else "service_call_rate"
             raise RateLimited(f"too many {'live queries' if live else 'service calls'} from {issuer} "
-                              f"(setting {setting}); retry later", retry_after=retry_after(wait))
+                              f"(setting {setting}); retry later", retry_after_s=retry_after(wait))
 
 
 #: The route name of the node's answer to the hub's live query (node/http/routes.py).

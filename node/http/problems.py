@@ -77,7 +77,7 @@ def from_exception(exc: BaseException, request: web.Request) -> web.Response:
     if isinstance(exc, ApiError):
         response = problem(exc.status, exc.code, exc.title, exc.detail, request, **exc.extra)
         # a rate limit (or an outage) says when to come back
-        retry = exc.extra.get("retry_after_s", exc.extra.get("retry_after"))
+        retry = exc.extra.get("retry_after_s")
         if isinstance(retry, int) and exc.status in (429, 503):
             response.headers["Retry-After"] = str(retry)
         return response

@@ -1,5 +1,8 @@
-"""Rate limits and concurrency caps the hub applies to what costs it calls to nodes (DESIGN §10).
+"""Every rate limit and concurrency cap of the program, in one place (DESIGN §10, issue 20).
 
+* :class:`RateLimiter` — a token bucket per key (``rate`` a second, bursts of ``burst``): what a caller
+  holding a valid service token may cost a node (each accepted token's ``jti`` is stored until it
+  expires, so the rate also bounds the replay table), checked *before* the jti is stored;
 * :class:`WindowLimiter` — at most ``per_min`` calls per key in any sliding minute (anonymous
   ``live=true`` searches per client address, notifications per node), with a bounded number of keys
   held (the oldest forgotten first), so that the limiter itself cannot be made to grow;
@@ -15,11 +18,40 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from node.errors import RateLimited
 
 MAX_KEYS = 10_000
 WINDOW_S = 60.0
+
+
+@dataclass
+class RateLimiter:
+    """``rate`` events a second per key, in bursts of up to ``burst``; at most ``max_keys`` keys kept
+    (the least recently used bucket is dropped first: a dropped key starts again with a full bucket,
+    so the memory stays bounded whatever the keys)."""
+
+    rate: float
+    burst: float
+    max_keys: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    _buckets: OrderedDict[str, tuple[float, float]] = field(default_factory=OrderedDict)
+
+    def take(self, key: str) -> float:
+        """Spend one token of ``key``'s bucket: 0.0 if allowed, else the seconds until one is available."""
+        now = self.clock()
+        tokens, stamp = self._buckets.pop(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - stamp) * self.rate)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            wait = 0.0
+        else:
+            self._buckets[key] = (tokens, now)
+            wait = (1 - tokens) / self.rate
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return wait
 
 
 class WindowLimiter:
@@ -77,3 +109,8 @@ class ConcurrencyCap:
             yield
         finally:
             self.running -= 1
+
+
+def retry_after(wait_s: float) -> int:
+    """Whole seconds for a ``Retry-After`` header (at least 1)."""
+    return max(1, math.ceil(wait_s))

@@ -316,7 +316,7 @@ async def test_regression_replay_table_stays_bounded_after_1000_anonymous_live_s
 
 
 def test_rate_limiter_refills_and_bounds_its_keys() -> None:
-    from node.http.ratelimit import RateLimiter
+    from node.services.ratelimit import RateLimiter
 
     now = [0.0]
     limiter = RateLimiter(rate=2, burst=4, max_keys=3, clock=lambda: now[0])
