@@ -29,9 +29,9 @@ from federation.tokens import verify_service_token, verify_user_token
 from node.errors import Forbidden, Unauthenticated
 from node.storage.models import ApiToken, SeenJti
 
-NODE_ROLES = ("admin", "editor", "reader")
+NODE_ROLES = ("admin", "editor", "reader", "assessor")  # assessor: DESIGN §12
 HUB_ROLES = ("admin", "analyst")
-ROLE_RANK = {"reader": 1, "analyst": 1, "editor": 2, "admin": 3}
+ROLE_RANK = {"reader": 1, "analyst": 1, "assessor": 2, "editor": 2, "admin": 3}
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,10 @@ def problem(status: int, code: str, title: str, detail: str, request: web.Reques
 def from_exception(exc: BaseException, request: web.Request) -> web.Response:
     """Map any exception to its problem response (walking the class hierarchy)."""
     if isinstance(exc, ApiError):
-        return problem(exc.status, exc.code, exc.title, exc.detail, request, **exc.extra)
+        response = problem(exc.status, exc.code, exc.title, exc.detail, request, **exc.extra)
+        if isinstance(exc.extra.get("retry_after"), int):  # a rate limit says when to come back
+            response.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return response
     if isinstance(exc, ProtocolError):
         status = PROTOCOL_STATUS.get(exc.code, DEFAULT_PROTOCOL_STATUS)
         extra = {k: v for k, v in exc.to_dict().items() if k not in ("code", "detail")}

@@ -1,0 +1,333 @@
+"""DESIGN §12 end to end in-process, with a real SMTP server on loopback (aiosmtpd): apply, the
+confirmation mail, confirm, the assessors' mail, decisions and their mails, history, the limits."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import stat
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient
+
+from node.storage.gatekeeper_models import Application, MailMessage
+from node.storage.models import FeedEntry, Record
+from tests.integration.gatekeeper_support import SmtpServer, application, body_text, links
+from tests.integration.support import Instance, expect_problem, org
+
+Client = TestClient[Any, Any]
+ASSESSOR_MAIL = "assess@ncc.example.de"
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpServer]:
+    server = SmtpServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def node(make_instance: Any) -> Instance:
+    """A DE node with admin, editor, reader and assessor (subject anna.assessor) tokens (made before the
+    test's loop runs: ``ncc token create`` runs its own)."""
+    inst = make_instance("DE")
+    inst.add_token("assessor", "assessor", "--subject", "anna.assessor")
+    return inst
+
+
+@pytest.fixture
+async def gk(app_client: Any, node: Instance, smtp: SmtpServer) -> Client:
+    return await app_client(node, smtp_url=smtp.url, assessor_emails=ASSESSOR_MAIL, mail_retry_max_s="1", mail_language="en",
+                            url="https://ncc.example.de")
+
+
+async def apply_and_confirm(client: Client, smtp: SmtpServer, **changes: Any) -> tuple[str, str, str]:
+    """Apply, read the confirmation mail, confirm; return (application id, record id, manage token)."""
+    before = len(smtp.mailbox.messages)
+    resp = await client.post("/api/v1/applications", json=application(**changes))
+    assert resp.status == 202, await resp.text()
+    answer = await resp.json()
+    assert answer["status"] == "unconfirmed" and set(answer) == {"id", "status"}
+    msgs = await smtp.mailbox.wait_for(before + 1)
+    found = links(msgs[before])
+    confirm = [x for x in found if not x[2]]
+    manage = [x for x in found if x[2]]
+    assert len(confirm) == 1 and len(manage) == 1, body_text(msgs[before])
+    base, app_id, _, token = confirm[0]
+    assert base == "https://ncc.example.de" and app_id == answer["id"]
+    resp = await client.post(f"/api/v1/applications/{app_id}/confirm", json={"token": token})
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["Cache-Control"] == "no-store" and resp.headers["Referrer-Policy"] == "no-referrer"
+    done = await resp.json()
+    assert done["status"] == "applied" and done["id"] == app_id
+    return app_id, done["record_id"], manage[0][3]
+
+
+async def decide(client: Client, node: Instance, rid: str, role: str = "assessor", **body: Any) -> Any:
+    return await client.post(f"/api/v1/records/{rid}/decisions", json=body, headers=node.auth(role))
+
+
+async def test_apply_confirm_assess_register_with_mails(gk: Client, node: Instance, smtp: SmtpServer) -> None:
+    app_id, rid, manage = await apply_and_confirm(gk, smtp)
+    rec = await Record.get(id=rid)
+    env = orjson.loads(rec.envelope)
+    assert env["visibility"] == "national" and env["payload"]["membership"] == {"status": "applied"}
+    assert env["payload"]["consent"] == {"share_with_eccc_and_nccs": True}
+    assert not await FeedEntry.filter(record_id=rid).exists()  # national: never in the feed
+
+    # the applicant is told, and the assessors
+    msgs = await smtp.mailbox.wait_for(3)
+    assert smtp.mailbox.to(ASSESSOR_MAIL), [m["To"] for m in msgs]
+    assert f"https://ncc.example.de/admin/assessments/{rid}" in body_text(smtp.mailbox.to(ASSESSOR_MAIL)[0])
+
+    # the link is single use
+    first = links(msgs[0])[0]
+    resp = await gk.post(f"/api/v1/applications/{app_id}/confirm", json={"token": first[3]})
+    await expect_problem(resp, 409, "token_used")
+
+    # the applicant's file, with the manage link's token
+    resp = await gk.get(f"/api/v1/applications/{app_id}", headers={"Authorization": f"Bearer {manage}"})
+    assert resp.status == 200 and (await resp.json())["status"] == "applied"
+
+    # applied -> registered skips the assessment
+    await expect_problem(await decide(gk, node, rid, status="registered"), 422, "invalid_transition")
+    # an editor may not decide
+    await expect_problem(await decide(gk, node, rid, role="editor", status="assessed"), 403, "forbidden")
+    resp = await decide(gk, node, rid, status="assessed", note="Documents complete.")
+    assert resp.status == 201, await resp.text()
+    env = await resp.json()
+    assert env["version"] == 2 and env["payload"]["membership"]["status"] == "assessed"
+    assert env["payload"]["membership"]["assessed_by"] == "anna.assessor"
+    assert env["visibility"] == "national"
+    resp = await decide(gk, node, rid, status="registered")
+    assert resp.status == 201, await resp.text()
+    env = await resp.json()
+    assert env["visibility"] == "public"  # what the applicant consented to
+    assert orjson.loads((await FeedEntry.get(record_id=rid)).envelope)["version"] == 3
+    msgs = await smtp.mailbox.wait_for(5)
+    mine = smtp.mailbox.to("erika@cyberlab.example.de")
+    assert "Documents complete." in body_text(mine[-2])
+    assert "registered" in body_text(mine[-1])
+
+    resp = await gk.get(f"/api/v1/records/{rid}/history", headers=node.auth("editor"))
+    assert resp.status == 200
+    versions = (await resp.json())["versions"]
+    assert [(v["version"], v["actor"], v["decision"]) for v in versions] == [
+        (1, "applicant", "applied"), (2, "anna.assessor", "assessed"), (3, "anna.assessor", "registered")]
+    assert versions[1]["note"] == "Documents complete."
+    assert "/membership/status" in versions[1]["changed"] and "visibility" in versions[2]["changed"]
+    await expect_problem(await gk.get(f"/api/v1/records/{rid}/history", headers=node.auth("reader")), 403,
+                         "forbidden")
+    await expect_problem(await gk.get(f"/api/v1/records/{rid}/history"), 401, "unauthenticated")
+
+    # revoked on a shared record: a tombstone with reason revoked in the feed
+    await expect_problem(await decide(gk, node, rid, status="revoked"), 422, "schema_invalid")
+    resp = await decide(gk, node, rid, status="revoked", ground="security-reasons", note="See letter.")
+    assert resp.status == 201, await resp.text()
+    feed = orjson.loads((await FeedEntry.get(record_id=rid)).envelope)
+    assert feed["deleted"] is True and feed["payload"] == {"reason": "revoked"} and feed["version"] == 4
+    msgs = await smtp.mailbox.wait_for(6)
+    text = body_text(smtp.mailbox.to("erika@cyberlab.example.de")[-1])
+    assert "Justified security reasons".lower() in text.lower() and "See letter." in text
+
+
+async def test_rejected_never_shared_publishes_nothing(gk: Client, node: Instance, smtp: SmtpServer) -> None:
+    _, rid, _ = await apply_and_confirm(gk, smtp)
+    await expect_problem(await decide(gk, node, rid, status="rejected"), 422, "schema_invalid")
+    await expect_problem(await decide(gk, node, rid, status="assessed", ground="criteria-not-met"), 422,
+                         "schema_invalid")
+    await expect_problem(await decide(gk, node, rid, status="rejected", ground="nope"), 422, "schema_invalid")
+    await expect_problem(await decide(gk, node, rid, status="rejected", ground="criteria-not-met", note="x" * 2001),
+                         422, "schema_invalid")
+    resp = await decide(gk, node, rid, role="admin", status="rejected", ground="criteria-not-met")
+    assert resp.status == 201
+    assert (await resp.json())["visibility"] == "national"
+    assert not await FeedEntry.filter(record_id=rid).exists()
+    await expect_problem(await decide(gk, node, rid, status="registered"), 422, "invalid_transition")
+
+
+async def test_application_payload_is_checked_like_a_record(gk: Client, smtp: SmtpServer) -> None:
+    cases = [
+        (application(payload=org(membership={"status": "registered"})), 422, "schema_invalid", "/payload/membership"),
+        (application(payload=org(consent={"share_with_eccc_and_nccs": True})), 422, "schema_invalid", "/payload/consent"),
+        (application(payload=org(subdomains=["nope"])), 422, "schema_invalid", "/payload/subdomains/0"),
+        (application(payload=org(country="FR")), 422, "schema_invalid", "/payload/country"),
+        (application(accept_terms=False), 422, "schema_invalid", "/accept_terms"),
+        (application(visibility="national"), 422, "schema_invalid", "/visibility"),
+        (application(type="expert"), 422, "schema_invalid", "/type"),
+        (application(applicant={"name": "E", "email": "not-an-address"}), 422, "schema_invalid", "/applicant/email"),
+        (application(extra=1), 422, "schema_invalid", "/extra"),
+    ]
+    for body, status, code, pointer in cases:
+        problem = await expect_problem(await gk.post("/api/v1/applications", json=body), status, code)
+        assert pointer in [e["pointer"] for e in problem.get("errors", [])], (pointer, problem)
+    await expect_problem(await gk.post("/api/v1/applications", data=b"{"), 400, "malformed_json")
+    # the section 9 minimal payload is accepted
+    resp = await gk.post("/api/v1/applications", json=application(payload=org()))
+    assert resp.status == 202
+    assert await Application.all().count() == 1
+
+
+async def test_crlf_in_the_applicant_name_never_reaches_a_header(gk: Client, smtp: SmtpServer) -> None:
+    evil = {"name": "Erika\r\nBcc: victim@example.org", "email": "erika@cyberlab.example.de"}
+    problem = await expect_problem(await gk.post("/api/v1/applications", json=application(applicant=evil)), 400,
+                                   "invalid_parameter")
+    assert "line break" in problem["detail"]
+    evil = {"name": "Erika", "email": "erika@cyberlab.example.de\r\nBcc: victim@example.org"}
+    await expect_problem(await gk.post("/api/v1/applications", json=application(applicant=evil)), 400,
+                         "invalid_parameter")
+    assert await MailMessage.all().count() == 0
+    # a name with unusual but allowed characters travels encoded, on one header line
+    resp = await gk.post("/api/v1/applications",
+                         json=application(applicant={"name": "Jürgen \"Bcc:\" <x@y>", "email": "j@cyberlab.example.de"}))
+    assert resp.status == 202
+    (msg,) = await smtp.mailbox.wait_for(1)
+    raw = smtp.mailbox.raw[0]
+    headers = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\nBcc" not in headers and not [h for h in headers.split(b"\r\n") if h.lower().startswith(b"bcc")]
+    assert smtp.mailbox.envelopes[0][1] == ["j@cyberlab.example.de"]
+
+
+async def test_forged_and_expired_links_are_refused(app_client: Any, node: Instance, smtp: SmtpServer) -> None:
+    client = await app_client(node, smtp_url=smtp.url, application_ttl_s="1")
+    resp = await client.post("/api/v1/applications", json=application())
+    app_id = (await resp.json())["id"]
+    (msg,) = await smtp.mailbox.wait_for(1)
+    token = [x for x in links(msg) if not x[2]][0][3]
+    head, payload, sig = token.split(".")
+    forged = f"{head}.{payload}.{sig[:-4]}AAAA"
+    await expect_problem(await client.post(f"/api/v1/applications/{app_id}/confirm", json={"token": forged}), 401,
+                         "unauthenticated")
+    other = "00000000-0000-4000-8000-000000000000"
+    await expect_problem(await client.post(f"/api/v1/applications/{other}/confirm", json={"token": token}), 401,
+                         "unauthenticated")
+    await expect_problem(await client.post(f"/api/v1/applications/{app_id}/confirm", json={}), 401,
+                         "unauthenticated")
+    await asyncio.sleep(2.1)
+    await expect_problem(await client.post(f"/api/v1/applications/{app_id}/confirm", json={"token": token}), 401,
+                         "unauthenticated")
+    # and the purge job's function removes it (and what it has not sent)
+    gatekeeper = client.app[__import__("node.http.keys", fromlist=["CONTEXT"]).CONTEXT].gatekeeper
+    assert await gatekeeper.purge_unconfirmed() == 1
+    assert not await Application.filter(id=app_id).exists()
+
+
+async def test_rate_limits_per_email_and_address(app_client: Any, node: Instance, smtp: SmtpServer) -> None:
+    client = await app_client(node, smtp_url=smtp.url, application_rate_per_email="2",
+                              application_rate_per_address="3", confirmation_mails_per_hour="100")
+    for _ in range(2):
+        assert (await client.post("/api/v1/applications", json=application())).status == 202
+    resp = await client.post("/api/v1/applications", json=application())
+    await expect_problem(resp, 429, "rate_limited")
+    assert 3000 < int(resp.headers["Retry-After"]) <= 3600
+    other = application(applicant={"name": "B", "email": "b@cyberlab.example.de"})
+    assert (await client.post("/api/v1/applications", json=other)).status == 202
+    third = application(applicant={"name": "C", "email": "c@cyberlab.example.de"})
+    resp = await client.post("/api/v1/applications", json=third)
+    await expect_problem(resp, 429, "rate_limited")  # the address's limit
+    assert int(resp.headers["Retry-After"]) >= 1
+    # X-Forwarded-For is not believed from an untrusted peer
+    resp = await client.post("/api/v1/applications", json=third, headers={"X-Forwarded-For": "203.0.113.9"})
+    await expect_problem(resp, 429, "rate_limited")
+
+
+async def test_forwarded_address_behind_trusted_proxies(app_client: Any, node: Instance, smtp: SmtpServer) -> None:
+    client = await app_client(node, smtp_url=smtp.url, application_rate_per_address="1",
+                              trusted_proxies="127.0.0.1/32,::1")
+    for i, addr in enumerate(("203.0.113.9", "203.0.113.10")):
+        body = application(applicant={"name": "B", "email": f"b{i}@cyberlab.example.de"})
+        resp = await client.post("/api/v1/applications", json=body, headers={"X-Forwarded-For": f"10.9.9.9, {addr}"})
+        assert resp.status == 202, await resp.text()
+    body = application(applicant={"name": "B", "email": "b9@cyberlab.example.de"})
+    resp = await client.post("/api/v1/applications", json=body, headers={"X-Forwarded-For": "203.0.113.9"})
+    await expect_problem(resp, 429, "rate_limited")
+
+
+async def test_global_cap_on_confirmation_mails(app_client: Any, node: Instance, smtp: SmtpServer) -> None:
+    client = await app_client(node, smtp_url=smtp.url, confirmation_mails_per_hour="2")
+    for i in range(2):
+        body = application(applicant={"name": "B", "email": f"b{i}@cyberlab.example.de"})
+        assert (await client.post("/api/v1/applications", json=body)).status == 202
+    resp = await client.post("/api/v1/applications", json=application())
+    await expect_problem(resp, 429, "rate_limited")
+    assert "Retry-After" in resp.headers
+
+
+async def test_editors_may_not_set_or_change_membership(gk: Client, node: Instance, smtp: SmtpServer) -> None:
+    member = {"status": "registered", "assessed_at": "2026-01-01T00:00:00Z"}
+    resp = await gk.post("/api/v1/records", json={"type": "organisation", "payload": org(membership=member)},
+                         headers=node.auth("editor"))
+    await expect_problem(resp, 403, "forbidden")
+    _, rid, _ = await apply_and_confirm(gk, smtp)
+    current = await (await gk.get(f"/api/v1/records/{rid}", headers=node.auth("editor"))).json()
+    changed = {**current["payload"], "membership": {"status": "registered", "assessed_at": "2026-01-01T00:00:00Z"}}
+    resp = await gk.put(f"/api/v1/records/{rid}", json={"payload": changed, "version": 1}, headers=node.auth("editor"))
+    await expect_problem(resp, 403, "forbidden")
+    # leaving it out keeps it; sending it unchanged is fine
+    without = {k: v for k, v in current["payload"].items() if k != "membership"}
+    without["description"] = "Changed by the editor."
+    resp = await gk.put(f"/api/v1/records/{rid}", json={"payload": without, "version": 1}, headers=node.auth("editor"))
+    assert resp.status == 200, await resp.text()
+    env = await resp.json()
+    assert env["payload"]["membership"] == {"status": "applied"}
+    resp = await gk.put(f"/api/v1/records/{rid}", json={"payload": env["payload"], "version": 2},
+                        headers=node.auth("editor"))
+    assert resp.status == 200
+    history = (await (await gk.get(f"/api/v1/records/{rid}/history", headers=node.auth("assessor"))).json())["versions"]
+    assert history[1]["actor"].startswith("editor") and history[1]["changed"] == ["/description"]
+    assert history[2]["changed"] == []
+
+
+async def test_mail_survives_an_smtp_outage(gk: Client, node: Instance, smtp: SmtpServer) -> None:
+    """The mail server is down at decision time: the mail waits in the outbox and arrives later."""
+    _, rid, _ = await apply_and_confirm(gk, smtp)
+    await smtp.mailbox.wait_for(3)
+    await smtp.stop()
+    resp = await decide(gk, node, rid, status="assessed", note="Waiting for the server.")
+    assert resp.status == 201
+    for _ in range(50):
+        row = await MailMessage.filter(kind="assessed").first()
+        if row is not None and row.attempts >= 1:
+            break
+        await asyncio.sleep(0.1)
+    assert row is not None and row.state == "pending" and row.attempts >= 1 and row.last_error
+    await smtp.start()
+    msgs = await smtp.mailbox.wait_for(4, timeout=20)
+    assert "Waiting for the server." in body_text(msgs[-1])
+    for _ in range(50):  # the server has it; the outbox marks it sent just after
+        row = await MailMessage.get(id=row.id)
+        if row.state == "sent":
+            break
+        await asyncio.sleep(0.1)
+    assert row.state == "sent" and row.body == ""
+    assert await MailMessage.filter(state="pending").count() == 0
+
+
+async def test_outbox_files_without_smtp(app_client: Any, node: Instance) -> None:
+    client = await app_client(node, url="https://ncc.example.de")
+    resp = await client.post("/api/v1/applications", json=application(
+        applicant={"name": "Jürgen Müller", "email": "j@cyberlab.example.de"}))
+    assert resp.status == 202
+    outbox = node.data_dir / "outbox"
+    for _ in range(100):
+        files = sorted(outbox.glob("*.eml")) if outbox.exists() else []
+        if files:
+            break
+        await asyncio.sleep(0.05)
+    (path,) = files
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    raw = path.read_bytes()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["To"].addresses[0].display_name == "Jürgen Müller"
+    assert msg["From"] and msg["Date"] and msg["Message-ID"] and msg["Subject"]
+    assert msg.get_content_type() == "text/plain" and msg.get_content_charset() == "utf-8"
+    assert b"\r\n" in raw  # RFC 5322 line ends
+    text = body_text(msg)
+    assert "Hallo" in text or "Guten Tag" in text  # a DE node writes German
+    assert [x for x in links(msg) if not x[2]][0][0] == "https://ncc.example.de"
