@@ -136,6 +136,16 @@ BODIES: dict[str, Schema] = {
                        "description": "YYYY-MM-DDTHH:MM:SSZ (default: now)"}}},
     # -- portal forms (every POST carries the CSRF token of the ncc_csrf cookie)
     "CsrfForm": {"type": "object", "required": ["csrf"], "properties": {"csrf": {"type": "string"}}},
+    "ApplyForm": {"type": "object", "required": ["csrf", "applicant_name", "applicant_email"], "properties": {
+        "csrf": {"type": "string"}, "applicant_name": {"type": "string"}, "applicant_email": {"type": "string"},
+        "visibility": {"enum": ["public", "network"]}, "accept_terms": {"const": "yes"}},
+        "additionalProperties": {"type": "string", "description": "payload fields named by their JSON pointer"}},
+    "ManageLinkForm": {"type": "object", "required": ["csrf", "email"], "properties": {
+        "csrf": {"type": "string"}, "email": {"type": "string"}}},
+    "ConfirmForm": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}},
+    "DecisionForm": {"type": "object", "required": ["csrf", "status"], "properties": {
+        "csrf": {"type": "string"}, "status": {"enum": ["assessed", "registered", "rejected", "revoked"]},
+        "ground": {"type": "string"}, "note": {"type": "string", "maxLength": 2000}}},
     "LoginForm": {"type": "object", "required": ["csrf", "token"], "properties": {
         "csrf": {"type": "string"}, "token": {"type": "string"}, "next": {"type": "string"}}},
     "RecordForm": {"type": "object", "required": ["csrf", "visibility"], "properties": {

@@ -331,3 +331,71 @@ async def test_outbox_files_without_smtp(app_client: Any, node: Instance) -> Non
     text = body_text(msg)
     assert "Hallo" in text or "Guten Tag" in text  # a DE node writes German
     assert [x for x in links(msg) if not x[2]][0][0] == "https://ncc.example.de"
+
+
+def _csrf(text: str) -> str:
+    import re
+
+    m = re.search(r'name="csrf" value="([^"]+)"', text)
+    assert m, text[:500]
+    return m.group(1)
+
+
+async def test_portal_apply_confirm_by_post_and_decide(app_client: Any, node: Instance, smtp: SmtpServer) -> None:
+    """The portal path: /apply generated from the schema, the mailed link's page (GET confirms nothing,
+    no Referer, no cache), the POST that confirms, the status page, the assessor's queue and form."""
+    from aiohttp import FormData
+
+    gk = await app_client(node, smtp_url=smtp.url, mail_language="en")  # http: the test client keeps the cookies
+
+    resp = await gk.get("/apply")
+    text = await resp.text()
+    assert resp.status == 200 and 'name="/legal_name"' in text and 'name="/membership/status"' not in text
+    assert 'name="/consent/share_with_eccc_and_nccs"' not in text
+    form = FormData()
+    for k, v in {"csrf": _csrf(text), "applicant_name": "Erika Mustermann", "applicant_email": "erika@cyberlab.example.de",
+                 "visibility": "public", "accept_terms": "yes", "/legal_name": "Cyber Lab GmbH", "/country": "DE",
+                 "/org_type": "ctype.industry-sme", "/fields_of_activity": "foa.academia-research-innovation",
+                 "/domains": "cry", "/subdomains": "cry.10",
+                 "/description": "Post-quantum cryptography for energy grids."}.items():
+        form.add_field(k, v)
+    resp = await gk.post("/apply", data=form)
+    assert resp.status == 202, await resp.text()
+    (msg,) = await smtp.mailbox.wait_for(1)
+    _, app_id, _, token = [x for x in links(msg) if not x[2]][0]
+    resp = await gk.get(f"/apply/{app_id}?token={token}")
+    page = await resp.text()
+    assert resp.status == 200 and resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["Cache-Control"] == "no-store" and 'method="post"' in page
+    assert (await Application.get(id=app_id)).status == "unconfirmed"  # a GET (a mail scanner) confirms nothing
+    resp = await gk.post(f"/apply/{app_id}", data={"token": token})
+    page = await resp.text()
+    assert resp.status == 200 and resp.headers["Referrer-Policy"] == "no-referrer" and "applied" in page
+    resp = await gk.post(f"/apply/{app_id}", data={"token": token})
+    assert resp.status == 409 and "token_used" in await resp.text()
+    rid = (await Application.get(id=app_id)).record_id
+    assert rid
+
+    manage = [x for x in links(msg) if x[2]][0][3]
+    resp = await gk.get(f"/apply/{app_id}/status?token={manage}")
+    assert resp.status == 200 and resp.headers["Referrer-Policy"] == "no-referrer"
+    resp = await gk.get(f"/apply/{app_id}/status?token=forged")
+    assert resp.status == 401
+
+    auth = node.auth("assessor")
+    resp = await gk.get("/admin/assessments", headers=auth)
+    assert resp.status == 200 and f"/admin/assessments/{rid}" in await resp.text()
+    resp = await gk.get(f"/admin/assessments/{rid}", headers=auth)
+    text = await resp.text()
+    assert resp.status == 200 and 'id="decision-form"' in text
+    csrf = _csrf(text)
+    resp = await gk.post(f"/admin/assessments/{rid}", data={"csrf": csrf, "status": "rejected"}, headers=auth,
+                         allow_redirects=False)
+    assert resp.status == 422  # no ground
+    resp = await gk.post(f"/admin/assessments/{rid}", data={"csrf": csrf, "status": "assessed", "note": "ok"},
+                         headers=auth, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    rec = orjson.loads((await Record.get(id=rid)).envelope)
+    assert rec["payload"]["membership"]["status"] == "assessed"
+    resp = await gk.get("/admin/assessments", headers=node.auth("editor"))
+    assert resp.status == 403
