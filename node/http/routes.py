@@ -55,6 +55,8 @@ SEARCH_FILTERS = (
     query("subdomain", "repeatable", REPEATABLE), query("sector", "repeatable", REPEATABLE),
     query("technology", "repeatable", REPEATABLE), query("use_case", "repeatable", REPEATABLE),
     query("role", "repeatable (ECSF)", REPEATABLE), query("org_type", "repeatable", REPEATABLE),
+    query("membership", "repeatable: organisations with this membership status (e.g. registered); "
+          "records of other types are unaffected", REPEATABLE),
 )
 SEARCH_PARAMS = (
     query("q", "free text; last word matches as a prefix", {"type": "string", "maxLength": 500}),
