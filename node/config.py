@@ -314,6 +314,8 @@ class Settings:
         """The Atlas API-key file (``atlas_api_key_file``, relative to the data dir, or the default)."""
         path = Path(self.atlas_api_key_file) if self.atlas_api_key_file else Path("keys") / "atlas-api-key"
         return path if path.is_absolute() else self.data_dir / path
+
+    @property
     def outbox_dir(self) -> Path:
         """Where mails go as .eml files when no `smtp_url` is set."""
         return self.data_dir / "outbox"

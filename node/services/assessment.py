@@ -126,8 +126,9 @@ def check_create(p: Principal, payload: Any) -> None:
 
 
 async def decide(publisher: Publisher, gatekeeper: Gatekeeper | None, rid: str, decision: Decision,
-                 p: Principal, now: Callable[[], datetime]) -> Envelope:
-    """Write the decision as the record's next signed version and tell the applicant.
+                 p: Principal, now: Callable[[], datetime], atlas: Any = None) -> Envelope:
+    """Write the decision as the record's next signed version and tell the applicant; with the Atlas
+    connector (``atlas``: ``node.services.atlas.AtlasPusher``) a registration or revocation queues a push.
 
     Raises:
         NotFound, Gone, InvalidTransition (422), SchemaInvalid (not an organisation).
@@ -164,7 +165,10 @@ async def decide(publisher: Publisher, gatekeeper: Gatekeeper | None, rid: str, 
                                note=decision.note, manage_link=manage)
 
     actor = Actor(actor_name(p), "user", decision=decision.status, ground=decision.ground, note=decision.note)
-    return await publisher.amend(rid, change, actor, then=tell)
+    env = await publisher.amend(rid, change, actor, then=tell)
+    if atlas is not None and decision.status in ("registered", "revoked"):
+        await atlas.request(rid)  # DESIGN §13: a registration decision queues a push (a revocation, a report)
+    return env
 
 
 async def history(rid: str) -> list[dict[str, Any]] | None:

@@ -234,7 +234,7 @@ class Outbox:
                 wake.clear()
                 try:
                     await self.deliver_due()
-                except Exception as exc:  # noqa: BLE001 - the loop must outlive any one failure
+                except Exception as exc:
                     if database_unavailable(exc):
                         log.warning("outbox postponed: database unavailable")
                     else:

@@ -213,7 +213,8 @@ async def assess_submit(request: web.Request) -> web.Response:
     assert context.publisher is not None
     try:
         decision = assessment.parse_decision(body)
-        await assessment.decide(context.publisher, context.gatekeeper, rid, decision, p, context.clock)
+        await assessment.decide(context.publisher, context.gatekeeper, rid, decision, p, context.clock,
+                                  context.atlas)
     except (SchemaInvalid, ProtocolError) as exc:
         return await _assess_page(request, rid, [exc.detail], status=422)
     except ApiError as exc:

@@ -34,7 +34,7 @@ class Inbox:
         self.messages: list[EmailMessage] = []
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         with self.lock:
             self.messages.append(msg)  # type: ignore[arg-type]
@@ -106,13 +106,13 @@ def apply(node: Instance, smtp: Smtp, name: str) -> tuple[str, str]:
     r = node.post("/api/v1/applications", body)
     assert r.status == 202, r.body
     (msg,) = smtp.inbox.wait(address, 1)
-    base, app_id, _, token = [x for x in links(msg) if not x[2]][0]
+    base, app_id, _, token = next(x for x in links(msg) if not x[2])
     assert base == node.url and app_id == r.json()["id"]
     with urllib.request.urlopen(f"{base}/apply/{app_id}?token={token}", timeout=30) as page:
         assert page.status == 200 and page.headers["Referrer-Policy"] == "no-referrer"
         assert page.headers["Cache-Control"] == "no-store"
     assert node.query("SELECT status FROM applications WHERE id = ?", (app_id,))[0][0] == "unconfirmed"
-    status, headers, html = post_form(f"{base}/apply/{app_id}", {"token": token})
+    status, _headers, html = post_form(f"{base}/apply/{app_id}", {"token": token})
     assert status == 200, html
     status, _, html = post_form(f"{base}/apply/{app_id}", {"token": token})
     assert status == 409 and "token_used" in html  # replayed

@@ -31,7 +31,7 @@ class Mailbox:
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         self.raw.append(raw)
         self.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos)))
@@ -89,7 +89,7 @@ def links(msg: EmailMessage) -> list[tuple[str, str, bool, str]]:
 
 
 def application(**changes: Any) -> dict[str, Any]:
-    from tests.integration.support import MINIMAL_ORG, CONTACT
+    from tests.integration.support import CONTACT, MINIMAL_ORG
 
     body: dict[str, Any] = {
         "type": "organisation",

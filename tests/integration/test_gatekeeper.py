@@ -187,7 +187,7 @@ async def test_crlf_in_the_applicant_name_never_reaches_a_header(gk: Client, smt
     resp = await gk.post("/api/v1/applications",
                          json=application(applicant={"name": "Jürgen \"Bcc:\" <x@y>", "email": "j@cyberlab.example.de"}))
     assert resp.status == 202
-    (msg,) = await smtp.mailbox.wait_for(1)
+    (_msg,) = await smtp.mailbox.wait_for(1)
     raw = smtp.mailbox.raw[0]
     headers = raw.split(b"\r\n\r\n", 1)[0]
     assert b"\nBcc" not in headers and not [h for h in headers.split(b"\r\n") if h.lower().startswith(b"bcc")]
@@ -199,7 +199,7 @@ async def test_forged_and_expired_links_are_refused(app_client: Any, node: Insta
     resp = await client.post("/api/v1/applications", json=application())
     app_id = (await resp.json())["id"]
     (msg,) = await smtp.mailbox.wait_for(1)
-    token = [x for x in links(msg) if not x[2]][0][3]
+    token = next(x for x in links(msg) if not x[2])[3]
     head, payload, sig = token.split(".")
     forged = f"{head}.{payload}.{sig[:-4]}AAAA"
     await expect_problem(await client.post(f"/api/v1/applications/{app_id}/confirm", json={"token": forged}), 401,
@@ -330,7 +330,7 @@ async def test_outbox_files_without_smtp(app_client: Any, node: Instance) -> Non
     assert b"\r\n" in raw  # RFC 5322 line ends
     text = body_text(msg)
     assert "Hallo" in text or "Guten Tag" in text  # a DE node writes German
-    assert [x for x in links(msg) if not x[2]][0][0] == "https://ncc.example.de"
+    assert next(x for x in links(msg) if not x[2])[0] == "https://ncc.example.de"
 
 
 def _csrf(text: str) -> str:
@@ -362,7 +362,7 @@ async def test_portal_apply_confirm_by_post_and_decide(app_client: Any, node: In
     resp = await gk.post("/apply", data=form)
     assert resp.status == 202, await resp.text()
     (msg,) = await smtp.mailbox.wait_for(1)
-    _, app_id, _, token = [x for x in links(msg) if not x[2]][0]
+    _, app_id, _, token = next(x for x in links(msg) if not x[2])
     resp = await gk.get(f"/apply/{app_id}?token={token}")
     page = await resp.text()
     assert resp.status == 200 and resp.headers["Referrer-Policy"] == "no-referrer"
@@ -376,7 +376,7 @@ async def test_portal_apply_confirm_by_post_and_decide(app_client: Any, node: In
     rid = (await Application.get(id=app_id)).record_id
     assert rid
 
-    manage = [x for x in links(msg) if x[2]][0][3]
+    manage = next(x for x in links(msg) if x[2])[3]
     resp = await gk.get(f"/apply/{app_id}/status?token={manage}")
     assert resp.status == 200 and resp.headers["Referrer-Policy"] == "no-referrer"
     resp = await gk.get(f"/apply/{app_id}/status?token=forged")

@@ -85,7 +85,8 @@ async def decide(request: web.Request) -> web.Response:
     decision = assessment.parse_decision(await read_json(request, 64 * 1024))
     context = ctx(request)
     assert context.publisher is not None
-    env = await assessment.decide(context.publisher, context.gatekeeper, rid, decision, p, context.clock)
+    env = await assessment.decide(context.publisher, context.gatekeeper, rid, decision, p, context.clock,
+                                  context.atlas)
     response = json_response(env.to_dict(), status=201)
     response.headers["Location"] = f"/api/v1/records/{env.id}"
     response.headers["ETag"] = f'"{env.version}"'
