@@ -361,6 +361,22 @@ class Gatekeeper:
             await Application.filter(id__in=list(ids), status="unconfirmed").using_db(conn).delete()
         return len(ids)
 
+    async def forget_record(self, record_id: str) -> int:
+        """After an ``erased`` tombstone (DESIGN §11): drop every mail about the record — queued or
+        sent, its row and its .eml file — so no byte of it stays in the outbox. Returns how many."""
+        app_ids = list(await Application.filter(record_id=record_id).values_list("id", flat=True))
+        rows = await MailMessage.filter(record_id=record_id).values_list("id", flat=True)
+        if app_ids:
+            rows = [*rows, *await MailMessage.filter(application_id__in=app_ids).values_list("id", flat=True)]
+        ids = sorted(set(rows))
+        if not ids:
+            return 0
+        await MailMessage.filter(id__in=ids).delete()
+        await Application.filter(record_id=record_id).update(body="{}", name="", email="", email_key="",
+                                                             client_key="")
+        mail.remove_files(self.settings.outbox_dir, ids)
+        return len(ids)
+
     async def applicant_of(self, record_id: str) -> tuple[Applicant, Application] | None:
         app = await Application.filter(record_id=record_id).order_by("-created_at").first()
         if app is None or not app.email:

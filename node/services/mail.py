@@ -120,6 +120,15 @@ def write_eml(outbox: Path, row: MailMessage, msg: EmailMessage, now: datetime) 
     return path
 
 
+def remove_files(outbox: Path, ids: list[int]) -> None:
+    """Delete the .eml files written for these messages (erasure)."""
+    if not outbox.is_dir():
+        return
+    for mid in ids:
+        for path in outbox.glob(f"*-{mid:08d}.eml"):
+            path.unlink(missing_ok=True)
+
+
 def smtp_password(settings: Settings) -> str:
     """The SMTP password from ``smtp_password_file`` ('' when none is set).
 

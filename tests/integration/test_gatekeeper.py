@@ -399,3 +399,38 @@ async def test_portal_apply_confirm_by_post_and_decide(app_client: Any, node: In
     assert rec["payload"]["membership"]["status"] == "assessed"
     resp = await gk.get("/admin/assessments", headers=node.auth("editor"))
     assert resp.status == 403
+
+
+async def test_erasure_leaves_no_mail_and_no_application_behind(app_client: Any, node: Instance) -> None:
+    """DESIGN §11: after ``DELETE ?reason=erased`` no byte of the record stays in the outbox (rows and
+    .eml files), the application or the history's notes."""
+    client = await app_client(node)
+    marker = "Zq7Erasable Labs GmbH"
+    resp = await client.post("/api/v1/applications", json=application(payload=org(legal_name=marker)))
+    app_id = (await resp.json())["id"]
+    outbox = node.data_dir / "outbox"
+    for _ in range(100):
+        files = sorted(outbox.glob("*.eml")) if outbox.exists() else []
+        if files:
+            break
+        await asyncio.sleep(0.05)
+    msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    token = next(x for x in links(msg) if not x[2])[3]
+    rid = (await (await client.post(f"/api/v1/applications/{app_id}/confirm", json={"token": token})).json())["record_id"]
+    resp = await client.post(f"/api/v1/records/{rid}/decisions", json={"status": "rejected", "ground": "criteria-not-met",
+                                                                      "note": f"About {marker}"},
+                             headers=node.auth("admin"))
+    assert resp.status == 201
+    for _ in range(100):
+        if await MailMessage.filter(state="pending").count() == 0 and len(list(outbox.glob("*.eml"))) >= 3:
+            break
+        await asyncio.sleep(0.05)
+    assert any(marker.encode() in p.read_bytes() for p in outbox.glob("*.eml"))
+    resp = await client.delete(f"/api/v1/records/{rid}?reason=erased", headers=node.auth("admin"))
+    assert resp.status == 200
+    assert not any(marker.encode() in p.read_bytes() for p in outbox.glob("*.eml"))
+    assert await MailMessage.all().count() == 0
+    app = await Application.get(id=app_id)
+    assert marker not in app.body and app.email == ""
+    history = (await (await client.get(f"/api/v1/records/{rid}/history", headers=node.auth("admin"))).json())["versions"]
+    assert all(v["note"] is None for v in history)

@@ -120,6 +120,8 @@ async def delete_record(request: web.Request) -> web.Response:
     reason = choice_param(request, "reason", ("withdrawn", "erased", "revoked"), "withdrawn")
     assert reason is not None
     env = await _publisher(request).delete(rid, reason, actor=Actor(assessment.actor_name(p)))
+    if reason == "erased" and ctx(request).gatekeeper is not None:
+        await ctx(request).gatekeeper.forget_record(rid)  # its mails and application too (DESIGN §11)
     return json_response(env.to_dict())
 
 
