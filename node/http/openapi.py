@@ -90,6 +90,9 @@ BODIES: dict[str, Schema] = {
         },
         "additionalProperties": False,
     },
+    "Proposal": {"type": "object", "required": ["payload"], "properties": {
+        "payload": {"type": "object", "description": "the whole organisation payload, without membership or consent"},
+        "visibility": {"enum": ["public", "network"]}}, "additionalProperties": False},
     "Confirm": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}},
                 "additionalProperties": False},
     "ManageLinkRequest": {"type": "object", "required": ["email"], "properties": {"email": {"type": "string"}},

@@ -152,6 +152,12 @@ def all_routes() -> list[Route]:
               tag="applications", params=(APPLICATION_ID,),
               responses={200: "status and decisions", 401: "unauthenticated (missing, forged or expired link)"},
               response_schema="ApplicationFile"),
+        Route("POST", "/api/v1/applications/{id}/changes", applications.propose, "applications-changes",
+              "The applicant's later changes (Authorization: Bearer <manage-link token>): a rejected or revoked "
+              "organisation applies again; a registered member's change waits for an assessor",
+              roles=("node",), tag="applications", body="Proposal", params=(APPLICATION_ID,),
+              responses={202: "{id, record_id, status, proposal}", 401: "unauthenticated (missing, forged or "
+                         "expired link)", 409: "conflict (not confirmed yet)"}, response_schema="Object"),
         Route("POST", "/api/v1/records/{id}/decisions", applications.decide, "records-decide",
               "Assessors and admins: decide on a membership (the server sets assessed_by and assessed_at)",
               roles=("node",), auth="user", tag="applications", params=rid, body="Decision",

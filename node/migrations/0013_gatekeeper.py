@@ -24,6 +24,8 @@ class Migration(migrations.Migration):
                 ("visibility", fields.CharField(max_length=8)),
                 ("body", fields.TextField(unique=False)),
                 ("record_id", fields.CharField(null=True, db_index=True, max_length=120)),
+                ("proposal", fields.TextField(null=True, unique=False)),
+                ("proposed_at", fields.CharField(null=True, max_length=20)),
             ],
             options={"table": "applications", "app": "ncc", "pk_attr": "id"},
             bases=["Model"],

@@ -33,8 +33,9 @@ from node.context import Keyring
 from node.errors import ApiError, Conflict, InvalidParameter, NotFound, RateLimited, Unauthenticated
 from node.services import mail
 from node.services.mail_templates import language_for, render
-from node.services.publish import Actor, Publisher
+from node.services.publish import Actor, Amendment, Publisher
 from node.storage.gatekeeper_models import Application, MailMessage, VersionEvent
+from node.storage.models import Record
 
 APPLY_FIELDS = frozenset({"type", "payload", "visibility", "applicant", "accept_terms"})
 APPLICANT_FIELDS = frozenset({"name", "email"})
@@ -281,10 +282,7 @@ class Gatekeeper:
                 status="applied", record_id=env.id, confirmed_at=format_timestamp(self.clock()))
             await self._mail(conn, "received", applicant, env.id, app_id, organisation=organisation,
                              manage_link=manage)
-            for addr in self.settings.assessor_emails:
-                await self._mail(conn, "assessor", ("", addr), env.id, app_id, organisation=organisation,
-                                 record_id=env.id,
-                                 queue_link=f"{self.settings.base_url}/admin/assessments/{env.id}")
+            await self._tell_assessors(conn, env.id, app_id, organisation)
 
         try:
             env = await self.publisher.create("organisation", "national", payload,
@@ -314,8 +312,72 @@ class Gatekeeper:
             for ev in await VersionEvent.filter(record_id=app.record_id, decision__not_isnull=True).order_by("version"):
                 events.append({"at": ev.at, "status": ev.decision, "ground": ev.ground, "note": ev.note})
         return {"id": app.id, "status": app.status if app.status != "confirming" else "unconfirmed",
-                "record_id": app.record_id, "organisation": (stored.get("payload") or {}).get("legal_name"),
+                "record_id": app.record_id, "proposal": "pending" if app.proposal else None, "organisation": (stored.get("payload") or {}).get("legal_name"),
                 "submitted_at": app.created_at, "confirmed_at": app.confirmed_at, "decisions": events}
+
+    async def propose(self, app_id: str, token: Any, body: Any) -> dict[str, Any]:
+        """The applicant's later changes, with the manage link, assessed like an application: a rejected or
+        revoked organisation applies again (``applied``, national until registered); a pending one
+        replaces what it sent; a registered member's change waits as a proposal for an assessor (the
+        published record does not change until then). Assessors are told.
+
+        Raises:
+            Unauthenticated, NotFound, SchemaInvalid, Conflict (not confirmed yet).
+        """
+        self.check(token, app_id, MANAGE)
+        app = await Application.filter(id=app_id).first()
+        if app is None:
+            raise NotFound(f"no application {app_id}")
+        if not app.record_id:
+            raise Conflict("confirm the application first (the link in the first mail)")
+        if not isinstance(body, dict) or set(body) - {"payload", "visibility"}:
+            raise _schema_error("body must be {payload, visibility?}", "")
+        self.check_payload(body.get("payload"))
+        visibility = body.get("visibility", app.visibility)
+        if visibility not in ("public", "network"):
+            raise _schema_error("visibility must be public or network", "/visibility")
+        payload: dict[str, Any] = body["payload"]
+        rid = app.record_id
+        organisation = str(payload.get("legal_name", ""))
+        now = format_timestamp(self.clock())
+        record = await Record.filter(id=rid).first()
+        if record is None or record.deleted:
+            raise NotFound(f"the record of application {app_id} no longer exists")
+        status = (orjson.loads(record.envelope)["payload"].get("membership") or {}).get("status")
+        if status == "registered":
+            async with in_transaction() as conn:
+                await Application.filter(id=app_id).using_db(conn).update(
+                    proposal=orjson.dumps({"payload": payload, "visibility": visibility}).decode(), proposed_at=now)
+                await self._tell_assessors(conn, rid, app_id, organisation)
+            return {"id": app_id, "record_id": rid, "status": "registered", "proposal": "pending"}
+
+        def change(current: Record, old: dict[str, Any]) -> Amendment:
+            before = (old.get("membership") or {}).get("status")
+            consent = {"share_with_eccc_and_nccs": True}
+            if before in ("rejected", "revoked"):  # a new application
+                return Amendment({**payload, "membership": {"status": "applied"}, "consent": consent}, "national")
+            if before in ("applied", "assessed"):
+                return Amendment({**payload, "membership": old["membership"], "consent": consent},
+                                 current.visibility)
+            raise Conflict(f"the membership is {before}; try again")
+
+        reapply = status in ("rejected", "revoked")
+
+        async def tell(conn: BaseDBAsyncClient, env: Envelope) -> None:
+            await Application.filter(id=app_id).using_db(conn).update(
+                visibility=visibility, status="applied" if reapply else app.status,
+                body=orjson.dumps({"type": "organisation", "payload": payload}).decode())
+            await self._tell_assessors(conn, rid, app_id, organisation)
+
+        actor = Actor("applicant", "applicant", decision="applied" if reapply else None)
+        env = await self.publisher.amend(rid, change, actor, then=tell)
+        return {"id": app_id, "record_id": rid,
+                "status": env.payload["membership"]["status"], "proposal": None}
+
+    async def _tell_assessors(self, conn: BaseDBAsyncClient, rid: str, app_id: str, organisation: str) -> None:
+        for addr in self.settings.assessor_emails:
+            await self._mail(conn, "assessor", ("", addr), rid, app_id, organisation=organisation, record_id=rid,
+                             queue_link=f"{self.settings.base_url}/admin/assessments/{rid}")
 
     async def resend_manage_link(self, body: Any, client: str) -> None:
         """Mail a fresh manage link for every confirmed application of an address (same answer whether

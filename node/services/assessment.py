@@ -135,26 +135,34 @@ async def decide(publisher: Publisher, gatekeeper: Gatekeeper | None, rid: str, 
     """
     found = await gatekeeper.applicant_of(rid) if gatekeeper is not None else None
     consented = found[1].visibility if found else None
+    proposal = orjson.loads(found[1].proposal) if found and found[1].proposal else None
 
     def change(current: Record, payload: dict[str, Any]) -> Amendment:
         if current.type != "organisation":
             raise _invalid("only organisations have a Community membership", "/status")
         before = (payload.get("membership") or {}).get("status")
-        if decision.status not in DECISION_TRANSITIONS.get(before, frozenset()):
+        accepting = before == "registered" and decision.status == "registered" and proposal is not None
+        if not accepting and decision.status not in DECISION_TRANSITIONS.get(before, frozenset()):
             raise InvalidTransition(f"membership status cannot change from {before or 'none'} to {decision.status}")
+        if accepting:  # a registered member's proposed changes, accepted (DESIGN §12: assessed like an application)
+            assert proposal is not None
+            payload = {**proposal["payload"], "consent": payload.get("consent") or {"share_with_eccc_and_nccs": True}}
         membership: dict[str, Any] = {"status": decision.status, "assessed_at": format_timestamp(now()),
                                       "assessed_by": actor_name(p)[:200]}
         if decision.ground:
             membership["ground"] = decision.ground
         visibility, reason = current.visibility, "withdrawn"
-        if decision.status == "registered" and consented is not None:
+        if accepting and proposal is not None:
+            visibility = proposal["visibility"]
+        elif decision.status == "registered" and consented is not None:
             visibility = consented
         elif decision.status == "revoked" and current.visibility != "national":
             visibility, reason = "national", "revoked"
         return Amendment({**payload, "membership": membership}, visibility, reason)
 
     async def tell(conn: BaseDBAsyncClient, env: Envelope) -> None:
-        await Application.filter(record_id=rid).using_db(conn).update(status=decision.status)
+        await Application.filter(record_id=rid).using_db(conn).update(status=decision.status, proposal=None,
+                                                                        proposed_at=None)
         if found is None or gatekeeper is None:
             return
         applicant, app = found
@@ -205,11 +213,15 @@ async def history(rid: str) -> list[dict[str, Any]] | None:
 
 async def queue(limit: int = 200) -> list[dict[str, Any]]:
     """Applications waiting for a decision (applied or assessed), oldest first."""
-    rows = await Application.filter(status__in=["applied", "assessed"]).order_by("confirmed_at").limit(limit)
+    from tortoise.expressions import Q
+
+    rows = await Application.filter(Q(status__in=["applied", "assessed"]) | Q(proposal__not_isnull=True)) \
+        .order_by("confirmed_at").limit(limit)
     out = []
     for app in rows:
         stored = orjson.loads(app.body or "{}")
         out.append({"id": app.id, "record_id": app.record_id, "status": app.status,
                     "organisation": (stored.get("payload") or {}).get("legal_name"),
-                    "confirmed_at": app.confirmed_at, "visibility": app.visibility})
+                    "confirmed_at": app.confirmed_at, "visibility": app.visibility,
+                    "proposal": "pending" if app.proposal else None})
     return out

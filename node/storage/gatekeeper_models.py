@@ -32,6 +32,9 @@ class Application(Model):
     visibility = fields.CharField(max_length=8)
     body = fields.TextField()
     record_id = fields.CharField(max_length=120, null=True, db_index=True)
+    #: A registered member's proposed new payload (JSON), waiting for an assessor (manage link).
+    proposal = fields.TextField(null=True)
+    proposed_at = fields.CharField(max_length=20, null=True)
 
     class Meta:
         table = "applications"

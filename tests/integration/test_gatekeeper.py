@@ -434,3 +434,53 @@ async def test_erasure_leaves_no_mail_and_no_application_behind(app_client: Any,
     assert marker not in app.body and app.email == ""
     history = (await (await client.get(f"/api/v1/records/{rid}/history", headers=node.auth("admin"))).json())["versions"]
     assert all(v["note"] is None for v in history)
+
+
+async def test_manage_link_follows_and_proposes_changes(gk: Client, node: Instance, smtp: SmtpServer) -> None:
+    """The manage link: the applicant's file; a rejected organisation applies again (rejected → applied);
+    a registered member's change waits for an assessor, then is published; a new link by e-mail."""
+    app_id, rid, manage = await apply_and_confirm(gk, smtp)
+    bearer = {"Authorization": f"Bearer {manage}"}
+    resp = await decide(gk, node, rid, status="rejected", ground="criteria-not-met", note="Add your activities.")
+    assert resp.status == 201
+    file = await (await gk.get(f"/api/v1/applications/{app_id}", headers=bearer)).json()
+    assert file["status"] == "rejected" and file["decisions"][-1]["note"] == "Add your activities."
+
+    changed = org(description="Post-quantum cryptography for energy grids; incident response since 2019.")
+    resp = await gk.post(f"/api/v1/applications/{app_id}/changes", json={"payload": changed}, headers=bearer)
+    assert resp.status == 202, await resp.text()
+    assert (await resp.json())["status"] == "applied"
+    env = orjson.loads((await Record.get(id=rid)).envelope)
+    assert env["payload"]["membership"] == {"status": "applied"} and env["visibility"] == "national"
+    await expect_problem(await gk.post(f"/api/v1/applications/{app_id}/changes",
+                                       json={"payload": org(membership={"status": "registered"})}, headers=bearer),
+                         422, "schema_invalid")
+    await expect_problem(await gk.post(f"/api/v1/applications/{app_id}/changes", json={"payload": changed},
+                                       headers={"Authorization": "Bearer forged"}), 401, "unauthenticated")
+
+    assert (await decide(gk, node, rid, status="assessed")).status == 201
+    assert (await decide(gk, node, rid, status="registered")).status == 201
+    published = orjson.loads((await FeedEntry.get(record_id=rid)).envelope)
+    resp = await gk.post(f"/api/v1/applications/{app_id}/changes",
+                         json={"payload": org(website="https://new.example.de")}, headers=bearer)
+    assert resp.status == 202 and (await resp.json())["proposal"] == "pending"
+    assert orjson.loads((await FeedEntry.get(record_id=rid)).envelope) == published  # nothing changes yet
+    queue = (await (await gk.get("/api/v1/applications", headers=node.auth("assessor"))).json())["applications"]
+    assert [a["proposal"] for a in queue if a["id"] == app_id] == ["pending"]
+    resp = await decide(gk, node, rid, status="registered", note="Website updated.")
+    assert resp.status == 201, await resp.text()
+    env = await resp.json()
+    assert env["payload"]["website"] == "https://new.example.de" and env["visibility"] == "public"
+    assert env["payload"]["membership"]["status"] == "registered"
+    await expect_problem(await decide(gk, node, rid, status="registered"), 422, "invalid_transition")  # none pending
+
+    resp = await gk.post("/api/v1/applications/manage-link", json={"email": "erika@cyberlab.example.de"})
+    assert resp.status == 202
+    for _ in range(100):
+        asked = [m for m in smtp.mailbox.messages if "link to follow" in str(m["Subject"])]
+        if asked:
+            break
+        await asyncio.sleep(0.1)
+    assert [x for x in links(asked[0]) if x[2] and x[1] == app_id]
+    resp = await gk.post("/api/v1/applications/manage-link", json={"email": "nobody@cyberlab.example.de"})
+    assert resp.status == 202  # the same answer: nobody learns who applied

@@ -57,10 +57,23 @@ async def confirm(request: web.Request) -> web.StreamResponse:
 async def application_status(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/applications/{id} with ``Authorization: Bearer <manage token>`` — the applicant's file."""
     app_id = application_id(request)
+    return no_store(json_response(await _gatekeeper(request).status(app_id, _bearer(request))))
+
+
+async def propose(request: web.Request) -> web.StreamResponse:
+    """POST /api/v1/applications/{id}/changes {payload, visibility?} with the manage link's token as
+    ``Authorization: Bearer`` — later changes, assessed like an application."""
+    app_id = application_id(request)
+    token = _bearer(request)
+    body = await read_json(request, ctx(request).settings.max_body_bytes)
+    return no_store(json_response(await _gatekeeper(request).propose(app_id, token, body), status=202))
+
+
+def _bearer(request: web.Request) -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send the token of your manage link as 'Authorization: Bearer <token>'")
-    return no_store(json_response(await _gatekeeper(request).status(app_id, token.strip())))
+    return token.strip()
 
 
 async def manage_link(request: web.Request) -> web.Response:
