@@ -113,3 +113,13 @@ async def test_forwarded_header_from_an_untrusted_peer_is_ignored(app_client: An
     resp = await client.post("/api/v1/applications", json=body, headers={"X-Forwarded-For": "198.51.100.2"})
     await expect_problem(resp, 429, "rate_limited")
     assert int(resp.headers["Retry-After"]) > 0
+
+
+async def test_two_clicks_at_once_confirm_once(client: Any, node: Instance) -> None:
+    import asyncio
+
+    app_id, confirm, _ = await _applied(client, node)
+    answers = await asyncio.gather(*(client.post(f"/api/v1/applications/{app_id}/confirm", json={"token": confirm})
+                                     for _ in range(4)))
+    assert sorted(r.status for r in answers) == [200, 409, 409, 409]
+    assert await Record.all().count() == 1
