@@ -253,6 +253,9 @@ class Outbox:
                 await asyncio.wait({waiter, stopper}, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 stopper.cancel()
+                if wake.is_set():
+                    # queued inside a transaction that may not have committed yet: give it a moment
+                    await asyncio.sleep(0.1)
         finally:
             _RUNNING.discard(wake)
 
