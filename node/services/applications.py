@@ -44,6 +44,8 @@ NODE_SET_FIELDS = ("membership", "consent")
 CONFIRM = "apply-confirm"
 MANAGE = "apply-manage"
 WINDOW_S = 3600
+#: Sent mails keep their row (recipient, kind, when; no body) this long, for the operator's questions.
+SENT_KEPT_S = 30 * 86400
 MAX_TOKEN_CHARS = 2048
 _CRLF = re.compile(r"[\r\n\x00\u2028\u2029\u0085]")
 
@@ -413,14 +415,21 @@ class Gatekeeper:
     # -- housekeeping --------------------------------------------------------------------------
 
     async def purge_unconfirmed(self) -> int:
-        """Delete applications never confirmed within ``application_ttl_s`` (and their unsent mails)."""
-        cutoff = format_timestamp(self.clock() - timedelta(seconds=self.settings.application_ttl_s))
-        ids = await Application.filter(status="unconfirmed", created_at__lt=cutoff).values_list("id", flat=True)
+        """Delete applications never confirmed within ``application_ttl_s`` with every mail about them
+        (rows and .eml files: a stranger's name and address are not kept), and the address of sent mails
+        older than :data:`SENT_KEPT_S`. Returns how many applications went."""
+        now = self.clock()
+        old_sent = format_timestamp(now - timedelta(seconds=SENT_KEPT_S))
+        await MailMessage.filter(state="sent", sent_at__lt=old_sent).delete()
+        cutoff = format_timestamp(now - timedelta(seconds=self.settings.application_ttl_s))
+        ids = list(await Application.filter(status="unconfirmed", created_at__lt=cutoff).values_list("id", flat=True))
         if not ids:
             return 0
+        mails = list(await MailMessage.filter(application_id__in=ids).values_list("id", flat=True))
         async with in_transaction() as conn:
-            await MailMessage.filter(application_id__in=list(ids), state="pending").using_db(conn).delete()
-            await Application.filter(id__in=list(ids), status="unconfirmed").using_db(conn).delete()
+            await MailMessage.filter(application_id__in=ids).using_db(conn).delete()
+            await Application.filter(id__in=ids, status="unconfirmed").using_db(conn).delete()
+        mail.remove_files(self.settings.outbox_dir, [int(m) for m in mails])
         return len(ids)
 
     async def forget_record(self, record_id: str) -> int:

@@ -216,6 +216,7 @@ async def test_forged_and_expired_links_are_refused(app_client: Any, node: Insta
     gatekeeper = client.app[__import__("node.http.keys", fromlist=["CONTEXT"]).CONTEXT].gatekeeper
     assert await gatekeeper.purge_unconfirmed() == 1
     assert not await Application.filter(id=app_id).exists()
+    assert not await MailMessage.filter(application_id=app_id).exists()
 
 
 async def test_rate_limits_per_email_and_address(app_client: Any, node: Instance, smtp: SmtpServer) -> None:
