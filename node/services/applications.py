@@ -56,6 +56,11 @@ def application_schema() -> str:
     return "organisation/1"
 
 
+def record_fields() -> dict[str, Any]:
+    """What the NCC sets on an application's record when it is confirmed."""
+    return {"membership": {"status": "applied"}, "consent": {"share_with_eccc_and_nccs": True}}
+
+
 class TokenUsed(ApiError):
     code, status, title = "token_used", 409, "Link already used"
 
@@ -175,8 +180,10 @@ class Gatekeeper:
 
     # -- apply ---------------------------------------------------------------------------------
 
-    def check_payload(self, payload: Any) -> None:
-        """Validate an application's payload like a record's (pointers inside ``/payload``).
+    async def check_payload(self, payload: Any) -> None:
+        """Validate an application's payload like a record's (pointers inside ``/payload``): against
+        the application schema, and as the record it becomes will be written (the publisher's check:
+        a schema version the hub does not accept yet is refused now, not at confirmation).
 
         Raises:
             SchemaInvalid: not an object, carries membership/consent, fails the schema or the country.
@@ -193,6 +200,13 @@ class Gatekeeper:
         if payload.get("country") != self.settings.country:
             raise _schema_error(f"an organisation applying to the {self.settings.country} NCC must be "
                                 f"established in {self.settings.country}", "/payload/country")
+        versions = getattr(self.publisher, "schemas", None)  # which version writes use, where chosen
+        if versions is not None:
+            await versions.refresh()
+        try:
+            self.publisher.check_payload("organisation", "national", {**payload, **record_fields()})
+        except SchemaInvalid as exc:
+            raise within(exc, "/payload") from None
 
     async def _limit(self, field: str, key: str, limit: int, what: str) -> None:
         now = self.clock()
@@ -234,7 +248,7 @@ class Gatekeeper:
         if body.get("accept_terms") is not True:
             raise _schema_error("accept_terms must be true", "/accept_terms")
         applicant = parse_applicant(body.get("applicant"))
-        self.check_payload(body.get("payload"))
+        await self.check_payload(body.get("payload"))
         client_key = _digest("client:" + client)
         ekey = email_key(applicant.email)
         await self._limit("client_key", client_key, self.settings.application_rate_per_address, "address")
@@ -273,8 +287,7 @@ class Gatekeeper:
         if not await Application.filter(id=app_id, status="unconfirmed").update(status="confirming"):
             raise TokenUsed("this confirmation link was already used")
         stored = orjson.loads(app.body)
-        payload = {**stored["payload"], "membership": {"status": "applied"},
-                   "consent": {"share_with_eccc_and_nccs": True}}
+        payload = {**stored["payload"], **record_fields()}
         applicant = Applicant(app.name, app.email)
         manage = self.link(app_id, self.issue(app_id, MANAGE, self.settings.manage_link_ttl_s), manage=True)
         organisation = str(payload.get("legal_name", ""))
@@ -334,7 +347,7 @@ class Gatekeeper:
             raise Conflict("confirm the application first (the link in the first mail)")
         if not isinstance(body, dict) or set(body) - {"payload", "visibility"}:
             raise _schema_error("body must be {payload, visibility?}", "")
-        self.check_payload(body.get("payload"))
+        await self.check_payload(body.get("payload"))
         visibility = body.get("visibility", app.visibility)
         if visibility not in ("public", "network"):
             raise _schema_error("visibility must be public or network", "/visibility")
