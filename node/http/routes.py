@@ -138,7 +138,8 @@ def all_routes() -> list[Route]:
         Route("GET", "/api/v1/applications", applications.application_queue, "applications-queue",
               "Assessors and admins: applications waiting for a decision", roles=("node",), auth="user",
               tag="applications", responses={200: "the queue"}, response_schema="ApplicationQueue"),
-        Route("POST", "/api/v1/applications/manage-link", applications.manage_link, "applications-manage-link",
+        # not under /api/v1/applications/: GET /api/v1/applications/{id} would also match it
+        Route("POST", "/api/v1/manage-links", applications.manage_link, "applications-manage-link",
               "Mail a fresh manage link to an applicant's address (same answer whether or not it applied)",
               roles=("node",), tag="applications", body="ManageLinkRequest",
               responses={202: "sent if known", 429: "rate_limited (Retry-After)"}, response_schema="Object"),

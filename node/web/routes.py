@@ -61,7 +61,7 @@ def portal_routes() -> list[Route]:
              "Ask for a new link to follow an application", roles=("node",)),
         page("POST", "/apply/link", apply.link_submit, "portal-apply-link",
              "Mail a new manage link (same answer whether or not the address applied)", roles=("node",),
-             body="ManageLinkForm", responses={202: "HTML page", 429: "rate_limited"}),
+             body="ManageLinkForm", responses={202: "HTML page", 422: "not an e-mail address", 429: "rate_limited"}),
         page("GET", "/apply/{id}", apply.confirm_page, "portal-apply-confirm-form",
              "The mailed confirmation link: a page with a button (nothing is confirmed by GET)", roles=("node",),
              params=(APPLICATION_ID, query("token", "the link's token"))),

@@ -475,7 +475,7 @@ async def test_manage_link_follows_and_proposes_changes(gk: Client, node: Instan
     assert env["payload"]["membership"]["status"] == "registered"
     await expect_problem(await decide(gk, node, rid, status="registered"), 422, "invalid_transition")  # none pending
 
-    resp = await gk.post("/api/v1/applications/manage-link", json={"email": "erika@cyberlab.example.de"})
+    resp = await gk.post("/api/v1/manage-links", json={"email": "erika@cyberlab.example.de"})
     assert resp.status == 202
     for _ in range(100):
         asked = [m for m in smtp.mailbox.messages if "link to follow" in str(m["Subject"])]
@@ -483,5 +483,5 @@ async def test_manage_link_follows_and_proposes_changes(gk: Client, node: Instan
             break
         await asyncio.sleep(0.1)
     assert [x for x in links(asked[0]) if x[2] and x[1] == app_id]
-    resp = await gk.post("/api/v1/applications/manage-link", json={"email": "nobody@cyberlab.example.de"})
+    resp = await gk.post("/api/v1/manage-links", json={"email": "nobody@cyberlab.example.de"})
     assert resp.status == 202  # the same answer: nobody learns who applied

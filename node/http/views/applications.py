@@ -77,7 +77,7 @@ def _bearer(request: web.Request) -> str:
 
 
 async def manage_link(request: web.Request) -> web.Response:
-    """POST /api/v1/applications/manage-link {email} — 202 whether or not that address applied."""
+    """POST /api/v1/manage-links {email} — 202 whether or not that address applied."""
     settings = ctx(request).settings
     body = await read_json(request, 16 * 1024)
     await _gatekeeper(request).resend_manage_link(body, client_address(request, settings.trusted_proxies))
