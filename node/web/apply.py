@@ -35,7 +35,7 @@ from node.web.schema_forms import (
     schema_fields,
     text_value,
 )
-from node.web.session import check_csrf
+from node.web.session import check_csrf, portal_principal
 from schemas import ID_BASE
 
 MAX_APPLY_FORM_BYTES = 256 * 1024
@@ -175,7 +175,7 @@ async def queue_page(request: web.Request) -> web.Response:
 
 async def _assess_page(request: web.Request, rid: str, errors: list[str], status: int = 200,
                        notice: str | None = None) -> web.Response:
-    env = await data.own_record(rid)
+    env = await data.own_record(request, await portal_principal(request), rid)
     versions = await assessment.history(rid) or []
     current = ((env.get("payload") or {}).get("membership") or {}).get("status")
     allowed = sorted(assessment.DECISION_TRANSITIONS.get(current, frozenset()),
