@@ -53,7 +53,7 @@ _CRLF = re.compile(r"[\r\n\x00\u2028\u2029\u0085]")
 def application_schema() -> str:
     """The payload schema applications are validated against and records created with: the one place
     that names it (``organisation/2`` once the hub accepts it)."""
-    return "organisation/1"
+    return "organisation/2"
 
 
 def record_fields() -> dict[str, Any]:

@@ -485,3 +485,14 @@ async def test_manage_link_follows_and_proposes_changes(gk: Client, node: Instan
     assert [x for x in links(asked[0]) if x[2] and x[1] == app_id]
     resp = await gk.post("/api/v1/manage-links", json={"email": "nobody@cyberlab.example.de"})
     assert resp.status == 202  # the same answer: nobody learns who applied
+
+
+async def test_organisation_2_fields_wait_for_the_hub(gk: Client, smtp: SmtpServer) -> None:
+    """Applications use organisation/2 (FORM-ECCC-001): the form offers its fields; while the hub's
+    directory does not accept /2 (here: not enrolled), a payload using them is refused at once — never
+    accepted, then failing at confirmation."""
+    text = await (await gk.get("/apply")).text()
+    assert 'name="/general_email"' in text and 'name="/exclusion_declaration"' in text
+    problem = await expect_problem(await gk.post("/api/v1/applications", json=application(
+        payload=org(general_email="info@cyberlab.example.de"))), 422, "schema_invalid")
+    assert await Application.all().count() == 0, problem
