@@ -37,7 +37,7 @@ from node.storage.reads import StoredRecord
 
 _COUNTRY = re.compile(r"\A[A-Z]{2}\Z")
 #: Node roles that see every record of the node, whole.
-NODE_READERS = ("admin", "editor", "reader")
+NODE_READERS = ("admin", "editor", "reader", "assessor")  # assessors judge national records (§12)
 #: Hub roles that see ``network`` records, whole.
 HUB_READERS = ("admin", "analyst")
 ANONYMOUS_VISIBILITIES: frozenset[str] = frozenset({"public"})

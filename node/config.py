@@ -88,6 +88,42 @@ def _max_days(days: int) -> Callable[[Any], str | None]:
     return check
 
 
+def _networks(value: Any) -> str | None:
+    import ipaddress
+
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"{item!r} is not an IP address or CIDR network"
+    return None
+
+
+EMAIL_RE = re.compile(r"\A[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\Z")
+
+
+def _emails(value: Any) -> str | None:
+    bad = [v for v in value if not EMAIL_RE.match(v)]
+    return f"{bad[0]!r} is not an e-mail address" if bad else None
+
+
+def _mail_from(value: Any) -> str | None:
+    if not value:
+        return None
+    from email.utils import parseaddr
+
+    if any(c in value for c in "\r\n") or not EMAIL_RE.match(parseaddr(value)[1]):
+        return "must be an address, optionally with a name: `NCC DE <noreply@ncc.example>`"
+    return None
+
+
+def _smtp(value: Any) -> str | None:
+    if value and not re.match(r"^smtps?://([^@/\s]+@)?[^@/\s:]+(:\d{1,5})?/?$", value):
+        return "must be smtp://[user@]host:port or smtps://[user@]host:port (no password: smtp_password_file)"
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("role", "str", None, "Instance role: `node` (an NCC's registry) or `hub` (the Centre).",
             check=_choice(*ROLES)),
@@ -158,6 +194,34 @@ SETTINGS: tuple[Setting, ...] = (
             roles=("node",), check=_positive),
     Setting("atlas_terms_ttl_s", "int", 86400, "Node: how long the Atlas's taxonomy terms are cached, "
             "seconds (a term not found refreshes them at once).", roles=("node",), check=_positive),
+    # node: the gatekeeper (DESIGN §12)
+    Setting("trusted_proxies", "list", [], "Node: reverse proxies (IP addresses or CIDR networks) whose "
+            "`X-Forwarded-For` names the client for the application limits; empty = the peer address is the "
+            "client.", roles=("node",), check=_networks),
+    Setting("application_rate_per_address", "int", 10, "Node: applications accepted per client address per "
+            "hour (429 `rate_limited` above).", roles=("node",), check=_positive),
+    Setting("application_rate_per_email", "int", 10, "Node: applications (and manage-link requests) accepted "
+            "per applicant e-mail address per hour.", roles=("node",), check=_positive),
+    Setting("confirmation_mails_per_hour", "int", 200, "Node: global cap on confirmation and manage-link "
+            "mails per hour, so the node never becomes a mail cannon.", roles=("node",), check=_positive),
+    Setting("application_ttl_s", "int", 48 * 3600, "Node: lifetime of a confirmation link; unconfirmed "
+            "applications are purged after it.", roles=("node",), check=_max_days(30)),
+    Setting("manage_link_ttl_s", "int", 90 * 86400, "Node: lifetime of an applicant's manage link (a new one "
+            "can be requested by e-mail at any time).", roles=("node",), check=_max_days(3650)),
+    Setting("assessor_emails", "list", [], "Node: addresses told of each newly confirmed application.",
+            roles=("node",), check=_emails),
+    Setting("mail_from", "str", "", "Node: sender of the node's mails (`From`); empty = "
+            "`noreply@<host of url>`.", roles=("node",), check=_mail_from),
+    Setting("smtp_url", "str", "", "Node: SMTP server, `smtp://[user@]host:port` (STARTTLS when offered) or "
+            "`smtps://…`; empty = mails are written as .eml files to `<data-dir>/outbox/`.", roles=("node",),
+            check=_smtp),
+    Setting("smtp_password_file", "str", "", "Node: file holding the SMTP password (mode 0600); never put "
+            "the password in config.toml.", roles=("node",)),
+    Setting("mail_retry_max_s", "int", 3600, "Node: longest wait between two attempts at a mail that could "
+            "not be sent (the wait doubles from 30 s); nothing is dropped.", roles=("node",), check=_positive),
+    Setting("mail_language", "str", "", "Node: language of the mails (`en`, `de`); empty = the country's "
+            "language when a translation exists, else English.", roles=("node",),
+            check=_choice("", "en", "de")),
     # hub
     Setting("pull_interval_s", "int", 300, "Hub: seconds between scheduled pulls of each node.",
             roles=("hub",), check=_positive),
@@ -242,6 +306,18 @@ class Settings:
     atlas_timeout_s: int = 30
     atlas_push_interval_s: int = 900
     atlas_terms_ttl_s: int = 86400
+    trusted_proxies: tuple[str, ...] = ()
+    application_rate_per_address: int = 10
+    application_rate_per_email: int = 10
+    confirmation_mails_per_hour: int = 200
+    application_ttl_s: int = 48 * 3600
+    manage_link_ttl_s: int = 90 * 86400
+    assessor_emails: tuple[str, ...] = ()
+    mail_from: str = ""
+    smtp_url: str = ""
+    smtp_password_file: str = ""
+    mail_retry_max_s: int = 3600
+    mail_language: str = ""
     pull_interval_s: int = 300
     pull_jitter_s: int = 30
     pull_timeout_s: int = 60
@@ -347,6 +423,9 @@ def read_db_password(data_dir: Path, password_file: str, env: Mapping[str, str])
         raise ConfigError(f"db_password_file: {path} not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"db_password_file: {path} unreadable: {exc}") from exc
+    def outbox_dir(self) -> Path:
+        """Where mails go as .eml files when no `smtp_url` is set."""
+        return self.data_dir / "outbox"
 
 
 # Several processes share one SQLite file (`ncc serve` and the CLI next to it: sync, import, token…).

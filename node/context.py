@@ -99,3 +99,4 @@ class Context:
     live: Any = None  # node.services.live.LiveQuery (hub role)
     atlas: Any = None  # node.services.atlas.AtlasPusher (node role, when atlas_url is set)
     log: Any = None  # node.services.translog.TransparencyLog (hub role)
+    gatekeeper: Any = None  # node.services.applications.Gatekeeper (node role)

@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
     tsub.required = True
     c = tsub.add_parser("create", help="create a token; prints it alone on the last line")
     add_data_dir(c)
-    c.add_argument("--role", required=True, help="node: admin|editor|reader; hub: admin|analyst")
+    c.add_argument("--role", required=True, help="node: admin|editor|reader|assessor; hub: admin|analyst")
     c.add_argument("--subject", default="", help="who the token is for (name or e-mail)")
     c.add_argument("--ttl", default=None, metavar="DURATION",
                    help="lifetime, e.g. 30d, 12h (default: setting token_ttl_s; at most token_max_ttl_s)")

@@ -439,3 +439,16 @@ def _native(c: Country, text: str) -> str:
 
 def _roman(k: int) -> str:
     return {2: "II", 3: "III", 4: "IV", 5: "V"}.get(k, str(k))
+
+
+def application_payload(country: str) -> dict[str, Any]:
+    """The organisation that applies during ``ncc demo`` (DESIGN §12): no membership, no consent."""
+    return {
+        "legal_name": f"Demo Cyber Shield {country}",
+        "country": country,
+        "org_type": "ctype.industry-sme",
+        "fields_of_activity": ["foa.academia-research-innovation"],
+        "domains": ["cry"],
+        "subdomains": ["cry.10"],
+        "description": "Applied through the node's portal during the demo: post-quantum cryptography for grids.",
+    }

@@ -104,6 +104,11 @@ class Demo:
         self.tokens["hub:admin"] = _issue_token(hub_settings, "admin", "demo admin")
         for node in self.nodes:
             self.tokens[f"{node.name}:editor"] = _issue_token(_settings(node), "editor", f"demo editor {node.name}")
+            # the dataset stands for an existing registry, statuses included: admins may bring those in
+            # (editors may not set membership, DESIGN §12)
+            self.tokens[f"{node.name}:admin"] = _issue_token(_settings(node), "admin", f"demo admin {node.name}")
+        first = self.nodes[0]
+        self.tokens[f"{first.name}:assessor"] = _issue_token(_settings(first), "assessor", f"demo assessor {first.name}")
         self.invites = _invite(hub_settings, countries)
 
     # -- 3, 4: processes, enrollment -------------------------------------------------------------
@@ -143,7 +148,7 @@ class Demo:
     async def _post_all(self, http: aiohttp.ClientSession, node: Instance,
                         items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         gate = asyncio.Semaphore(MAX_IN_FLIGHT)
-        headers = {"Authorization": f"Bearer {self.tokens[node.name + ':editor']}"}
+        headers = {"Authorization": f"Bearer {self.tokens[node.name + ':admin']}"}
 
         async def post(item: dict[str, Any]) -> dict[str, Any]:
             async with gate, http.post(node.url + "/api/v1/records", json=item, headers=headers) as r:
@@ -176,6 +181,59 @@ class Demo:
             if time.monotonic() > deadline:
                 raise DemoError("hub did not catch up: " + ("; ".join(failed) or str(nodes)))
             await asyncio.sleep(0.3)
+
+    async def application(self, http: aiohttp.ClientSession, timeout: float = 30.0) -> dict[str, Any]:
+        """DESIGN §12 on the first node: an organisation applies, confirms with the link of the mail the
+        node wrote to its outbox, an assessor assesses and registers it; return what happened.
+
+        Raises:
+            DemoError: a step was refused, or the mail did not appear in time.
+        """
+        import email
+        import email.policy
+        import re
+
+        node = self.nodes[0]
+        body = {"type": "organisation", "visibility": "public", "accept_terms": True,
+                "applicant": {"name": "Erika Demo", "email": f"erika@applicant.{node.name.lower()}.example"},
+                "payload": dataset.application_payload(node.name)}
+        async with http.post(node.url + "/api/v1/applications", json=body) as r:
+            answer = await r.json(content_type=None)
+            if r.status != 202:
+                raise DemoError(f"{node.name} refused the demo application: HTTP {r.status} {answer}")
+        app_id = answer["id"]
+        outbox = node.data_dir / "outbox"
+        link = re.compile(rf"^\S+/apply/{app_id}\?token=(\S+)$", re.MULTILINE)
+        deadline = time.monotonic() + timeout
+        token = None
+        while token is None:
+            for path in sorted(outbox.glob("*.eml")) if outbox.exists() else []:
+                msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                text = str(msg.get_body(preferencelist=("plain",)).get_content())  # type: ignore[union-attr]
+                found = link.search(text.replace("\r\n", "\n"))
+                if found:
+                    token = found.group(1)
+            if token is None:
+                if time.monotonic() > deadline:
+                    raise DemoError(f"no confirmation mail in {outbox}")
+                await asyncio.sleep(0.2)
+        async with http.post(f"{node.url}/api/v1/applications/{app_id}/confirm", json={"token": token}) as r:
+            confirmed = await r.json(content_type=None)
+            if r.status != 200:
+                raise DemoError(f"confirmation refused: HTTP {r.status} {confirmed}")
+        rid = confirmed["record_id"]
+        headers = {"Authorization": f"Bearer {self.tokens[node.name + ':assessor']}"}
+        steps = ["applied"]
+        for status in ("assessed", "registered"):
+            async with http.post(f"{node.url}/api/v1/records/{rid}/decisions", json={"status": status},
+                                 headers=headers) as r:
+                if r.status != 201:
+                    raise DemoError(f"decision {status} refused: HTTP {r.status} {await r.text()}")
+            steps.append(status)
+        while len(list(outbox.glob("*.eml"))) < 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # confirmation, received, assessed, registered
+        return {"id": rid, "steps": steps, "mails": len(list(outbox.glob("*.eml"))), "outbox": outbox,
+                "name": body["payload"]["legal_name"]}
 
     async def find_portal(self, http: aiohttp.ClientSession) -> None:
         """Note which web pages the instances serve (the portal is optional to the demo)."""
@@ -255,6 +313,11 @@ async def _online(demo: Demo, report: Reporter, started: float) -> None:
         t = time.monotonic()
         nodes = await demo.sync(http)
         report.synced(demo, nodes, t)
+        t = time.monotonic()
+        applied = await demo.application(http)
+        await demo.sync(http)
+        report.step("applied", f"{applied['name']}: {' → '.join(applied['steps'])}, published to the hub; "
+                    f"{applied['mails']} mails written to {applied['outbox']}", t)
         report.step("ready", f"federation up and synced in {time.monotonic() - started:.1f} s", None)
         await report.searches(demo, http)
         await demo.find_portal(http)

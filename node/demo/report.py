@@ -140,6 +140,8 @@ class Reporter:
         self.out(f"  hub analyst:        {demo.tokens['hub:analyst']}")
         self.out(f"  hub admin:          {demo.tokens['hub:admin']}")
         self.out(f"  node {first.name} editor:     {demo.tokens[first.name + ':editor']}")
+        self.out(f"  node {first.name} assessor:   {demo.tokens[first.name + ':assessor']}"
+                 f"   (queue: {first.url}/admin/assessments; apply: {first.url}/apply)")
         self.out("")
         self.out("Try:")
         analyst = demo.tokens["hub:analyst"]

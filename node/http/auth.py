@@ -39,9 +39,9 @@ from node.keystore import InstanceKey
 from node.services.ratelimit import RateLimiter, retry_after
 from node.storage.models import ApiToken, SeenJti
 
-NODE_ROLES = ("admin", "editor", "reader")
+NODE_ROLES = ("admin", "editor", "reader", "assessor")  # assessor: DESIGN §12
 HUB_ROLES = ("admin", "analyst")
-ROLE_RANK = {"reader": 1, "analyst": 1, "editor": 2, "admin": 3}
+ROLE_RANK = {"reader": 1, "analyst": 1, "assessor": 2, "editor": 2, "admin": 3}
 
 
 @dataclass(frozen=True)

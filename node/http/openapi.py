@@ -75,6 +75,40 @@ BODIES: dict[str, Schema] = {
         },
     },
     "Notify": {"type": "object", "properties": {"country": {"type": "string", "description": "the caller's own"}}},
+    "Application": {
+        "type": "object",
+        "required": ["type", "payload", "applicant", "accept_terms"],
+        "properties": {
+            "type": {"const": "organisation"},
+            "payload": {"type": "object", "description": "an organisation payload without membership or consent"},
+            "visibility": {"enum": ["public", "network"], "default": "network",
+                           "description": "what the applicant consents to once registered"},
+            "applicant": {"type": "object", "required": ["name", "email"], "additionalProperties": False,
+                          "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+                                         "email": {"type": "string", "format": "email", "maxLength": 254}}},
+            "accept_terms": {"const": True},
+        },
+        "additionalProperties": False,
+    },
+    "Proposal": {"type": "object", "required": ["payload"], "properties": {
+        "payload": {"type": "object", "description": "the whole organisation payload, without membership or consent"},
+        "visibility": {"enum": ["public", "network"]}}, "additionalProperties": False},
+    "Confirm": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}},
+                "additionalProperties": False},
+    "ManageLinkRequest": {"type": "object", "required": ["email"], "properties": {"email": {"type": "string"}},
+                          "additionalProperties": False},
+    "Decision": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"enum": ["assessed", "registered", "rejected", "revoked"]},
+            "ground": {"enum": ["criteria-not-met", "criteria-no-longer-met", "financial-regulation-exclusion",
+                                "security-reasons"], "description": "required for rejected and revoked only"},
+            "note": {"type": "string", "maxLength": 2000, "description": "for the applicant; kept in the history"},
+        },
+        "additionalProperties": False,
+    },
+
     "RotateKey": {"type": "object", "description": "a key-rotation statement signed by the old key"},
     "LiveSearch": {
         "type": "object",
@@ -105,6 +139,16 @@ BODIES: dict[str, Schema] = {
                        "description": "YYYY-MM-DDTHH:MM:SSZ (default: now)"}}},
     # -- portal forms (every POST carries the CSRF token: an HMAC of the session id or ncc_csrf cookie)
     "CsrfForm": {"type": "object", "required": ["csrf"], "properties": {"csrf": {"type": "string"}}},
+    "ApplyForm": {"type": "object", "required": ["csrf", "applicant_name", "applicant_email"], "properties": {
+        "csrf": {"type": "string"}, "applicant_name": {"type": "string"}, "applicant_email": {"type": "string"},
+        "visibility": {"enum": ["public", "network"]}, "accept_terms": {"const": "yes"}},
+        "additionalProperties": {"type": "string", "description": "payload fields named by their JSON pointer"}},
+    "ManageLinkForm": {"type": "object", "required": ["csrf", "email"], "properties": {
+        "csrf": {"type": "string"}, "email": {"type": "string"}}},
+    "ConfirmForm": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}},
+    "DecisionForm": {"type": "object", "required": ["csrf", "status"], "properties": {
+        "csrf": {"type": "string"}, "status": {"enum": ["assessed", "registered", "rejected", "revoked"]},
+        "ground": {"type": "string"}, "note": {"type": "string", "maxLength": 2000}}},
     "LoginForm": {"type": "object", "required": ["csrf", "token"], "properties": {
         "csrf": {"type": "string"}, "token": {"type": "string"}, "next": {"type": "string"}}},
     "RecordForm": {"type": "object", "required": ["csrf", "visibility"], "properties": {
@@ -225,6 +269,25 @@ RESPONSES: dict[str, Schema] = {
         "total": {"type": "integer"}, "items": {"type": "array", "items": {"type": "object"}},
         "next_after": {"type": ["integer", "null"]}}},
     "Enrolled": {"type": "object", "required": ["directory"], "properties": {"directory": {"type": "object"}}},
+    "ApplicationAccepted": {"type": "object", "required": ["id", "status"], "properties": {
+        "id": {"type": "string"}, "status": {"const": "unconfirmed"}}},
+    "ApplicationConfirmed": {"type": "object", "required": ["id", "record_id", "status"], "properties": {
+        "id": {"type": "string"}, "record_id": {"type": "string"}, "status": {"const": "applied"}}},
+    "ApplicationFile": {"type": "object", "required": ["id", "status"], "properties": {
+        "id": {"type": "string"}, "status": {"type": "string"}, "record_id": NULLABLE_STRING,
+        "organisation": NULLABLE_STRING, "submitted_at": {"type": "string"}, "confirmed_at": NULLABLE_STRING,
+        "decisions": {"type": "array", "items": {"type": "object"}}}},
+    "ApplicationQueue": {"type": "object", "required": ["applications"], "properties": {
+        "applications": {"type": "array", "items": {"type": "object"}}}},
+    "History": {"type": "object", "required": ["id", "versions"], "properties": {
+        "id": {"type": "string"},
+        "versions": {"type": "array", "items": {"type": "object", "required": [
+            "version", "at", "actor", "actor_kind", "decision", "ground", "note", "changed"], "properties": {
+            "version": {"type": "integer"}, "at": {"type": "string"}, "visibility": {"type": "string"},
+            "deleted": {"type": "boolean"}, "actor": NULLABLE_STRING, "actor_kind": NULLABLE_STRING,
+            "decision": NULLABLE_STRING, "ground": NULLABLE_STRING, "note": NULLABLE_STRING,
+            "changed": {"type": ["array", "null"], "items": {"type": "string"}}}}}}},
+
 }
 
 #: Who may call an operation: API routes take a bearer token; portal pages also a session cookie.

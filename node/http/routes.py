@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from aiohttp import web
 
 from node.errors import InvalidParameter
-from node.http.views import atlas, audit, federation, health, hub, log, records, search
+from node.http.views import applications, atlas, audit, federation, health, hub, log, records, search
 from schemas import RECORD_TYPES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -48,12 +48,15 @@ RECORD_TYPE: Schema = {"enum": list(RECORD_TYPES)}
 REPEATABLE: Schema = {"type": "array", "items": {"type": "string"}}
 SEQUENCE = integer(0, 2**62)
 RECORD_ID_PARAM = (path("id", "record id urn:ncc:<origin>:<type>:<uuid>", RECORD_ID),)
+APPLICATION_ID = path("id", "application id (UUID)", {"type": "string", "pattern": "^[0-9a-f-]{36}$"})
 SEARCH_FILTERS = (
     query("type", "repeatable", REPEATABLE), query("country", "repeatable", REPEATABLE),
     query("domain", "repeatable; matches sub-domains too", REPEATABLE),
     query("subdomain", "repeatable", REPEATABLE), query("sector", "repeatable", REPEATABLE),
     query("technology", "repeatable", REPEATABLE), query("use_case", "repeatable", REPEATABLE),
     query("role", "repeatable (ECSF)", REPEATABLE), query("org_type", "repeatable", REPEATABLE),
+    query("membership", "repeatable: organisations with this membership status (e.g. registered); "
+          "records of other types are unaffected", REPEATABLE),
 )
 SEARCH_PARAMS = (
     query("q", "free text; last word matches as a prefix", {"type": "string", "maxLength": 500}),
@@ -125,6 +128,47 @@ def all_routes() -> list[Route]:
               "Where an organisation stands in the ECCC Atlas (UUID, last push, state)", roles=("node",),
               auth="user", params=rid, responses={200: "sync state", 404: "not an organisation of this node"},
               response_schema="AtlasSync"),
+        # -- the gatekeeper (DESIGN §12)
+        Route("POST", "/api/v1/applications", applications.apply, "applications-create",
+              "Apply to join the Community (anonymous); a confirmation link is mailed", roles=("node",),
+              tag="applications", body="Application",
+              responses={202: "{id, status: unconfirmed}", 400: "malformed_json / invalid_parameter (line break "
+                         "in a value that reaches a mail header)", 429: "rate_limited (Retry-After)"},
+              response_schema="ApplicationAccepted"),
+        Route("GET", "/api/v1/applications", applications.application_queue, "applications-queue",
+              "Assessors and admins: applications waiting for a decision", roles=("node",), auth="user",
+              tag="applications", responses={200: "the queue"}, response_schema="ApplicationQueue"),
+        # not under /api/v1/applications/: GET /api/v1/applications/{id} would also match it
+        Route("POST", "/api/v1/manage-links", applications.manage_link, "applications-manage-link",
+              "Mail a fresh manage link to an applicant's address (same answer whether or not it applied)",
+              roles=("node",), tag="applications", body="ManageLinkRequest",
+              responses={202: "sent if known", 429: "rate_limited (Retry-After)"}, response_schema="Object"),
+        Route("POST", "/api/v1/applications/{id}/confirm", applications.confirm, "applications-confirm",
+              "Confirm an application with the mailed token: creates the national record, status applied",
+              roles=("node",), tag="applications", body="Confirm", params=(APPLICATION_ID,),
+              responses={200: "{id, record_id, status: applied}", 401: "unauthenticated (forged or expired link)",
+                         409: "token_used"}, response_schema="ApplicationConfirmed"),
+        Route("GET", "/api/v1/applications/{id}", applications.application_status, "applications-status",
+              "The applicant's file (Authorization: Bearer <token of the manage link>)", roles=("node",),
+              tag="applications", params=(APPLICATION_ID,),
+              responses={200: "status and decisions", 401: "unauthenticated (missing, forged or expired link)"},
+              response_schema="ApplicationFile"),
+        Route("POST", "/api/v1/applications/{id}/changes", applications.propose, "applications-changes",
+              "The applicant's later changes (Authorization: Bearer <manage-link token>): a rejected or revoked "
+              "organisation applies again; a registered member's change waits for an assessor",
+              roles=("node",), tag="applications", body="Proposal", params=(APPLICATION_ID,),
+              responses={202: "{id, record_id, status, proposal}", 401: "unauthenticated (missing, forged or "
+                         "expired link)", 409: "conflict (not confirmed yet)"}, response_schema="Object"),
+        Route("POST", "/api/v1/records/{id}/decisions", applications.decide, "records-decide",
+              "Assessors and admins: decide on a membership (the server sets assessed_by and assessed_at)",
+              roles=("node",), auth="user", tag="applications", params=rid, body="Decision",
+              responses={201: "the new signed version", 410: "gone",
+                         422: "schema_invalid (ground missing or not allowed) / invalid_transition"},
+              response_schema="Envelope"),
+        Route("GET", "/api/v1/records/{id}/history", applications.history, "records-history",
+              "Editors, assessors and admins: every version with who caused it, when, decision, ground, note "
+              "and the fields changed", roles=("node",), auth="user", params=rid,
+              responses={200: "versions"}, response_schema="History"),
         Route("GET", "/api/v1/search", search.search, "search", search_summary, roles=("node",), auth="optional",
               tag="search", params=SEARCH_PARAMS, responses={200: "results and facets"},
               response_schema="SearchResult"),

@@ -25,7 +25,13 @@ DIMENSIONS: tuple[str, ...] = (
     "use_case",
     "role",
     "org_type",
+    "membership",
 )
+
+#: The ``membership`` tag of every record that is not an organisation (DESIGN §12: the filter
+#: ``membership=registered`` narrows organisations only, other types are unaffected). Never shown.
+MEMBERSHIP_NOT_APPLICABLE = "-"
+MEMBERSHIP_STATUSES = ("applied", "assessed", "registered", "rejected", "revoked")
 
 VISIBILITIES: frozenset[str] = frozenset({"public", "network", "national"})
 

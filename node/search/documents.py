@@ -22,7 +22,7 @@ from typing import Any
 
 from federation.schemas import Annotations, disclose, schema_id_for
 
-from .base import SearchDoc
+from .base import MEMBERSHIP_NOT_APPLICABLE, SearchDoc
 
 #: Vocabulary name -> the dimension its ids tag (fields_of_activity only feeds text).
 VOCABULARY_DIMENSIONS: dict[str, str] = {
@@ -163,6 +163,11 @@ def _tags(
         parent = vocab.parent.get(sub) or (sub.split(".", 1)[0] if "." in sub else "")
         if parent:
             add("domain", parent)
+    membership = payload.get("membership") if record_type == "organisation" else None
+    if record_type != "organisation":
+        add("membership", MEMBERSHIP_NOT_APPLICABLE)
+    elif isinstance(membership, Mapping) and isinstance(membership.get("status"), str):
+        add("membership", membership["status"])
     return tags
 
 

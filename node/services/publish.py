@@ -15,7 +15,7 @@ versions).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -42,6 +42,7 @@ from node.keystore import InstanceKey
 from node.services.erasure import record_erasure
 from node.services.schema_versions import SchemaVersions
 from node.storage import sql
+from node.storage.gatekeeper_models import Application, VersionEvent
 from node.storage.models import FeedEntry, FeedWithdrawal, Record, RecordVersion
 
 # Membership workflow of Art. 8(4): which status may follow which. A new record may carry any
@@ -77,6 +78,48 @@ _INSERT_RECORD = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_FEED = "INSERT INTO feed (record_id, seq, envelope) VALUES (?, ?, ?)"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who causes a version (DESIGN §12 history): a token's subject, ``applicant``, an import…
+
+    Kept with the version in the ``version_events`` side table, never in the signed envelope.
+    """
+
+    name: str
+    kind: str = "user"  # user | applicant | import | system
+    decision: str | None = None
+    ground: str | None = None
+    note: str | None = None
+
+
+#: Called inside the write's transaction with the new envelope (queue mails with the version).
+AfterWrite = Callable[[BaseDBAsyncClient, Envelope], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """What :meth:`Publisher.amend` writes: the next payload and visibility; ``feed_reason`` is the
+    tombstone reason the feed publishes when the record turns national (``withdrawn``, ``revoked``)."""
+
+    payload: dict[str, Any]
+    visibility: str
+    feed_reason: str = "withdrawn"
+
+
+def changed_pointers(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """JSON pointers of the values that differ between two payloads (objects compared key by key)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            pointer = f"{prefix}/{key.replace('~', '~0').replace('/', '~1')}"
+            if key not in old or key not in new:
+                out.append(pointer)
+            else:
+                out.extend(changed_pointers(old[key], new[key], pointer))
+        return out
+    return [] if old == new else [prefix or "/"]
 
 
 def dumps(envelope: Envelope) -> str:
@@ -145,8 +188,9 @@ class Publisher:
 
     # -- writes --------------------------------------------------------------------------------
 
-    async def create(self, rtype: str, visibility: str, payload: Any) -> Envelope:
-        """Create a record (version 1).
+    async def create(self, rtype: str, visibility: str, payload: Any, *, actor: Actor | None = None,
+                     then: AfterWrite | None = None) -> Envelope:
+        """Create a record (version 1); ``actor`` goes to the history, ``then`` runs in the transaction.
 
         Raises:
             SchemaInvalid, ConsentMissing, InvalidTransition: the input is not acceptable.
@@ -157,7 +201,10 @@ class Publisher:
         self.check_transition(None, payload)
         rid = record_id(self.country, rtype, str(uuid.uuid4()))
         async with in_transaction() as conn:
-            env = await self._write(conn, rid, rtype, 1, visibility, False, payload, schema, previous=None)
+            env = await self._write(conn, rid, rtype, 1, visibility, False, payload, schema, previous=None,
+                                    actor=actor)
+            if then is not None:
+                await then(conn, env)
         self._published()
         return env
 
@@ -216,7 +263,9 @@ class Publisher:
                         await self.index.index(conn, wire)
         self._published()
 
-    async def update(self, rid: str, payload: Any, version: Any, visibility: str | None = None) -> Envelope:
+    async def update(self, rid: str, payload: Any, version: Any, visibility: str | None = None, *,
+                     actor: Actor | None = None,
+                     guard: Callable[[dict[str, Any], Any], Any] | None = None) -> Envelope:
         """Replace a record's payload; ``version`` is the version the client is replacing.
 
         Raises:
@@ -235,14 +284,45 @@ class Publisher:
                     f"{rid} is at version {current.version}, not {version}", current_version=current.version
                 )
             vis = visibility if visibility is not None else current.visibility
-            schema = self.check_payload(current.type, vis, payload)
             old = orjson.loads(current.envelope)
+            if guard is not None:  # the caller's rule against the current payload (membership: §12)
+                payload = guard(old["payload"], payload)
+            schema = self.check_payload(current.type, vis, payload)
             self.check_transition(old["payload"], payload)
             next_version = current.version + 1
             if vis == "national" and current.visibility != "national":
                 await self._withdraw_from_feed(conn, rid, current.type, next_version, current.visibility, old["schema"])
             env = await self._write(conn, rid, current.type, next_version, vis, False, payload, schema,
-                                    previous=current)
+                                    previous=current, actor=actor)
+        self._published()
+        return env
+
+    async def amend(self, rid: str, change: Callable[[Record, dict[str, Any]], Amendment], actor: Actor, *,
+                    then: AfterWrite | None = None) -> Envelope:
+        """Write the next version that ``change(current record, current payload)`` computes, inside the
+        write's transaction (so the rule it applies sees the version it replaces): the gatekeeper's
+        decisions. A record turning national publishes a tombstone with ``feed_reason``.
+
+        Raises:
+            NotFound, Gone, and whatever ``change`` or the payload checks raise.
+        """
+        assert self.schemas is not None
+        await self.schemas.refresh()
+        async with in_transaction() as conn:
+            current = await self._lock(conn, rid)
+            if current.deleted:
+                raise Gone(f"{rid} was deleted")
+            old = orjson.loads(current.envelope)
+            amendment = change(current, old["payload"])
+            schema = self.check_payload(current.type, amendment.visibility, amendment.payload)
+            next_version = current.version + 1
+            if amendment.visibility == "national" and current.visibility != "national":
+                await self._withdraw_from_feed(conn, rid, current.type, next_version, current.visibility,
+                                               old["schema"], reason=amendment.feed_reason)
+            env = await self._write(conn, rid, current.type, next_version, amendment.visibility, False,
+                                    amendment.payload, schema, previous=current, actor=actor)
+            if then is not None:
+                await then(conn, env)
         self._published()
         return env
 
@@ -270,7 +350,7 @@ class Publisher:
         self._published()
         return True
 
-    async def delete(self, rid: str, reason: str) -> Envelope:
+    async def delete(self, rid: str, reason: str, *, actor: Actor | None = None) -> Envelope:
         """Publish a tombstone; ``erased`` also purges the payloads of all older versions.
 
         Raises:
@@ -285,7 +365,7 @@ class Publisher:
             # a tombstone names the schema of the version it ends (it carries no payload to validate)
             env = await self._write(
                 conn, rid, current.type, current.version + 1, current.visibility, True,
-                {"reason": reason}, orjson.loads(current.envelope)["schema"], previous=current,
+                {"reason": reason}, orjson.loads(current.envelope)["schema"], previous=current, actor=actor,
             )
             if reason == "erased":
                 await RecordVersion.filter(record_id=rid, version__lt=env.version).using_db(conn).update(
@@ -293,6 +373,9 @@ class Publisher:
                 )
                 # the purge job scrubs what the files still hold (index segments, WAL, free pages)
                 await record_erasure(conn, rid, env.version, self.clock())
+                # the history's notes and the application it came from are its payload too (GDPR Art. 17)
+                await VersionEvent.filter(record_id=rid).using_db(conn).update(note=None)
+                await Application.filter(record_id=rid).using_db(conn).update(body="{}", name="", email="")
         self._published()
         return env
 
@@ -319,12 +402,13 @@ class Publisher:
         return rec
 
     async def _withdraw_from_feed(
-        self, conn: BaseDBAsyncClient, rid: str, rtype: str, version: int, visibility: str, schema: str
+        self, conn: BaseDBAsyncClient, rid: str, rtype: str, version: int, visibility: str, schema: str,
+        reason: str = "withdrawn",
     ) -> Envelope:
-        """Put the ``withdrawn`` tombstone of ``version`` (the version that turns the record national)
-        into the feed, in place of what the feed published for the record."""
+        """Put the ``withdrawn`` (or ``revoked``) tombstone of ``version`` (the version that turns the
+        record national) into the feed, in place of what the feed published for the record."""
         seq = await sql.next_sequence(conn)
-        env = self._sign(rid, rtype, version, visibility, True, {"reason": "withdrawn"}, schema)
+        env = self._sign(rid, rtype, version, visibility, True, {"reason": reason}, schema)
         text = dumps(env)
         if not await FeedEntry.filter(record_id=rid).using_db(conn).update(seq=seq, envelope=text):
             await FeedEntry.create(record_id=rid, seq=seq, envelope=text, using_db=conn)
@@ -369,6 +453,7 @@ class Publisher:
         payload: dict[str, Any],
         schema: str,
         previous: Record | None,
+        actor: Actor | None = None,
     ) -> Envelope:
         seq = await sql.next_sequence(conn)
         env = self._sign(rid, rtype, version, visibility, deleted, payload, schema)
@@ -397,6 +482,16 @@ class Publisher:
                 await self.index.remove(conn, [rid])
             else:
                 await self.index.index(conn, env.to_dict())
+        if actor is not None:
+            before = orjson.loads(previous.envelope)["payload"] if previous is not None else {}
+            changed = changed_pointers(before, payload)
+            if previous is not None and previous.visibility != visibility:
+                changed.append("visibility")  # not a payload field: named as the envelope's
+            await VersionEvent.create(
+                record_id=rid, version=version, at=issued, actor=actor.name[:200], actor_kind=actor.kind,
+                decision=actor.decision, ground=actor.ground, note=actor.note,
+                changed=orjson.dumps(changed).decode(), using_db=conn,
+            )
         return env
 
     def _published(self) -> None:

@@ -23,6 +23,7 @@ from node.search import (
     backend_for,
     document_from_envelope,
 )
+from node.search.base import MEMBERSHIP_NOT_APPLICABLE, MEMBERSHIP_STATUSES
 from node.search.documents import VOCABULARY_DIMENSIONS
 from schemas import RECORD_TYPES, load_vocabularies
 
@@ -82,7 +83,9 @@ class SearchService:
 
     async def search(self, query: SearchQuery) -> SearchResult:
         conn = connections.get("default")
-        return await self.backend(conn).search(conn, query)
+        result = await self.backend(conn).search(conn, query)
+        result.facets.get("membership", {}).pop(MEMBERSHIP_NOT_APPLICABLE, None)  # not a status: never shown
+        return result
 
     async def held_versions(self, ids: Sequence[str]) -> dict[str, int]:
         """The indexed version of each of ``ids`` held here (unknown ids are left out)."""
@@ -95,7 +98,7 @@ class SearchService:
 def filter_values() -> dict[str, frozenset[str]]:
     """The values each filter dimension accepts: record types, and vocabulary ids (countries too)."""
     vocabularies = load_vocabularies()
-    allowed: dict[str, set[str]] = {"type": set(RECORD_TYPES)}
+    allowed: dict[str, set[str]] = {"type": set(RECORD_TYPES), "membership": set(MEMBERSHIP_STATUSES)}
     names = {**VOCABULARY_DIMENSIONS, "countries": "country"}
     for name, dimension in names.items():
         for term in vocabularies.get(name, []):
@@ -149,12 +152,18 @@ def query_from_params(
         if not 1 <= limit <= max_limit:
             raise InvalidParameter(f"limit must be between 1 and {max_limit}", parameter="limit")
     filters = {dim: values(dim) for dim in DIMENSIONS if values(dim)}
+    # the hub forwards its filters to live queries, the "not an organisation" marker included
+    membership = tuple(v for v in filters.pop("membership", ()) if v != MEMBERSHIP_NOT_APPLICABLE)
+    if membership:
+        filters["membership"] = membership
     allowed = filter_values()
     for dim, chosen in filters.items():
         unknown = [value for value in chosen if value not in allowed[dim]]
         if unknown:
             what = "record type" if dim == "type" else f"{dim} id"
             raise InvalidParameter(f"unknown {what}: {', '.join(unknown[:5])}"[:300], parameter=dim)
+    if "membership" in filters:  # organisations by status; records of other types are unaffected
+        filters["membership"] = (*filters["membership"], MEMBERSHIP_NOT_APPLICABLE)
     cursor = params.get("cursor") or None
     q = str(params.get("q") or "")
     if len(q) > 500:

@@ -44,7 +44,12 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
             from node.services.atlas import AtlasPusher
 
             context.atlas = AtlasPusher(settings, context.clock)
+        from node.services.applications import Gatekeeper
+
+        context.gatekeeper = Gatekeeper(settings, context.keyring, context.registry, context.publisher,
+                                        context.clock)
         app.cleanup_ctx.append(_node_jobs)
+        app.cleanup_ctx.append(_gatekeeper_jobs)
     else:
         from node.services.hub import HubService
         from node.services.live import LiveQuery
@@ -158,6 +163,38 @@ async def _purge_forever(context: Context) -> None:
                 continue
             log.warning("purge postponed: database unavailable",
                         extra={"error": f"{exc.__class__.__name__}: {exc}"})
+#: How often unconfirmed applications past their lifetime are purged (DESIGN §12: after 48 h).
+APPLICATION_PURGE_S = 600
+
+
+async def _gatekeeper_jobs(app: web.Application) -> AsyncIterator[None]:
+    """The mail outbox loop and the purge of unconfirmed applications (node role)."""
+    from node.services.mail import Outbox
+
+    context = _ctx(app)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    outbox = loop.create_task(Outbox(context.settings, context.clock).run(stop))
+
+    async def purge_forever() -> None:
+        while True:
+            try:
+                purged = await context.gatekeeper.purge_unconfirmed()
+                if purged:
+                    log.info("unconfirmed applications purged", extra={"count": purged})
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    log.exception("application purge error")
+            await asyncio.sleep(APPLICATION_PURGE_S)
+
+    purger = loop.create_task(purge_forever())
+    yield
+    stop.set()
+    purger.cancel()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(outbox, timeout=5)
+    with contextlib.suppress(asyncio.CancelledError):
+        await purger
 
 
 async def _erasure_job(app: web.Application) -> AsyncIterator[None]:

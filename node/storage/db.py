@@ -12,7 +12,7 @@ from tortoise.connection import connections
 from tortoise.context import TortoiseContext, get_current_context
 
 APP = "ncc"
-MODEL_MODULES = ["node.storage.models", "node.storage.hub_models"]
+MODEL_MODULES = ["node.storage.models", "node.storage.hub_models", "node.storage.gatekeeper_models"]
 MIGRATIONS_MODULE = "node.migrations"
 
 

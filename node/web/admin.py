@@ -17,8 +17,9 @@ from federation.errors import ConsentMissing, ProtocolError, SchemaInvalid
 from node.errors import ApiError, Forbidden, InvalidParameter
 from node.http.auth import NODE_ROLES, Principal
 from node.http.views.common import ctx, int_param, record_id_param
+from node.services import assessment
 from node.services.atlas import sync_state
-from node.services.publish import Publisher
+from node.services.publish import Actor, Publisher
 from node.web import data
 from node.web.public import _form, parse_form_body
 from node.web.render import LoginRequired, page, redirect, render
@@ -111,7 +112,7 @@ async def record_new(request: web.Request) -> web.Response:
 
 @page
 async def record_create(request: web.Request) -> web.Response:
-    await _user(request, WRITERS)
+    p = await _user(request, WRITERS)
     form = await _form(request, MAX_RECORD_FORM_BYTES)
     await check_csrf(request, form.get("csrf"))
     rtype = data.record_type_param(str(form.get("type", "")), required=True)
@@ -123,7 +124,8 @@ async def record_create(request: web.Request) -> web.Response:
         return await _record_form(request, rtype, None, form_values_from(form, rtype), visibility, exc.errors,
                                   status=422)
     try:
-        env = await _publisher(request).create(rtype, visibility, payload)
+        assessment.check_create(p, payload)  # editors may not set membership (DESIGN §12)
+        env = await _publisher(request).create(rtype, visibility, payload, actor=Actor(p.subject or str(p.role)))
     except (ProtocolError, ApiError) as exc:
         return await _failed(request, rtype, None, payload, visibility, exc)
     return redirect(f"/admin/records?done=created&id={env.id}")
@@ -161,7 +163,8 @@ async def record_update(request: web.Request) -> web.Response:
         return await _record_form(request, rtype, shown, form_values_from(form, rtype), visibility, exc.errors,
                                   status=422)
     try:
-        await _publisher(request).update(rid, payload, version, visibility)
+        await _publisher(request).update(rid, payload, version, visibility, actor=Actor(p.subject or str(p.role)),
+                                         guard=assessment.membership_guard(p))
     except (ProtocolError, ApiError) as exc:
         return await _failed(request, rtype, shown, payload, visibility, exc)
     return redirect(f"/admin/records/{rid}/edit?done=saved")
@@ -170,14 +173,16 @@ async def record_update(request: web.Request) -> web.Response:
 @page
 async def record_delete(request: web.Request) -> web.Response:
     """POST ``/admin/records/{id}/delete`` — publish a tombstone with the chosen reason."""
-    await _user(request, WRITERS)
+    p = await _user(request, WRITERS)
     rid = record_id_param(request)
     form = await _form(request)
     await check_csrf(request, form.get("csrf"))
     reason = str(form.get("reason", ""))
     if reason not in TOMBSTONE_REASONS:
         raise InvalidParameter(f"reason must be one of {', '.join(TOMBSTONE_REASONS)}", parameter="reason")
-    await _publisher(request).delete(rid, reason)
+    await _publisher(request).delete(rid, reason, actor=Actor(p.subject or str(p.role)))
+    if reason == "erased" and ctx(request).gatekeeper is not None:
+        await ctx(request).gatekeeper.forget_record(rid)  # its mails and application too (DESIGN §11)
     return redirect(f"/admin/records?done=deleted&id={rid}")
 
 

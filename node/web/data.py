@@ -31,7 +31,7 @@ FACET_VISIBLE = 8  # values shown per facet before "more"
 DIMENSION_TITLES = {
     "type": "Record type", "country": "Country", "domain": "Knowledge domain", "subdomain": "Sub-domain",
     "sector": "Sector", "technology": "Technology", "use_case": "Use case", "role": "ECSF role profile",
-    "org_type": "Organisation type",
+    "org_type": "Organisation type", "membership": "Community membership",
 }
 TYPE_LABELS = {"organisation": "Organisation", "expert": "Expert", "project": "Project", "facility": "Facility"}
 #: Plural labels, for tabs and headings (regression: "Facility" + "s" read "Facilitys").

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from node.http.routes import (
+    APPLICATION_ID,
     RECORD_ID_PARAM,
     RECORD_TYPE,
     SEARCH_PARAMS,
@@ -13,7 +14,7 @@ from node.http.routes import (
     path,
     query,
 )
-from node.web import admin, public
+from node.web import admin, apply, public
 
 HTML = "text/html"
 FORM = "application/x-www-form-urlencoded"
@@ -51,6 +52,39 @@ def portal_routes() -> list[Route]:
         Route("GET", "/static/{name}", public.static_file, "portal-static", "The portal's stylesheet",
               tag="portal", content_type="text/css", params=(path("name", "file name"),),
               responses={200: "file", 404: "not_found"}),
+        # -- the gatekeeper (DESIGN §12)
+        page("GET", "/apply", apply.apply_form, "portal-apply-form",
+             "Apply to join the Community: the form generated from the organisation schema", roles=("node",)),
+        page("POST", "/apply", apply.apply_submit, "portal-apply",
+             "Send an application (same checks as POST /api/v1/applications); a confirmation link is mailed",
+             roles=("node",), body="ApplyForm",
+             responses={202: "check your mailbox (HTML page)", 422: "form with errors", 429: "rate_limited"}),
+        page("GET", "/apply/link", apply.link_form, "portal-apply-link-form",
+             "Ask for a new link to follow an application", roles=("node",)),
+        page("POST", "/apply/link", apply.link_submit, "portal-apply-link",
+             "Mail a new manage link (same answer whether or not the address applied)", roles=("node",),
+             body="ManageLinkForm", responses={202: "HTML page", 422: "not an e-mail address", 429: "rate_limited"}),
+        page("GET", "/apply/{id}", apply.confirm_page, "portal-apply-confirm-form",
+             "The mailed confirmation link: a page with a button (nothing is confirmed by GET)", roles=("node",),
+             params=(APPLICATION_ID, query("token", "the link's token"))),
+        page("POST", "/apply/{id}", apply.confirm_submit, "portal-apply-confirm",
+             "Confirm the application (POST only)", roles=("node",), params=(APPLICATION_ID,), body="ConfirmForm",
+             responses={200: "HTML page", 401: "forged or expired link", 409: "token_used"}),
+        page("GET", "/apply/{id}/status", apply.status_page, "portal-apply-status",
+             "The applicant's file (manage link)", roles=("node",),
+             params=(APPLICATION_ID, query("token", "the manage link's token")),
+             responses={200: "HTML page", 401: "forged or expired link"}),
+        page("GET", "/admin/assessments", apply.queue_page, "portal-assessments",
+             "Assessors and admins: applications waiting for a decision", roles=("node",), auth="user"),
+        page("GET", "/admin/assessments/{id}", apply.assess_page, "portal-assessment",
+             "A record to assess: its content, history and the decision form", roles=("node",), auth="user",
+             params=(*rid, query("done", "the decision just saved")),
+             responses={200: "HTML page", 410: "deleted (HTML page)"}),
+        page("POST", "/admin/assessments/{id}", apply.assess_submit, "portal-assessment-decide",
+             "Save a decision (same rules as POST /api/v1/records/{id}/decisions)", roles=("node",), auth="user",
+             params=rid, body="DecisionForm",
+             responses={303: "saved", 410: "deleted (HTML page)",
+                        422: "page with the error (missing ground, invalid transition)"}),
         # -- node administration
         page("GET", "/admin/records", admin.records_list, "portal-admin-records", "Records of this node",
              roles=("node",), auth="user", params=(query("type", "record type", RECORD_TYPE),

@@ -178,10 +178,17 @@ def form_fields(rtype: str) -> tuple[Field, ...]:
     """
     if rtype not in RECORD_TYPES:
         raise ValueError(f"unknown record type {rtype!r}")
-    sid = record_schema_id(rtype)
+    return schema_fields(record_schema_id(rtype))
+
+
+@functools.cache
+def schema_fields(sid: str, exclude: tuple[str, ...] = ()) -> tuple[Field, ...]:
+    """The top-level fields of the payload schema ``sid`` (its ``$id``), without ``exclude`` (the
+    application form leaves out what the NCC sets)."""
     root = _documents()[sid]
     needed = set(root.get("required") or [])
-    return tuple(_field(f"/{name}", sub, sid, name in needed, False) for name, sub in root["properties"].items())
+    return tuple(_field(f"/{name}", sub, sid, name in needed, False) for name, sub in root["properties"].items()
+                 if name not in exclude)
 
 
 def fields_by_pointer(fields: tuple[Field, ...]) -> dict[str, Field]:
@@ -210,9 +217,18 @@ def parse_form(rtype: str, form: Any) -> dict[str, Any]:
     Raises:
         FormInputError: a value that cannot be represented (an integer field holding text).
     """
+    return parse_fields(form_fields(rtype), form)
+
+
+def parse_fields(fields: tuple[Field, ...], form: Any) -> dict[str, Any]:
+    """:func:`parse_form` over any tuple of fields (the application form's).
+
+    Raises:
+        FormInputError: a value that cannot be represented.
+    """
     errors: list[dict[str, str]] = []
     payload: dict[str, Any] = {}
-    for f in form_fields(rtype):
+    for f in fields:
         value = _value(f, form, errors)
         if value is not None:
             payload[f.pointer.rsplit("/", 1)[-1]] = value

@@ -224,7 +224,7 @@ async def test_create_edit_delete_through_forms(client: Client, node: Instance) 
 
 
 async def test_validation_errors_are_shown_next_to_fields(client: Client, node: Instance) -> None:
-    await sign_in(client, node.tokens["editor"])
+    await sign_in(client, node.tokens["admin"])  # membership is in the form: editors may not set it (§12)
     _, csrf = await form_page(client, "/admin/records/new?type=organisation")
     bad = org_form(csrf, **{"/identifiers/pic": "12", "/legal_name": "", "/membership/status": "revoked"})
     text = await html(await client.post("/admin/records/new", data=bad), 422)

@@ -210,22 +210,30 @@ async def test_membership_workflow_cannot_be_skipped_by_dropping_the_membership(
 ) -> None:
     """Regression (README walk-through): registered → revoked, then a PUT *without* ``membership``
     (accepted: nothing to check), then one with ``registered`` (accepted: from nothing) undid a
-    revocation in two steps. A status, once set, can only change along the Art. 8(4) workflow."""
+    revocation in two steps. A status, once set, can only change along the Art. 8(4) workflow; a PUT
+    leaving ``membership`` out keeps it (DESIGN §12). Editors may not touch it at all (403: decisions
+    are the assessors'); admins may, along the workflow, as ``ncc import`` brings in a registry."""
     member = {"status": "registered", "assessed_at": "2026-01-01T00:00:00Z"}
-    env = await create(client, node, org(membership=member))
-    rid, version = env["id"], 1
+    resp = await client.post("/api/v1/records", json={"type": "organisation", "payload": org(membership=member)},
+                             headers=node.auth("admin"))
+    assert resp.status == 201, await resp.text()
+    rid, version = (await resp.json())["id"], 1
 
-    async def put(payload: dict[str, object]) -> Any:
+    async def put(payload: dict[str, object], role: str = "admin") -> Any:
         return await client.put(f"/api/v1/records/{rid}", json={"payload": payload, "version": version},
-                                headers=node.auth("editor"))
+                                headers=node.auth(role))
 
-    resp = await put(org(membership={**member, "status": "revoked", "ground": "security-reasons"}))
+    revoked = {**member, "status": "revoked", "ground": "security-reasons"}
+    await expect_problem(await put(org(membership=revoked), "editor"), 403, "forbidden")
+    resp = await put(org(membership=revoked))
     assert resp.status == 200, await resp.text()
     version = 2
     before = await stored()
-    for payload in (org(), org(membership={**member, "status": "registered"})):
-        await expect_problem(await put(payload), 422, "invalid_transition")
+    await expect_problem(await put(org(membership={**member, "status": "registered"})), 422, "invalid_transition")
     assert await stored() == before
+    resp = await put(org(), "editor")  # left out: kept
+    assert resp.status == 200 and (await resp.json())["payload"]["membership"] == revoked
+    version = 3
     resp = await put(org(membership={**member, "status": "applied"}))  # re-applying is the way back
     assert resp.status == 200, await resp.text()
 

@@ -25,7 +25,8 @@ from node.http.views.common import (
     principal,
     record_id_param,
 )
-from node.services.publish import Publisher
+from node.services import assessment
+from node.services.publish import Actor, Publisher
 from schemas import RECORD_TYPES
 
 WRITERS = ("admin", "editor")
@@ -65,15 +66,18 @@ def _payload_errors() -> Iterator[None]:
 
 async def create_record(request: web.Request) -> web.Response:
     """POST /api/v1/records — sign and store version 1."""
-    require_user(await principal(request), WRITERS)
+    p = await principal(request)
+    require_user(p, WRITERS)
     body = object_body(await read_json(request, ctx(request).settings.max_body_bytes), CREATE_FIELDS)
     rtype = body.get("type")
     if not isinstance(rtype, str) or rtype not in RECORD_TYPES:
         raise SchemaInvalid(f"unknown record type {rtype!r}", [{"pointer": "/type", "message": "unknown type"}])
     _check_body(body)
+    assessment.check_create(p, body["payload"])
     default_vis = "national" if rtype == "expert" else "public"
     with _payload_errors():
-        env = await _publisher(request).create(rtype, body.get("visibility", default_vis), body["payload"])
+        env = await _publisher(request).create(rtype, body.get("visibility", default_vis), body["payload"],
+                                               actor=Actor(assessment.actor_name(p)))
     response = json_response(env.to_dict(), status=201)
     response.headers["Location"] = f"/api/v1/records/{env.id}"
     response.headers["ETag"] = f'"{env.version}"'
@@ -91,7 +95,8 @@ async def get_record(request: web.Request) -> web.Response:
 async def update_record(request: web.Request) -> web.Response:
     """PUT /api/v1/records/{id} — replace the payload; ``version`` is the one being replaced."""
     rid = record_id_param(request)
-    require_user(await principal(request), WRITERS)
+    p = await principal(request)
+    require_user(p, WRITERS)
     body = object_body(await read_json(request, ctx(request).settings.max_body_bytes), UPDATE_FIELDS)
     version = body.get("version")
     if type(version) is not int:
@@ -99,7 +104,9 @@ async def update_record(request: web.Request) -> web.Response:
                             [{"pointer": "/version", "message": "required integer"}])
     _check_body(body)
     with _payload_errors():
-        env = await _publisher(request).update(rid, body["payload"], version, body.get("visibility"))
+        env = await _publisher(request).update(rid, body["payload"], version, body.get("visibility"),
+                                               actor=Actor(assessment.actor_name(p)),
+                                               guard=assessment.membership_guard(p))
     response = json_response(env.to_dict())
     response.headers["ETag"] = f'"{env.version}"'
     return response
@@ -108,10 +115,13 @@ async def update_record(request: web.Request) -> web.Response:
 async def delete_record(request: web.Request) -> web.Response:
     """DELETE /api/v1/records/{id}?reason=withdrawn|erased|revoked — publish a tombstone."""
     rid = record_id_param(request)
-    require_user(await principal(request), WRITERS)
+    p = await principal(request)
+    require_user(p, WRITERS)
     reason = choice_param(request, "reason", ("withdrawn", "erased", "revoked"), "withdrawn")
     assert reason is not None
-    env = await _publisher(request).delete(rid, reason)
+    env = await _publisher(request).delete(rid, reason, actor=Actor(assessment.actor_name(p)))
+    if reason == "erased" and ctx(request).gatekeeper is not None:
+        await ctx(request).gatekeeper.forget_record(rid)  # its mails and application too (DESIGN §11)
     return json_response(env.to_dict())
 
 

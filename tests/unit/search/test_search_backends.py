@@ -541,3 +541,39 @@ async def test_excluded_origins_are_left_out_of_hits_total_and_facets(corpus: En
     filtered = await search(corpus, "", filters={"domain": ["cry"]}, exclude_origins=frozenset({"DE", "XX"}))
     assert titles(filtered) == ["Österreichisches Institut für Kryptografie"]
     assert filtered.facets["domain"] == {"aac": 1, "cry": 1, "net": 1}  # disjunctive, DE's left out
+
+
+async def test_membership_filter_narrows_organisations_only(engine: Engine) -> None:
+    """DESIGN §12: ``membership=registered`` keeps registered organisations and every record of other
+    types; the "not an organisation" marker never shows in the facets."""
+    from node.services.search import query_from_params
+    from schemas import load_vocabularies
+
+    backend, conn = engine
+    vocab = load_vocabularies()
+
+    def org(n: int, status: str | None) -> Any:
+        payload: dict[str, Any] = {"legal_name": f"Org {n}", "country": "DE", "description": "grid security"}
+        if status:
+            payload["membership"] = {"status": status}
+        return document_from_envelope({"id": f"urn:ncc:DE:organisation:{n:08d}-0000-4000-8000-000000000000",
+                                       "type": "organisation", "origin": "DE", "visibility": "public",
+                                       "version": 1, "issued_at": "2026-01-01T00:00:00Z", "deleted": False,
+                                       "payload": payload}, vocab)
+
+    expert = document_from_envelope({"id": "urn:ncc:DE:expert:00000009-0000-4000-8000-000000000000",
+                                     "type": "expert", "origin": "DE", "visibility": "public", "version": 1,
+                                     "issued_at": "2026-01-01T00:00:00Z", "deleted": False,
+                                     "payload": {"name": "Grid Expert", "country": "DE"}}, vocab)
+    await backend.upsert(conn, [org(1, "registered"), org(2, "applied"), org(3, None), expert])
+    query = query_from_params({"membership": "registered"}, PUBLIC, 100)
+    result = await backend.search(conn, query)
+    assert sorted(h.title for h in result.hits) == ["Grid Expert", "Org 1"]
+    from node.search.base import MEMBERSHIP_NOT_APPLICABLE
+
+    facets = (await backend.search(conn, query_from_params({}, PUBLIC, 100))).facets["membership"]
+    assert facets.get("registered") == 1 and facets.get("applied") == 1
+    with pytest.raises(InvalidParameter):
+        query_from_params({"membership": "member"}, PUBLIC, 100)
+    assert MEMBERSHIP_NOT_APPLICABLE not in query_from_params({"membership": MEMBERSHIP_NOT_APPLICABLE}, PUBLIC,
+                                                              100).filters
