@@ -374,6 +374,11 @@ class Settings:
         """The portal's CSRF secret (made on first use, 0600)."""
         return self.data_dir / "keys" / "session-secret"
 
+    @property
+    def outbox_dir(self) -> Path:
+        """Where mails go as .eml files when no `smtp_url` is set."""
+        return self.data_dir / "outbox"
+
 
 #: Secrets are read from a file or the environment, never from config.toml: name → environment variable.
 SECRET_ENV = {"db_password": "NCC_DB_PASSWORD", "atlas_api_key": "NCC_ATLAS_API_KEY"}
@@ -423,9 +428,6 @@ def read_db_password(data_dir: Path, password_file: str, env: Mapping[str, str])
         raise ConfigError(f"db_password_file: {path} not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"db_password_file: {path} unreadable: {exc}") from exc
-    def outbox_dir(self) -> Path:
-        """Where mails go as .eml files when no `smtp_url` is set."""
-        return self.data_dir / "outbox"
 
 
 # Several processes share one SQLite file (`ncc serve` and the CLI next to it: sync, import, token…).

@@ -330,6 +330,8 @@ def implied_errors(route: Route) -> dict[int, str]:
         errors[413] = "payload_too_large"
     if route.content_type == HTML and route.auth == "user":
         errors[303] = "sign in first (redirect to /login)"
+    if route.auth == "service":  # every accepted service token costs a node; callers are rate-limited
+        errors[429] = "rate_limited (Retry-After)"
     if route.path not in DATABASE_FREE:
         errors[503] = "unavailable: the database cannot be reached (Retry-After)"
     return errors
@@ -363,7 +365,7 @@ def _operation(route: Route, settings: Settings) -> dict[str, Any]:
                        "description": p.description if p else name})
     for p in route.params:
         if p.where == "query":
-            param = {"name": p.name, "in": "query", "required": False, "schema": _schema(p.schema, settings),
+            param = {"name": p.name, "in": "query", "required": p.required, "schema": _schema(p.schema, settings),
                      "description": p.description}
             if p.schema not in (STRING, REPEATABLE):
                 # an empty value means "not given" (as an HTML form sends an empty field), never an error

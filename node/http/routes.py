@@ -26,10 +26,11 @@ class Param(NamedTuple):
     where: str  # path | query
     description: str
     schema: Schema = STRING
+    required: bool = False  # a query parameter the handler refuses to do without (400)
 
 
-def query(name: str, description: str, schema: Schema | None = None) -> Param:
-    return Param(name, "query", description, schema or STRING)
+def query(name: str, description: str, schema: Schema | None = None, required: bool = False) -> Param:
+    return Param(name, "query", description, schema or STRING, required)
 
 
 def path(name: str, description: str, schema: Schema | None = None) -> Param:
@@ -251,19 +252,21 @@ def all_routes() -> list[Route]:
         Route("GET", "/federation/v1/log/inclusion", log.inclusion, "log-inclusion",
               "Audit path of a record version's entry (anonymous: public records; a node: its own)",
               roles=("hub",), auth="optional", tag="transparency",
-              params=(query("id", "record id", RECORD_ID), query("version", "record version", integer(1, 2**53 - 1)),
+              params=(query("id", "record id", RECORD_ID, required=True),
+                      query("version", "record version", integer(1, 2**53 - 1), required=True),
                       query("size", "tree size (default: the current head's)", integer(1, 2**62))),
               responses={200: "{index, size, path}", 404: "not in the log, or not visible"},
               response_schema="LogInclusion"),
         Route("GET", "/federation/v1/log/consistency", log.consistency, "log-consistency",
               "Proof that the log of `from` entries is a prefix of the log of `to`", roles=("hub",),
-              tag="transparency", params=(query("from", "older size", integer(1, 2**62)),
-                                          query("to", "newer size", integer(1, 2**62))),
+              tag="transparency", params=(query("from", "older size", integer(1, 2**62), required=True),
+                                          query("to", "newer size", integer(1, 2**62), required=True)),
               responses={200: "{path}"}, response_schema="LogConsistency"),
         Route("GET", "/federation/v1/log/entries", log.entries, "log-entries",
               "Log entries of one origin after an index (anonymous: public records; a node: its own)",
               roles=("hub",), auth="optional", tag="transparency",
-              params=(query("origin", "country", COUNTRY), query("after", "index, exclusive", integer(-1, 2**62)),
+              params=(query("origin", "country", COUNTRY, required=True),
+                      query("after", "index, exclusive", integer(-1, 2**62)),
                       query("limit", "page size", integer(1, 1000))),
               responses={200: "{entries, next}"}, response_schema="LogEntries"),
         Route("GET", "/federation/v1/erasures", log.erasures, "erasures",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from federation.envelope import TOMBSTONE_REASONS, VISIBILITIES
@@ -19,6 +18,7 @@ from node.http.auth import NODE_ROLES, Principal
 from node.http.views.common import ctx, int_param, record_id_param
 from node.services import assessment
 from node.services.atlas import sync_state
+from node.services.nodefed import FederationError
 from node.services.publish import Actor, Publisher
 from node.web import data
 from node.web.public import _form, parse_form_body
@@ -327,22 +327,17 @@ async def quarantine(request: web.Request) -> web.Response:
     hub_url = str(enrollment["hub_url"])
     context["hub_url"] = hub_url
     try:
-        async with federation.session().get(
-            hub_url + "/federation/v1/quarantine",
-            params={"after": str(after), "limit": "100"},
-            headers={"Authorization": f"Bearer {federation.service_token()}"},
-            timeout=aiohttp.ClientTimeout(total=QUARANTINE_TIMEOUT_S),
-        ) as response:
-            body = await response.json(content_type=None) if response.status < 500 else None
-            if response.status != 200 or not isinstance(body, dict):
-                code = body.get("code") if isinstance(body, dict) else None
-                context["error"] = f"the hub answered HTTP {response.status}" + (f" ({code})" if code else "")
-            else:
-                context["items"] = [i for i in body.get("items", []) if isinstance(i, dict)]
-                context["total"] = body.get("total", 0)
-                context["next_after"] = body.get("next_after")
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        context["error"] = f"the hub at {hub_url} could not be reached ({exc.__class__.__name__})"
+        body = await federation.hub_get(hub_url, f"/federation/v1/quarantine?after={after}&limit=100")
+    except FederationError as exc:
+        where = f"HTTP {exc.status}" + (f" ({exc.code})" if exc.code else "") if exc.status else "unreachable"
+        context["error"] = f"the hub at {hub_url} answered {where}"
+    else:
+        if isinstance(body, dict):
+            context["items"] = [i for i in body.get("items", []) if isinstance(i, dict)]
+            context["total"] = body.get("total", 0)
+            context["next_after"] = body.get("next_after")
+        else:
+            context["error"] = f"the hub at {hub_url} answered something that is not a quarantine page"
     return await render(request, "admin_quarantine.html", context, status=502 if context["error"] else 200)
 
 

@@ -92,7 +92,7 @@ async def apply_form(request: web.Request) -> web.Response:
 async def apply_submit(request: web.Request) -> web.Response:
     """``POST /apply`` — store the application (as the API does) and say to check the mailbox."""
     form = await _form(request, MAX_APPLY_FORM_BYTES)
-    check_csrf(request, form.get("csrf"))
+    await check_csrf(request, form.get("csrf"))
     applicant = {"name": str(form.get("applicant_name", "")), "email": str(form.get("applicant_email", ""))}
     visibility = str(form.get("visibility", "network"))
     try:
@@ -155,7 +155,7 @@ async def link_form(request: web.Request) -> web.Response:
 @page
 async def link_submit(request: web.Request) -> web.Response:
     form = await _form(request, 16 * 1024)
-    check_csrf(request, form.get("csrf"))
+    await check_csrf(request, form.get("csrf"))
     settings = ctx(request).settings
     await _gatekeeper(request).resend_manage_link({"email": str(form.get("email", "")).strip()},
                                                   client_address(request, settings.trusted_proxies))
@@ -203,7 +203,7 @@ async def assess_submit(request: web.Request) -> web.Response:
     p = await _user(request, assessment.DECIDERS)
     rid = record_id_param(request)
     form = await _form(request, 16 * 1024)
-    check_csrf(request, form.get("csrf"))
+    await check_csrf(request, form.get("csrf"))
     body: dict[str, Any] = {"status": str(form.get("status", ""))}
     if form.get("ground"):
         body["ground"] = str(form.get("ground"))

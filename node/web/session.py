@@ -207,12 +207,15 @@ def _seed(request: web.Request) -> str:
 async def check_csrf(request: web.Request, submitted: object) -> None:
     """Refuse a form whose CSRF field is not the token of this browser's session (or pre-session).
 
-    A request authenticated by an ``Authorization`` header carries no ambient credential: no token needed.
+    A request authenticated by an ``Authorization`` header carries no ambient credential: its field is
+    not checked against a session, but a form still has to carry it (one form shape for every caller).
 
     Raises:
         CsrfRejected: missing or different.
     """
     if "Authorization" in request.headers:
+        if not isinstance(submitted, str):
+            raise CsrfRejected("a form carries its csrf field")
         return
     await portal_principal(request)  # finds the session (its id binds the token)
     session_id = request.get(SESSION_ID)

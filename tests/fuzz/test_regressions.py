@@ -210,7 +210,8 @@ def test_openapi_portal_pages_take_the_session_cookie_and_redirect_to_login() ->
     assert "303" in op["responses"]
     assert doc["components"]["securitySchemes"]["session"] == {
         "type": "apiKey", "in": "cookie", "name": "ncc_session",
-        "description": "portal session: the user token, set by POST /login"}
+        "description": "portal session: a random id set by POST /login and ended server-side by POST /logout "
+                       "(__Host-ncc_session over HTTPS)"}
 
 
 def test_openapi_portal_forms_are_documented() -> None:
