@@ -331,13 +331,13 @@ class Cluster:
 @contextlib.contextmanager
 def cluster(root: Path, backend: str) -> Iterator[Cluster]:
     """A :class:`Cluster` whose databases are SQLite files or fresh PostgreSQL databases (dropped after)."""
-    from tests.conftest import drop_pg_database, make_pg_database
+    from tests.conftest import drop_pg_database, make_pg_database, migrated_sqlite_file
 
     created: list[str] = []
 
     def make_db(name: str) -> str:
         if backend == "sqlite":
-            return f"sqlite://{root / name / 'ncc.db'}"
+            return migrated_sqlite_file(root / name / "ncc.db")  # ncc init would migrate it: copied, faster
         db_name, url = make_pg_database(migrated=True)  # ncc init would migrate it: cloned, faster
         created.append(db_name)
         return url

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import drop_pg_database, make_pg_database
+from tests.conftest import drop_pg_database, make_pg_database, migrated_sqlite_file
 from tests.integration.support import NODE_ROLES, Instance, leaked_threads, run_cli
 
 MakeInstance = Callable[..., Instance]
@@ -53,7 +53,7 @@ def make_instance(tmp_path: Path, db_url: str) -> Iterator[MakeInstance]:
             name, db = make_pg_database()
             extra_pg.append(name)
         else:
-            db = f"sqlite://{data_dir / 'ncc.db'}"
+            db = migrated_sqlite_file(data_dir / "ncc.db")
         args = ["init", "--role", role, "--data-dir", str(data_dir), "--db", db]
         if role == "node":
             args += ["--country", country]
