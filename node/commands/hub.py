@@ -9,7 +9,15 @@ from typing import Any
 
 import orjson
 
-from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for, timestamp_arg
+from node.commands.base import (
+    CommandError,
+    add_data_dir,
+    add_json,
+    run_with_db,
+    settings_for,
+    table,
+    timestamp_arg,
+)
 from node.config import COUNTRY_RE, Settings
 from node.context import utc_now
 from node.errors import ApiError
@@ -49,8 +57,12 @@ def register(sub: Any) -> None:
     r.add_argument("kid", metavar="KID")
     r.add_argument("--at", type=timestamp_arg, help="revocation time YYYY-MM-DDTHH:MM:SSZ (default now)")
     r.set_defaults(run=revoke_key)
-    n = hsub.add_parser("nodes", help="list enrolled nodes and their keys")
+    n = hsub.add_parser("nodes", help="list enrolled nodes: sync status, lag, last success, failures and why a "
+                        "node is unreachable or diverged (--json: each node's directory entry with its keys, "
+                        "and its sync status)")
     add_data_dir(n)
+    add_json(n, "each node's directory entry (country, url, status, mode, keys) with its sync status under "
+                "`sync`")
     n.set_defaults(run=nodes)
 
 
@@ -134,14 +146,32 @@ def revoke_key(args: argparse.Namespace) -> int:
     return 0
 
 
+NODE_COLUMNS = ("COUNTRY", "STATUS", "MODE", "ENROLLMENT", "LAG", "LAST SUCCESS", "FAILURES", "LAST ERROR")
+
+
 def nodes(args: argparse.Namespace) -> int:
+    """The hub's view of every node (as ``GET /api/v1/nodes``): a table, or JSON lines."""
+    from node.services.pullstatus import nodes_status
+
     settings = settings_for(args.data_dir)
     hub = _hub(settings)
 
-    async def show() -> Any:
+    async def show() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         doc = await hub.current_directory()
-        return doc["nodes"]
+        return doc["nodes"], await nodes_status(settings, utc_now())
 
-    for node in _run(settings, show):
-        print(orjson.dumps(node).decode())
+    entries, statuses = _run(settings, show)
+    by_country = {s["country"]: s for s in statuses}
+    if args.json:
+        for node in entries:
+            print(orjson.dumps({**node, "sync": by_country.get(node["country"])}).decode())
+        return 0
+    if not statuses:
+        print("no node has enrolled yet")
+        return 0
+    print(table(NODE_COLUMNS, [
+        (s["country"], s["status"], s["mode"], s["enrollment"], s["lag"], s["last_success"] or "never",
+         s["consecutive_failures"], s["reason"] or s["last_error"])
+        for s in statuses
+    ]), end="")
     return 0
