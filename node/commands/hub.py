@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
     hsub.required = True
     i = hsub.add_parser("invite", help="print a one-time 24 h enrollment token for a country (last line)")
     add_data_dir(i)
-    i.add_argument("country", metavar="XX")
+    i.add_argument("country", metavar="XX", help="the country to invite (ISO 3166-1 alpha-2, GR for Greece)")
     i.add_argument("--replace", action="store_true",
                    help="invite a country that is enrolled: when used, the invitation re-points its URL and "
                         "ends every key of the running node (key-compromise recovery, a moved node)")
@@ -44,17 +44,18 @@ def register(sub: Any) -> None:
     for name, helptext in (("suspend", "stop accepting and pulling a node"), ("activate", "re-activate a node")):
         s = hsub.add_parser(name, help=helptext)
         add_data_dir(s)
-        s.add_argument("country", metavar="XX")
+        s.add_argument("country", metavar="XX", help="the enrolled node's country")
         s.set_defaults(run=set_status, status="suspended" if name == "suspend" else "active")
     m = hsub.add_parser("mode", help="replicate a node's feed, or only query it live")
     add_data_dir(m)
-    m.add_argument("country", metavar="XX")
-    m.add_argument("mode", choices=("replicate", "query-only"))
+    m.add_argument("country", metavar="XX", help="the enrolled node's country")
+    m.add_argument("mode", choices=("replicate", "query-only"),
+                   help="replicate: pull its feed; query-only: hold nothing of it, ask it live at each search")
     m.set_defaults(run=set_mode)
     r = hsub.add_parser("revoke-key", help="revoke a node key: what the hub receives signed by it from then on is "
                         "rejected; --at in the past also withdraws what it received since")
     add_data_dir(r)
-    r.add_argument("kid", metavar="KID")
+    r.add_argument("kid", metavar="KID", help="the key id, as in the directory (`ncc hub nodes --json`)")
     r.add_argument("--at", type=timestamp_arg, help="revocation time YYYY-MM-DDTHH:MM:SSZ (default now)")
     r.set_defaults(run=revoke_key)
     n = hsub.add_parser("nodes", help="list enrolled nodes: sync status, lag, last success, failures and why a "

@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
     lst.set_defaults(run=list_tokens)
     r = tsub.add_parser("revoke", help="revoke a token by its jti")
     add_data_dir(r)
-    r.add_argument("jti", metavar="JTI")
+    r.add_argument("jti", metavar="JTI", help="the token's id (printed by `ncc token create`; `ncc token list`)")
     r.set_defaults(run=revoke)
 
 
