@@ -354,6 +354,7 @@ class NodeFederation:
         """
         enrollment = await self.enrollment()
         if enrollment is None:
+            self.announce = False  # not enrolled when it started: `ncc enroll` notifies the hub itself
             return True
         if self._refusals and enrollment.get("enrolled_at") != self._refused_enrollment:
             self._refusals, self._retry_at = 0, 0.0  # re-enrolled (by `ncc enroll`, another process)
