@@ -80,6 +80,7 @@ def _bound(job: Job, context: Context) -> Callable[[web.Application], AsyncItera
         return job(context)
 
     cleanup.__name__ = cleanup.__qualname__ = job.__name__
+    cleanup.job = job  # type: ignore[attr-defined]  # which job (a test swaps the hub's scheduler out)
     return cleanup
 
 
