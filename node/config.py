@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -141,6 +141,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("db_pool_max", "int", 10, "Maximum PostgreSQL connections per process.", check=_positive),
     Setting("max_body_bytes", "int", 1_048_576, "Largest accepted request body in bytes (413 above).",
             check=_positive),
+    Setting("max_form_bytes", "int", 256 * 1024, "Largest portal form in bytes: a record typed in at "
+            "`/admin/records`, an application at `/apply` (413 above; raise it with the schemas' longest "
+            "texts).", check=_positive),
     Setting("log_level", "str", "INFO", "Log level: DEBUG, INFO, WARNING, ERROR.",
             check=_choice("DEBUG", "INFO", "WARNING", "ERROR")),
     Setting("log_format", "str", "json", "Log format: `json` (one object a line) or `text`.",
@@ -151,6 +154,10 @@ SETTINGS: tuple[Setting, ...] = (
             "token (a longer one is a usage error).", check=_max_days(3650)),
     Setting("session_ttl_s", "int", 12 * 3600, "Lifetime of a portal sign-in; it also ends with its token "
             "(expiry, revocation) and at logout.", check=_max_days(30)),
+    Setting("service_token_ttl_s", "int", 120, "Lifetime of the service tokens this instance signs for its "
+            "calls to another (pulls, notifications, live queries), seconds: longer tolerates a slower "
+            "network or clock drift, shorter keeps the peer's replay table smaller (≤ 300).",
+            check=lambda v: None if 10 <= v <= 300 else "must be between 10 and 300 seconds"),
     Setting("service_call_rate", "int", 50, "Service-token calls accepted per second from each calling "
             "instance (burst: twice as many); beyond it 429 `rate_limited`, before the token's jti is "
             "stored.", check=_positive),
@@ -235,6 +242,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("verify_workers", "int", 0, "Hub: verification worker processes; pages are checked this many "
             "at a time ahead of the writer (0 = one per core beyond the first). Each costs ~90 MB.",
             roles=("hub",), check=lambda v: None if 0 <= v <= 64 else "must be between 0 and 64"),
+    Setting("backoff_min_s", "int", 5, "Hub: wait before pulling a node again after a failed pull; it "
+            "doubles with each failure in a row, up to `backoff_max_s`. Failures `ncc sync` records count "
+            "too.", roles=("hub",), check=_positive),
     Setting("backoff_max_s", "int", 3600, "Hub: longest wait between pulls of a failing node.",
             roles=("hub",), check=_positive),
     Setting("stale_after_s", "int", 1800, "Hub: a node whose last successful pull is older is `stale`.",
@@ -272,72 +282,79 @@ SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated settings of one instance. Build with :func:`load_settings`."""
+    """Validated settings of one instance. Build with :func:`load_settings`.
+
+    The fields carry no defaults: ``SETTINGS`` is the only place a default is written (and
+    :func:`build_settings` the only place one is applied), so the two cannot disagree.
+    """
 
     data_dir: Path
     role: str
-    country: str = ""
-    host: str = "127.0.0.1"
-    port: int = 8080
-    url: str = ""
-    db: str = ""
-    db_password_file: str = ""
-    db_pool_max: int = 10
-    max_body_bytes: int = 1_048_576
-    log_level: str = "INFO"
-    log_format: str = "json"
-    token_ttl_s: int = 30 * 86400
-    token_max_ttl_s: int = 90 * 86400
-    session_ttl_s: int = 12 * 3600
-    service_call_rate: int = 50
-    live_search_rate: int = 10
-    allowed_countries: tuple[str, ...] = field(default=tuple(EU_COUNTRIES + EEA_COUNTRIES))
-    clock_skew_s: int = 300
-    search_max_limit: int = 100
-    search_accelerator: bool = True
-    live_timeout_ms: int = 2000
-    erasure_purge_s: int = 300
-    erasure_vacuum_full: bool = False
-    notify_retry_s: int = 30
-    audit_interval_s: int = 3600
-    audit_max_proofs: int = 500
-    atlas_url: str = ""
-    atlas_api_key_file: str = ""
-    atlas_timeout_s: int = 30
-    atlas_push_interval_s: int = 900
-    atlas_terms_ttl_s: int = 86400
-    trusted_proxies: tuple[str, ...] = ()
-    application_rate_per_address: int = 10
-    application_rate_per_email: int = 10
-    confirmation_mails_per_hour: int = 200
-    application_ttl_s: int = 48 * 3600
-    manage_link_ttl_s: int = 90 * 86400
-    assessor_emails: tuple[str, ...] = ()
-    mail_from: str = ""
-    smtp_url: str = ""
-    smtp_password_file: str = ""
-    mail_retry_max_s: int = 3600
-    mail_language: str = ""
-    pull_interval_s: int = 300
-    pull_jitter_s: int = 30
-    pull_timeout_s: int = 60
-    pull_batch: int = 1000
-    verify_workers: int = 0
-    backoff_max_s: int = 3600
-    stale_after_s: int = 1800
-    unreachable_after: int = 3
-    directory_ttl_s: int = 7 * 86400
-    invite_ttl_s: int = 86400
-    key_grace_s: int = 7 * 86400
-    feed_page_max_bytes: int = 8 * 1024 * 1024
-    allow_private_node_urls: bool = False
-    live_answer_max_bytes: int = 1024 * 1024
-    pull_inflight_max_bytes: int = 128 * 1024 * 1024
-    quarantine_max_rows: int = 10_000
-    quarantine_max_bytes: int = 100 * 1024 * 1024
-    notify_min_interval_s: int = 2
-    live_rate_per_min: int = 30
-    live_max_concurrent: int = 4
+    country: str
+    host: str
+    port: int
+    url: str
+    db: str
+    db_password_file: str
+    db_pool_max: int
+    max_body_bytes: int
+    max_form_bytes: int
+    log_level: str
+    log_format: str
+    token_ttl_s: int
+    token_max_ttl_s: int
+    session_ttl_s: int
+    service_token_ttl_s: int
+    service_call_rate: int
+    live_search_rate: int
+    allowed_countries: tuple[str, ...]
+    clock_skew_s: int
+    search_max_limit: int
+    search_accelerator: bool
+    live_timeout_ms: int
+    erasure_purge_s: int
+    erasure_vacuum_full: bool
+    notify_retry_s: int
+    audit_interval_s: int
+    audit_max_proofs: int
+    atlas_url: str
+    atlas_api_key_file: str
+    atlas_timeout_s: int
+    atlas_push_interval_s: int
+    atlas_terms_ttl_s: int
+    trusted_proxies: tuple[str, ...]
+    application_rate_per_address: int
+    application_rate_per_email: int
+    confirmation_mails_per_hour: int
+    application_ttl_s: int
+    manage_link_ttl_s: int
+    assessor_emails: tuple[str, ...]
+    mail_from: str
+    smtp_url: str
+    smtp_password_file: str
+    mail_retry_max_s: int
+    mail_language: str
+    pull_interval_s: int
+    pull_jitter_s: int
+    pull_timeout_s: int
+    pull_batch: int
+    verify_workers: int
+    backoff_min_s: int
+    backoff_max_s: int
+    stale_after_s: int
+    unreachable_after: int
+    directory_ttl_s: int
+    invite_ttl_s: int
+    key_grace_s: int
+    feed_page_max_bytes: int
+    allow_private_node_urls: bool
+    live_answer_max_bytes: int
+    pull_inflight_max_bytes: int
+    quarantine_max_rows: int
+    quarantine_max_bytes: int
+    notify_min_interval_s: int
+    live_rate_per_min: int
+    live_max_concurrent: int
     #: The database password (from NCC_DB_PASSWORD or the password file): never a setting in config.toml.
     db_password: str = field(default="", repr=False)
     #: The Atlas API key from NCC_ATLAS_API_KEY (else the file atlas_api_key_file names is read at push).
@@ -596,9 +613,7 @@ def build_settings(data_dir: Path, values: Mapping[str, Any], db_password: str =
             raise ConfigError(f"allowed_countries: {code!r} is not an ISO 3166-1 alpha-2 code")
         if code not in EU_COUNTRIES + EEA_COUNTRIES:  # the countries vocabulary records are checked against
             raise ConfigError(f"allowed_countries: {code} is not an EU or EEA country (Greece is GR)")
-    known = {f.name for f in fields(Settings)}
-    return Settings(data_dir=data_dir, db_password=db_password,
-                    **{k: v for k, v in merged.items() if k in known})
+    return Settings(data_dir=data_dir, db_password=db_password, **merged)
 
 
 def render_config(values: Mapping[str, Any]) -> str:

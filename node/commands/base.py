@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -119,3 +119,17 @@ def timestamp_arg(text: str) -> datetime:
 def add_data_dir(parser: Any, required: bool = True) -> None:
     parser.add_argument("--data-dir", required=required, metavar="D",
                         help="instance data directory (holds config.toml, keys/, ncc.db)")
+
+
+def add_json(parser: Any, what: str) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help=f"print {what} as JSON lines (one object a line, for scripts) instead of a table")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain-text table: a header line, then one line a row, columns padded to their widest cell
+    (None shows as ``-``; the last column is not padded, so a long reason does not widen the others)."""
+    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers) - 1)]
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip() for r in cells]
+    return "\n".join(lines) + "\n"

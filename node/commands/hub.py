@@ -9,7 +9,15 @@ from typing import Any
 
 import orjson
 
-from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for, timestamp_arg
+from node.commands.base import (
+    CommandError,
+    add_data_dir,
+    add_json,
+    run_with_db,
+    settings_for,
+    table,
+    timestamp_arg,
+)
 from node.config import COUNTRY_RE, Settings
 from node.context import utc_now
 from node.errors import ApiError
@@ -22,7 +30,7 @@ def register(sub: Any) -> None:
     hsub.required = True
     i = hsub.add_parser("invite", help="print a one-time 24 h enrollment token for a country (last line)")
     add_data_dir(i)
-    i.add_argument("country", metavar="XX")
+    i.add_argument("country", metavar="XX", help="the country to invite (ISO 3166-1 alpha-2, GR for Greece)")
     i.add_argument("--replace", action="store_true",
                    help="invite a country that is enrolled: when used, the invitation re-points its URL and "
                         "ends every key of the running node (key-compromise recovery, a moved node)")
@@ -36,21 +44,26 @@ def register(sub: Any) -> None:
     for name, helptext in (("suspend", "stop accepting and pulling a node"), ("activate", "re-activate a node")):
         s = hsub.add_parser(name, help=helptext)
         add_data_dir(s)
-        s.add_argument("country", metavar="XX")
+        s.add_argument("country", metavar="XX", help="the enrolled node's country")
         s.set_defaults(run=set_status, status="suspended" if name == "suspend" else "active")
     m = hsub.add_parser("mode", help="replicate a node's feed, or only query it live")
     add_data_dir(m)
-    m.add_argument("country", metavar="XX")
-    m.add_argument("mode", choices=("replicate", "query-only"))
+    m.add_argument("country", metavar="XX", help="the enrolled node's country")
+    m.add_argument("mode", choices=("replicate", "query-only"),
+                   help="replicate: pull its feed; query-only: hold nothing of it, ask it live at each search")
     m.set_defaults(run=set_mode)
     r = hsub.add_parser("revoke-key", help="revoke a node key: what the hub receives signed by it from then on is "
                         "rejected; --at in the past also withdraws what it received since")
     add_data_dir(r)
-    r.add_argument("kid", metavar="KID")
+    r.add_argument("kid", metavar="KID", help="the key id, as in the directory (`ncc hub nodes --json`)")
     r.add_argument("--at", type=timestamp_arg, help="revocation time YYYY-MM-DDTHH:MM:SSZ (default now)")
     r.set_defaults(run=revoke_key)
-    n = hsub.add_parser("nodes", help="list enrolled nodes and their keys")
+    n = hsub.add_parser("nodes", help="list enrolled nodes: sync status, lag, last success, failures and why a "
+                        "node is unreachable or diverged (--json: each node's directory entry with its keys, "
+                        "and its sync status)")
     add_data_dir(n)
+    add_json(n, "each node's directory entry (country, url, status, mode, keys) with its sync status under "
+                "`sync`")
     n.set_defaults(run=nodes)
 
 
@@ -134,14 +147,32 @@ def revoke_key(args: argparse.Namespace) -> int:
     return 0
 
 
+NODE_COLUMNS = ("COUNTRY", "STATUS", "MODE", "ENROLLMENT", "LAG", "LAST SUCCESS", "FAILURES", "LAST ERROR")
+
+
 def nodes(args: argparse.Namespace) -> int:
+    """The hub's view of every node (as ``GET /api/v1/nodes``): a table, or JSON lines."""
+    from node.services.pullstatus import nodes_status
+
     settings = settings_for(args.data_dir)
     hub = _hub(settings)
 
-    async def show() -> Any:
+    async def show() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         doc = await hub.current_directory()
-        return doc["nodes"]
+        return doc["nodes"], await nodes_status(settings, utc_now())
 
-    for node in _run(settings, show):
-        print(orjson.dumps(node).decode())
+    entries, statuses = _run(settings, show)
+    by_country = {s["country"]: s for s in statuses}
+    if args.json:
+        for node in entries:
+            print(orjson.dumps({**node, "sync": by_country.get(node["country"])}).decode())
+        return 0
+    if not statuses:
+        print("no node has enrolled yet")
+        return 0
+    print(table(NODE_COLUMNS, [
+        (s["country"], s["status"], s["mode"], s["enrollment"], s["lag"], s["last_success"] or "never",
+         s["consecutive_failures"], s["reason"] or s["last_error"])
+        for s in statuses
+    ]), end="")
     return 0

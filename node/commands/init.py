@@ -26,7 +26,8 @@ from node.keystore import KeyStoreError, create_key, load_key, load_secret
 
 def register(sub: Any) -> None:
     p = sub.add_parser("init", help="create a node or hub instance in a data directory")
-    p.add_argument("--role", required=True, choices=("node", "hub"))
+    p.add_argument("--role", required=True, choices=("node", "hub"),
+                   help="node: an NCC's registry; hub: the Centre that pulls every node")
     add_data_dir(p)
     p.add_argument("--country", help="ISO 3166-1 alpha-2 country of the NCC (node role)")
     p.add_argument("--url", help="public base URL (default http://127.0.0.1:<port>)")

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
             recovery = Recovery(settings.country, publisher, publisher.registry, keys, utc_now)
             timeout = aiohttp.ClientTimeout(total=120, connect=10)
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                link = HubLink(enrollment["hub_url"], settings.country, keyring.key, utc_now, session)
+                link = HubLink(enrollment["hub_url"], settings.country, keyring.key, utc_now, session,
+                               settings.service_token_ttl_s)
                 return await recover(recovery, link)
         except RecoverError as exc:
             raise CommandError(str(exc)) from exc

@@ -1,18 +1,22 @@
-"""``ncc token create|revoke`` — user tokens (EdDSA JWTs signed by this instance's key)."""
+"""``ncc token create|list|revoke`` — user tokens (EdDSA JWTs signed by this instance's key)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+import orjson
+
 from federation.timefmt import format_timestamp
 from node.commands.base import (
     CommandError,
     UsageError,
     add_data_dir,
+    add_json,
     parse_duration,
     run_with_db,
     settings_for,
+    table,
 )
 from node.context import utc_now
 from node.http.auth import HUB_ROLES, NODE_ROLES
@@ -21,7 +25,7 @@ from node.storage.models import ApiToken
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("token", help="create or revoke user tokens")
+    p = sub.add_parser("token", help="create, list or revoke user tokens")
     tsub = p.add_subparsers(dest="token_command", metavar="ACTION")
     tsub.required = True
     c = tsub.add_parser("create", help="create a token; prints it alone on the last line")
@@ -31,9 +35,14 @@ def register(sub: Any) -> None:
     c.add_argument("--ttl", default=None, metavar="DURATION",
                    help="lifetime, e.g. 30d, 12h (default: setting token_ttl_s; at most token_max_ttl_s)")
     c.set_defaults(run=create)
+    lst = tsub.add_parser("list", help="list the user tokens issued here (jti, role, subject, expiry, "
+                          "revocation), newest first; the tokens themselves are never stored")
+    add_data_dir(lst)
+    add_json(lst, "each token's row")
+    lst.set_defaults(run=list_tokens)
     r = tsub.add_parser("revoke", help="revoke a token by its jti")
     add_data_dir(r)
-    r.add_argument("jti", metavar="JTI")
+    r.add_argument("jti", metavar="JTI", help="the token's id (printed by `ncc token create`; `ncc token list`)")
     r.set_defaults(run=revoke)
 
 
@@ -73,4 +82,28 @@ def revoke(args: argparse.Namespace) -> int:
     if run_with_db(settings, mark) == 0:
         raise CommandError(f"no active token with jti {args.jti}")
     print(f"revoked {args.jti}")
+    return 0
+
+
+def list_tokens(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+    now = format_timestamp(utc_now())
+
+    async def rows() -> list[dict[str, Any]]:
+        return [{"jti": t.jti, "role": t.role, "subject": t.subject, "created_at": t.created_at,
+                 "expires_at": t.expires_at, "revoked_at": t.revoked_at,
+                 "state": "revoked" if t.revoked_at else "expired" if t.expires_at <= now else "active"}
+                for t in await ApiToken.all().order_by("-created_at", "jti")]
+
+    tokens = run_with_db(settings, rows)
+    if args.json:
+        for row in tokens:
+            print(orjson.dumps(row).decode())
+        return 0
+    if not tokens:
+        print("no user token has been issued")
+        return 0
+    print(table(("JTI", "ROLE", "STATE", "EXPIRES", "REVOKED", "SUBJECT"),
+                [(t["jti"], t["role"], t["state"], t["expires_at"], t["revoked_at"], t["subject"]) for t in tokens]),
+          end="")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -14,8 +15,9 @@ from node.config import Settings
 from node.context import Context, Keyring, build_registry, utc_now
 from node.http import routes
 from node.http.auth import Authenticator, ServiceCallLimits
-from node.http.keys import AUTH, CONTEXT, METRICS
+from node.http.keys import AUTH, CONTEXT, METRICS, OPENAPI
 from node.http.metrics import Metrics, metrics_middleware
+from node.http.openapi import build_openapi
 from node.http.problems import REQUEST_ID, install_unparsable_request_problems, problem_middleware
 from node.storage import db
 
@@ -57,6 +59,7 @@ def create_app(
     context = Context(settings=settings, keyring=Keyring(settings), registry=build_registry(), clock=clock)
     app[CONTEXT] = context
     app[METRICS] = metrics
+    app[OPENAPI] = functools.partial(build_openapi, settings)
     app[AUTH] = Authenticator(
         instance=settings.instance_id,
         role=settings.role,

@@ -11,8 +11,8 @@ Two kinds of bearer tokens, both EdDSA JWTs with pinned algorithms:
   (the hub's key, at a node; a node's key, at the hub), ``jti`` never accepted twice. Each caller's
   accepted calls are rate-limited (``service_call_rate``; at a node, the hub's live queries apart:
   ``live_search_rate``) before the ``jti`` is stored, and stored ``jti`` are purged once expired
-  (``purge_seen_jtis``, every minute on both roles): the replay table stays bounded by rate × lifetime
-  however many anonymous live searches the hub relays.
+  (``node.storage.replay.purge_seen_jtis``, every minute on both roles): the replay table stays
+  bounded by rate × lifetime however many anonymous live searches the hub relays.
 
 A missing, forged, expired, revoked or foreign token is 401 ``unauthenticated``; a valid token
 without the right (a reader writing, a user token on a federation route) is 403 ``forbidden``.
@@ -36,6 +36,7 @@ from federation.timefmt import format_timestamp
 from federation.tokens import verify_service_token, verify_user_token
 from node.errors import Forbidden, RateLimited, Unauthenticated
 from node.keystore import InstanceKey
+from node.principal import ANONYMOUS, Principal
 from node.services.ratelimit import RateLimiter, retry_after
 from node.storage.models import ApiToken, SeenJti
 
@@ -43,25 +44,6 @@ NODE_ROLES = ("admin", "editor", "reader", "assessor")  # assessor: DESIGN §12
 HUB_ROLES = ("admin", "analyst")
 ROLE_RANK = {"reader": 1, "analyst": 1, "assessor": 2, "editor": 2, "admin": 3}
 
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: ``anonymous``, a ``user`` with a role, or a ``service`` (another instance)."""
-
-    kind: str
-    role: str | None = None
-    subject: str = ""
-    issuer: str = ""
-
-    @property
-    def is_anonymous(self) -> bool:
-        return self.kind == "anonymous"
-
-    def has_role(self, *roles: str) -> bool:
-        return self.kind == "user" and self.role in roles
-
-
-ANONYMOUS = Principal("anonymous")
 
 #: Request storage key of the authenticated principal (cached per request).
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -214,16 +196,6 @@ def require_service(principal: Principal, issuers: Iterable[str] | None = None) 
         raise Forbidden("user tokens cannot call federation routes")
     if issuers is not None and principal.issuer not in set(issuers):
         raise Forbidden("this service may not call this route")
-
-
-#: A stored jti is kept this long past its token's ``exp``: more than the verifier's leeway (30 s), so
-#: no token is still acceptable when its jti goes.
-PURGE_AFTER_EXP_S = 60
-
-
-async def purge_seen_jtis(now: datetime) -> int:
-    """Drop replay-protection entries whose tokens have expired anyway (run every minute, both roles)."""
-    return await SeenJti.filter(expires_at__lt=int(now.timestamp()) - PURGE_AFTER_EXP_S).delete()
 
 
 @dataclass

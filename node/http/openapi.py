@@ -15,7 +15,8 @@ import re
 from typing import Any
 
 from node.config import Settings
-from node.http.routes import REPEATABLE, STRING, Route, Schema, routes_for
+from node.http.routes import routes_for
+from node.http.routetypes import REPEATABLE, STRING, Route, Schema
 from node.search.base import DIMENSIONS as SEARCH_DIMENSIONS
 from node.search.cursor import MAX_OFFSET
 
@@ -256,7 +257,11 @@ RESPONSES: dict[str, Schema] = {
                        "diverged": {"type": ["object", "null"], "description": (
                            "set while the node no longer holds what the hub ingested from it (restored "
                            "from a backup, replaced): nothing of it is ingested until ncc recover"),
-                           "properties": {"since": {"type": "string"}, "reason": {"type": "string"}}}}}},
+                           "properties": {"since": {"type": "string"}, "reason": {"type": "string"}}},
+                       "last_error": {"type": ["string", "null"], "description": "the last failed pull's "
+                                      "error code (null after a success)"},
+                       "reason": {"type": ["string", "null"], "description": "why the node is unreachable "
+                                  "(its last pull's error code) or diverged; null for ok and stale"}}}},
     "FeedState": {"type": "object", "required": ["head", "holds"], "properties": {
         "head": {"type": "integer", "minimum": 0},
         "holds": {"type": ["boolean", "null"], "description": "null when no anchor was given"}}},

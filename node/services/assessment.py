@@ -26,7 +26,7 @@ from federation.envelope import Envelope
 from federation.errors import SchemaInvalid
 from federation.timefmt import format_timestamp
 from node.errors import Forbidden
-from node.http.auth import Principal
+from node.principal import Principal
 from node.services.applications import Gatekeeper
 from node.services.publish import Actor, Amendment, InvalidTransition, Publisher, changed_pointers
 from node.storage.gatekeeper_models import Application, VersionEvent

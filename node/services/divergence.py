@@ -31,11 +31,12 @@ from federation.timefmt import format_timestamp
 from federation.tokens import issue_service_token
 from node.services.fedclient import FedError, Limits
 from node.services.ingest import PullError
+from node.services.pullstatus import PullResult, failure_summary
 from node.storage import sql
 from node.storage.hub_models import FederatedNode, HubRecord, PullState
 
 if TYPE_CHECKING:
-    from node.services.sync import Puller, PullResult
+    from node.services.sync import Puller
 
 log = logging.getLogger("ncc.sync")
 
@@ -50,6 +51,10 @@ RECOVER_HINT = "run `ncc recover` on the node"
 
 class Diverged(PullError):
     """The node no longer holds what the hub ingested from it: nothing of it is ingested."""
+
+    def summary(self) -> str:
+        """The hub's own finding (its anchor, sequence numbers); the message says what to run."""
+        return f"Diverged: {self}"[:500]
 
 
 def anchor_of(state: PullState) -> Anchor | None:
@@ -68,7 +73,8 @@ async def ask_feed_state(puller: Puller, url: str, country: str, anchor: Anchor 
         PullError: an answer that is not the small object expected (``bad_answer``).
     """
     key = puller.key()
-    token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", puller.clock(), ttl_s=120)
+    token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", puller.clock(),
+                                ttl_s=puller.settings.service_token_ttl_s)
     params = anchor.to_params() if anchor is not None else {}
     limit = puller.settings.pull_timeout_s
     resp = await puller.client.request(
@@ -208,8 +214,6 @@ async def held_page(country: str, after: str, limit: int) -> bytes:
 
 async def probe(puller: Puller, node: FederatedNode) -> PullResult:
     """Ask a query-only node for its feed state (it is not pulled): its status follows the answer."""
-    from node.services.sync import PullResult, failure_summary
-
     result = PullResult(node.country, ok=False)
     started = puller.clock()
     t0 = time.perf_counter()

@@ -78,6 +78,10 @@ class PullError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:  # keeps the code across the worker process boundary
         return (PullError, (str(self.args[0]), self.code))
 
+    def summary(self) -> str:
+        """What the node's ``last_error`` says: the code alone."""
+        return self.code
+
 
 class CursorMoved(Exception):
     """Another process advanced this node's cursor meanwhile; the page was not applied."""

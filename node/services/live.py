@@ -377,7 +377,8 @@ class LiveQuery:
 
     async def _ask(self, url: str, country: str, query: SearchQuery, offset: int = 0) -> dict[str, Any]:
         key = self.key()
-        token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(), ttl_s=60)
+        token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(),
+                                    ttl_s=self.settings.service_token_ttl_s)
         payload: dict[str, Any] = {
             "q": query.q, "limit": query.limit, "visibilities": sorted(query.visibilities), "strict": True,
             **{dim: list(values) for dim, values in query.filters.items()},

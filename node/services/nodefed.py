@@ -28,8 +28,8 @@ from federation.tokens import (
     peek_enrollment_token,
 )
 from node.config import Settings
-from node.http.metrics import Metrics
 from node.keystore import InstanceKey, retire_and_replace
+from node.metrics import Metrics
 from node.services.fedclient import FedClient, FedError, FedResponse, Limits
 from node.storage import sql
 from node.storage.availability import database_unavailable
@@ -177,13 +177,18 @@ class NodeFederation:
     _refusals: int = 0
     _retry_at: float = 0.0
     _refused_enrollment: Any = None
+    #: The node announces itself once when it starts serving (``run_notifier``), whether or not its
+    #: feed moved: a hub that marked it unreachable while it was down pulls it within seconds instead
+    #: of at its next scheduled pull or back-off.
+    announce: bool = False
 
     async def close(self) -> None:
         await self.client.close()
 
     def service_token(self) -> str:
         key = self.key()
-        return issue_service_token(key.private_key, key.kid, self.settings.country, "hub", self.clock(), ttl_s=120)
+        return issue_service_token(key.private_key, key.kid, self.settings.country, "hub", self.clock(),
+                                    ttl_s=self.settings.service_token_ttl_s)
 
     # -- enrollment and directory --------------------------------------------------------------
 
@@ -338,7 +343,8 @@ class NodeFederation:
     # -- notifications -------------------------------------------------------------------------
 
     async def notify_if_needed(self) -> bool:
-        """Tell the hub to pull if the feed moved since the last successful notification.
+        """Tell the hub to pull if the feed moved since the last successful notification (or, with
+        ``announce`` set, once in any case: the node has just started).
 
         While the hub refuses this node (401/403: suspended, key revoked, …) the notifications back off
         (doubling from ``notify_retry_s`` up to ``REFUSED_BACKOFF_MAX_S``), each refusal logged with the
@@ -348,6 +354,7 @@ class NodeFederation:
         """
         enrollment = await self.enrollment()
         if enrollment is None:
+            self.announce = False  # not enrolled when it started: `ncc enroll` notifies the hub itself
             return True
         if self._refusals and enrollment.get("enrolled_at") != self._refused_enrollment:
             self._refusals, self._retry_at = 0, 0.0  # re-enrolled (by `ncc enroll`, another process)
@@ -355,7 +362,7 @@ class NodeFederation:
             return False
         head = await feed_head()
         notified = await get_state(NOTIFIED_KEY) or 0
-        if head <= notified:
+        if head <= notified and not self.announce:
             return True
         try:
             await self._post(enrollment["hub_url"], "/federation/v1/notify", {"country": self.settings.country})
@@ -378,6 +385,7 @@ class NodeFederation:
                         extra={"error": str(exc), "reason": exc.reason, "retry_in_s": delay})
             return False
         self._refusals = 0
+        self.announce = False
         await set_state(NOTIFIED_KEY, head)
         return True
 
@@ -393,6 +401,7 @@ class NodeFederation:
         cancels it in the middle of a database query.
         """
         stop = stop or asyncio.Event()
+        self.announce = True  # the first notification says "I am up" (retried until the hub takes it)
         while not stop.is_set():
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=self.settings.notify_retry_s)

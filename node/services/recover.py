@@ -267,10 +267,13 @@ class HubLink:
     key: Callable[[], InstanceKey]
     clock: Callable[[], datetime]
     session: aiohttp.ClientSession
+    #: The setting ``service_token_ttl_s``.
+    token_ttl_s: int = 120
 
     def _headers(self) -> dict[str, str]:
         key = self.key()
-        token = issue_service_token(key.private_key, key.kid, self.country, "hub", self.clock(), ttl_s=120)
+        token = issue_service_token(key.private_key, key.kid, self.country, "hub", self.clock(),
+                                    ttl_s=self.token_ttl_s)
         return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
     async def _call(self, method: str, path: str, limit: int, params: Mapping[str, str] | None = None) -> Any:

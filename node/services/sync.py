@@ -11,7 +11,13 @@ One pull of node X:
    (node.services.ingest.apply_checked). Pages are pipelined: while page k is written, page k+1 is
    fetched and checked, so at most two pages are in flight; page k+1 is applied only after page k
    committed, from the cursor page k left (the compare-and-set would refuse anything else);
-4. record the outcome: ``last_success`` / ``consecutive_failures`` / ``last_error``.
+4. record the outcome: ``last_success`` / ``consecutive_failures`` / ``last_error``, and for a
+   failure the time of the next attempt (``retry_at``, node.services.pullstatus: the one back-off
+   policy, shared by every process through the database); log it (one INFO line a pull: node,
+   records, duration, error code).
+
+The serving hub retries each failing node when its back-off ends (``start_retries``), whichever
+process recorded the failure; a node that starts notifies the hub, which pulls it within seconds.
 
 Within a process an ``asyncio.Lock`` per node makes concurrent triggers (scheduler, notify, CLI)
 wait for the running pull instead of starting a second one.
@@ -35,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -43,12 +49,12 @@ from tortoise.exceptions import BaseORMException
 
 from federation.directory import Directory
 from federation.schemas import SchemaRegistry
-from federation.timefmt import format_timestamp, parse_timestamp
+from federation.timefmt import format_timestamp
 from federation.tokens import issue_service_token
 from node.config import Settings
 from node.errors import RateLimited
-from node.http.metrics import Metrics
 from node.keystore import InstanceKey
+from node.metrics import Metrics
 from node.services import divergence
 from node.services.fedclient import ByteBudget, FedClient, FedError, FedResponse, limits_for_page
 from node.services.hub import HubService
@@ -66,6 +72,7 @@ from node.services.ingest import (
     check_page,
     default_workers,
 )
+from node.services.pullstatus import PullResult, failure_summary, node_status, retry_at
 from node.services.search import SearchService
 from node.storage import sql
 from node.storage.availability import database_unavailable
@@ -79,31 +86,12 @@ __all__ = ["MAX_LINE", "CursorMoved", "FeedItem", "PageOutcome", "PullError", "P
 #: What fails a pull (recorded in the node's status) rather than being a bug of the hub.
 PULL_FAILURES = (TimeoutError, PullError, FedError, CursorMoved, BaseORMException)
 
+#: How often the serving hub looks for failing nodes whose back-off has ended (``retry_due``).
+RETRY_SWEEP_S = 1.0
+
 #: Pages up to this size are checked in a thread of the hub process; larger ones in the worker
 #: process (a process round trip and the worker's start cost more than they save on small pages).
 INLINE_MAX_BYTES = 256 * 1024
-
-
-@dataclass
-class PullResult:
-    """What one pull of one node did."""
-
-    country: str
-    ok: bool
-    pages: int = 0
-    outcome: PageOutcome = field(default_factory=PageOutcome)
-    cursor: int = 0
-    head: int = 0
-    error: str | None = None
-    skipped: str | None = None
-    elapsed_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        o = self.outcome
-        return {"country": self.country, "ok": self.ok, "pages": self.pages, "accepted": o.accepted,
-                "deleted": o.deleted, "stale": o.stale, "duplicate": o.duplicate,
-                "quarantined": o.quarantined, "codes": dict(o.codes), "cursor": self.cursor, "head": self.head,
-                "error": self.error, "skipped": self.skipped, "elapsed_s": round(self.elapsed_s, 4)}
 
 
 def _dead_local_owner(owner: str) -> bool:
@@ -121,21 +109,6 @@ def _dead_local_owner(owner: str) -> bool:
     except OSError:
         return False  # exists, owned by someone else
     return False
-
-
-def node_status(state: PullState | None, settings: Settings, now: datetime) -> str:
-    """``ok`` | ``stale`` | ``unreachable`` | ``diverged`` for one node."""
-    if state is None:
-        return "stale"
-    if state.diverged_at is not None:
-        return "diverged"  # nothing of it is ingested until `ncc recover` (node.services.divergence)
-    if state.consecutive_failures >= settings.unreachable_after:
-        return "unreachable"
-    if state.last_success is None:
-        return "stale"
-    if now - parse_timestamp(state.last_success) > timedelta(seconds=settings.stale_after_s):
-        return "stale"
-    return "ok"
 
 
 def next_page_cursor(body: bytes, at: int) -> int | None:
@@ -167,12 +140,8 @@ class Puller:
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     #: The federation client: the only way the hub reads a node (limits, redirects, addresses).
     client: FedClient = None  # type: ignore[assignment]
-    _next_attempt: dict[str, float] = field(default_factory=dict)
     _pending: dict[str, bool] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    #: Pull a failed node again when its back-off ends (the serving hub; not a one-shot ``ncc sync``).
-    retry_failed: bool = False
-    _retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     # notify throttling (DESIGN §10): when each node's last notification was taken, trailing pulls
     _notified: dict[str, float] = field(default_factory=dict)
     _trailing: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
@@ -189,9 +158,8 @@ class Puller:
                                     ByteBudget(self.settings.pull_inflight_max_bytes))
 
     async def close(self) -> None:
-        for handle in [*self._retries.values(), *self._trailing.values()]:
+        for handle in self._trailing.values():
             handle.cancel()
-        self._retries.clear()
         self._trailing.clear()
         for task in list(self._tasks):
             task.cancel()
@@ -202,26 +170,49 @@ class Puller:
 
     # -- scheduling helpers --------------------------------------------------------------------
 
-    def backoff_due(self, country: str) -> bool:
-        """False while a failing node is in its back-off window (scheduled pulls skip it)."""
-        return time.monotonic() >= self._next_attempt.get(country, 0.0)
+    async def backoff_due(self, country: str) -> bool:
+        """False while a failing node is in its back-off window (scheduled pulls skip it); the window
+        is the database's (``retry_at``), whichever process recorded the failure."""
+        state = await PullState.filter(country=country).only("country", "retry_at").first()
+        return state is None or time.time() >= state.retry_at
 
-    def _schedule_backoff(self, country: str, failures: int) -> None:
-        """Hold scheduled pulls of a failing node back (5 s, doubling, up to ``backoff_max_s``); with
-        ``retry_failed``, pull it again when the back-off ends — a node that was down (or a pull that a
-        notification triggered while it was) is caught up within seconds of coming back, not at
-        the next scheduled pull."""
-        delay = min(self.settings.backoff_max_s, 5 * 2 ** max(0, failures - 1)) * random.uniform(0.8, 1.2)
-        self._next_attempt[country] = time.monotonic() + delay
-        if self.retry_failed:
-            previous = self._retries.pop(country, None)
-            if previous is not None:
-                previous.cancel()
-            self._retries[country] = asyncio.get_running_loop().call_later(delay, self._retry, country)
+    async def retry_due(self) -> list[str]:
+        """Pull again every active node that failed and whose back-off has ended, whichever process
+        recorded the failure (this one, another hub process, ``ncc sync``). A diverged node is left to
+        its operator (``ncc recover``); it is still pulled on schedule. Returns the nodes triggered."""
+        now = int(time.time())
+        # retry_at 0: no back-off recorded (a success, or a live-query miss of a query-only node)
+        due = await PullState.filter(consecutive_failures__gt=0, retry_at__gt=0, retry_at__lte=now,
+                                     diverged_at=None, lease_until__lt=now).values_list("country", flat=True)
+        if not due:
+            return []
+        active = set(await FederatedNode.filter(country__in=list(due), status="active")
+                     .values_list("country", flat=True))
+        chosen = sorted(c for c in due if c in active)
+        for country in chosen:
+            lock = self._locks.get(country)
+            if lock is None or not lock.locked():  # a running pull records its own outcome
+                self.trigger(country)
+        return chosen
 
-    def _retry(self, country: str) -> None:
-        self._retries.pop(country, None)
-        self.trigger(country)
+    def start_retries(self, every_s: float = RETRY_SWEEP_S) -> None:
+        """The serving hub: call ``retry_due`` every ``every_s`` seconds until ``close``."""
+
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(every_s)
+                try:
+                    await self.retry_due()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if not database_unavailable(exc):
+                        log.exception("retry sweep failed")
+                    # a database restart: the next sweep retries
+
+        task = asyncio.get_running_loop().create_task(sweep())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def notified(self, country: str) -> None:
         """A node's notification: pull it now, at most once per ``notify_min_interval_s``. A closer one
@@ -393,24 +384,22 @@ class Puller:
         if state is None:
             return
         stamp = format_timestamp(self.clock())
+        before = node_status(state, self.settings, self.clock())
         if result.ok:
+            failures = 0
             await PullState.filter(country=country).update(
                 last_success=stamp, last_attempt=format_timestamp(started), consecutive_failures=0,
-                last_error=None, lease_owner=None, lease_until=0,
+                last_error=None, lease_owner=None, lease_until=0, retry_at=0,
             )
-            self._next_attempt.pop(country, None)
-            retry = self._retries.pop(country, None)
-            if retry is not None:
-                retry.cancel()
         else:
             failures = state.consecutive_failures + 1
             await PullState.filter(country=country).update(
                 last_attempt=format_timestamp(started), consecutive_failures=failures,
                 last_error=result.error, lease_owner=None, lease_until=0,
+                retry_at=retry_at(self.settings, failures, time.time()),
             )
-            self._schedule_backoff(country, failures)
-            log.warning("pull failed", extra={"node": country, "error": result.error, "failures": failures})
         state = await PullState.filter(country=country).first()
+        self._log_outcome(country, result, failures, before, node_status(state, self.settings, self.clock()))
         if state is not None:
             result.cursor, result.head = state.cursor, state.head
         if self.metrics is not None:
@@ -418,6 +407,25 @@ class Puller:
             if state is not None:
                 self.metrics.sync_lag.labels(country).set(max(0, state.head - state.cursor))
             self.metrics.quarantine_size.labels(country).set(await Quarantine.filter(country=country).count())
+
+    def _log_outcome(self, country: str, result: PullResult, failures: int, before: str, after: str) -> None:
+        """One INFO line for every pull (or probe) with its outcome; a WARNING when the node turns
+        unreachable and an INFO line when it is reachable again."""
+        fields: dict[str, Any] = {
+            "node": country, "outcome": "ok" if result.ok else "failed", "records": result.records,
+            "accepted": result.outcome.accepted, "quarantined": result.outcome.quarantined,
+            "pages": result.pages, "duration_ms": round(result.elapsed_s * 1000), "error": result.error,
+            "failures": failures,
+        }
+        if result.skipped:
+            fields["skipped"] = result.skipped
+        log.info("pull", extra=fields)
+        if after == before:
+            return
+        if after == "unreachable":
+            log.warning("node unreachable", extra={"node": country, "error": result.error, "failures": failures})
+        elif before == "unreachable":
+            log.info("node reachable again", extra={"node": country, "status": after})
 
     async def _pull_pages(self, url: str, country: str, directory_doc: dict[str, Any], result: PullResult,
                           check_head: bool = False) -> None:
@@ -514,7 +522,8 @@ class Puller:
             FedError: the call failed (its code says why), or the answer is not NDJSON.
         """
         key = self.key()
-        token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(), ttl_s=120)
+        token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(),
+                                    ttl_s=self.settings.service_token_ttl_s)
         s = self.settings
         limits = limits_for_page(s.feed_page_max_bytes, s.pull_batch, MAX_LINE, s.pull_timeout_s)
         resp = await self.client.request(
@@ -533,21 +542,3 @@ class Puller:
             raise FedError("not_ndjson", resp.status)
         return resp
 
-
-def failure_summary(exc: BaseException) -> str:
-    """What a failed pull records as ``last_error``: a code of ``fedclient.ERROR_CODES`` (and the
-    node's HTTP status), never a message that could quote the node's bytes."""
-    if isinstance(exc, FedError):
-        return exc.summary()
-    if isinstance(exc, divergence.Diverged):
-        # the hub's own finding (its anchor, sequence numbers), the message says what to run
-        return f"Diverged: {exc}"[:500]
-    if isinstance(exc, PullError):
-        return exc.code
-    if isinstance(exc, CursorMoved):
-        return "cursor_moved"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, BaseORMException) or database_unavailable(exc):
-        return "database_unavailable"
-    return "connect_failed"

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from node.context import Context
-from node.http.metrics import Metrics
+from node.metrics import Metrics
 from node.services.publish import Publisher
 from node.services.search import SearchService
 from node.storage.availability import database_unavailable
@@ -25,8 +25,8 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
     settings = context.settings
     context.search = SearchService(accelerated=settings.search_accelerator)
     # before the role's jobs: cleanup runs in reverse, so the final purge comes after pulls stopped
-    app.cleanup_ctx.append(_erasure_job)
-    app.cleanup_ctx.append(_purge_expired)
+    app.cleanup_ctx.append(_bound(_erasure_job, context))
+    app.cleanup_ctx.append(_bound(_purge_expired, context))
     if settings.role == "node":
         from node.services.nodefed import NodeFederation
 
@@ -48,8 +48,8 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
 
         context.gatekeeper = Gatekeeper(settings, context.keyring, context.registry, context.publisher,
                                         context.clock)
-        app.cleanup_ctx.append(_node_jobs)
-        app.cleanup_ctx.append(_gatekeeper_jobs)
+        app.cleanup_ctx.append(_bound(_node_jobs, context))
+        app.cleanup_ctx.append(_bound(_gatekeeper_jobs, context))
     else:
         from node.services.hub import HubService
         from node.services.live import LiveQuery
@@ -57,7 +57,7 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
 
         context.hub = HubService(settings, context.keyring.key, context.clock)
         context.sync = Puller(settings, context.keyring.key, context.hub, context.registry, context.search,
-                              context.clock, metrics, retry_failed=True)
+                              context.clock, metrics)
         from node.services.fedclient import FedClient
 
         # one in-flight byte budget for every read of a node: pulls and live queries
@@ -66,18 +66,26 @@ def wire_services(app: web.Application, context: Context, metrics: Metrics) -> N
         from node.services.translog import TransparencyLog
 
         context.log = TransparencyLog(context.keyring.key, context.clock)
-        app.cleanup_ctx.append(_hub_jobs)
+        app.cleanup_ctx.append(_bound(_hub_jobs, context))
 
 
-def _ctx(app: web.Application) -> Context:
-    from node.http.keys import CONTEXT
-
-    return app[CONTEXT]
+Job = Callable[[Context], AsyncIterator[None]]
 
 
-async def _node_jobs(app: web.Application) -> AsyncIterator[None]:
+def _bound(job: Job, context: Context) -> Callable[[web.Application], AsyncIterator[None]]:
+    """``job`` as a cleanup context of the app: it is handed the services' context itself (this module
+    knows no app keys of the transport)."""
+
+    def cleanup(app: web.Application) -> AsyncIterator[None]:
+        return job(context)
+
+    cleanup.__name__ = cleanup.__qualname__ = job.__name__
+    cleanup.job = job  # type: ignore[attr-defined]  # which job (a test swaps the hub's scheduler out)
+    return cleanup
+
+
+async def _node_jobs(context: Context) -> AsyncIterator[None]:
     """The notifier loop (notify the hub after writes, retry while it is down)."""
-    context = _ctx(app)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     notifier = loop.create_task(context.federation.run_notifier(stop))
@@ -137,41 +145,41 @@ async def _audit_forever(context: Context) -> None:
 PURGE_EVERY_S = 60
 
 
-async def _purge_expired(app: web.Application) -> AsyncIterator[None]:
+async def _purge_expired(context: Context) -> AsyncIterator[None]:
     """Purge the replay table and the portal's sessions of what has expired, every minute."""
-    context = _ctx(app)
-    task = asyncio.get_running_loop().create_task(_purge_forever(context))
+    task = asyncio.get_running_loop().create_task(_purge_tokens_forever(context))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
-async def _purge_forever(context: Context) -> None:
-    from node.http.auth import purge_seen_jtis
-    from node.web.session import purge_sessions
+async def _purge_tokens_forever(context: Context) -> None:
+    from node.storage import sessions
+    from node.storage.replay import purge_seen_jtis
 
     while True:
         await asyncio.sleep(PURGE_EVERY_S)
         try:
             now = context.clock()
             await purge_seen_jtis(now)
-            await purge_sessions(now)
+            await sessions.purge(int(now.timestamp()))
         except Exception as exc:
             if not database_unavailable(exc):
                 log.exception("purge of expired tokens and sessions failed")
                 continue
             log.warning("purge postponed: database unavailable",
                         extra={"error": f"{exc.__class__.__name__}: {exc}"})
+
+
 #: How often unconfirmed applications past their lifetime are purged (DESIGN §12: after 48 h).
 APPLICATION_PURGE_S = 600
 
 
-async def _gatekeeper_jobs(app: web.Application) -> AsyncIterator[None]:
+async def _gatekeeper_jobs(context: Context) -> AsyncIterator[None]:
     """The mail outbox loop and the purge of unconfirmed applications (node role)."""
     from node.services.mail import Outbox
 
-    context = _ctx(app)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     outbox = loop.create_task(Outbox(context.settings, context.clock).run(stop))
@@ -197,9 +205,8 @@ async def _gatekeeper_jobs(app: web.Application) -> AsyncIterator[None]:
         await purger
 
 
-async def _erasure_job(app: web.Application) -> AsyncIterator[None]:
+async def _erasure_job(context: Context) -> AsyncIterator[None]:
     """The erasure purge (node/services/erasure.py) every ``erasure_purge_s``, and once at a clean stop."""
-    context = _ctx(app)
     loop = asyncio.get_running_loop()
     task = loop.create_task(_purge_forever(context))
     # aiohttp may run the teardown in another contextvars context, where tortoise's is not current:
@@ -263,20 +270,19 @@ def postponed_while_database_unavailable(name: str, job: Callable[[], Awaitable[
     return run
 
 
-async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
+async def _hub_jobs(context: Context) -> AsyncIterator[None]:
     """APScheduler: a pull (or probe) job per node (interval + jitter, one at a time), directory refresh,
     purges."""
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from node.storage.hub_models import FederatedNode
 
-    context = _ctx(app)
     settings = context.settings
     scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": max(60, settings.pull_interval_s)})
 
     async def pull(country: str) -> None:
-        if context.sync.backoff_due(country):
+        if await context.sync.backoff_due(country):
             await context.sync.pull(country)
 
     async def reconcile() -> None:
@@ -303,6 +309,7 @@ async def _hub_jobs(app: web.Application) -> AsyncIterator[None]:
     scheduler.add_job(postponed_while_database_unavailable("housekeeping", housekeeping), "interval",
                       seconds=3600, id="housekeeping", next_run_time=_soon(5))
     scheduler.start()
+    context.sync.start_retries()  # a failing node is pulled again when its back-off ends
     yield
     scheduler.shutdown(wait=False)
     await asyncio.sleep(0)

@@ -114,6 +114,9 @@ class PullState(Model):
     last_error = fields.TextField(null=True)
     lease_owner = fields.CharField(max_length=64, null=True)
     lease_until = fields.BigIntField(default=0)
+    #: Unix time from which a failing node is pulled again (migration 0018): written by whichever
+    #: process recorded the failure (the serving hub or ``ncc sync``), read by the serving hub's retries.
+    retry_at = fields.BigIntField(default=0)
     # The last record ingested from the node (migration 0008): checked before every pull, so that a
     # node restored from a backup is caught before anything of it is ingested (DESIGN §11).
     anchor_seq = fields.BigIntField(null=True)

@@ -39,7 +39,6 @@ from node.web.session import check_csrf, portal_principal
 from schemas import RECORD_TYPES
 
 WRITERS = ("admin", "editor")
-MAX_RECORD_FORM_BYTES = 256 * 1024
 VISIBILITY_HELP = {
     "public": "Public — anyone can find it, but anonymous readers see only the fields its schema marks public "
               "(identifiers, address, contact and assessment details stay with the network).",
@@ -113,7 +112,7 @@ async def record_new(request: web.Request) -> web.Response:
 @page
 async def record_create(request: web.Request) -> web.Response:
     p = await _user(request, WRITERS)
-    form = await _form(request, MAX_RECORD_FORM_BYTES)
+    form = await _form(request, ctx(request).settings.max_form_bytes)
     await check_csrf(request, form.get("csrf"))
     rtype = data.record_type_param(str(form.get("type", "")), required=True)
     assert rtype is not None
@@ -147,7 +146,7 @@ async def record_edit(request: web.Request) -> web.Response:
 async def record_update(request: web.Request) -> web.Response:
     p = await _user(request, WRITERS)
     rid = record_id_param(request)
-    form = await _form(request, MAX_RECORD_FORM_BYTES)
+    form = await _form(request, ctx(request).settings.max_form_bytes)
     await check_csrf(request, form.get("csrf"))
     current = await data.own_record(request, p, rid)
     rtype = current["type"]

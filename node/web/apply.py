@@ -38,7 +38,6 @@ from node.web.schema_forms import (
 from node.web.session import check_csrf, portal_principal
 from schemas import ID_BASE
 
-MAX_APPLY_FORM_BYTES = 256 * 1024
 VISIBILITY_CHOICES = {
     "public": "Public — once registered, anyone can find the organisation's public details (never the contact "
               "person).",
@@ -91,7 +90,7 @@ async def apply_form(request: web.Request) -> web.Response:
 @page
 async def apply_submit(request: web.Request) -> web.Response:
     """``POST /apply`` — store the application (as the API does) and say to check the mailbox."""
-    form = await _form(request, MAX_APPLY_FORM_BYTES)
+    form = await _form(request, ctx(request).settings.max_form_bytes)
     await check_csrf(request, form.get("csrf"))
     applicant = {"name": str(form.get("applicant_name", "")), "email": str(form.get("applicant_email", ""))}
     visibility = str(form.get("visibility", "network"))

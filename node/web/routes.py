@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.http.routes import (
+from node.http.routetypes import (
     APPLICATION_ID,
     RECORD_ID_PARAM,
     RECORD_TYPE,

@@ -253,7 +253,7 @@ def _without_scheduler(app: web.Application) -> None:
         await app[CONTEXT].sync.close()
         await app[CONTEXT].live.close()
 
-    index = list(app.cleanup_ctx).index(_hub_jobs)
+    index = next(i for i, c in enumerate(app.cleanup_ctx) if getattr(c, "job", None) is _hub_jobs)
     app.cleanup_ctx[index] = close_clients
 
 

@@ -278,9 +278,9 @@ async def test_regression_replay_table_stays_bounded_after_1000_anonymous_live_s
     the node gets what the hub sends for 1,000 anonymous live searches — one fresh hub service token each.
     Fixed in ``node/http/auth.py`` (``ServiceCallLimits``: ``live_search_rate`` before the jti is stored)
     and ``node/services/wiring.py`` (``purge_seen_jtis`` every minute on both roles)."""
-    from node.http.auth import purge_seen_jtis
     from node.services.trust import DIRECTORY_STATE_KEY
     from node.storage.models import NodeState, SeenJti
+    from node.storage.replay import purge_seen_jtis
 
     client = await node_app(aiohttp_client, node, clock)
     hub_key = generate_private_key()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import time
 import uuid
@@ -223,7 +224,7 @@ async def test_a_failed_pull_is_retried_when_its_back_off_ends(rig: Rig) -> None
     async def down(request: web.Request) -> web.StreamResponse:
         return web.Response(status=503, text="restarting")
 
-    rig.puller.retry_failed = True
+    rig.puller.start_retries(0.2)
     rig.node.answer = down
     result, _ = await rig.pull()
     assert not result.ok
@@ -234,4 +235,71 @@ async def test_a_failed_pull_is_retried_when_its_back_off_ends(rig: Rig) -> None
         assert time.monotonic() < deadline, "the failed pull was not retried"
         await asyncio.sleep(0.2)
     assert await HubRecord.all().count() == 3
-    assert (await PullState.get(country="DE")).consecutive_failures == 0 and not rig.puller._retries
+    state = await PullState.get(country="DE")
+    assert state.consecutive_failures == 0 and state.retry_at == 0
+
+
+async def test_a_failure_recorded_by_ncc_sync_is_retried_by_the_serving_hub(rig: Rig) -> None:
+    """Issue 19: the back-off lived in the memory of the process that saw the failure, so a failure
+    ``ncc sync`` recorded was unknown to the serving hub, which then waited for its next scheduled
+    pull (minutes). The back-off is now the database's (``retry_at``): another ``Puller`` — the
+    serving hub's — retries the node when it ends, without having seen the failure itself."""
+    async def down(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, text="restarting")
+
+    rig.node.answer = down
+    one_shot = rig.puller  # plays `ncc sync`: pulls once, records the failure, exits
+    result, _ = await rig.pull()
+    assert not result.ok and result.error == "http_status (HTTP 503)"
+    state = await PullState.get(country="DE")
+    assert state.consecutive_failures == 1 and state.last_error == "http_status (HTTP 503)"
+    assert 0 < state.retry_at - time.time() <= rig.puller.settings.backoff_min_s * 1.2 + 1
+    assert not await one_shot.backoff_due("DE")
+
+    serving = Puller(one_shot.settings, one_shot.key, one_shot.hub, one_shot.registry, one_shot.search, utc_now)
+    try:
+        assert not await serving.backoff_due("DE")  # the scheduled pull skips it: the shared back-off
+        assert await serving.retry_due() == []  # not yet due
+        rig.node.answer = None  # the node is back; nobody pulls by hand
+        serving.start_retries(0.2)
+        deadline = time.monotonic() + 15
+        while (await PullState.get(country="DE")).cursor != 3:
+            assert time.monotonic() < deadline, "the serving hub did not retry the failure ncc sync recorded"
+            await asyncio.sleep(0.2)
+        state = await PullState.get(country="DE")
+        assert (state.consecutive_failures, state.last_error, state.retry_at) == (0, None, 0)
+        assert await serving.backoff_due("DE")
+    finally:
+        await serving.close()
+
+
+async def test_the_back_off_doubles_up_to_its_maximum(rig: Rig) -> None:
+    from node.services.pullstatus import backoff_s
+
+    settings = dataclasses.replace(rig.puller.settings, backoff_min_s=5, backoff_max_s=60)
+    assert backoff_s(settings, 0) == 0
+    for failures, nominal in ((1, 5), (2, 10), (3, 20), (4, 40), (5, 60), (50, 60), (10_000, 60)):
+        assert nominal * 0.8 <= backoff_s(settings, failures) <= nominal * 1.2
+
+
+async def test_every_pull_is_logged_with_its_outcome(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 19: a pull that succeeded left no line in the hub's log, and a failed one no duration;
+    every pull now logs one INFO line (node, records, duration, error code), and the node's turning
+    unreachable and reachable again are logged once each."""
+    async def down(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=502)
+
+    caplog.set_level(logging.INFO, logger="ncc.sync")
+    assert (await rig.pull())[0].ok
+    rig.node.answer = down
+    for _ in range(rig.puller.settings.unreachable_after):
+        assert not (await rig.pull())[0].ok
+    await assert_recovers(rig)
+    pulls = [r for r in caplog.records if r.name == "ncc.sync" and r.getMessage() == "pull"]
+    assert [r.levelno for r in pulls] == [logging.INFO] * (rig.puller.settings.unreachable_after + 2)
+    first, failed = pulls[0], pulls[1]
+    assert (first.node, first.outcome, first.records, first.accepted, first.error) == ("DE", "ok", 3, 3, None)  # type: ignore[attr-defined]
+    assert isinstance(first.duration_ms, int) and first.duration_ms >= 0  # type: ignore[attr-defined]
+    assert (failed.outcome, failed.error, failed.failures) == ("failed", "http_status (HTTP 502)", 1)  # type: ignore[attr-defined]
+    changes = [(r.levelno, r.getMessage()) for r in caplog.records if r.getMessage().startswith("node ")]
+    assert changes == [(logging.WARNING, "node unreachable"), (logging.INFO, "node reachable again")]

@@ -49,3 +49,32 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert 'python -m pip install -q -e ".[test]"' in [line.strip() for line in ci]
     runs = [line.strip() for line in ci if "pytest" in line and not line.lstrip().startswith(("#", "echo"))]
     assert runs == [f"{tests} || rc=$?"], runs
+
+
+def settings_table() -> dict[str, tuple[str, str]]:
+    """The README's settings table: key → (role, default cell)."""
+    section = README.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, tuple[str, str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) >= 4:
+            key = cells[0].strip("`")
+            assert key not in rows, f"{key} is in the settings table twice"
+            rows[key] = (cells[1], cells[2])
+    return rows
+
+
+def test_the_readme_settings_table_lists_exactly_the_settings() -> None:
+    """Every row a setting, every setting a row, with its roles; a default written as a literal is the
+    setting's default (``SETTINGS`` is the only source: README, examples and ``Settings`` follow it)."""
+    from node.config import ROLES
+
+    rows = settings_table()
+    assert sorted(rows) == sorted(s.key for s in SETTINGS)
+    for s in SETTINGS:
+        role, default = rows[s.key]
+        assert role == ("both" if tuple(s.roles) == ROLES else s.roles[0]), s.key
+        literal = default.split("`")[1] if default.startswith("`") else None
+        if literal is not None and s.default not in ("", None) and not isinstance(s.default, list):
+            shown = str(s.default).lower() if isinstance(s.default, bool) else str(s.default)
+            assert literal == shown, f"{s.key}: README says {literal}, SETTINGS {shown}"

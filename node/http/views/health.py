@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 from tortoise.connection import connections
 
-from node.http.keys import METRICS
+from node.http.keys import METRICS, OPENAPI
 from node.http.metrics import CONTENT_TYPE
 from node.http.views.common import ctx, json_response
 
@@ -43,6 +43,4 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 document of this instance's routes."""
-    from node.http.openapi import build_openapi
-
-    return json_response(build_openapi(ctx(request).settings))
+    return json_response(request.app[OPENAPI]())

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from federation.errors import SchemaInvalid
 from federation.keys import parse_kid
 from federation.timefmt import parse_timestamp
-from node.context import Context
 from node.errors import NotFound
 from node.http.auth import require_user
 from node.http.problems import read_json
 from node.http.views.common import country_path, ctx, json_response, object_body, principal, record_id_param
-from node.services.sync import node_status
-from node.storage import reads
-
-if TYPE_CHECKING:  # rows come from node.storage.reads; views never query models themselves
-    from node.storage.hub_models import FederatedNode, PullState
+from node.services import pullstatus
 
 NODE_FIELDS = frozenset({"status", "mode"})
 REVOKE_FIELDS = frozenset({"revoked_at"})
@@ -28,41 +20,9 @@ REVOKE_FIELDS = frozenset({"revoked_at"})
 QUARANTINED_HEADER = "NCC-Quarantined"
 
 
-def _status(node: FederatedNode, state: PullState | None, c: Context, now: datetime) -> str:
-    """A suspended node is not pulled: what the hub holds of it is ``stale`` from the moment it is
-    suspended (regression: it showed ``ok`` until ``stale_after_s`` had passed). A query-only node is
-    probed every ``pull_interval_s`` and its live answers count (DESIGN §11): one that is down is
-    ``unreachable``/``stale`` like any other (regression: it always showed ``ok``)."""
-    if node.status != "active":
-        return "stale"
-    return node_status(state, c.settings, now)
-
-
 async def nodes_status(request: web.Request) -> list[dict[str, object]]:
     c = ctx(request)
-    now = c.clock()
-    states = await reads.pull_states()
-    out: list[dict[str, object]] = []
-    for node in await reads.federated_nodes():
-        st = states.get(node.country)
-        out.append({
-            "country": node.country,
-            "url": node.url,
-            "status": _status(node, st, c, now),
-            "mode": node.mode,
-            "enrollment": node.status,
-            "last_success": st.last_success if st else None,
-            "consecutive_failures": st.consecutive_failures if st else 0,
-            "lag": max(0, st.head - st.cursor) if st else 0,
-            "cursor": st.cursor if st else 0,
-            "head": st.head if st else 0,
-            "epoch": st.epoch if st else 0,
-            "diverged": ({"since": st.diverged_at, "reason": st.diverged_reason}
-                         if st is not None and st.diverged_at is not None else None),
-            "last_error": st.last_error if st else None,
-            "quarantined": await reads.quarantine_count(node.country),
-        })
-    return out
+    return await pullstatus.nodes_status(c.settings, c.clock())
 
 
 async def list_nodes(request: web.Request) -> web.Response:

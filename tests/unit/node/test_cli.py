@@ -202,6 +202,31 @@ def test_token_revoke(data_dir: Path) -> None:
     assert code == 1 and one_line(err) and "no-such-jti" in err
 
 
+def test_token_list_shows_what_was_issued_and_revoked(data_dir: Path) -> None:
+    """Issue 19: an operator could revoke a token by its jti but not find that jti again."""
+    import orjson
+
+    assert init(data_dir)[0] == 0
+    code, out, _ = ncc("token", "list", "--data-dir", str(data_dir))
+    assert (code, out) == (0, "no user token has been issued\n")
+    _, created, _ = ncc("token", "create", "--data-dir", str(data_dir), "--role", "reader", "--subject", "ana")
+    jti = created.split("jti ")[1].split(",")[0]
+    _, created, _ = ncc("token", "create", "--data-dir", str(data_dir), "--role", "editor", "--ttl", "2d")
+    other = created.split("jti ")[1].split(",")[0]
+    assert ncc("token", "revoke", "--data-dir", str(data_dir), jti)[0] == 0
+    code, out, err = ncc("token", "list", "--data-dir", str(data_dir))
+    assert code == 0 and err == ""
+    header, *rows = out.splitlines()
+    assert header.split() == ["JTI", "ROLE", "STATE", "EXPIRES", "REVOKED", "SUBJECT"]
+    by_jti = {row.split()[0]: row.split() for row in rows}
+    assert by_jti[jti][1:3] == ["reader", "revoked"] and by_jti[jti][-1] == "ana"
+    assert by_jti[other][1:3] == ["editor", "active"] and by_jti[other][4] == "-"
+    code, out, _ = ncc("token", "list", "--data-dir", str(data_dir), "--json")
+    lines = {row["jti"]: row for row in map(orjson.loads, out.splitlines())}
+    assert set(lines) == {jti, other} and lines[jti]["revoked_at"] is not None and lines[jti]["state"] == "revoked"
+    assert set(lines[other]) == {"jti", "role", "subject", "created_at", "expires_at", "revoked_at", "state"}
+
+
 def test_token_create_bad_role_or_ttl_fails_with_one_line(data_dir: Path) -> None:
     assert init(data_dir)[0] == 0
     code, out, err = ncc("token", "create", "--data-dir", str(data_dir), "--role", "analyst")

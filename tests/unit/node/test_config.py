@@ -197,3 +197,18 @@ def test_build_settings_validates_without_a_file(tmp_path: Path) -> None:
     assert build_settings(tmp_path, {"role": "node", "country": "AT"}).country == "AT"
     with pytest.raises(ConfigError, match=r"^country: required"):
         build_settings(tmp_path, {"role": "node"})
+
+
+def test_settings_defaults_have_one_home() -> None:
+    """Issue 19: every default of ``SETTINGS`` was repeated in the ``Settings`` dataclass (two copies
+    that could disagree). The dataclass now has a field per setting and no default of its own."""
+    import dataclasses
+
+    from node.config import SETTINGS, Settings
+
+    own = {f.name: f for f in dataclasses.fields(Settings)}
+    secrets = {"data_dir", "db_password", "atlas_api_key"}  # not settings: the data dir, secrets
+    assert set(own) - secrets == {s.key for s in SETTINGS}
+    with_default = [name for name, f in own.items() if name not in secrets and (
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)]
+    assert with_default == []
