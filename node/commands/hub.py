@@ -1,5 +1,5 @@
 """``ncc hub …`` — hub administration: invitations (make, list, cancel), suspension, query-only mode, key
-revocation."""
+revocation, sharing groups (DESIGN §15)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for, timestamp_arg
+from federation.errors import GroupInvalid
+from node.commands.base import CommandError, UsageError, add_data_dir, run_with_db, settings_for, timestamp_arg
 from node.config import COUNTRY_RE, Settings
 from node.context import utc_now
 from node.errors import ApiError
@@ -52,6 +53,29 @@ def register(sub: Any) -> None:
     n = hsub.add_parser("nodes", help="list enrolled nodes and their keys")
     add_data_dir(n)
     n.set_defaults(run=nodes)
+    g = hsub.add_parser("group", help="sharing groups: audiences narrower than the network (DESIGN §15)")
+    gsub = g.add_subparsers(dest="group_command", metavar="ACTION")
+    gsub.required = True
+    gc = gsub.add_parser("create", help="create a group of member countries")
+    add_data_dir(gc)
+    gc.add_argument("name", metavar="NAME", help="^[a-z0-9-]{1,63}$")
+    gc.add_argument("--countries", required=True, metavar="XX,YY,…", help="the member countries, comma-separated")
+    gc.set_defaults(run=group_create)
+    for action, helptext in (("add", "add a member country"),
+                             ("remove", "remove a member country: its records of the group are hidden at once "
+                                        "and its node withdraws them at the next pull")):
+        ga = gsub.add_parser(action, help=helptext)
+        add_data_dir(ga)
+        ga.add_argument("name", metavar="NAME")
+        ga.add_argument("country", metavar="XX")
+        ga.set_defaults(run=group_member, member=action == "add")
+    gd = gsub.add_parser("delete", help="delete a group (its records are hidden at once, withdrawn by their nodes)")
+    add_data_dir(gd)
+    gd.add_argument("name", metavar="NAME")
+    gd.set_defaults(run=group_delete)
+    gl = gsub.add_parser("list", help="list the groups and their members (one JSON object a line)")
+    add_data_dir(gl)
+    gl.set_defaults(run=group_list)
 
 
 def _hub(settings: Settings) -> Any:
@@ -72,6 +96,8 @@ def _run(settings: Settings, work: Any) -> Any:
             return await work()
         except ApiError as exc:
             raise CommandError(f"{exc.code}: {exc.detail}") from exc
+        except GroupInvalid as exc:
+            raise UsageError(f"{exc.code}: {exc.detail}") from exc
 
     return run_with_db(settings, guarded)
 
@@ -144,4 +170,36 @@ def nodes(args: argparse.Namespace) -> int:
 
     for node in _run(settings, show):
         print(orjson.dumps(node).decode())
+    return 0
+
+
+def group_create(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+    hub = _hub(settings)
+    countries = [c.strip().upper() for c in args.countries.split(",") if c.strip()]
+    print(orjson.dumps(_run(settings, lambda: hub.create_group(args.name, countries))).decode())
+    return 0
+
+
+def group_member(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+    hub = _hub(settings)
+    country = _country(args.country)
+    print(orjson.dumps(_run(settings, lambda: hub.set_member(args.name, country, args.member))).decode())
+    return 0
+
+
+def group_delete(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+    hub = _hub(settings)
+    _run(settings, lambda: hub.delete_group(args.name))
+    print(f"deleted group {args.name}")
+    return 0
+
+
+def group_list(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+    hub = _hub(settings)
+    for name, countries in _run(settings, hub.groups).items():
+        print(orjson.dumps({"name": name, "countries": countries}).decode())
     return 0

@@ -45,6 +45,7 @@ def integer(lo: int, hi: int | str) -> Schema:
 #: What the views accept (``node.http.views.common``); anything else is answered 400 or 404.
 RECORD_ID: Schema = {"type": "string", "pattern": "^urn:ncc:[A-Z]{2}:(organisation|expert|project|facility):[0-9a-f-]{36}$"}
 COUNTRY: Schema = {"type": "string", "pattern": "^[A-Z]{2}$"}
+GROUP_NAME: Schema = {"type": "string", "pattern": "^[a-z0-9-]{1,63}$"}
 RECORD_TYPE: Schema = {"enum": list(RECORD_TYPES)}
 REPEATABLE: Schema = {"type": "array", "items": {"type": "string"}}
 SEQUENCE = integer(0, 2**62)
@@ -287,6 +288,26 @@ def all_routes() -> list[Route]:
               "Hub admin: revoke a node key", roles=("hub",), auth="user", tag="administration",
               body="RevokeKey", body_required=False, params=(path("kid", "key id <country>:<fingerprint>"),),
               responses={200: "revoked", 404: "no such key", 409: "conflict"}, response_schema="Object"),
+        Route("GET", "/api/v1/groups", hub.list_groups, "groups",
+              "Sharing groups and their members: every group to the hub admin, an analyst's own groups",
+              roles=("hub",), auth="user", tag="administration", responses={200: "groups"},
+              response_schema="GroupList"),
+        Route("POST", "/api/v1/groups", hub.create_group, "group-create",
+              "Hub admin: create a sharing group (DESIGN §15)", roles=("hub",), auth="user", tag="administration",
+              body="GroupCreate", responses={201: "group", 409: "the group exists"}, response_schema="Group"),
+        Route("PUT", "/api/v1/groups/{name}/members/{country}", hub.add_group_member, "group-member-add",
+              "Hub admin: add a member country to a group", roles=("hub",), auth="user", tag="administration",
+              params=(path("name", "group name", GROUP_NAME), path("country", "member country", COUNTRY)),
+              responses={200: "group", 404: "no such group"}, response_schema="Group"),
+        Route("DELETE", "/api/v1/groups/{name}/members/{country}", hub.remove_group_member, "group-member-remove",
+              "Hub admin: remove a member country (its records of the group are hidden at once)",
+              roles=("hub",), auth="user", tag="administration",
+              params=(path("name", "group name", GROUP_NAME), path("country", "member country", COUNTRY)),
+              responses={200: "group", 404: "no such group"}, response_schema="Group"),
+        Route("DELETE", "/api/v1/groups/{name}", hub.delete_group, "group-delete",
+              "Hub admin: delete a sharing group", roles=("hub",), auth="user", tag="administration",
+              params=(path("name", "group name", GROUP_NAME),),
+              responses={204: "deleted", 404: "no such group"}),
         Route("POST", "/api/v1/sync", federation.trigger_all, "sync-all",
               "Hub admin: pull every node (or one) now", roles=("hub",), auth="user", tag="administration",
               body="SyncRequest", body_required=False,

@@ -61,8 +61,12 @@ async def changes_head(request: web.Request) -> web.Response:
 
 
 async def directory(request: web.Request) -> web.Response:
-    """GET /federation/v1/directory — the signed directory (public)."""
-    return json_response(await ctx(request).hub.current_directory())
+    """GET /federation/v1/directory — the signed directory (public): with its sharing groups to enrolled
+    nodes and analysts, without them (the same serial, signed without) to everyone else (DESIGN §15)."""
+    c = ctx(request)
+    if c.access.sees_directory_groups(await principal(request)):
+        return json_response(await c.hub.current_directory())
+    return json_response(await c.hub.public_directory())
 
 
 async def enroll(request: web.Request) -> web.Response:
