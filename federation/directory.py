@@ -62,6 +62,9 @@ from federation.keys import (
 from federation.timefmt import format_timestamp, parse_timestamp
 
 DIRECTORY_SIGNING_CONTEXT = b"ncc-directory-v1\n"
+#: The hub's feed requests carry the serial of its current directory in this header (DESIGN §15: a
+#: node holding an older one fetches it first, so group membership changes take effect in that pull).
+DIRECTORY_SERIAL_HEADER = "NCC-Directory-Serial"
 DIRECTORY_VERSION = 1
 #: Longest validity window a directory may claim.
 MAX_DIRECTORY_VALIDITY = timedelta(days=7)

@@ -10,7 +10,14 @@ from typing import Any
 import orjson
 
 from federation.errors import GroupInvalid
-from node.commands.base import CommandError, UsageError, add_data_dir, run_with_db, settings_for, timestamp_arg
+from node.commands.base import (
+    CommandError,
+    UsageError,
+    add_data_dir,
+    run_with_db,
+    settings_for,
+    timestamp_arg,
+)
 from node.config import COUNTRY_RE, Settings
 from node.context import utc_now
 from node.errors import ApiError
@@ -62,8 +69,8 @@ def register(sub: Any) -> None:
     gc.add_argument("--countries", required=True, metavar="XX,YY,…", help="the member countries, comma-separated")
     gc.set_defaults(run=group_create)
     for action, helptext in (("add", "add a member country"),
-                             ("remove", "remove a member country: its records of the group are hidden at once "
-                                        "and its node withdraws them at the next pull")):
+                             ("remove", ("remove a member country: its records of the group are hidden at once "
+                                         "and its node withdraws them at the next pull"))):
         ga = gsub.add_parser(action, help=helptext)
         add_data_dir(ga)
         ga.add_argument("name", metavar="NAME")

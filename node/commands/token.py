@@ -63,8 +63,8 @@ def create(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
 
     async def store() -> Any:
-        from node.storage.reads import hub_groups
         from node.services.usertokens import issue_and_record
+        from node.storage.reads import hub_groups
 
         unknown = sorted(set(groups) - set(await hub_groups())) if groups else []
         if unknown:

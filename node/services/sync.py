@@ -41,7 +41,7 @@ from typing import Any
 import orjson
 from tortoise.exceptions import BaseORMException
 
-from federation.directory import Directory
+from federation.directory import DIRECTORY_SERIAL_HEADER, Directory
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp, parse_timestamp
 from federation.tokens import issue_service_token
@@ -67,9 +67,15 @@ from node.services.ingest import (
     default_workers,
 )
 from node.services.search import SearchService
-from node.storage import sql
+from node.storage import reads, sql
 from node.storage.availability import database_unavailable
-from node.storage.hub_models import FederatedNode, PullState, Quarantine
+from node.storage.hub_models import DirectoryDoc, FederatedNode, PullState
+
+
+async def directory_serial() -> int:
+    """The serial of the newest directory the hub signed (0 before the first)."""
+    row = await DirectoryDoc.all().order_by("-serial").only("serial").first()
+    return int(row.serial) if row is not None else 0
 
 log = logging.getLogger("ncc.sync")
 
@@ -417,7 +423,7 @@ class Puller:
             self.metrics.pulls.labels(country, "ok" if result.ok else "error").inc()
             if state is not None:
                 self.metrics.sync_lag.labels(country).set(max(0, state.head - state.cursor))
-            self.metrics.quarantine_size.labels(country).set(await Quarantine.filter(country=country).count())
+            self.metrics.quarantine_size.labels(country).set(await reads.quarantine_count(country))
 
     async def _pull_pages(self, url: str, country: str, directory_doc: dict[str, Any], result: PullResult,
                           check_head: bool = False) -> None:
@@ -520,7 +526,10 @@ class Puller:
         resp = await self.client.request(
             "GET", f"{url.rstrip('/')}/federation/v1/changes", limits,
             params={"after": str(cursor), "limit": str(s.pull_batch)},
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson",
+                     # the node refreshes its directory first when it holds an older one: a country that
+                     # left a sharing group withdraws the group's records in this very pull (DESIGN §15)
+                     DIRECTORY_SERIAL_HEADER: str(await directory_serial())},
         )
         page = resp.body
         start = page[:256].lstrip()

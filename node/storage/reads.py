@@ -137,10 +137,12 @@ async def pull_states() -> dict[str, Any]:
 
 
 async def quarantine_count(country: str | None) -> int:
-    """How many quarantine items the hub holds for ``country`` (all countries when None)."""
+    """How many quarantine items the hub holds for ``country`` (all countries when None) — public
+    (``GET /api/v1/nodes``), so a group record refused as ``group_invalid`` is not counted (DESIGN §15)."""
     from node.storage.hub_models import Quarantine
 
-    return int(await (Quarantine.filter(country=country) if country else Quarantine.all()).count())
+    rows = Quarantine.filter(country=country) if country else Quarantine.all()
+    return int(await rows.exclude(code="group_invalid").count())
 
 
 async def quarantine_page(country: str | None, after: int, limit: int) -> list[Any]:
