@@ -35,7 +35,7 @@ def group_of(visibility: object) -> str | None:
     """The group named by a ``group:<name>`` visibility; None for any other value (malformed too)."""
     if not isinstance(visibility, str) or not visibility.startswith(GROUP_PREFIX):
         return None
-    name = visibility[len(GROUP_PREFIX):]
+    name = visibility[len(GROUP_PREFIX) :]
     return name if valid_group_name(name) else None
 
 
@@ -63,5 +63,5 @@ def audience_group(key: str) -> tuple[str, str] | None:
     """(group, origin) of a group audience key, or None for a plain visibility."""
     if not key.startswith(GROUP_PREFIX):
         return None
-    name, _, origin = key[len(GROUP_PREFIX):].rpartition(":")
+    name, _, origin = key[len(GROUP_PREFIX) :].rpartition(":")
     return (name, origin) if valid_group_name(name) and origin else None

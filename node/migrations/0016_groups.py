@@ -26,7 +26,9 @@ class Migration(migrations.Migration):
         ops.AddField(model_name="DirectoryDoc", name="public_document", field=fields.TextField(null=True)),
         ops.AddField(model_name="ApiToken", name="groups", field=fields.TextField(null=True)),
         ops.AlterField(model_name="Record", name="visibility", field=fields.CharField(max_length=_WIDE)),
-        ops.AlterField(model_name="RecordVersion", name="visibility", field=fields.CharField(max_length=_WIDE)),
+        ops.AlterField(
+            model_name="RecordVersion", name="visibility", field=fields.CharField(max_length=_WIDE)
+        ),
         ops.AlterField(model_name="HubRecord", name="visibility", field=fields.CharField(max_length=_WIDE)),
         ops.AlterField(model_name="LogEntry", name="visibility", field=fields.CharField(max_length=_WIDE)),
     ]

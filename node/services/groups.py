@@ -53,6 +53,8 @@ async def follow_directory(federation: Any, publisher: Any, announced: int | Non
         changed = await publisher.reconcile_groups()
         await set_state(RECONCILED_KEY, serial)
         if any(changed):
-            log.info("sharing groups followed", extra={"withdrawn": changed[0], "republished": changed[1],
-                                                        "serial": serial})
+            log.info(
+                "sharing groups followed",
+                extra={"withdrawn": changed[0], "republished": changed[1], "serial": serial},
+            )
         return changed

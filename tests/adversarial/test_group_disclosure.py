@@ -25,15 +25,18 @@ GROUP = "civdef"
 async def _token(hub: Hub, role: str, *groups: str) -> dict[str, str]:
     """A hub user token issued in-process (as ``ncc token create --role R --group G`` does)."""
     c = hub.context
-    issued = await issue_and_record(c.keyring.key(), c.settings.instance_id, role, f"test-{role}",
-                                    hub.clock(), 3600, tuple(groups))
+    issued = await issue_and_record(
+        c.keyring.key(), c.settings.instance_id, role, f"test-{role}", hub.clock(), 3600, tuple(groups)
+    )
     return {"Authorization": f"Bearer {issued.token}"}
 
 
 async def _groups(hub: Hub) -> None:
     admin = hub.admin()
     for name, countries in ((GROUP, ["DE", "FR"]), ("other", ["AT"])):
-        r = await hub.client.post("/api/v1/groups", json={"name": name, "countries": countries}, headers=admin)
+        r = await hub.client.post(
+            "/api/v1/groups", json={"name": name, "countries": countries}, headers=admin
+        )
         assert r.status == 201, await r.text()
 
 
@@ -42,8 +45,12 @@ async def _outsider_counts(hub: Hub, headers: dict[str, str]) -> dict[str, Any]:
     metrics = await (await hub.client.get("/metrics")).text()
     ingest = sorted(line for line in metrics.splitlines() if line.startswith("ncc_ingest_records_total"))
     nodes = await (await hub.client.get("/api/v1/nodes")).json()
-    return {"total": listing["total"], "facets": listing["facets"], "ingest": ingest,
-            "quarantined": {n["country"]: n["quarantined"] for n in nodes}}
+    return {
+        "total": listing["total"],
+        "facets": listing["facets"],
+        "ingest": ingest,
+        "quarantined": {n["country"]: n["quarantined"] for n in nodes},
+    }
 
 
 def _fill(path: str, rid: str, de: FakeNode) -> str:
@@ -52,9 +59,30 @@ def _fill(path: str, rid: str, de: FakeNode) -> str:
 
 
 #: Answers that change between two calls anyway (timings, signed timestamps): checked for traces only.
-VOLATILE = frozenset({"/metrics", "/federation/v1/resume", "/federation/v1/rotate", "/federation/v1/notify", "/federation/v1/log/head", "/api/v1/nodes", "/healthz", "/readyz"})
-QUERY = {"q": None, "id": None, "version": "1", "origin": "DE", "country": "DE", "limit": "100", "after": "0",
-         "from": "1", "to": "1", "live": "false"}
+VOLATILE = frozenset(
+    {
+        "/metrics",
+        "/federation/v1/resume",
+        "/federation/v1/rotate",
+        "/federation/v1/notify",
+        "/federation/v1/log/head",
+        "/api/v1/nodes",
+        "/healthz",
+        "/readyz",
+    }
+)
+QUERY = {
+    "q": None,
+    "id": None,
+    "version": "1",
+    "origin": "DE",
+    "country": "DE",
+    "limit": "100",
+    "after": "0",
+    "from": "1",
+    "to": "1",
+    "live": "false",
+}
 
 
 async def test_group_record_reaches_only_its_group(hub: Hub, fake_node: MakeFakeNode) -> None:
@@ -73,9 +101,15 @@ async def test_group_record_reaches_only_its_group(hub: Hub, fake_node: MakeFake
     before = {name: await _outsider_counts(hub, h) for name, h in outsiders.items()}
 
     marker = f"Kzq{uuid.uuid4().hex[:12]}"
-    secret = de.record(visibility=f"group:{GROUP}",
-                       payload=org_payload("DE", legal_name=f"Dual-use facility {marker}",
-                                           description=f"Defence testing range {marker}.", sectors=["sec.energy"]))
+    secret = de.record(
+        visibility=f"group:{GROUP}",
+        payload=org_payload(
+            "DE",
+            legal_name=f"Dual-use facility {marker}",
+            description=f"Defence testing range {marker}.",
+            sectors=["sec.energy"],
+        ),
+    )
     rid = secret["id"]
     de.serve(secret)
     assert (await hub.sync())["DE"]["ok"]
@@ -86,8 +120,11 @@ async def test_group_record_reaches_only_its_group(hub: Hub, fake_node: MakeFake
     found = await (await hub.client.get("/api/v1/search", params={"q": marker}, headers=member)).json()
     assert [r["id"] for r in found["results"]] == [rid] and found["total"] == 1
     assert found["facets"]["country"] == {"DE": 1}
-    assert (await hub.client.get("/federation/v1/log/inclusion", params={"id": rid, "version": "1"},
-                                 headers=member)).status == 200
+    assert (
+        await hub.client.get(
+            "/federation/v1/log/inclusion", params={"id": rid, "version": "1"}, headers=member
+        )
+    ).status == 200
     admin = await hub.client.get(f"/api/v1/records/{rid}", headers=hub.admin())
     assert admin.status == 200  # the hub admin sees every group
 
@@ -106,10 +143,18 @@ async def test_group_record_reaches_only_its_group(hub: Hub, fake_node: MakeFake
                     continue
                 answers = []
                 for record_id, word in ((rid, marker), (unknown, decoy)):
-                    params = ({k: (v or (word if k == "q" else record_id)) for k, v in QUERY.items()}
-                              if method == "get" else {})
-                    resp = await hub.client.request(method.upper(), _fill(path, record_id, de), params=params,
-                                                    headers=auth(), json={} if method != "get" else None)
+                    params = (
+                        {k: (v or (word if k == "q" else record_id)) for k, v in QUERY.items()}
+                        if method == "get"
+                        else {}
+                    )
+                    resp = await hub.client.request(
+                        method.upper(),
+                        _fill(path, record_id, de),
+                        params=params,
+                        headers=auth(),
+                        json={} if method != "get" else None,
+                    )
                     body = (await resp.read()).decode("utf-8", "replace")
                     where = f"{name} {method.upper()} {path} -> {resp.status}"
                     assert resp.status < 500, where
@@ -118,13 +163,23 @@ async def test_group_record_reaches_only_its_group(hub: Hub, fake_node: MakeFake
                     answers.append((resp.status, re.sub(r"[0-9a-f]{32}", "<request>", body)))  # request ids
                 assert marker not in answers[0][1] and rid not in answers[0][1], where
                 if path not in VOLATILE:
-                    assert answers[0] == answers[1], (where, [l for l in __import__("difflib").unified_diff(answers[0][1].splitlines(), answers[1][1].splitlines(), lineterm="")][2:14])
+                    assert answers[0] == answers[1], (
+                        where,
+                        [
+                            l
+                            for l in __import__("difflib").unified_diff(
+                                answers[0][1].splitlines(), answers[1][1].splitlines(), lineterm=""
+                            )
+                        ][2:14],
+                    )
         if name in before:
             assert await _outsider_counts(hub, auth()) == before[name], name
     directory = await (await hub.client.get("/federation/v1/directory")).json()
     assert "groups" not in directory  # the anonymous directory omits them
-    assert {g["name"] for g in (await (await hub.client.get("/federation/v1/directory", headers=plain)).json())
-            ["groups"]} == {GROUP, "other"}
+    assert {
+        g["name"]
+        for g in (await (await hub.client.get("/federation/v1/directory", headers=plain)).json())["groups"]
+    } == {GROUP, "other"}
 
     # the search index holds the record under its audience key, filtered in the one query
     assert audience(f"group:{GROUP}", "DE") == f"group:{GROUP}:DE"
@@ -148,15 +203,23 @@ async def test_group_record_reaches_only_its_group(hub: Hub, fake_node: MakeFake
 
 async def test_group_names_and_members_are_checked(hub: Hub) -> None:
     admin = hub.admin()
-    bad = await hub.client.post("/api/v1/groups", json={"name": "Civ Def", "countries": ["DE"]}, headers=admin)
+    bad = await hub.client.post(
+        "/api/v1/groups", json={"name": "Civ Def", "countries": ["DE"]}, headers=admin
+    )
     assert bad.status == 422 and (await bad.json())["code"] == "group_invalid"
     bad = await hub.client.post("/api/v1/groups", json={"name": "ok", "countries": ["ZZ"]}, headers=admin)
     assert bad.status == 422 and (await bad.json())["code"] == "group_invalid"
     ok = await hub.client.post("/api/v1/groups", json={"name": "ok", "countries": ["DE"]}, headers=admin)
     assert ok.status == 201
-    assert (await hub.client.post("/api/v1/groups", json={"name": "ok", "countries": []}, headers=admin)).status == 409
+    assert (
+        await hub.client.post("/api/v1/groups", json={"name": "ok", "countries": []}, headers=admin)
+    ).status == 409
     analyst = hub.instance.auth("analyst")
-    assert (await hub.client.post("/api/v1/groups", json={"name": "x", "countries": []}, headers=analyst)).status == 403
+    assert (
+        await hub.client.post("/api/v1/groups", json={"name": "x", "countries": []}, headers=analyst)
+    ).status == 403
     assert await (await hub.client.get("/api/v1/groups", headers=analyst)).json() == []
-    assert await (await hub.client.get("/api/v1/groups", headers=admin)).json() == [{"name": "ok", "countries": ["DE"]}]
+    assert await (await hub.client.get("/api/v1/groups", headers=admin)).json() == [
+        {"name": "ok", "countries": ["DE"]}
+    ]
     assert (await hub.client.put("/api/v1/groups/nope/members/DE", headers=admin)).status == 404

@@ -29,8 +29,11 @@ def _token(hub: Instance, *groups: str) -> str:
 
 def _create(node: Instance, visibility: str, text: str) -> Any:
     payload = organisation(node.country, f"{text} {node.country}", f"About {text}.")
-    return node.post("/api/v1/records", {"type": "organisation", "visibility": visibility, "payload": payload},
-                     node.token("editor"))
+    return node.post(
+        "/api/v1/records",
+        {"type": "organisation", "visibility": visibility, "payload": payload},
+        node.token("editor"),
+    )
 
 
 def _search(hub: Instance, token: str | None, **params: str) -> dict[str, Any]:
@@ -50,12 +53,18 @@ def test_group_records_reach_only_the_group(tmp_path: Any) -> None:
 
         # the nodes learn their groups from the directory the hub's pulls announce
         marker = f"Gzq{uuid.uuid4().hex[:10]}"
-        created = wait_until(lambda: (r := _create(de, f"group:{GROUP}", marker)).status == 201 and r, 30,
-                             "DE to see it is a member of civdef")
+        created = wait_until(
+            lambda: (r := _create(de, f"group:{GROUP}", marker)).status == 201 and r,
+            30,
+            "DE to see it is a member of civdef",
+        )
         rid = created.json()["id"]
         fr_marker = f"Fzq{uuid.uuid4().hex[:10]}"
-        fr_rid = wait_until(lambda: (r := _create(fr, f"group:{GROUP}", fr_marker)).status == 201 and r, 30,
-                            "FR to see it is a member").json()["id"]
+        fr_rid = wait_until(
+            lambda: (r := _create(fr, f"group:{GROUP}", fr_marker)).status == 201 and r,
+            30,
+            "FR to see it is a member",
+        ).json()["id"]
         refused = _create(at, f"group:{GROUP}", "nope")
         assert refused.status == 422 and refused.code == "group_invalid"
         baseline = {t: _search(hub, t, limit="100") for t in (None, plain, other)}
@@ -70,7 +79,10 @@ def test_group_records_reach_only_the_group(tmp_path: Any) -> None:
             assert hub.get(f"/api/v1/records/{rid}", token).status == 404
             assert _search(hub, token, q=marker)["total"] == 0
             listing = _search(hub, token, limit="100")
-            assert listing["total"] == baseline[token]["total"] and listing["facets"] == baseline[token]["facets"]
+            assert (
+                listing["total"] == baseline[token]["total"]
+                and listing["facets"] == baseline[token]["facets"]
+            )
             assert rid not in str(listing) and marker.encode() not in hub.get("/metrics").body
         # live queries: the member node answers the group's reader only
         live = _search(hub, member, q=marker, live="true", timeout_ms="5000")
@@ -84,7 +96,9 @@ def test_group_records_reach_only_the_group(tmp_path: Any) -> None:
         assert _search(hub, member, q=fr_marker)["total"] == 0
         hub.ncc("sync", "--country", "FR")
         assert hub.query("SELECT deleted FROM hub_records WHERE id = ?", (fr_rid,)) == [(1,)]
-        assert fr.get(f"/api/v1/records/{fr_rid}", fr.token("reader")).json()["visibility"] == f"group:{GROUP}"
+        assert (
+            fr.get(f"/api/v1/records/{fr_rid}", fr.token("reader")).json()["visibility"] == f"group:{GROUP}"
+        )
         refused = _create(fr, f"group:{GROUP}", "late")
         assert refused.status == 422 and refused.code == "group_invalid"
         assert hub.get(f"/api/v1/records/{rid}", member).status == 200  # DE's stays
