@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from federation.errors import GroupInvalid
+
 GROUP_PREFIX = "group:"
 #: A group's name (DESIGN §15).
 GROUP_NAME = re.compile(r"\A[a-z0-9-]{1,63}\Z")
@@ -65,3 +67,15 @@ def audience_group(key: str) -> tuple[str, str] | None:
         return None
     name, _, origin = key[len(GROUP_PREFIX) :].rpartition(":")
     return (name, origin) if valid_group_name(name) and origin else None
+
+
+def check_group_member(visibility: str, origin: str, deleted: bool, members: Mapping[str, Iterable[str]]) -> None:
+    """The hub's rule for a verified record of a sharing group: its origin must be a member of the group
+    now (``members``: each group's countries). A tombstone always passes: it only removes.
+
+    Raises:
+        GroupInvalid: a live group record whose origin is not a member (or whose group does not exist).
+    """
+    group = group_of(visibility)
+    if group is not None and not deleted and origin not in members.get(group, ()):
+        raise GroupInvalid(f"{origin} is not a member of the sharing group {group}")

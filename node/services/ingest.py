@@ -46,7 +46,7 @@ from federation import strictjson
 from federation.directory import Directory
 from federation.envelope import Envelope
 from federation.errors import CanonicalizationError, GroupInvalid, MalformedJSON, ProtocolError
-from federation.groups import group_of
+from federation.groups import check_group_member, group_of
 from federation.ingest import Decision, Held, decide, equivocation_error, regressed_error
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp
@@ -649,11 +649,11 @@ async def apply_checked(
                 if members is None:
                     members = {str(r["name"]): str(r["countries"]).split(",")
                                for r in await sql.fetch(conn, "SELECT name, countries FROM hub_groups")}
-                if not c.deleted and c.origin not in members.get(group, ()):
-                    # DESIGN §15: only a member's group records; a tombstone always (it only removes)
-                    quarantine.append(_quarantine_row(country, c.id, c.version, c.seq, GroupInvalid.code,
-                                                      f"{c.origin} is not a member of the sharing group {group}",
-                                                      c.evidence, stamp))
+                try:
+                    check_group_member(c.visibility, c.origin, c.deleted, members)
+                except GroupInvalid as refused:  # DESIGN §15: only a member's group records
+                    quarantine.append(_quarantine_row(country, c.id, c.version, c.seq, refused.code,
+                                                      refused.detail, c.evidence, stamp))
                     outcome.grouped += 1
                     continue
             tally = hidden if group is not None else outcome
