@@ -7,6 +7,7 @@ Wire form::
      "nodes": [{"country", "url", "status": "active"|"suspended", "mode": "replicate"|"query-only",
                 "keys": [KeyEntry]}],
      "schemas": ["organisation/1", "organisation/2", ...],   (optional)
+     "groups": [{"name": "civil-defence", "countries": ["DE", "FR"]}],   (optional, DESIGN §15)
      "sig": {"alg": "Ed25519", "kid", "value"}}
 
     KeyEntry = {"kid", "public_key" (base64url raw 32 bytes), "not_before", "not_after"|null,
@@ -21,6 +22,10 @@ signed inside a key's validity stay valid after rotation.
 ``schemas`` (optional) lists the record schemas (``<type>/<n>``) the hub accepts; a node publishes a
 new schema version only once it is listed (DESIGN §11), and a directory without it accepts version 1
 of each type only.
+
+``groups`` (optional) are the sharing groups and their member countries (DESIGN §15). The hub
+serves them to enrolled nodes and analysts; anonymous readers get a copy of the same serial that
+the hub signed without them, so both verify. A node fetches (and holds) the full one.
 
 Tolerant reading (DESIGN §11, "readers ignore unknown fields"): every object except ``sig`` may carry
 fields this version does not know. They are kept, not dropped (python-tuf's ``unrecognized_fields``):
@@ -45,6 +50,7 @@ from federation.errors import (
     DirectoryInvalid,
     DirectoryRollback,
 )
+from federation.groups import valid_group_name
 from federation.keys import (
     HUB_KID_PREFIX,
     b64url_decode,
@@ -56,6 +62,9 @@ from federation.keys import (
 from federation.timefmt import format_timestamp, parse_timestamp
 
 DIRECTORY_SIGNING_CONTEXT = b"ncc-directory-v1\n"
+#: The hub's feed requests carry the serial of its current directory in this header (DESIGN §15: a
+#: node holding an older one fetches it first, so group membership changes take effect in that pull).
+DIRECTORY_SERIAL_HEADER = "NCC-Directory-Serial"
 DIRECTORY_VERSION = 1
 #: Longest validity window a directory may claim.
 MAX_DIRECTORY_VALIDITY = timedelta(days=7)
@@ -67,7 +76,10 @@ _HUB_FIELDS = frozenset(("url", "keys"))
 _NODE_FIELDS = frozenset(("country", "url", "status", "mode", "keys"))
 _KEY_FIELDS = frozenset(("kid", "public_key", "not_before", "not_after", "revoked_at"))
 _SIG_FIELDS = frozenset(("alg", "kid", "value"))
-_OPTIONAL_DIRECTORY_FIELDS = frozenset(("schemas",))
+_OPTIONAL_DIRECTORY_FIELDS = frozenset(("schemas", "groups"))
+_GROUP_FIELDS = frozenset(("name", "countries"))
+#: Most groups a directory may list.
+MAX_GROUPS = 1000
 #: Most schema names a directory may list.
 MAX_SCHEMAS = 256
 _SCHEMA_NAME = re.compile(r"\A[a-z][a-z0-9-]{0,31}/[1-9][0-9]{0,5}\Z")
@@ -105,6 +117,41 @@ def _schemas(value: Any) -> tuple[str, ...] | None:
     _need(all(type(v) is str and _SCHEMA_NAME.match(v) for v in value), "schemas items must be '<type>/<n>'")
     _need(len(set(value)) == len(value), "schemas lists a schema twice")
     return tuple(value)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEntry:
+    """A sharing group: its name and member countries (sorted)."""
+
+    name: str
+    countries: tuple[str, ...]
+    unrecognized: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _need(valid_group_name(self.name), "group name must match ^[a-z0-9-]{1,63}$")
+        _need(all(type(c) is str and _COUNTRY.match(c) for c in self.countries),
+              f"group {self.name}: countries must be XX codes")
+        _need(len(set(self.countries)) == len(self.countries), f"group {self.name} lists a country twice")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> GroupEntry:
+        """Build from the wire form. Raises DirectoryInvalid."""
+        d, unknown = _tolerant(data, _GROUP_FIELDS, "group")
+        _need(type(d["countries"]) is list, "group.countries must be a list")
+        return cls(name=d["name"], countries=tuple(d["countries"]), unrecognized=unknown)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form (unknown fields it was read with included)."""
+        return {**self.unrecognized, "name": self.name, "countries": list(self.countries)}
+
+
+def _groups(value: Any) -> tuple[GroupEntry, ...] | None:
+    if value is None:
+        return None
+    _need(type(value) is list and len(value) <= MAX_GROUPS, f"groups must be a list of at most {MAX_GROUPS}")
+    groups = tuple(GroupEntry.from_dict(g) for g in value)
+    _need(len({g.name for g in groups}) == len(groups), "groups lists a group twice")
+    return groups
 
 
 def _time(value: Any, what: str) -> datetime:
@@ -341,6 +388,7 @@ class Directory:
     nodes: tuple[NodeEntry, ...]
     sig: DirectorySignature
     schemas: tuple[str, ...] | None = None
+    groups: tuple[GroupEntry, ...] | None = None
     unrecognized: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _by_country: dict[str, NodeEntry] = field(init=False, repr=False, compare=False)
 
@@ -363,6 +411,14 @@ class Directory:
         if self.schemas is None:
             return schema.endswith("/1")
         return schema in self.schemas
+
+    def group_members(self) -> dict[str, frozenset[str]]:
+        """Each sharing group's member countries (none without ``groups``)."""
+        return {g.name: frozenset(g.countries) for g in self.groups or ()}
+
+    def groups_of(self, country: str) -> frozenset[str]:
+        """The sharing groups ``country`` is a member of."""
+        return frozenset(g.name for g in self.groups or () if country in g.countries)
 
     def key(self, kid: str) -> KeyEntry | None:
         """The node key with this kid (looked up under the kid's country), if listed."""
@@ -388,6 +444,7 @@ class Directory:
             nodes=tuple(NodeEntry.from_dict(n) for n in d["nodes"]),
             sig=DirectorySignature(sig["alg"], sig["kid"], sig["value"]),
             schemas=_schemas(d.get("schemas")),
+            groups=_groups(d.get("groups")),
             unrecognized=unknown,
         )
 
@@ -397,6 +454,8 @@ class Directory:
             self.serial, self.issued_at, self.expires_at, self.hub.url, self.hub.keys, self.nodes,
             schemas=self.schemas,
         )
+        if self.groups is not None:
+            doc["groups"] = [g.to_dict() for g in self.groups]
         doc["hub"] = self.hub.to_dict()
         return {**self.unrecognized, **doc}
 
@@ -417,10 +476,12 @@ def build_directory(
     hub_keys: Iterable[KeyEntry],
     nodes: Iterable[NodeEntry],
     schemas: Iterable[str] | None = None,
+    groups: Iterable[GroupEntry] | None = None,
 ) -> dict[str, Any]:
     """The unsigned wire form of a directory (nodes sorted by country), ready for :func:`sign_directory`.
 
     ``schemas``: the record schemas the hub accepts (``<type>/<n>``); left out when None.
+    ``groups``: the sharing groups (sorted by name); left out when None (the anonymous copy).
     """
     doc = {
         "ncc": DIRECTORY_VERSION,
@@ -432,6 +493,8 @@ def build_directory(
     }
     if schemas is not None:
         doc["schemas"] = list(schemas)
+    if groups is not None:
+        doc["groups"] = [g.to_dict() for g in sorted(groups, key=lambda g: g.name)]
     return doc
 
 
@@ -502,6 +565,7 @@ __all__ = [
     "MAX_DIRECTORY_VALIDITY",
     "Directory",
     "DirectorySignature",
+    "GroupEntry",
     "HubEntry",
     "KeyEntry",
     "NodeEntry",

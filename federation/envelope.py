@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.canonical import MAX_SAFE_INTEGER, canonicalize
 from federation.errors import EnvelopeInvalid
+from federation.groups import is_visibility
 from federation.keys import b64url_decode, b64url_encode, parse_kid
 from federation.timefmt import format_timestamp, parse_timestamp
 
@@ -33,6 +34,7 @@ RECORD_SIGNING_CONTEXT = b"ncc-record-v1\n"
 #: Record types this version defines schemas for (the envelope itself accepts any well-formed type
 #: name; a type without a schema then fails ``schema_invalid``).
 RECORD_TYPES = ("organisation", "expert", "project", "facility")
+#: The plain visibilities; a record may also be ``group:<name>`` (DESIGN §15, federation/groups.py).
 VISIBILITIES = ("public", "network", "national")
 TOMBSTONE_REASONS = ("withdrawn", "erased", "revoked")
 SIGNATURE_ALG = "Ed25519"
@@ -168,8 +170,8 @@ class Envelope:
         issued_at = self.issued_at
         if not isinstance(issued_at, datetime) or issued_at.utcoffset() != _ZERO or issued_at.microsecond:
             raise EnvelopeInvalid("issued_at must be a whole-second UTC datetime")
-        if type(self.visibility) is not str or self.visibility not in VISIBILITIES:
-            raise EnvelopeInvalid("visibility must be public, network or national")
+        if type(self.visibility) is not str or not is_visibility(self.visibility):
+            raise EnvelopeInvalid("visibility must be public, network, national or group:<name>")
         if type(self.deleted) is not bool:
             raise EnvelopeInvalid("deleted must be a boolean")
         if type(self.payload) is not dict:

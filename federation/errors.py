@@ -123,6 +123,13 @@ class ConsentMissing(ProtocolError):
     code = "consent_missing"
 
 
+class GroupInvalid(ProtocolError):
+    """A ``group:<name>`` visibility naming no group its origin is a member of, or a malformed group
+    name (DESIGN §15)."""
+
+    code = "group_invalid"
+
+
 # -- ingest, parsing, trust -----------------------------------------------------------------------
 
 
@@ -201,6 +208,7 @@ ERROR_CLASSES: dict[str, type[ProtocolError]] = {
         SignatureInvalid,
         SchemaInvalid,
         ConsentMissing,
+        GroupInvalid,
         Equivocation,
         MalformedJSON,
         DirectoryInvalid,

@@ -222,8 +222,10 @@ def issue_user_token(
     now: datetime,
     ttl_s: int,
     jti: str,
+    groups: tuple[str, ...] = (),
 ) -> str:
-    """A user JWT for ``instance`` (``iss = aud = instance``) with a role.
+    """A user JWT for ``instance`` (``iss = aud = instance``) with a role, and — a hub analyst's —
+    the sharing groups it reads (claim ``groups``, DESIGN §15; left out when empty).
 
     Raises:
         ValueError: ``ttl_s`` is not positive, or ``jti`` is empty.
@@ -241,6 +243,8 @@ def issue_user_token(
         "jti": jti,
         "typ": "user",
     }
+    if groups:
+        claims["groups"] = sorted(groups)
     return _encode(claims, private_key, kid)
 
 

@@ -42,6 +42,7 @@ from federation.errors import (
     UnknownKey,
     UnknownOrigin,
 )
+from federation.groups import group_of
 from federation.schemas import SchemaRegistry, schema_id_for, within
 
 DEFAULT_MAX_SKEW = timedelta(minutes=5)
@@ -176,6 +177,8 @@ def consent_covers(payload: dict[str, Any], visibility: str) -> bool:
         return False
     scope = consent.get("scope", "public")
     covers = _SCOPE_COVERS.get(scope, _SCOPE_COVERS["network"]) if isinstance(scope, str) else _SCOPE_COVERS["network"]
+    if group_of(visibility) is not None:  # a group is a narrower audience than the network
+        return "network" in covers
     return visibility in covers
 
 

@@ -6,15 +6,24 @@ DESIGN §4, §7, §11, house rule 11. Every read path asks this module; nothing 
   holds; on the hub, ``analyst`` and ``admin`` see ``public`` and ``network`` records (a quarantined
   one too). Anonymous readers — and every other principal (a service token, a user of a role this
   instance does not know) — see ``public`` records only, never a quarantined one.
+- **Sharing groups** (DESIGN §15). A ``group:<name>`` record is seen at the hub only by analysts whose
+  token carries that group (the hub admin: every group), and only while its origin is a member of the
+  group *now*. Each request resolves the reader's :class:`Scope`: the audience keys it may see
+  (``federation.groups.audience``: the visibility, or ``group:<name>:<origin>``), built from the hub's
+  current groups. The search index holds the same key per document, so one ``visibility IN (…)``
+  condition limits results, totals and facets alike, and a country leaving a group drops out of every
+  scope at once. To everyone else a group record is 404, as if it did not exist.
 - **Fields.** Whoever may see a record's every visibility sees it whole, exactly as signed. Anyone
   else gets the payload's ``x-ncc-public`` fields only (default deny, ``federation.schemas.disclose``),
   without ``sig``, with ``redacted`` listing what was removed. A tombstone carries no payload to hide.
 - **Search.** The reader's visibilities, and whether the restricted part of the index (every field
   not marked public) may match, rank and be snippeted: privileged readers only.
-- **Live queries** (the hub asking a node): what the hub asks for, within ``public``/``network``;
-  the restricted part only when the hub asks for it on behalf of an analyst.
+- **Live queries** (the hub asking a node): what the hub asks for, within ``public``/``network``, and
+  the groups it names that this node is a member of (by the directory it holds); the restricted part
+  only when the hub asks for it on behalf of an analyst.
 - **Transparency log** (DESIGN §14): anonymous readers see the entries of ``public`` records (and
-  directories); a node, with its service token, its own origin's; analysts and the hub admin all.
+  directories); a node, with its service token, its own origin's; analysts and the hub admin those of
+  the records they may see (group records as above).
 
 Errors: :class:`node.errors.NotFound` for what the reader may not see (indistinguishable from an
 unknown id), :class:`node.errors.Gone` after a tombstone the reader could otherwise see.
@@ -29,6 +38,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from federation.groups import audience, group_audiences, group_of, group_visibility
 from federation.schemas import Annotations, SchemaRegistry, redacted_envelope
 from node.errors import Forbidden, Gone, NotFound
 from node.search.base import SearchQuery
@@ -60,6 +70,34 @@ class Reader(Protocol):
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What one reader may see here, resolved for one request.
+
+    ``audiences`` are the audience keys of the records it may see (``federation.groups.audience``);
+    ``every``: all records of this instance (node users); ``groups``: the sharing groups it reads, with
+    ``members`` their member countries now.
+    """
+
+    privileged: bool
+    audiences: frozenset[str]
+    every: bool = False
+    groups: frozenset[str] = frozenset()
+    members: Mapping[str, frozenset[str]] | None = None
+
+    def sees(self, visibility: str, origin: str, quarantined: bool = False) -> bool:
+        """May this reader see a record of this visibility and origin?"""
+        if quarantined and not self.privileged:
+            return False
+        return self.every or audience(visibility, origin) in self.audiences
+
+    def log_visibilities(self, origin: str) -> tuple[str, ...]:
+        """The record visibilities of ``origin``'s log entries this reader may list."""
+        members = self.members or {}
+        plain = tuple(v for v in ("public", "network") if v in self.audiences)
+        return plain + tuple(sorted(group_visibility(g) for g in self.groups if origin in members.get(g, ())))
+
+
+@dataclass(frozen=True)
 class Shown:
     """A record as one reader may see it."""
 
@@ -82,6 +120,7 @@ class Access:
 
     role: str
     annotations: SchemaRegistry | Annotations
+    country: str = ""  # a node's own country (live queries: the groups it is a member of)
 
     # -- who ---------------------------------------------------------------------------------------
 
@@ -95,11 +134,36 @@ class Access:
             return ANONYMOUS_VISIBILITIES
         return HUB_VISIBILITIES if self.role == "hub" else NODE_VISIBILITIES
 
+    def reader_groups(self, p: Reader, known: Mapping[str, frozenset[str]]) -> frozenset[str]:
+        """The sharing groups ``p`` reads at the hub: all for the admin, its token's for an analyst."""
+        if self.role != "hub" or not self.privileged(p):
+            return frozenset()
+        if p.has_role("admin"):
+            return frozenset(known)
+        return frozenset(getattr(p, "groups", ())) & frozenset(known)
+
+    async def scope(self, p: Reader) -> Scope:
+        """What ``p`` may see here now (the hub's groups are read for readers that have any)."""
+        privileged = self.privileged(p)
+        if self.role != "hub":
+            return Scope(privileged, self.visibilities(p), every=privileged)
+        if not privileged:
+            return Scope(False, ANONYMOUS_VISIBILITIES)
+        known = await reads.hub_groups()
+        groups = self.reader_groups(p, known)
+        return Scope(True, HUB_VISIBILITIES | group_audiences(groups, known), groups=groups, members=known)
+
     def may_see(self, p: Reader, visibility: str, quarantined: bool = False) -> bool:
-        """True when ``p`` may see a record of this visibility (quarantined: analysts/admins only)."""
+        """True when ``p`` may see a record of this plain visibility (quarantined: analysts/admins
+        only). Group records need the reader's :class:`Scope` (:meth:`scope`)."""
         if quarantined and not self.privileged(p):
             return False
         return visibility in self.visibilities(p)
+
+    def sees_directory_groups(self, p: Reader) -> bool:
+        """Whether ``p`` gets the directory with its sharing groups: enrolled nodes (service tokens of a
+        country) and the hub's analysts and admin; anonymous readers get it without (DESIGN §15)."""
+        return self.privileged(p) or self._log_origin(p) is not None
 
     # -- fields ------------------------------------------------------------------------------------
 
@@ -131,7 +195,7 @@ class Access:
             Gone: deleted (``version`` = the tombstone's).
         """
         row = await self._stored(rid)
-        if row is None or not self.may_see(p, row.visibility, row.quarantined):
+        if row is None or not (await self.scope(p)).sees(row.visibility, row.origin, row.quarantined):
             raise NotFound(f"no record {rid}")
         if row.deleted:
             what = "was withdrawn by its origin" if self.role == "hub" else "was deleted"
@@ -143,7 +207,8 @@ class Access:
     ) -> tuple[list[Shown], int | None]:
         """A page of this node's live records that ``p`` may see, newest change first, each as
         ``p`` may see it; and the ``before`` of the next page (None on the last)."""
-        rows = await reads.node_records(rtype, self.visibilities(p), before, limit + 1)
+        rows = await reads.node_records(rtype, None if self.privileged(p) else self.visibilities(p), before,
+                                        limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         shown = [self.present(p, orjson.loads(r.envelope)) for r in rows]
@@ -184,25 +249,38 @@ class Access:
 
     # -- search ------------------------------------------------------------------------------------
 
-    def search_scope(self, p: Reader, query: SearchQuery) -> SearchQuery:
-        """``query`` limited to what ``p`` may find: visibilities, and the restricted part of the
-        index for privileged readers only (anonymous matches, snippets and facets use public fields)."""
-        return replace(query, visibilities=self.visibilities(p), restricted=self.privileged(p))
+    async def search_scope(self, p: Reader, query: SearchQuery) -> SearchQuery:
+        """``query`` limited to what ``p`` may find: its audience keys (group records of its groups'
+        current members), and the restricted part of the index for privileged readers only (anonymous
+        matches, snippets and facets use public fields)."""
+        scope = await self.scope(p)
+        audiences = scope.audiences
+        if scope.every:  # a node's users: every record it holds, its group records included
+            audiences = audiences | await reads.indexed_group_audiences()
+        return replace(query, visibilities=audiences, restricted=scope.privileged)
 
-    def live_scope(self, asked: Mapping[str, Any], query: SearchQuery) -> SearchQuery:
+    async def live_scope(self, asked: Mapping[str, Any], query: SearchQuery) -> SearchQuery:
         """A node answering the hub's live query (the caller checked the hub's service token).
 
-        The hub names the visibilities its reader may see and whether the reader sees restricted
-        fields; the node never goes beyond ``public``/``network``, and the restricted part only with
-        ``network`` (the hub's analysts see network records whole).
+        The hub names the visibilities its reader may see, the reader's sharing groups (``groups``),
+        and whether the reader sees restricted fields; the node never goes beyond ``public``/
+        ``network`` and the groups it is a member of now, and the restricted part only with ``network``
+        (the hub's analysts see network records whole; a group's readers are analysts).
         """
         visibilities = frozenset(asked.get("visibilities") or ["public"]) & SHAREABLE
+        asked_groups = frozenset(asked.get("groups") or ())
+        if asked_groups and self.country:
+            member = await reads.held_member_groups(self.country)
+            visibilities |= group_audiences(asked_groups & member, {g: (self.country,) for g in member})
         restricted = asked.get("restricted") is True and "network" in visibilities
         return replace(query, visibilities=visibilities, restricted=restricted)
 
-    def live_request(self, p: Reader) -> dict[str, Any]:
-        """The hub's side: what a live query carries about its reader."""
-        return {"visibilities": sorted(self.visibilities(p)), "restricted": self.privileged(p)}
+    @staticmethod
+    def live_groups(query: SearchQuery, country: str) -> list[str]:
+        """The hub's side: the sharing groups a live query to ``country``'s node names — those of the
+        reader's scope that the country is a member of now (other nodes never learn them)."""
+        return sorted({name for key in query.visibilities
+                       if (name := group_of(key.rpartition(":")[0])) is not None and key.endswith(f":{country}")})
 
     # -- transparency log (hub) --------------------------------------------------------------------
 
@@ -211,18 +289,24 @@ class Access:
         issuer = p.issuer if p.kind == "service" else ""
         return issuer if _COUNTRY.match(issuer) else None
 
-    def log_entry_visible(self, p: Reader, visibility: str, origin: str | None) -> bool:
+    async def log_entry_visible(self, p: Reader, visibility: str, origin: str | None) -> bool:
         """May ``p`` see the log entry of a record with this visibility and origin?"""
-        if self.privileged(p):
-            return True
         if origin is not None and self._log_origin(p) == origin:
             return True
-        return visibility == "public"
+        if visibility == "public":
+            return True
+        if not self.privileged(p):
+            return False
+        return origin is None or (await self.scope(p)).sees(visibility, origin)
 
     def receipts_origin(self, p: Reader) -> str | None:
         """Whose erasure receipts ``p`` may read: a node its own (service token), nobody else's."""
         return self._log_origin(p)
 
-    def log_visibilities(self, p: Reader, origin: str) -> tuple[str, ...] | None:
+    async def log_visibilities(self, p: Reader, origin: str) -> tuple[str, ...] | None:
         """The visibilities of ``origin``'s entries ``p`` may list (None: every entry)."""
-        return None if self.privileged(p) or self._log_origin(p) == origin else ("public",)
+        if self._log_origin(p) == origin:
+            return None
+        if not self.privileged(p):
+            return ("public",)
+        return (await self.scope(p)).log_visibilities(origin)

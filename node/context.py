@@ -95,7 +95,7 @@ class Context:
     @property
     def access(self) -> Access:
         """Who may see what on this instance (the one access policy, ``node.access``)."""
-        return Access(self.settings.role, self.registry)
+        return Access(self.settings.role, self.registry, self.settings.country or "")
     live: Any = None  # node.services.live.LiveQuery (hub role)
     atlas: Any = None  # node.services.atlas.AtlasPusher (node role, when atlas_url is set)
     log: Any = None  # node.services.translog.TransparencyLog (hub role)

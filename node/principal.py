@@ -17,6 +17,8 @@ class Principal:
     role: str | None = None
     subject: str = ""
     issuer: str = ""
+    #: A hub analyst's sharing groups (DESIGN §15), as its stored token row says.
+    groups: frozenset[str] = frozenset()
 
     @property
     def is_anonymous(self) -> bool:

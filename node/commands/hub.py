@@ -1,5 +1,5 @@
 """``ncc hub …`` — hub administration: invitations (make, list, cancel), suspension, query-only mode, key
-revocation."""
+revocation, sharing groups (DESIGN §15)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 
 import orjson
 
+from federation.errors import GroupInvalid
 from node.commands.base import (
     CommandError,
+    UsageError,
     add_data_dir,
     add_json,
     run_with_db,
@@ -65,6 +67,29 @@ def register(sub: Any) -> None:
     add_json(n, "each node's directory entry (country, url, status, mode, keys) with its sync status under "
                 "`sync`")
     n.set_defaults(run=nodes)
+    g = hsub.add_parser("group", help="sharing groups: audiences narrower than the network (DESIGN §15)")
+    gsub = g.add_subparsers(dest="group_command", metavar="ACTION")
+    gsub.required = True
+    gc = gsub.add_parser("create", help="create a group of member countries")
+    add_data_dir(gc)
+    gc.add_argument("name", metavar="NAME", help="the group's name: 1 to 63 of a-z, 0-9 and -")
+    gc.add_argument("--countries", required=True, metavar="XX,YY,…", help="the member countries, comma-separated")
+    gc.set_defaults(run=group_create)
+    for action, helptext in (("add", "add a member country"),
+                             ("remove", ("remove a member country: its records of the group are hidden at once "
+                                         "and its node withdraws them at the next pull"))):
+        ga = gsub.add_parser(action, help=helptext)
+        add_data_dir(ga)
+        ga.add_argument("name", metavar="NAME", help="the group's name")
+        ga.add_argument("country", metavar="XX", help="the member country (ISO 3166-1 alpha-2)")
+        ga.set_defaults(run=group_member, member=action == "add")
+    gd = gsub.add_parser("delete", help="delete a group (its records are hidden at once, withdrawn by their nodes)")
+    add_data_dir(gd)
+    gd.add_argument("name", metavar="NAME", help="the group's name")
+    gd.set_defaults(run=group_delete)
+    gl = gsub.add_parser("list", help="list the groups and their members (one JSON object a line)")
+    add_data_dir(gl)
+    gl.set_defaults(run=group_list)
 
 
 def _hub(settings: Settings) -> Any:
@@ -85,6 +110,8 @@ def _run(settings: Settings, work: Any) -> Any:
             return await work()
         except ApiError as exc:
             raise CommandError(f"{exc.code}: {exc.detail}") from exc
+        except GroupInvalid as exc:
+            raise UsageError(f"{exc.code}: {exc.detail}") from exc
 
     return run_with_db(settings, guarded)
 
@@ -175,4 +202,36 @@ def nodes(args: argparse.Namespace) -> int:
          s["consecutive_failures"], s["reason"] or s["last_error"])
         for s in statuses
     ]), end="")
+    return 0
+
+
+def group_create(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+    hub = _hub(settings)
+    countries = [c.strip().upper() for c in args.countries.split(",") if c.strip()]
+    print(orjson.dumps(_run(settings, lambda: hub.create_group(args.name, countries))).decode())
+    return 0
+
+
+def group_member(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+    hub = _hub(settings)
+    country = _country(args.country)
+    print(orjson.dumps(_run(settings, lambda: hub.set_member(args.name, country, args.member))).decode())
+    return 0
+
+
+def group_delete(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+    hub = _hub(settings)
+    _run(settings, lambda: hub.delete_group(args.name))
+    print(f"deleted group {args.name}")
+    return 0
+
+
+def group_list(args: argparse.Namespace) -> int:
+    settings = settings_for(args.data_dir)
+    hub = _hub(settings)
+    for name, countries in _run(settings, hub.groups).items():
+        print(orjson.dumps({"name": name, "countries": countries}).decode())
     return 0

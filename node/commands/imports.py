@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from federation.envelope import VISIBILITIES
+from federation.groups import is_visibility
 from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for
 from node.services import cordis
 from node.services.import_writer import ImportAborted, NaturalKeys, import_rows, load_natural_keys
@@ -37,6 +38,12 @@ PROGRESS_MIN_BYTES = 64 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
+def _visibility_arg(text: str) -> str:
+    if text in VISIBILITIES or is_visibility(text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: public, network, national or group:NAME (^[a-z0-9-]{{1,63}}$)")
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "import",
@@ -48,8 +55,10 @@ def register(sub: Any) -> None:
     p.add_argument("--type", choices=RECORD_TYPES, help="record type of bare payloads and CSV rows")
     p.add_argument(
         "--visibility",
-        choices=VISIBILITIES,
-        help="visibility of rows that do not say (default public; experts national)",
+        type=_visibility_arg,
+        metavar="{public,network,national,group:NAME}",
+        help="visibility of rows that do not say (default public; experts national); group:NAME for a "
+             "sharing group this node's country is a member of",
     )
     p.add_argument("--dry-run", action="store_true", help="check every row, write nothing")
     p.add_argument(

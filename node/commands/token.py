@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from federation.groups import valid_group_name
 from federation.timefmt import format_timestamp
 from node.commands.base import (
     CommandError,
@@ -32,6 +33,8 @@ def register(sub: Any) -> None:
     add_data_dir(c)
     c.add_argument("--role", required=True, help="node: admin|editor|reader|assessor; hub: admin|analyst")
     c.add_argument("--subject", default="", help="who the token is for (name or e-mail)")
+    c.add_argument("--group", action="append", default=[], metavar="NAME",
+                   help="hub analysts: a sharing group whose records the token reads (repeatable)")
     c.add_argument("--ttl", default=None, metavar="DURATION",
                    help="lifetime, e.g. 30d, 12h (default: setting token_ttl_s; at most token_max_ttl_s)")
     c.set_defaults(run=create)
@@ -57,6 +60,12 @@ def create(args: argparse.Namespace) -> int:
             ttl = parse_duration(args.ttl, settings.token_max_ttl_s)
         except CommandError as exc:
             raise UsageError(f"--ttl: {exc} (setting token_max_ttl_s)") from exc
+    groups = tuple(dict.fromkeys(args.group))
+    if groups and (settings.role != "hub" or args.role != "analyst"):
+        raise UsageError("--group is for hub analysts' tokens (the hub admin sees every group)")
+    bad = [g for g in groups if not valid_group_name(g)]
+    if bad:
+        raise UsageError(f"--group {bad[0][:80]!r}: a group name matches ^[a-z0-9-]{{1,63}}$")
     try:
         key = load_key(settings.key_path, settings.role, settings.country)
     except KeyStoreError as exc:
@@ -64,11 +73,16 @@ def create(args: argparse.Namespace) -> int:
 
     async def store() -> Any:
         from node.services.usertokens import issue_and_record
+        from node.storage.reads import hub_groups
 
-        return await issue_and_record(key, settings.instance_id, args.role, args.subject, utc_now(), ttl)
+        unknown = sorted(set(groups) - set(await hub_groups())) if groups else []
+        if unknown:
+            raise CommandError(f"no sharing group {unknown[0]} (ncc hub group create)")
+        return await issue_and_record(key, settings.instance_id, args.role, args.subject, utc_now(), ttl, groups)
 
     issued = run_with_db(settings, store)
-    print(f"# {args.role} token for {issued.subject}, jti {issued.jti}, expires {issued.expires_at}")
+    scope = f", groups {', '.join(sorted(groups))}" if groups else ""
+    print(f"# {args.role} token for {issued.subject}{scope}, jti {issued.jti}, expires {issued.expires_at}")
     print(issued.token)
     return 0
 

@@ -121,7 +121,11 @@ class Authenticator:
         roles = HUB_ROLES if self.role == "hub" else NODE_ROLES
         if claims.get("role") not in roles or claims.get("role") != record.role:
             raise Unauthenticated("token role not valid here")
-        return Principal("user", str(claims["role"]), str(claims.get("sub", "")), str(claims["iss"]))
+        groups = frozenset(g for g in (record.groups or "").split(",") if g)
+        claimed = claims.get("groups") or []
+        if not isinstance(claimed, list) or sorted(groups) != sorted(str(g) for g in claimed):
+            raise Unauthenticated("token groups differ from those it was issued with")
+        return Principal("user", str(claims["role"]), str(claims.get("sub", "")), str(claims["iss"]), groups)
 
     async def _service(self, token: str, now: datetime, request: web.Request | None = None) -> Principal:
         claims = await verify_service_token_async(token, self.service_key, self.instance, now)

@@ -39,7 +39,10 @@ PROBLEM = {
     },
 }
 
-VISIBILITY = {"enum": ["public", "network", "national"]}
+VISIBILITY = {"anyOf": [{"enum": ["public", "network", "national"]},
+                        {"type": "string", "pattern": "^group:[a-z0-9-]{1,63}$",
+                         "description": "a sharing group this node's country is a member of (DESIGN §15)"}]}
+GROUP_NAME: Schema = {"type": "string", "pattern": "^[a-z0-9-]{1,63}$"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 
 BODIES: dict[str, Schema] = {
@@ -135,6 +138,9 @@ BODIES: dict[str, Schema] = {
         "status": {"enum": ["active", "suspended"]}, "mode": {"enum": ["replicate", "query-only"]}}},
     "SyncRequest": {"type": "object", "additionalProperties": False, "properties": {
         "country": {"type": "string", "pattern": "^[A-Z]{2}$", "description": "pull only this node"}}},
+    "GroupCreate": {"type": "object", "required": ["name", "countries"], "additionalProperties": False,
+                    "properties": {"name": GROUP_NAME,
+                                   "countries": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z]{2}$"}}}},
     "RevokeKey": {"type": "object", "additionalProperties": False, "properties": {
         "revoked_at": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
                        "description": "YYYY-MM-DDTHH:MM:SSZ (default: now)"}}},
@@ -187,6 +193,9 @@ ENVELOPE: Schema = {
 
 RESPONSES: dict[str, Schema] = {
     "Object": {"type": "object"},
+    "Group": {"type": "object", "required": ["name", "countries"], "properties": {
+        "name": GROUP_NAME, "countries": {"type": "array", "items": {"type": "string"}}}},
+    "GroupList": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}},
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
     "Ready": {"type": "object", "required": ["status", "checks"], "properties": {
         "status": {"enum": ["ok", "unavailable"]},

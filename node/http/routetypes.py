@@ -47,6 +47,7 @@ def integer(lo: int, hi: int | str) -> Schema:
 #: What the views accept (``node.http.views.common``); anything else is answered 400 or 404.
 RECORD_ID: Schema = {"type": "string", "pattern": "^urn:ncc:[A-Z]{2}:(organisation|expert|project|facility):[0-9a-f-]{36}$"}
 COUNTRY: Schema = {"type": "string", "pattern": "^[A-Z]{2}$"}
+GROUP_NAME: Schema = {"type": "string", "pattern": "^[a-z0-9-]{1,63}$"}
 RECORD_TYPE: Schema = {"enum": list(RECORD_TYPES)}
 REPEATABLE: Schema = {"type": "array", "items": {"type": "string"}}
 SEQUENCE = integer(0, 2**62)

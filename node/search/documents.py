@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from federation.groups import audience
 from federation.schemas import Annotations, disclose, schema_id_for
 
 from .base import MEMBERSHIP_NOT_APPLICABLE, SearchDoc
@@ -273,7 +274,8 @@ def document_from_envelope(
         id=str(envelope["id"]),
         type=record_type,
         origin=origin,
-        visibility=str(envelope["visibility"]),
+        # the audience key: a group record's carries its origin (federation/groups.py, node/access.py)
+        visibility=audience(str(envelope["visibility"]), origin),
         version=int(envelope["version"]),
         issued_at=str(envelope["issued_at"]),
         title=title,

@@ -21,13 +21,15 @@ from tortoise.transactions import in_transaction
 
 from federation.directory import (
     Directory,
+    GroupEntry,
     KeyEntry,
     NodeEntry,
     build_directory,
     directory_signing_input,
     sign_directory,
 )
-from federation.errors import ProtocolError, TokenInvalid
+from federation.errors import GroupInvalid, ProtocolError, TokenInvalid
+from federation.groups import valid_group_name
 from federation.keys import b64url_decode, b64url_encode, kid_for, public_key_from_raw
 from federation.timefmt import format_timestamp, parse_timestamp
 from federation.tokens import (
@@ -44,7 +46,7 @@ from node.services.divergence import INSTANCE_RE, epoch_on_enrollment
 from node.services.fedclient import url_is_public
 from node.services.translog import directory_append
 from node.storage import translog
-from node.storage.hub_models import DirectoryDoc, FederatedNode, Invite, NodeKey, PullState
+from node.storage.hub_models import DirectoryDoc, FederatedNode, HubGroup, Invite, NodeKey, PullState
 from schemas import record_schemas
 
 # \A…\Z (not ^…$: "$" also matches before a trailing newline) and no control characters: the URL goes
@@ -105,6 +107,81 @@ class HubService:
     async def current(self) -> Directory:
         return Directory.from_dict(await self.current_directory())
 
+    async def public_directory(self) -> dict[str, Any]:
+        """The newest directory as anonymous readers get it: signed without ``groups`` (DESIGN §15)."""
+        doc = await self.current_directory()
+        row = await DirectoryDoc.filter(serial=doc["serial"]).first()
+        if row is None or not row.public_document:
+            # signed before this hub knew groups (or by an older hub): publish one that has both copies
+            doc = await self.publish_directory()
+            row = await DirectoryDoc.get(serial=doc["serial"])
+        return dict(orjson.loads(row.public_document or "{}"))
+
+    # -- sharing groups (DESIGN §15) -----------------------------------------------------------
+
+    async def groups(self) -> dict[str, list[str]]:
+        """Every sharing group's member countries (sorted), by name."""
+        return {g.name: sorted(g.members) for g in await HubGroup.all().order_by("name")}
+
+    def _check_group(self, name: Any, countries: Any = ()) -> None:
+        if not valid_group_name(name):
+            raise GroupInvalid(f"group name {str(name)[:80]!r} must match ^[a-z0-9-]{{1,63}}$")
+        wrong = [c for c in countries if c not in self.settings.allowed_countries]
+        if wrong:
+            raise GroupInvalid(f"not a country of this federation (allowed_countries): {', '.join(map(str, wrong))[:200]}")
+
+    async def create_group(self, name: Any, countries: Any) -> dict[str, Any]:
+        """Create a group with these member countries and publish the directory.
+
+        Raises:
+            GroupInvalid: a malformed name, or a country not in ``allowed_countries``.
+            Conflict: the group exists.
+        """
+        if not (isinstance(countries, list) and all(isinstance(c, str) for c in countries)):
+            raise GroupInvalid("countries must be a list of country codes")
+        self._check_group(name, countries)
+        try:
+            await HubGroup.create(name=name, countries=",".join(sorted(set(countries))),
+                                  created_at=format_timestamp(self.clock()))
+        except IntegrityError as exc:
+            raise Conflict(f"group {name} exists") from exc
+        await self.publish_directory()
+        return {"name": name, "countries": sorted(set(countries))}
+
+    async def set_member(self, name: Any, country: Any, member: bool) -> dict[str, Any]:
+        """Add ``country`` to group ``name`` (``member``) or remove it, and publish the directory.
+
+        Removing a country hides its records of the group at once: the readers' scopes are built from
+        the current members (``node.access``); its node publishes their tombstones when it sees the
+        directory (at the next pull, which carries the directory serial).
+
+        Raises:
+            GroupInvalid: a malformed name or country. NotFound: no such group.
+        """
+        self._check_group(name, [country])
+        async with in_transaction() as conn:
+            group = await HubGroup.filter(name=name).using_db(conn).select_for_update().first()
+            if group is None:
+                raise NotFound(f"no group {name}")
+            members = set(group.members)
+            changed = (country not in members) if member else (country in members)
+            members = members | {country} if member else members - {country}
+            if changed:
+                await HubGroup.filter(name=name).using_db(conn).update(countries=",".join(sorted(members)))
+        if changed:
+            await self.publish_directory()
+        return {"name": name, "countries": sorted(members)}
+
+    async def delete_group(self, name: Any) -> None:
+        """Delete a group (its records are hidden at once, as if every member left).
+
+        Raises:
+            NotFound: no such group.
+        """
+        if not valid_group_name(name) or not await HubGroup.filter(name=name).delete():
+            raise NotFound(f"no group {name}")
+        await self.publish_directory()
+
     async def publish_directory(self) -> dict[str, Any]:
         """Sign and store a directory with the next serial from the nodes and keys held now.
 
@@ -133,13 +210,17 @@ class HubService:
                 }))
             first_issued = await DirectoryDoc.all().using_db(conn).order_by("serial").first()
             hub_since = first_issued.issued_at if first_issued else format_timestamp(now)
-            unsigned = build_directory(
-                serial, now, now + timedelta(seconds=self.settings.directory_ttl_s), self.settings.base_url,
-                [hub_key_entry(key, hub_since)], nodes, schemas=record_schemas(),
-            )
-            doc = sign_directory(unsigned, key.private_key, key.kid)
+            groups = [GroupEntry(g.name, tuple(sorted(g.members)))
+                      for g in await HubGroup.all().using_db(conn).order_by("name")]
+            parts = (serial, now, now + timedelta(seconds=self.settings.directory_ttl_s), self.settings.base_url,
+                     [hub_key_entry(key, hub_since)], nodes)
+            doc = sign_directory(build_directory(*parts, schemas=record_schemas(), groups=groups),
+                                 key.private_key, key.kid)
+            # the anonymous directory omits the groups (DESIGN §15): the same serial, signed without them
+            public = sign_directory(build_directory(*parts, schemas=record_schemas()), key.private_key, key.kid)
             await DirectoryDoc.create(
-                serial=serial, issued_at=doc["issued_at"], document=orjson.dumps(doc).decode(), using_db=conn
+                serial=serial, issued_at=doc["issued_at"], document=orjson.dumps(doc).decode(),
+                public_document=orjson.dumps(public).decode(), using_db=conn,
             )
             # on the record: a key the hub adds for a country is in the log (DESIGN §14)
             await translog.append(conn, [directory_append(serial, directory_signing_input(doc))])

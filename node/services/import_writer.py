@@ -150,7 +150,7 @@ async def import_rows(
         ImportAborted: the database keeps failing (earlier rows stay imported; none is half written).
     """
     if publisher.schemas is not None:
-        await publisher.schemas.refresh()  # a dry run checks against the schema a real run would write
+        await publisher.refresh()  # a dry run checks against the schema a real run would write
     run = _Run(publisher, keys, report, progress, len(rows) if isinstance(rows, Sized) else 0)
     # Pipelined: batch k is stored (SQLite works in its own thread, without the GIL) while batch
     # k+1 is checked and signed here; results are still reported batch by batch, in line order.

@@ -45,7 +45,8 @@ from tortoise.transactions import in_transaction
 from federation import strictjson
 from federation.directory import Directory
 from federation.envelope import Envelope
-from federation.errors import CanonicalizationError, MalformedJSON, ProtocolError
+from federation.errors import CanonicalizationError, GroupInvalid, MalformedJSON, ProtocolError
+from federation.groups import check_group_member, group_of
 from federation.ingest import Decision, Held, decide, equivocation_error, regressed_error
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp
@@ -107,9 +108,12 @@ class PageOutcome:
     duplicate: int = 0
     quarantined: int = 0
     codes: Tally[str] = field(default_factory=Tally)
+    #: Versions of group records (DESIGN §15), whatever became of them: counted here only, never in
+    #: the counters above, which reach the public ``/metrics``.
+    grouped: int = 0
 
     def add(self, other: PageOutcome) -> None:
-        for name in ("accepted", "deleted", "stale", "duplicate", "quarantined"):
+        for name in ("accepted", "deleted", "stale", "duplicate", "quarantined", "grouped"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.codes.update(other.codes)
 
@@ -631,6 +635,8 @@ async def apply_checked(
         quarantine: list[list[Any]] = []
         flag_quarantined: list[str] = []
         erased: list[tuple[str, int]] = []  # the purge job scrubs their remnants (node/services/erasure.py)
+        members: dict[str, list[str]] | None = None  # the sharing groups, read once a group record comes
+        hidden = PageOutcome()  # what became of group records: kept out of the public counters
         for c in items:
             if isinstance(c, Rejected):
                 same = held.get(c.record_id or "")
@@ -642,19 +648,32 @@ async def apply_checked(
                 outcome.quarantined += 1
                 outcome.codes[c.code] += 1
                 continue
+            group = group_of(c.visibility)
+            if group is not None:
+                if members is None:
+                    members = {str(r["name"]): str(r["countries"]).split(",")
+                               for r in await sql.fetch(conn, "SELECT name, countries FROM hub_groups")}
+                try:
+                    check_group_member(c.visibility, c.origin, c.deleted, members)
+                except GroupInvalid as refused:  # DESIGN §15: only a member's group records
+                    quarantine.append(_quarantine_row(country, c.id, c.version, c.seq, refused.code,
+                                                      refused.detail, c.evidence, stamp))
+                    outcome.grouped += 1
+                    continue
+            tally = hidden if group is not None else outcome
             if c.visibility == "national":
                 quarantine.append(_quarantine_row(country, c.id, c.version, c.seq, NATIONAL_IN_FEED,
                                                   "national records must never leave their node", c.evidence,
                                                   stamp))
-                outcome.quarantined += 1
-                outcome.codes[NATIONAL_IN_FEED] += 1
+                tally.quarantined += 1
+                tally.codes[NATIONAL_IN_FEED] += 1
                 continue
             decision = decide(_Incoming(c), held.get(c.id))  # type: ignore[arg-type]
             if decision is Decision.STALE:
-                outcome.stale += 1
+                tally.stale += 1
                 continue
             if decision is Decision.DUPLICATE:
-                outcome.duplicate += 1
+                tally.duplicate += 1
                 continue
             if decision is Decision.EQUIVOCATION:
                 err = equivocation_error(_Incoming(c), held[c.id])  # type: ignore[arg-type]
@@ -663,16 +682,16 @@ async def apply_checked(
                 flag_quarantined.append(c.id)
                 index_ops.pop(c.id, None)
                 index_ops[c.id] = None
-                outcome.quarantined += 1
-                outcome.codes[err.code] += 1
+                tally.quarantined += 1
+                tally.codes[err.code] += 1
                 continue
             if decision is Decision.REGRESSED:
                 # the held version stays; the backdated one is kept as evidence only
                 regressed = regressed_error(_Incoming(c), held[c.id])  # type: ignore[arg-type]
                 quarantine.append(_quarantine_row(country, c.id, c.version, c.seq, regressed.code,
                                                   regressed.detail, c.evidence, stamp))
-                outcome.quarantined += 1
-                outcome.codes[regressed.code] += 1
+                tally.quarantined += 1
+                tally.codes[regressed.code] += 1
                 continue
             upserts.append([c.id, c.origin, c.type, c.version, c.visibility, c.deleted, c.digest, c.issued_at,
                             c.text, c.seq or 0, stamp])
@@ -682,9 +701,10 @@ async def apply_checked(
             index_ops.pop(c.id, None)
             index_ops[c.id] = c.doc
             if c.deleted:
-                outcome.deleted += 1
+                tally.deleted += 1
             else:
-                outcome.accepted += 1
+                tally.accepted += 1
+        outcome.grouped += hidden.accepted + hidden.deleted + hidden.stale + hidden.duplicate + hidden.quarantined
         if upserts:
             await conn.execute_many(sql.placeholders(conn, _UPSERT), upserts)
             # every accepted version on the transparency log, in the same transaction (DESIGN §14)

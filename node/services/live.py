@@ -33,6 +33,7 @@ import orjson
 from federation import strictjson
 from federation.errors import ProtocolError
 from federation.tokens import issue_service_token
+from node.access import SHAREABLE, Access
 from node.config import Settings
 from node.errors import InvalidParameter
 from node.keystore import InstanceKey
@@ -380,7 +381,7 @@ class LiveQuery:
         token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(),
                                     ttl_s=self.settings.service_token_ttl_s)
         payload: dict[str, Any] = {
-            "q": query.q, "limit": query.limit, "visibilities": sorted(query.visibilities), "strict": True,
+            "q": query.q, "limit": query.limit, "visibilities": sorted(v for v in query.visibilities if v in SHAREABLE), "strict": True,
             **{dim: list(values) for dim, values in query.filters.items()},
         }
         if offset:
@@ -389,6 +390,9 @@ class LiveQuery:
             payload["drop_terms"] = sorted(query.drop_terms)
         if query.restricted:  # the reader may see every field: the node may match them too (node.access)
             payload["restricted"] = True
+        groups = Access.live_groups(query, country)  # only the groups this node is a member of
+        if groups:
+            payload["groups"] = groups
         # the caller's deadline cancels this call; the limit here is a backstop of its own
         limits = Limits(max_bytes=self.settings.live_answer_max_bytes, timeout_s=60)
         resp = await self.client.request(

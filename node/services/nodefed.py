@@ -295,7 +295,14 @@ class NodeFederation:
         held = await get_state(DIRECTORY_KEY)
         if enrollment is None or held is None:
             return None
-        doc = await self._get(enrollment["hub_url"], "/federation/v1/directory")
+        try:
+            # with this node's token: the hub then includes the sharing groups (DESIGN §15)
+            doc = await self.hub_get(enrollment["hub_url"], "/federation/v1/directory")
+        except FederationError as exc:
+            if not exc.refused:
+                raise
+            # a key the hub refuses (revoked: the directory says so) still reads the public directory
+            doc = await self._get(enrollment["hub_url"], "/federation/v1/directory")
         try:
             previous = Directory.from_dict(held)
             verify_directory(doc, self.clock(), previous=previous)

@@ -10,10 +10,17 @@ The hub must forget the record, so what the feed publishes for N+1 is a ``withdr
 never meet outside the node, because a national version never leaves it (no feed, no hub, no
 federated query). The tombstone lives in the feed only (``record_versions`` keeps the node's own
 versions).
+
+Sharing groups (DESIGN §15) follow the same rule: a ``group:<name>`` version goes to the feed only
+while this node's country is a member of the group (the hub's directory says so). When it leaves,
+:meth:`Publisher.reconcile_groups` publishes each such record's next version as a ``withdrawn``
+tombstone in the feed, keeping the record's own version ``group:<name>`` on the node; when it joins
+again, the next version is published as it is.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +40,8 @@ from federation.envelope import (
     sign_record,
     sign_record_with_digest,
 )
-from federation.errors import ConsentMissing, SchemaInvalid
+from federation.errors import ConsentMissing, GroupInvalid, SchemaInvalid
+from federation.groups import group_of, is_visibility
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp
 from federation.verify import consent_covers
@@ -44,6 +52,11 @@ from node.services.schema_versions import SchemaVersions
 from node.storage import sql
 from node.storage.gatekeeper_models import Application, VersionEvent
 from node.storage.models import FeedEntry, FeedWithdrawal, Record, RecordVersion
+from node.storage.reads import held_member_groups
+
+#: How long the sharing groups read from the held directory are trusted before a write reads them again.
+GROUPS_REFRESH_S = 5.0
+
 
 # Membership workflow of Art. 8(4): which status may follow which. A new record may carry any
 # status (an NCC bringing in its existing registry has registered, rejected and revoked members).
@@ -142,6 +155,24 @@ class Publisher:
     def __post_init__(self) -> None:
         if self.schemas is None:
             self.schemas = SchemaVersions(self.registry)
+        self.groups: frozenset[str] = frozenset()  # the sharing groups this node is a member of
+        self._groups_at: float | None = None
+
+    async def refresh(self, force: bool = False) -> None:
+        """Re-read what the held hub directory says: accepted schemas and this node's sharing groups
+        (at most every few seconds, or now with ``force``)."""
+        assert self.schemas is not None
+        await self.schemas.refresh(force)
+        now = time.monotonic()
+        if force or self._groups_at is None or now - self._groups_at >= GROUPS_REFRESH_S:
+            self.groups = await held_member_groups(self.country)
+            self._groups_at = now
+
+    def shares(self, visibility: str) -> bool:
+        """Whether a version of this visibility goes to the feed: not ``national``, and a group's only
+        while this node is a member of it."""
+        group = group_of(visibility)
+        return visibility != "national" and (group is None or group in self.groups)
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -155,10 +186,16 @@ class Publisher:
         """
         if rtype not in RECORD_TYPES:
             raise SchemaInvalid(f"unknown record type {rtype!r}", [{"pointer": "/type", "message": "unknown"}])
-        if visibility not in VISIBILITIES:
+        if visibility not in VISIBILITIES and not is_visibility(visibility):
+            if isinstance(visibility, str) and visibility.startswith("group:"):
+                raise GroupInvalid(f"{visibility[:80]!r}: a group name matches ^[a-z0-9-]{{1,63}}$")
             raise SchemaInvalid(
                 f"unknown visibility {visibility!r}", [{"pointer": "/visibility", "message": "unknown"}]
             )
+        group = group_of(visibility)
+        if group is not None and group not in self.groups:
+            raise GroupInvalid(f"{self.country} is not a member of the sharing group {group} (the hub's directory"
+                               " lists the groups and their members)")
         if not isinstance(payload, dict):
             raise SchemaInvalid("payload must be an object", [{"pointer": "/payload", "message": "not an object"}])
         assert self.schemas is not None
@@ -195,8 +232,7 @@ class Publisher:
         Raises:
             SchemaInvalid, ConsentMissing, InvalidTransition: the input is not acceptable.
         """
-        assert self.schemas is not None
-        await self.schemas.refresh()
+        await self.refresh()
         schema = self.check_payload(rtype, visibility, payload)
         self.check_transition(None, payload)
         rid = record_id(self.country, rtype, str(uuid.uuid4()))
@@ -247,7 +283,7 @@ class Publisher:
                 versions.append([env.id, env.version, seq, env.visibility, env.deleted, issued, digest, text])
                 current.append([env.id, env.type, env.origin, env.version, env.visibility, env.deleted, seq,
                                 issued, text])
-                if env.visibility != "national":
+                if self.shares(env.visibility):
                     feed.append([env.id, seq, text])
                 wires.append(wire)
             await conn.execute_many(sql.placeholders(conn, _INSERT_VERSION), versions)
@@ -273,8 +309,7 @@ class Publisher:
         """
         if not isinstance(version, int) or isinstance(version, bool):
             raise SchemaInvalid("version must be an integer", [{"pointer": "/version", "message": "required integer"}])
-        assert self.schemas is not None
-        await self.schemas.refresh()
+        await self.refresh()
         async with in_transaction() as conn:
             current = await self._lock(conn, rid)
             if current.deleted:
@@ -290,7 +325,7 @@ class Publisher:
             schema = self.check_payload(current.type, vis, payload)
             self.check_transition(old["payload"], payload)
             next_version = current.version + 1
-            if vis == "national" and current.visibility != "national":
+            if not self.shares(vis) and await self._feed_live(conn, rid):
                 await self._withdraw_from_feed(conn, rid, current.type, next_version, current.visibility, old["schema"])
             env = await self._write(conn, rid, current.type, next_version, vis, False, payload, schema,
                                     previous=current, actor=actor)
@@ -306,8 +341,7 @@ class Publisher:
         Raises:
             NotFound, Gone, and whatever ``change`` or the payload checks raise.
         """
-        assert self.schemas is not None
-        await self.schemas.refresh()
+        await self.refresh()
         async with in_transaction() as conn:
             current = await self._lock(conn, rid)
             if current.deleted:
@@ -316,7 +350,7 @@ class Publisher:
             amendment = change(current, old["payload"])
             schema = self.check_payload(current.type, amendment.visibility, amendment.payload)
             next_version = current.version + 1
-            if amendment.visibility == "national" and current.visibility != "national":
+            if not self.shares(amendment.visibility) and await self._feed_live(conn, rid):
                 await self._withdraw_from_feed(conn, rid, current.type, next_version, current.visibility,
                                                old["schema"], reason=amendment.feed_reason)
             env = await self._write(conn, rid, current.type, next_version, amendment.visibility, False,
@@ -333,6 +367,7 @@ class Publisher:
         ``node/services/resign.py``). A national record's feed face — the ``withdrawn`` tombstone —
         is signed again with it.
         """
+        await self.refresh()
         async with in_transaction() as conn:
             current = await self._lock(conn, rid)
             feed = await FeedEntry.filter(record_id=rid).using_db(conn).first()
@@ -343,7 +378,7 @@ class Publisher:
                 return False
             version = current.version + 1
             held = orjson.loads(current.envelope)
-            if current.visibility == "national":
+            if not self.shares(current.visibility):
                 await self._withdraw_from_feed(conn, rid, current.type, version, shared["visibility"], held["schema"])
             await self._write(conn, rid, current.type, version, current.visibility, current.deleted, held["payload"],
                               held["schema"], previous=current)
@@ -387,12 +422,51 @@ class Publisher:
         ``ncc recover`` signing content again above the hub's version (node.services.recover). A
         national version puts its ``withdrawn`` tombstone (visibility ``shared_as``) in the feed.
         ``schema`` is the schema the content was signed with before (``organisation/2``)."""
-        if visibility == "national":
+        if self._groups_at is None:
+            self.groups = await held_member_groups(self.country, conn)
+            self._groups_at = time.monotonic()
+        if not self.shares(visibility):
             await self._withdraw_from_feed(conn, rid, rtype, version, shared_as, schema)
         env = await self._write(conn, rid, rtype, version, visibility, deleted, payload, schema, previous=previous)
         if deleted and payload.get("reason") == "erased":
             await record_erasure(conn, rid, version, self.clock())  # the purge job scrubs the files
         return env
+
+    async def reconcile_groups(self) -> tuple[int, int]:
+        """Bring the feed in line with this node's sharing groups in the held directory (DESIGN §15):
+        every live group record whose group the node left gets its next version, published in the feed
+        as a ``withdrawn`` tombstone (the record keeps its visibility on the node); every one whose
+        group it is a member of again, and whose feed face is a tombstone, is published again as its
+        next version. Returns (withdrawn, republished)."""
+        await self.refresh(force=True)
+        withdrawn = republished = 0
+        async with in_transaction() as conn:
+            await sql.lock_writes(conn)
+            self.groups = await held_member_groups(self.country, conn)  # read under the write lock
+            rows = await Record.filter(deleted=False, visibility__startswith="group:").using_db(conn)
+            for rec in rows:
+                live = await self._feed_live(conn, rec.id)
+                shares = self.shares(rec.visibility)
+                if live == shares:
+                    continue
+                held = orjson.loads(rec.envelope)
+                version = rec.version + 1
+                if live:  # left the group: the hub must forget it
+                    await self._withdraw_from_feed(conn, rec.id, rec.type, version, rec.visibility, held["schema"])
+                    withdrawn += 1
+                else:
+                    republished += 1
+                await self._write(conn, rec.id, rec.type, version, rec.visibility, False, held["payload"],
+                                  held["schema"], previous=rec, actor=Actor("sharing groups", kind="system"))
+        if withdrawn or republished:
+            self._published()
+        return withdrawn, republished
+
+    @staticmethod
+    async def _feed_live(conn: BaseDBAsyncClient, rid: str) -> bool:
+        """Whether the feed publishes a live version of the record (not a tombstone, not nothing)."""
+        feed = await FeedEntry.filter(record_id=rid).using_db(conn).first()
+        return feed is not None and not orjson.loads(feed.envelope).get("deleted")
 
     async def _lock(self, conn: BaseDBAsyncClient, rid: str) -> Record:
         await sql.lock_writes(conn)
@@ -473,7 +547,7 @@ class Publisher:
                 version=version, visibility=visibility, deleted=deleted, seq=seq,
                 issued_at=issued, envelope=text,
             )
-        if visibility != "national":
+        if self.shares(visibility):
             updated = await FeedEntry.filter(record_id=rid).using_db(conn).update(seq=seq, envelope=text)
             if not updated:
                 await FeedEntry.create(record_id=rid, seq=seq, envelope=text, using_db=conn)

@@ -47,7 +47,7 @@ from typing import Any
 import orjson
 from tortoise.exceptions import BaseORMException
 
-from federation.directory import Directory
+from federation.directory import DIRECTORY_SERIAL_HEADER, Directory
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp
 from federation.tokens import issue_service_token
@@ -74,9 +74,15 @@ from node.services.ingest import (
 )
 from node.services.pullstatus import PullResult, failure_summary, node_status, retry_at
 from node.services.search import SearchService
-from node.storage import sql
+from node.storage import reads, sql
 from node.storage.availability import database_unavailable
-from node.storage.hub_models import FederatedNode, PullState, Quarantine
+from node.storage.hub_models import DirectoryDoc, FederatedNode, PullState
+
+
+async def directory_serial() -> int:
+    """The serial of the newest directory the hub signed (0 before the first)."""
+    row = await DirectoryDoc.all().order_by("-serial").only("serial").first()
+    return int(row.serial) if row is not None else 0
 
 log = logging.getLogger("ncc.sync")
 
@@ -406,7 +412,7 @@ class Puller:
             self.metrics.pulls.labels(country, "ok" if result.ok else "error").inc()
             if state is not None:
                 self.metrics.sync_lag.labels(country).set(max(0, state.head - state.cursor))
-            self.metrics.quarantine_size.labels(country).set(await Quarantine.filter(country=country).count())
+            self.metrics.quarantine_size.labels(country).set(await reads.quarantine_count(country))
 
     def _log_outcome(self, country: str, result: PullResult, failures: int, before: str, after: str) -> None:
         """One INFO line for every pull (or probe) with its outcome; a WARNING when the node turns
@@ -529,7 +535,10 @@ class Puller:
         resp = await self.client.request(
             "GET", f"{url.rstrip('/')}/federation/v1/changes", limits,
             params={"after": str(cursor), "limit": str(s.pull_batch)},
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson",
+                     # the node refreshes its directory first when it holds an older one: a country that
+                     # left a sharing group withdraws the group's records in this very pull (DESIGN §15)
+                     DIRECTORY_SERIAL_HEADER: str(await directory_serial())},
         )
         page = resp.body
         start = page[:256].lstrip()

@@ -25,7 +25,7 @@ class IssuedToken:
 
 
 async def issue_and_record(key: InstanceKey, instance: str, role: str, subject: str, now: datetime,
-                           ttl_s: int) -> IssuedToken:
+                           ttl_s: int, groups: tuple[str, ...] = ()) -> IssuedToken:
     """Sign a user token with ``key`` and record it (call inside an open database).
 
     Raises:
@@ -34,8 +34,9 @@ async def issue_and_record(key: InstanceKey, instance: str, role: str, subject: 
     now = now.replace(microsecond=0)
     jti = uuid.uuid4().hex
     subject = subject or f"{role}-{jti[:8]}"
-    token = issue_user_token(key.private_key, key.kid, instance, role, subject, now, ttl_s, jti)
+    groups = tuple(sorted(set(groups)))
+    token = issue_user_token(key.private_key, key.kid, instance, role, subject, now, ttl_s, jti, groups)
     expires_at = format_timestamp(now + timedelta(seconds=ttl_s))
     await ApiToken.create(jti=jti, role=role, subject=subject, created_at=format_timestamp(now),
-                          expires_at=expires_at, kid=key.kid)
+                          expires_at=expires_at, kid=key.kid, groups=",".join(groups) or None)
     return IssuedToken(token, jti, subject, expires_at)

@@ -37,8 +37,9 @@ class Organisation:
 
     @property
     def registered(self) -> bool:
-        """Handed to the Centre: registered here and shareable (``national`` never leaves the node)."""
-        return not self.deleted and self.status == "registered" and self.visibility != "national"
+        """Handed to the Centre: registered here and shared with the network (``national`` never leaves the
+        node; a sharing group's record reaches that group's readers only, never the Atlas: DESIGN §15)."""
+        return not self.deleted and self.status == "registered" and self.visibility in ("public", "network")
 
 
 async def organisations() -> AsyncIterator[Organisation]:

@@ -39,6 +39,8 @@ class DirectoryDoc(Model):
     serial = fields.BigIntField(pk=True)
     issued_at = fields.CharField(max_length=20)
     document = fields.TextField()
+    #: 0016: the same serial signed without ``groups``, for anonymous readers (DESIGN §15).
+    public_document = fields.TextField(null=True)
 
     class Meta:
         table = "hub_directories"
@@ -68,7 +70,7 @@ class HubRecord(Model):
     origin = fields.CharField(max_length=2, db_index=True)
     type = fields.CharField(max_length=16)
     version = fields.BigIntField()
-    visibility = fields.CharField(max_length=8)
+    visibility = fields.CharField(max_length=72)  # 0016: group:<name>
     deleted = fields.BooleanField(default=False)
     digest = fields.CharField(max_length=64)
     issued_at = fields.CharField(max_length=20)
@@ -80,6 +82,21 @@ class HubRecord(Model):
 
     class Meta:
         table = "hub_records"
+
+
+class HubGroup(Model):
+    """A sharing group (DESIGN §15): its member countries, sorted and comma-separated."""
+
+    name = fields.CharField(pk=True, max_length=63)
+    countries = fields.TextField()
+    created_at = fields.CharField(max_length=20)
+
+    class Meta:
+        table = "hub_groups"
+
+    @property
+    def members(self) -> frozenset[str]:
+        return frozenset(c for c in self.countries.split(",") if c)
 
 
 class Quarantine(Model):
@@ -147,7 +164,7 @@ class LogEntry(Model):
     origin = fields.CharField(max_length=2, null=True, db_index=True)
     record_id = fields.CharField(max_length=120, null=True)
     version = fields.BigIntField(null=True)
-    visibility = fields.CharField(max_length=16)
+    visibility = fields.CharField(max_length=72)  # 0016: group:<name>
     entry = fields.TextField()
 
     class Meta:

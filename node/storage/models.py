@@ -34,7 +34,7 @@ class Record(Model):
     type = fields.CharField(max_length=16, db_index=True)
     origin = fields.CharField(max_length=2)
     version = fields.BigIntField()
-    visibility = fields.CharField(max_length=8)
+    visibility = fields.CharField(max_length=72)  # 0016: group:<name>
     deleted = fields.BooleanField(default=False)
     seq = fields.BigIntField(db_index=True)
     issued_at = fields.CharField(max_length=20)
@@ -55,7 +55,7 @@ class RecordVersion(Model):
     record_id = fields.CharField(max_length=120, db_index=True)
     version = fields.BigIntField()
     seq = fields.BigIntField(unique=True)
-    visibility = fields.CharField(max_length=8)
+    visibility = fields.CharField(max_length=72)  # 0016: group:<name>
     deleted = fields.BooleanField(default=False)
     issued_at = fields.CharField(max_length=20)
     digest = fields.CharField(max_length=64)
@@ -103,6 +103,8 @@ class ApiToken(Model):
     created_at = fields.CharField(max_length=20)
     expires_at = fields.CharField(max_length=20)
     revoked_at = fields.CharField(max_length=20, null=True)
+    #: 0016: hub analysts' sharing groups (DESIGN §15), sorted and comma-separated; the row decides.
+    groups = fields.TextField(null=True)
     # The kid of the key that signed it (0011): a retired key verifies only the tokens it signed.
     kid = fields.CharField(max_length=40, null=True)
 

@@ -25,6 +25,11 @@ class StoredRecord:
     seq: int = 0  # node: the feed sequence of the current version
     quarantined: bool = False  # hub: hidden after an equivocation
 
+    @property
+    def origin(self) -> str:
+        """The origin country, from the id (``urn:ncc:<origin>:…``, checked at verification)."""
+        return self.id.split(":")[2] if self.id.count(":") >= 3 else ""
+
 
 async def node_record(rid: str) -> StoredRecord | None:
     """One of this node's records by id, or None."""
@@ -66,6 +71,47 @@ async def node_records(
             for r in rows]
 
 
+# -- sharing groups (DESIGN §15) ----------------------------------------------------------------------
+
+
+async def hub_groups() -> dict[str, frozenset[str]]:
+    """The hub's sharing groups: name -> member countries, as they are now."""
+    from node.storage.hub_models import HubGroup
+
+    return {g.name: g.members for g in await HubGroup.all()}
+
+
+async def held_member_groups(country: str, conn: Any = None) -> frozenset[str]:
+    """At a node: the sharing groups ``country`` is a member of, by the hub directory the node holds."""
+    import orjson
+
+    from federation.directory import Directory
+    from federation.errors import DirectoryInvalid
+    from node.storage.models import NodeState
+
+    query = NodeState.filter(key="hub_directory")  # the key node/services/nodefed.py stores it under
+    row = await (query.using_db(conn) if conn is not None else query).first()
+    if row is None:
+        return frozenset()
+    try:
+        return Directory.from_dict(orjson.loads(row.value)).groups_of(country)
+    except (DirectoryInvalid, orjson.JSONDecodeError):
+        return frozenset()
+
+
+async def indexed_group_audiences() -> frozenset[str]:
+    """The group audience keys (``group:<name>:<origin>``) of the documents in this instance's search
+    index: read from the index's small per-visibility counts, not from the records."""
+    from tortoise.connection import connections
+
+    from node.storage import sql
+
+    rows = await sql.fetch(connections.get("default"),
+                           "SELECT DISTINCT visibility FROM search_counts WHERE visibility LIKE 'group:%' AND n > 0",
+                           [])
+    return frozenset(str(r["visibility"]) for r in rows)
+
+
 # -- hub: nodes, pull state, quarantine (the reads of GET /api/v1/nodes and the quarantine route) ----
 
 
@@ -91,10 +137,12 @@ async def pull_states() -> dict[str, Any]:
 
 
 async def quarantine_count(country: str | None) -> int:
-    """How many quarantine items the hub holds for ``country`` (all countries when None)."""
+    """How many quarantine items the hub holds for ``country`` (all countries when None) — public
+    (``GET /api/v1/nodes``), so a group record refused as ``group_invalid`` is not counted (DESIGN §15)."""
     from node.storage.hub_models import Quarantine
 
-    return int(await (Quarantine.filter(country=country) if country else Quarantine.all()).count())
+    rows = Quarantine.filter(country=country) if country else Quarantine.all()
+    return int(await rows.exclude(code="group_invalid").count())
 
 
 async def quarantine_page(country: str | None, after: int, limit: int) -> list[Any]:

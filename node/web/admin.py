@@ -13,6 +13,7 @@ from aiohttp import web
 
 from federation.envelope import TOMBSTONE_REASONS, VISIBILITIES
 from federation.errors import ConsentMissing, ProtocolError, SchemaInvalid
+from federation.groups import group_of, group_visibility, is_visibility
 from node.errors import ApiError, Forbidden, InvalidParameter
 from node.http.auth import NODE_ROLES, Principal
 from node.http.views.common import ctx, int_param, record_id_param
@@ -20,6 +21,7 @@ from node.services import assessment
 from node.services.atlas import sync_state
 from node.services.nodefed import FederationError
 from node.services.publish import Actor, Publisher
+from node.storage import reads
 from node.web import data
 from node.web.public import _form, parse_form_body
 from node.web.render import LoginRequired, page, redirect, render
@@ -45,6 +47,18 @@ VISIBILITY_HELP = {
     "network": "Network — the NCCs and the Centre's analysts only.",
     "national": "National — stays on this node, never sent to the hub.",
 }
+GROUP_HELP = ("Sharing group {name} — only the hub's analysts of this group see it, and only while this "
+              "country is a member (DESIGN §15).")
+
+
+async def _visibility_choices(request: web.Request, current: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The visibilities a form offers: the plain ones, the sharing groups this node is a member of (by
+    the hub directory it holds) and the record's own (a group it has left: to narrow or widen it)."""
+    groups = set(await reads.held_member_groups(ctx(request).settings.country or ""))
+    if current is not None and group_of(current) is not None:
+        groups.add(str(group_of(current)))
+    choices = [*VISIBILITIES, *(group_visibility(g) for g in sorted(groups))]
+    return choices, {**VISIBILITY_HELP, **{group_visibility(g): GROUP_HELP.format(name=g) for g in groups}}
 REASON_HELP = {
     "withdrawn": "Withdrawn — no longer listed; earlier versions are kept.",
     "erased": "Erased (GDPR Art. 17) — also purges the payloads of all earlier versions on this node.",
@@ -187,7 +201,7 @@ async def record_delete(request: web.Request) -> web.Response:
 
 def _visibility(form: Any) -> str:
     value = str(form.get("visibility", ""))
-    if value not in VISIBILITIES:
+    if not is_visibility(value):
         raise InvalidParameter(f"visibility must be one of {', '.join(VISIBILITIES)}", parameter="visibility")
     return value
 
@@ -233,13 +247,14 @@ async def _record_form(request: web.Request, rtype: str, env: dict[str, Any] | N
                        visibility: str, errors: list[dict[str, str]], status: int = 200,
                        notice: str | None = None, atlas: dict[str, Any] | None = None) -> web.Response:
     fields = form_fields(rtype)
+    choices, help_texts = await _visibility_choices(request, env["visibility"] if env else visibility)
     by_field, general = field_errors(errors, fields)
     known = fields_by_pointer(fields)
     summary = [(known[ptr].dom_id, _path_title(known, ptr), msg) for ptr, msgs in by_field.items() for msg in msgs]
     return await render(request, "admin_form.html", {
         "rtype": rtype, "type_title": type_title(rtype), "env": env, "fields": fields, "values": values,
         "text_value": text_value, "errors": by_field, "general_errors": general, "summary": summary,
-        "visibility": visibility, "visibilities": VISIBILITIES, "visibility_help": VISIBILITY_HELP,
+        "visibility": visibility, "visibilities": choices, "visibility_help": help_texts,
         "reasons": TOMBSTONE_REASONS, "reason_help": REASON_HELP, "notice": notice, "atlas": atlas,
         "title": data.record_title(rtype, env["payload"]) if env else f"New {type_title(rtype).lower()}",
     }, status=status)
@@ -258,12 +273,13 @@ def _path_title(known: dict[str, Field], pointer: str) -> str:
 @page
 async def import_form(request: web.Request) -> web.Response:
     await _user(request, WRITERS)
-    return await render(request, "admin_import.html", _import_context(None))
+    return await render(request, "admin_import.html", await _import_context(request, None))
 
 
-def _import_context(result: dict[str, Any] | None) -> dict[str, Any]:
+async def _import_context(request: web.Request, result: dict[str, Any] | None) -> dict[str, Any]:
+    choices, help_texts = await _visibility_choices(request)
     return {"result": result, "types": RECORD_TYPES, "type_labels": data.TYPE_LABELS,
-            "visibilities": VISIBILITIES, "visibility_help": VISIBILITY_HELP}
+            "visibilities": choices, "visibility_help": help_texts}
 
 
 @page
@@ -282,7 +298,7 @@ async def import_run(request: web.Request) -> web.Response:
         raise InvalidParameter("choose a file to import", parameter="file")
     rtype = data.record_type_param(str(form.get("type", "")))
     vis = str(form.get("visibility", "")) or None
-    if vis is not None and vis not in VISIBILITIES:
+    if vis is not None and not is_visibility(vis):
         raise InvalidParameter(f"visibility must be one of {', '.join(VISIBILITIES)}", parameter="visibility")
     dry_run = form.get("mode") != "import"
     raw = upload.file.read()
@@ -295,7 +311,7 @@ async def import_run(request: web.Request) -> web.Response:
     except ImportFileError as exc:
         result = {"name": name, "dry_run": dry_run, "error": str(exc), "imported": 0, "rejected": 0,
                   "problems": [], "notes": [], "rows": 0}
-        return await render(request, "admin_import.html", _import_context(result), status=422)
+        return await render(request, "admin_import.html", await _import_context(request, result), status=422)
     aborted = None
     try:
         outcome = await import_rows(parsed.rows, _publisher(request), keys, dry_run=dry_run, report=problems.append)
@@ -304,7 +320,7 @@ async def import_run(request: web.Request) -> web.Response:
         imported, rejected, aborted = exc.outcome.imported, exc.outcome.rejected, str(exc)
     result = {"name": name, "dry_run": dry_run, "error": aborted, "imported": imported, "rejected": rejected,
               "problems": problems, "notes": parsed.notes, "rows": len(parsed.rows), "format": parsed.fmt}
-    return await render(request, "admin_import.html", _import_context(result))
+    return await render(request, "admin_import.html", await _import_context(request, result))
 
 
 # -- quarantine ---------------------------------------------------------------------------------

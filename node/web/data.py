@@ -145,7 +145,7 @@ async def search(request: web.Request, p: Principal) -> dict[str, Any]:
         InvalidParameter: a bad limit, cursor, filter or deadline.
     """
     c = ctx(request)
-    query = c.access.search_scope(p, query_from_params(request.query, frozenset(), c.settings.search_max_limit))
+    query = await c.access.search_scope(p, query_from_params(request.query, frozenset(), c.settings.search_max_limit))
     if c.settings.role == "hub":
         return dict(await c.live.search(query, request.query, live=False))
     return result_to_json(await c.search.search(query))
@@ -165,7 +165,7 @@ async def freshness(request: web.Request) -> dict[str, dict[str, Any]]:
 async def records_per_country(request: web.Request, p: Principal) -> dict[str, int]:
     """How many records each country has that this reader may see (the index's country facet)."""
     c = ctx(request)
-    result = await c.search.search(c.access.search_scope(p, SearchQuery(limit=1)))
+    result = await c.search.search(await c.access.search_scope(p, SearchQuery(limit=1)))
     return dict(sorted(result.facets.get("country", {}).items(), key=lambda kv: (-kv[1], kv[0])))
 
 

@@ -266,6 +266,14 @@ def ingest_cases(good: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "incoming_digest": other_digest,
             "decision": "equivocation",
         },
+        # DESIGN §15: the hub takes a live group record only from a member of the group (``groups``: each
+        # group's members at the hub); a tombstone always
+        {"name": "group-member", "incoming": signed(visibility="group:civdef"), "held": None,
+         "groups": {"civdef": ["DE", "FR"]}, "decision": "accept"},
+        {"name": "group-non-member", "code": "group_invalid", "incoming": signed(visibility="group:civdef"),
+         "held": None, "groups": {"civdef": ["FR"]}, "decision": "accept"},
+        {"name": "group-unknown", "code": "group_invalid", "incoming": signed(visibility="group:gone"),
+         "held": None, "groups": {"civdef": ["DE"]}, "decision": "accept"},
     ]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from federation.directory import DIRECTORY_SERIAL_HEADER
 from federation.divergence import Anchor
 from federation.errors import SchemaInvalid
 from node.config import COUNTRY_RE
@@ -24,6 +25,7 @@ from node.http.views.common import (
     principal,
 )
 from node.services.divergence import held_page, start_epoch
+from node.services.groups import announced_serial, follow_directory
 from node.services.nodefed import feed_page
 from node.services.recover import feed_state
 from node.services.trust import require_active_node
@@ -40,6 +42,10 @@ async def changes(request: web.Request) -> web.StreamResponse:
     require_service(await principal(request), issuers=("hub",))
     after = int_param(request, "after", 0, 0, 2**62)
     limit = int_param(request, "limit", MAX_PAGE, 1, MAX_PAGE)
+    c = ctx(request)
+    # a newer directory first (the hub says which serial it holds): sharing groups left are withdrawn,
+    # groups joined republished, in this very page (DESIGN §15)
+    await follow_directory(c.federation, c.publisher, announced_serial(request.headers.get(DIRECTORY_SERIAL_HEADER)))
     rows, nxt, more, head = await feed_page(after, limit, ctx(request).settings.feed_page_max_bytes)
     parts = [b'{"seq":%d,"record":%s}\n' % (seq, envelope.encode()) for seq, envelope in rows]
     parts.append(orjson.dumps({"next": nxt, "more": more, "head": head}) + b"\n")
@@ -61,8 +67,12 @@ async def changes_head(request: web.Request) -> web.Response:
 
 
 async def directory(request: web.Request) -> web.Response:
-    """GET /federation/v1/directory — the signed directory (public)."""
-    return json_response(await ctx(request).hub.current_directory())
+    """GET /federation/v1/directory — the signed directory (public): with its sharing groups to enrolled
+    nodes and analysts, without them (the same serial, signed without) to everyone else (DESIGN §15)."""
+    c = ctx(request)
+    if c.access.sees_directory_groups(await principal(request)):
+        return json_response(await c.hub.current_directory())
+    return json_response(await c.hub.public_directory())
 
 
 async def enroll(request: web.Request) -> web.Response:

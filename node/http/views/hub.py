@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from federation.errors import SchemaInvalid
+from federation.groups import valid_group_name
 from federation.keys import parse_kid
 from federation.timefmt import parse_timestamp
 from node.errors import NotFound
@@ -12,8 +13,10 @@ from node.http.auth import require_user
 from node.http.problems import read_json
 from node.http.views.common import country_path, ctx, json_response, object_body, principal, record_id_param
 from node.services import pullstatus
+from node.storage import reads
 
 NODE_FIELDS = frozenset({"status", "mode"})
+GROUP_FIELDS = frozenset({"name", "countries"})
 REVOKE_FIELDS = frozenset({"revoked_at"})
 #: Set on ``GET /api/v1/records/{id}`` for analysts when the record is quarantined (hidden from search
 #: and the public; its evidence is at ``GET /federation/v1/quarantine``).
@@ -73,3 +76,50 @@ async def revoke_key(request: web.Request) -> web.Response:
         raise SchemaInvalid("revoked_at must be a timestamp YYYY-MM-DDTHH:MM:SSZ",
                             [{"pointer": "/revoked_at", "message": "not a timestamp"}]) from exc
     return json_response(await ctx(request).hub.revoke_key(kid, at, ctx(request).search))
+
+
+# -- sharing groups (DESIGN §15) -------------------------------------------------------------------
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    """GET /api/v1/groups — the hub admin: every group; an analyst: the groups its token reads."""
+    p = await principal(request)
+    require_user(p, ("admin", "analyst"))
+    known = await reads.hub_groups()
+    mine = ctx(request).access.reader_groups(p, known)
+    return json_response([{"name": name, "countries": sorted(known[name])} for name in sorted(mine)])
+
+
+async def create_group(request: web.Request) -> web.Response:
+    """POST /api/v1/groups {name, countries} — hub admin."""
+    require_user(await principal(request), ("admin",))
+    body = object_body(await read_json(request, ctx(request).settings.max_body_bytes), GROUP_FIELDS)
+    group = await ctx(request).hub.create_group(body.get("name"), body.get("countries"))
+    return json_response(group, status=201)
+
+
+def _group_path(request: web.Request) -> str:
+    name = request.match_info["name"]
+    if not valid_group_name(name):
+        raise NotFound(f"no group {name[:80]!r}")
+    return name
+
+
+async def add_group_member(request: web.Request) -> web.Response:
+    """PUT /api/v1/groups/{name}/members/{country} — hub admin."""
+    require_user(await principal(request), ("admin",))
+    return json_response(await ctx(request).hub.set_member(_group_path(request), country_path(request), True))
+
+
+async def remove_group_member(request: web.Request) -> web.Response:
+    """DELETE /api/v1/groups/{name}/members/{country} — hub admin: the country's records of the group are
+    hidden at once; its node withdraws them at the next pull."""
+    require_user(await principal(request), ("admin",))
+    return json_response(await ctx(request).hub.set_member(_group_path(request), country_path(request), False))
+
+
+async def delete_group(request: web.Request) -> web.Response:
+    """DELETE /api/v1/groups/{name} — hub admin."""
+    require_user(await principal(request), ("admin",))
+    await ctx(request).hub.delete_group(_group_path(request))
+    return web.Response(status=204)

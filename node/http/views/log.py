@@ -27,7 +27,7 @@ async def inclusion(request: web.Request) -> web.Response:
     if version == 0:
         raise InvalidParameter("version is required", parameter="version")
     found = await store.index_of(rid, version)
-    if found is None or not ctx(request).access.log_entry_visible(await principal(request), found[1], found[2]):
+    if found is None or not await ctx(request).access.log_entry_visible(await principal(request), found[1], found[2]):
         raise NotFound(f"no log entry for {rid} v{version}")
     index = found[0]
     current = await store.size()
@@ -60,7 +60,7 @@ async def entries(request: web.Request) -> web.Response:
         raise InvalidParameter("origin must be a country code (XX)", parameter="origin")
     after = int_param(request, "after", -1, -1, MAX_INDEX)
     limit = int_param(request, "limit", 1000, 1, 1000)
-    visibilities = ctx(request).access.log_visibilities(await principal(request), origin)
+    visibilities = await ctx(request).access.log_visibilities(await principal(request), origin)
     return json_response(await ctx(request).log.entries(origin, after, limit, visibilities))
 
 

@@ -48,9 +48,11 @@ def _check_body(body: dict[str, Any]) -> None:
     Raises:
         SchemaInvalid: unknown visibility, or a payload that is missing or not an object.
     """
-    if "visibility" in body and body["visibility"] not in VISIBILITIES:
-        raise SchemaInvalid(f"unknown visibility {body['visibility']!r}",
-                            [{"pointer": "/visibility", "message": "must be public, network or national"}])
+    vis = body.get("visibility")
+    if "visibility" in body and vis not in VISIBILITIES and not (isinstance(vis, str) and vis.startswith("group:")):
+        # a group:<name> goes on: the publisher says whether it is one of this node's groups (group_invalid)
+        raise SchemaInvalid(f"unknown visibility {vis!r}",
+                            [{"pointer": "/visibility", "message": "must be public, network, national or group:<name>"}])
     if not isinstance(body.get("payload"), dict):
         raise SchemaInvalid("payload must be an object", [{"pointer": "/payload", "message": "required object"}])
 

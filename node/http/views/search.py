@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from federation.errors import SchemaErrorItem, SchemaInvalid
+from federation.groups import valid_group_name
 from node.http.auth import require_service
 from node.http.problems import read_json
 from node.http.views.common import ctx, json_response, principal
@@ -26,7 +27,7 @@ async def search(request: web.Request) -> web.Response:
     """
     c = ctx(request)
     p = await principal(request)
-    query = c.access.search_scope(p, query_from_params(request.query, frozenset(), c.settings.search_max_limit))
+    query = await c.access.search_scope(p, query_from_params(request.query, frozenset(), c.settings.search_max_limit))
     if c.settings.role == "hub":
         from node.http.views.hub import nodes_status
 
@@ -42,8 +43,9 @@ async def search(request: web.Request) -> web.Response:
 
 
 async def federated_search(request: web.Request) -> web.Response:
-    """POST /federation/v1/search — the hub asks this node (public and network records only; the
-    restricted part of the index only when the hub asks for an analyst: ``node.access``).
+    """POST /federation/v1/search — the hub asks this node (public and network records, and group
+    records of the groups the hub names that this node is a member of; the restricted part of the
+    index only when the hub asks for an analyst: ``node.access``).
 
     ``offset`` (optional) starts the page that far into the ranked results: the hub pages its
     merged answer with one offset per node. ``strict: true`` keeps the words no record here has
@@ -53,7 +55,7 @@ async def federated_search(request: web.Request) -> web.Response:
     require_service(await principal(request), issuers=("hub",))
     c = ctx(request)
     params = live_query(await read_json(request, c.settings.max_body_bytes))
-    query = c.access.live_scope(params, query_from_params(params, frozenset(), c.settings.search_max_limit))
+    query = await c.access.live_scope(params, query_from_params(params, frozenset(), c.settings.search_max_limit))
     query = replace(query, relax=not params.get("strict"), drop_terms=frozenset(params.get("drop_terms") or ()))
     if params.get("offset"):
         query = replace(query, cursor=encode_cursor(params["offset"], query))
@@ -95,6 +97,9 @@ def live_query(body: Any) -> dict[str, Any]:
     visibilities = body.get("visibilities", [])
     if not (isinstance(visibilities, list) and all(v in ("public", "network") for v in visibilities)):
         errors.append({"pointer": "/visibilities", "message": "a list of public and network"})
+    groups = body.get("groups", [])
+    if not (isinstance(groups, list) and len(groups) <= 1000 and all(valid_group_name(g) for g in groups)):
+        errors.append({"pointer": "/groups", "message": "a list of group names"})
     if errors:
         raise SchemaInvalid(f"invalid live query ({errors[0]['pointer']}: {errors[0]['message']})", errors)
     return body

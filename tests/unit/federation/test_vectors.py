@@ -12,6 +12,7 @@ from federation import errors
 from federation.canonical import canonicalize, canonicalize_reference
 from federation.directory import Directory, verify_directory
 from federation.errors import ProtocolError
+from federation.groups import check_group_member
 from federation.ingest import Decision, Held, decide, equivocation_error
 from federation.keys import b64url_decode, public_key_from_raw
 from federation.timefmt import parse_timestamp
@@ -111,6 +112,13 @@ def test_bad_envelope_fails_with_its_code(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", ENVELOPES["ingest"], ids=lambda c: c["name"])
 def test_ingest_vector(case: dict[str, Any]) -> None:
     record = verify(case["incoming"], directory(), NOW, registry())
+    if "groups" in case:  # the hub's sharing groups (DESIGN §15)
+        envelope = record.envelope
+        if "code" in case:
+            with pytest.raises(errors.GroupInvalid):
+                check_group_member(envelope.visibility, envelope.origin, envelope.deleted, case["groups"])
+        else:
+            check_group_member(envelope.visibility, envelope.origin, envelope.deleted, case["groups"])
     held = Held(**case["held"]) if case["held"] else None
     decision = decide(record, held)
     assert decision == Decision(case["decision"])

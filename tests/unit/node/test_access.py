@@ -22,6 +22,7 @@ class P:
     kind: str = "anonymous"
     role: str | None = None
     issuer: str = ""
+    groups: frozenset[str] = frozenset()
 
     def has_role(self, *roles: str) -> bool:
         return self.kind == "user" and self.role in roles
@@ -31,8 +32,30 @@ ANON = P()
 SERVICE = P("service")
 
 
-def user(role: str) -> P:
-    return P("user", role)
+def user(role: str, *groups: str) -> P:
+    return P("user", role, groups=frozenset(groups))
+
+
+#: The hub's sharing groups in these tests (DESIGN §15), and the group audiences a node's index holds.
+GROUPS = {"civdef": frozenset({"DE", "FR"}), "other": frozenset({"AT"})}
+
+
+@pytest.fixture(autouse=True)
+def _groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.storage import reads
+
+    async def hub_groups() -> dict[str, frozenset[str]]:
+        return dict(GROUPS)
+
+    async def indexed() -> frozenset[str]:
+        return frozenset({"group:civdef:DE"})
+
+    async def member(country: str, conn: Any = None) -> frozenset[str]:
+        return frozenset({"civdef"}) if country == "DE" else frozenset()
+
+    monkeypatch.setattr(reads, "hub_groups", hub_groups)
+    monkeypatch.setattr(reads, "indexed_group_audiences", indexed)
+    monkeypatch.setattr(reads, "held_member_groups", member)
 
 
 ENVELOPE: dict[str, Any] = {
@@ -61,13 +84,34 @@ ENVELOPE: dict[str, Any] = {
     (HUB, user("admin"), {"public", "network"}, True),
     (HUB, user("editor"), {"public"}, False),  # a node role means nothing at the hub
 ])
-def test_who_sees_which_records(access: Access, reader: P, visibilities: set[str], privileged: bool) -> None:
+async def test_who_sees_which_records(access: Access, reader: P, visibilities: set[str], privileged: bool) -> None:
     assert access.visibilities(reader) == visibilities
     assert access.privileged(reader) is privileged
     assert access.may_see(reader, "public") and not access.may_see(reader, "group:x")
     assert access.may_see(reader, "public", quarantined=True) is privileged
-    scoped = access.search_scope(reader, SearchQuery(q="x", visibilities=frozenset({"national"}), restricted=True))
-    assert scoped.visibilities == visibilities and scoped.restricted is privileged
+    scoped = await access.search_scope(reader, SearchQuery(q="x", visibilities=frozenset({"national"}),
+                                                           restricted=True))
+    every = {*visibilities, "group:civdef:DE"} if access is NODE and privileged else visibilities
+    admin = {"group:civdef:DE", "group:civdef:FR", "group:other:AT"} if access is HUB and reader.role == "admin" else set()
+    assert scoped.visibilities == every | admin and scoped.restricted is privileged
+
+
+@pytest.mark.parametrize(("reader", "audiences"), [
+    (ANON, set()),
+    (user("analyst"), set()),
+    (user("analyst", "civdef"), {"group:civdef:DE", "group:civdef:FR"}),
+    (user("analyst", "other", "gone"), {"group:other:AT"}),  # a group the hub no longer has: nothing
+    (user("admin"), {"group:civdef:DE", "group:civdef:FR", "group:other:AT"}),
+    (P("service", issuer="DE", groups=frozenset({"civdef"})), set()),  # only user tokens carry groups
+])
+async def test_group_records_reach_the_group_s_readers_while_their_origin_is_a_member(
+        reader: P, audiences: set[str]) -> None:
+    scope = await HUB.scope(reader)
+    assert {a for a in scope.audiences if a.startswith("group:")} == audiences
+    assert scope.sees("group:civdef", "DE") is ("group:civdef:DE" in audiences)
+    assert not scope.sees("group:civdef", "AT")  # AT is not a member: nobody sees its civdef records
+    assert scope.log_visibilities("FR") == ((("public", "network") if HUB.privileged(reader) else ("public",))
+                                            + (("group:civdef",) if "group:civdef:FR" in audiences else ()))
 
 
 def test_anonymous_readers_get_public_fields_without_sig() -> None:
@@ -106,10 +150,19 @@ def test_a_schema_this_instance_does_not_know_discloses_nothing() -> None:
     ({"visibilities": ["national", "network"], "restricted": True}, {"network"}, True),  # never national
     ({}, {"public"}, False),
 ])
-def test_live_queries_stay_within_what_the_hub_may_see(asked: dict[str, Any], visibilities: set[str],
-                                                       restricted: bool) -> None:
-    scoped = NODE.live_scope(asked, SearchQuery(q="x"))
+async def test_live_queries_stay_within_what_the_hub_may_see(asked: dict[str, Any], visibilities: set[str],
+                                                             restricted: bool) -> None:
+    scoped = await NODE.live_scope(asked, SearchQuery(q="x"))
     assert scoped.visibilities == visibilities and scoped.restricted is restricted
+
+
+async def test_live_queries_answer_group_records_only_for_the_node_s_groups() -> None:
+    de, at = Access("node", REGISTRY, "DE"), Access("node", REGISTRY, "AT")
+    asked = {"visibilities": ["public", "network"], "groups": ["civdef", "other"], "restricted": True}
+    assert (await de.live_scope(asked, SearchQuery())).visibilities == {"public", "network", "group:civdef:DE"}
+    assert (await at.live_scope(asked, SearchQuery())).visibilities == {"public", "network"}  # not a member
+    hub_query = SearchQuery(visibilities=frozenset({"public", "network", "group:civdef:DE", "group:civdef:FR"}))
+    assert Access.live_groups(hub_query, "DE") == ["civdef"] and Access.live_groups(hub_query, "AT") == []
 
 
 def test_live_query_restricted_flag_must_be_a_boolean() -> None:
@@ -142,15 +195,21 @@ def test_views_and_portal_pages_never_query_models_themselves() -> None:
     assert not offenders, offenders
 
 
-def test_log_entries_anonymous_public_a_node_its_own_analysts_all() -> None:
+async def test_log_entries_anonymous_public_a_node_its_own_analysts_theirs() -> None:
     de, hub_token = P("service", issuer="DE"), P("service", issuer="hub")
     for vis in ("public", "network"):
-        assert HUB.log_entry_visible(user("analyst"), vis, "FR") and HUB.log_entry_visible(user("admin"), vis, "FR")
-        assert HUB.log_entry_visible(de, vis, "DE")
-        assert HUB.log_entry_visible(de, vis, "FR") is (vis == "public")
-        assert HUB.log_entry_visible(ANON, vis, "DE") is (vis == "public")
-        assert HUB.log_entry_visible(hub_token, vis, "DE") is (vis == "public")
-    assert HUB.log_entry_visible(ANON, "public", None)  # a directory entry
-    assert HUB.log_visibilities(ANON, "DE") == ("public",) and HUB.log_visibilities(de, "FR") == ("public",)
-    assert HUB.log_visibilities(de, "DE") is None and HUB.log_visibilities(user("analyst"), "FR") is None
-    assert HUB.log_visibilities(user("reader"), "DE") == ("public",)  # a node role means nothing here
+        assert await HUB.log_entry_visible(user("analyst"), vis, "FR")
+        assert await HUB.log_entry_visible(user("admin"), vis, "FR")
+        assert await HUB.log_entry_visible(de, vis, "DE")
+        assert await HUB.log_entry_visible(de, vis, "FR") is (vis == "public")
+        assert await HUB.log_entry_visible(ANON, vis, "DE") is (vis == "public")
+        assert await HUB.log_entry_visible(hub_token, vis, "DE") is (vis == "public")
+    assert await HUB.log_entry_visible(ANON, "public", None)  # a directory entry
+    assert not await HUB.log_entry_visible(user("analyst"), "group:civdef", "FR")  # not its group
+    assert await HUB.log_entry_visible(user("analyst", "civdef"), "group:civdef", "FR")
+    assert await HUB.log_visibilities(ANON, "DE") == ("public",)
+    assert await HUB.log_visibilities(de, "FR") == ("public",)
+    assert await HUB.log_visibilities(de, "DE") is None
+    assert await HUB.log_visibilities(user("analyst"), "FR") == ("public", "network")
+    assert await HUB.log_visibilities(user("admin"), "FR") == ("public", "network", "group:civdef")
+    assert await HUB.log_visibilities(user("reader"), "DE") == ("public",)  # a node role means nothing here
