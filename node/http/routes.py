@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from aiohttp import web
 
 from node.errors import InvalidParameter
-from node.http.views import applications, atlas, audit, federation, health, hub, log, records, search
+from node.http.views import applications, atlas, audit, consortia, federation, health, hub, log, records, search
 from schemas import RECORD_TYPES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -58,6 +58,19 @@ SEARCH_FILTERS = (
     query("role", "repeatable (ECSF)", REPEATABLE), query("org_type", "repeatable", REPEATABLE),
     query("membership", "repeatable: organisations with this membership status (e.g. registered); "
           "records of other types are unaffected", REPEATABLE),
+)
+CONSORTIUM_PARAMS = (
+    query("domain", "required knowledge domain (repeatable); held directly or through a sub-domain", REPEATABLE),
+    query("subdomain", "required sub-domain (repeatable)", REPEATABLE),
+    query("sector", "required sector (repeatable)", REPEATABLE),
+    query("technology", "required technology (repeatable); at least one tag of the four dimensions in all",
+          REPEATABLE),
+    query("min_countries", "distinct countries at least (default 3; at most size)", integer(1, 10)),
+    query("size", "members at most (default 5)", integer(1, 10)),
+    query("sme", "at least one SME: true or false (1/0, yes/no)"),
+    query("exclude", "organisation ids never to propose (repeatable; unknown or invisible ids are ignored)",
+          REPEATABLE),
+    query("k", "proposals at most (default 3)", integer(1, 10)),
 )
 SEARCH_PARAMS = (
     query("q", "free text; last word matches as a prefix", {"type": "string", "maxLength": 500}),
@@ -181,6 +194,14 @@ def all_routes() -> list[Route]:
                          429: "rate_limited: anonymous live=true searches over live_rate_per_min per address or"
                               " live_max_concurrent at once (Retry-After)"},
               response_schema="SearchResult"),
+        Route("GET", "/api/v1/consortia", consortia.consortia, "consortia",
+              "Consortium builder: up to k consortia covering the required tags with at least min_countries "
+              "countries, over what the reader may see", roles=("hub",), auth="optional", tag="search",
+              params=CONSORTIUM_PARAMS,
+              responses={200: "proposals, best first, and the tags nobody covers",
+                         400: "invalid_parameter: no required tag, an unknown tag id, min_countries > size, "
+                              "a bound exceeded"},
+              response_schema="Consortia"),
         # -- federation, node side
         Route("GET", "/federation/v1/changes", federation.changes, "changes",
               "Change feed (NDJSON): records after a sequence, then {next, more, head}", roles=("node",),
