@@ -21,15 +21,19 @@ fewest candidates cover and add the candidate covering it that adds the most (ne
 exact tags, then a new country, then score). Rarest-first is what avoids the classic trap of taking
 the candidate that covers most tags when it blocks the only holder of a rare tag (same country).
 Then the constraints: members from new countries until ``min_countries``, an SME when asked (the
-last free slots are reserved for them, so they are never crowded out), then upgrades of tags
+last free slots are reserved for them, so they are never crowded out: one run counting a slot
+per open constraint, one counting a single slot for both), then upgrades of tags
 covered by evidence only. No country twice unless fewer than ``size`` countries have candidates,
 and then only once every one of them is in.
 
+A pool of at most ``EXACT_POOL`` candidates (after pruning) is also searched exhaustively, so
+small requests get the best team there is.
+
 **Diversity.** Each proposal found spawns variants that ban one of its members (weakest first);
-runs prefer members no earlier proposal used. Distinct member sets are kept (when one meets a
-constraint, those that do not are dropped), ordered by fewest
-missing tags, then fewest unmet constraints, then score, then discovery order; the first ``k`` are
-returned. The number of runs is bounded, so the cost is bounded whatever ``k``.
+runs prefer members no earlier proposal used. Distinct member sets are kept (one that another
+beats — no more missing tags, fewer unmet constraints — is dropped), ordered by fewest missing
+tags, then fewest unmet constraints, then score, then fewer members, then discovery order; the
+first ``k`` are returned. The number of runs is bounded, so the cost is bounded whatever ``k``.
 
 Every result is a function of its inputs only (ties broken by id): the same candidates give the
 same proposals.
@@ -37,6 +41,7 @@ same proposals.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +61,8 @@ MAX_K = 10
 KEEP_DOMINATED = 3
 #: Greedy runs per request at most (the first, then variants).
 MAX_RUNS = 40
+#: A pool this small (after pruning) is searched exhaustively: every allowed team is tried.
+EXACT_POOL = 10
 
 
 class ConsortiumError(ValueError):
@@ -235,7 +242,15 @@ class _Search:
         self.holders: list[list[_Cand]] = [[c for c in pool if c.cover >> i & 1] for i in range(self.n)]
         self.rarity = [len(h) for h in self.holders]
 
-    def run(self, banned: frozenset[int], used: frozenset[int]) -> list[_Cand]:
+    def run(
+        self, banned: frozenset[int], used: frozenset[int], relaxed: bool = False, strict: bool = False
+    ) -> list[_Cand]:
+        """One greedy run without the ``banned`` candidates, preferring those not ``used`` yet.
+
+        Slots are kept for the open constraints: by default as if a new-country SME could close
+        both at once (``max``), ``strict`` one slot each (``sum``: safe when no such SME exists);
+        ``relaxed``: none (when keeping them leaves nothing to propose).
+        """
         req = self.req
         members: list[_Cand] = []
         chosen: set[int] = set()
@@ -243,8 +258,8 @@ class _Search:
         strong = weak = 0
         repeats_possible = len(self.countries) < req.size
         # constraints nobody can meet are reported (``unmet``), never allowed to block the rest
-        min_countries = min(req.min_countries, len(self.countries))
-        want_sme = req.sme and any(c.source.sme for c in self.pool if c.index not in banned)
+        min_countries = 1 if relaxed else min(req.min_countries, len(self.countries))
+        want_sme = not relaxed and req.sme and any(c.source.sme for c in self.pool if c.index not in banned)
 
         def allowed(c: _Cand) -> bool:
             if c.index in banned or c.index in chosen:
@@ -258,7 +273,9 @@ class _Search:
             slots_after = req.size - len(members) - 1
             countries_after = max(0, min_countries - len(countries) - int(new_country))
             sme_after = want_sme and not c.source.sme and not any(m.source.sme for m in members)
-            return countries_after + int(sme_after) <= slots_after
+            if strict:
+                return countries_after + int(sme_after) <= slots_after
+            return max(countries_after, int(sme_after)) <= slots_after
 
         def add(c: _Cand) -> None:
             nonlocal strong, weak
@@ -350,6 +367,17 @@ class _Search:
                 best, best_key = c, key
         return best
 
+    def teams(self) -> Iterable[list[_Cand]]:
+        """Every allowed team of the pool (small pools only): at most ``size`` members, no country
+        twice unless fewer than ``size`` countries have candidates and every one of them is in."""
+        repeats_possible = len(self.countries) < self.req.size
+        for n in range(1, min(self.req.size, len(self.pool)) + 1):
+            for team in itertools.combinations(self.pool, n):
+                countries = {c.source.country for c in team}
+                if len(countries) < n and not (repeats_possible and countries == self.countries):
+                    continue
+                yield list(team)
+
     def proposal(self, members: Sequence[_Cand]) -> Proposal:
         strong = weak = 0
         for m in members:
@@ -401,17 +429,17 @@ def propose(req: Requirements, candidates: Iterable[Candidate]) -> Result:
     missing = tuple(ids[i] for i in range(len(ids)) if not search.coverable >> i & 1)
     found: list[tuple[tuple[float, ...], Proposal]] = []
     seen: set[frozenset[int]] = set()
-    queue: list[frozenset[int]] = [frozenset()]
-    tried: set[frozenset[int]] = set()
+    queue: list[tuple[frozenset[int], bool]] = [(frozenset(), False), (frozenset(), True)]
+    tried: set[tuple[frozenset[int], bool]] = set()
     used: set[int] = set()
     runs = 0
     while queue and runs < MAX_RUNS and len(found) < max(req.k * 3, req.k + 4):
-        banned = queue.pop(0)
-        if banned in tried:
+        banned, strict = queue.pop(0)
+        if (banned, strict) in tried:
             continue
-        tried.add(banned)
+        tried.add((banned, strict))
         runs += 1
-        members = search.run(banned, frozenset(used))
+        members = search.run(banned, frozenset(used), strict=strict)
         if not members:
             continue
         key = frozenset(m.index for m in members)
@@ -423,12 +451,47 @@ def propose(req: Requirements, candidates: Iterable[Candidate]) -> Result:
         if not prop.covers:  # a team that brings none of the call's topics is no proposal
             continue
         found.append(
-            ((float(len(prop.missing)), float(len(prop.unmet)), -prop.score, float(len(found))), prop)
+            (
+                (
+                    float(len(prop.missing)),
+                    float(len(prop.unmet)),
+                    -prop.score,
+                    float(len(prop.members)),
+                    float(len(found)),
+                ),
+                prop,
+            )
         )
         for m in sorted(members, key=lambda m: (m.score, m.index)):
-            queue.append(banned | {m.index})
-    # a constraint one proposal meets is met by every proposal shown (variants may not meet it)
-    met = {need for need in ("min_countries", "sme") if any(need not in p.unmet for _, p in found)}
-    found = [item for item in found if not met & set(item[1].unmet)]
+            queue.append((banned | {m.index}, strict))
+    if len(pool) <= EXACT_POOL:
+        for team in search.teams():
+            key = frozenset(m.index for m in team)
+            if key not in seen:
+                seen.add(key)
+                prop = search.proposal(team)
+                if prop.covers:
+                    found.append(
+                        (
+                            (
+                                float(len(prop.missing)),
+                                float(len(prop.unmet)),
+                                -prop.score,
+                                float(len(prop.members)),
+                                float(len(found)),
+                            ),
+                            prop,
+                        )
+                    )
+    if not found:  # the constraints' slots crowded out every tag holder (size 1 and an SME without a tag)
+        prop = search.proposal(search.run(frozenset(), frozenset(), relaxed=True))
+        if prop.covers:
+            found.append(((float(len(prop.missing)), float(len(prop.unmet)), -prop.score, 0.0, 0.0), prop))
+    # a proposal another beats on both counts (misses no more tags, meets more constraints) is dropped
+    found = [
+        (key, p)
+        for key, p in found
+        if not any(set(q.missing) <= set(p.missing) and set(q.unmet) < set(p.unmet) for _, q in found)
+    ]
     found.sort(key=lambda item: item[0])
     return Result(tuple(p for _, p in found[: req.k]), missing)

@@ -12,10 +12,11 @@ who may see it, as search does.
 Retrieval, bounded whatever the index size:
 
 1. ``ranked``: the organisations holding any wanted tag (the primary key ``(dim, value, doc)``
-   serves each look-up), scored by the weights of what they hold, and for each (wanted tag,
-   country) the best ``per_country`` of them — so every country stays represented for every tag.
-2. ``evidence``: for each wanted tag, up to ``per_tag`` organisations whose visible text has the
-   tag's label as a phrase but not the tag (full-text index).
+   serves each look-up), scored by the weights of what they hold; of the best by score and the
+   first holders of each tag, for each (wanted tag, country) the best ``per_country`` the reader
+   may see — so every country with holders stays represented for every tag.
+2. ``mentioning``: for each wanted tag, a few organisations whose visible text has the tag's
+   label as a phrase but not the tag (full-text index, a bounded number of matches examined).
 3. ``details``: id, title, country and wanted/related tags of the chosen documents.
 """
 
@@ -47,15 +48,17 @@ class Found:
 
 
 def _organisations(backend: SqlSearchBackend, scope: SearchQuery) -> tuple[str, list[Any], bool]:
-    """The WHERE condition on alias ``d`` of the organisations ``scope`` may see (search's own)."""
-    plan, _ = validate(replace(scope, q="", cursor=None, limit=1, filters={"type": ("organisation",)}))
+    """The WHERE condition on alias ``d`` of the organisations ``scope`` may see: search's own
+    condition (visibilities, and whatever else the reader's scope holds) and the record type."""
+    plan, _ = validate(replace(scope, q="", cursor=None, limit=1, filters={}))
     where, params = backend.conditions(plan)
-    return where, params, bool(plan.visibilities)
+    return f"{where} AND d.type = 'organisation'", params, bool(plan.visibilities)
 
 
-def _pairs(alias: str, pairs: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
-    sql = " OR ".join(f"({alias}.dim = ? AND {alias}.value = ?)" for _ in pairs)
-    return f"({sql})", [x for pair in pairs for x in pair]
+def _union(pairs: Sequence[tuple[str, str]], columns: Sequence[str]) -> tuple[str, list[Any]]:
+    """One index look-up per tag: ``SELECT doc, <columns[i]> FROM search_tags WHERE dim/value`` ∪ …"""
+    parts = [f"SELECT doc, {column} FROM search_tags WHERE dim = ? AND value = ?" for column in columns]
+    return " UNION ALL ".join(parts), [x for pair in pairs for x in pair]
 
 
 async def ranked(
@@ -65,28 +68,44 @@ async def ranked(
     weights: Mapping[tuple[str, str], float],
     wanted: Sequence[tuple[str, str]],
     per_country: int,
+    best: int = 1000,
+    per_tag: int = 100,
 ) -> list[int]:
-    """Documents (``doc`` numbers) holding a ``wanted`` tag: per wanted tag and country, the best
-    ``per_country`` by the summed ``weights`` of the tags they hold (ties: lowest ``doc``)."""
+    """Documents (``doc`` numbers) holding a ``wanted`` tag, per wanted tag and country the best
+    ``per_country`` the reader may see by the summed ``weights`` of the tags they hold (ties: lowest
+    ``doc``).
+
+    Scores come from the tag index alone; only the ``best`` of all by score and the first
+    ``per_tag`` holders of each wanted tag (so that the holders of a rare tag are never crowded out
+    by those of common ones) are looked up in ``search_docs``: the cost grows with the holders' tag
+    rows, not with their documents.
+    """
     where, params, any_visible = _organisations(backend, scope)
     if not wanted or not any_visible:
         return []
     keys = list(weights)
     # weights are the builder's constants: literals, so that PostgreSQL needs no parameter type
-    score_sql = " ".join(f"WHEN w.dim = ? AND w.value = ? THEN {float(weights[key])!r}" for key in keys)
-    score_params: list[Any] = [x for key in keys for x in key]
-    held_sql, held_params = _pairs("w", keys)
-    want_sql, want_params = _pairs("h", list(wanted))
-    text = (
-        "WITH m AS (SELECT w.doc AS doc, SUM(CASE " + score_sql + " ELSE 0 END) AS score "
-        f"FROM search_tags w WHERE {held_sql} GROUP BY w.doc), "
-        "r AS (SELECT m.doc AS doc, ROW_NUMBER() OVER (PARTITION BY h.dim, h.value, c.value "
-        "ORDER BY m.score DESC, m.doc) AS rn FROM m JOIN search_docs d ON d.doc = m.doc "
-        f"JOIN search_tags h ON h.doc = m.doc AND {want_sql} "
-        "JOIN search_tags c ON c.doc = m.doc AND c.dim = 'country' "
-        f"WHERE {where}) SELECT DISTINCT doc FROM r WHERE rn <= ? ORDER BY doc"
+    scored_sql, scored_params = _union(keys, [f"{float(weights[key])!r} AS w" for key in keys])
+    first_sql = " UNION ALL ".join(
+        f"SELECT f{i}.doc FROM (SELECT doc FROM search_tags WHERE dim = ? AND value = ? ORDER BY doc LIMIT ?) f{i}"
+        for i in range(len(wanted))
     )
-    rows = await backend.execute(conn, text, [*score_params, *held_params, *want_params, *params, per_country])
+    first_params = [x for pair in wanted for x in (*pair, per_tag)]
+    held_sql = " OR ".join("(h.dim = ? AND h.value = ?)" for _ in wanted)
+    held_params = [x for pair in wanted for x in pair]
+    text = (
+        f"WITH m AS (SELECT u.doc AS doc, SUM(u.w) AS score FROM ({scored_sql}) u GROUP BY u.doc), "
+        "top AS (SELECT b.doc AS doc, b.score AS score FROM (SELECT doc, score FROM m ORDER BY score DESC, doc "
+        f"LIMIT ?) b UNION SELECT m.doc, m.score FROM m WHERE m.doc IN ({first_sql})), "
+        "r AS (SELECT top.doc AS doc, ROW_NUMBER() OVER (PARTITION BY h.dim, h.value, c.value ORDER BY "
+        "top.score DESC, top.doc) AS rn FROM top JOIN search_docs d ON d.doc = top.doc "
+        f"JOIN search_tags h ON h.doc = top.doc AND ({held_sql}) "
+        "JOIN search_tags c ON c.doc = top.doc AND c.dim = 'country' "
+        f"WHERE {where}) SELECT DISTINCT r.doc FROM r WHERE r.rn <= ? ORDER BY r.doc"
+    )
+    rows = await backend.execute(
+        conn, text, [*scored_params, best, *first_params, *held_params, *params, per_country]
+    )
     return [int(row[0]) for row in rows]
 
 
@@ -97,18 +116,23 @@ async def mentioning(
     tag: tuple[str, str],
     phrase: Clause,
     limit: int,
+    scan: int = 2000,
 ) -> list[int]:
-    """Up to ``limit`` documents whose visible text has ``phrase`` and which do not hold ``tag``."""
-    plan, _ = validate(replace(scope, q="", cursor=None, limit=1, filters={"type": ("organisation",)}))
-    if not plan.visibilities or not phrase.tokens:
+    """Up to ``limit`` documents whose visible text has ``phrase`` and which do not hold ``tag``,
+    among the first ``scan`` with the phrase (driven by the full-text match: the first found)."""
+    where, params, any_visible = _organisations(backend, scope)
+    if not any_visible or not phrase.tokens:
         return []
-    where, params = backend.conditions(plan)
-    match, match_params = backend.match_condition((phrase,), plan.restricted)
+    restricted = validate(replace(scope, q="", cursor=None, limit=1, filters={}))[0].restricted
+    match, match_params = backend.match_condition((phrase,), restricted)
+    # bounded work: the first ``scan`` documents with the phrase (most hold the tag: its label is in
+    # their text), whatever the index size
     rows = await backend.execute(
         conn,
-        f"SELECT d.doc FROM search_docs d WHERE {where} AND {match} AND d.doc NOT IN "
-        "(SELECT x.doc FROM search_tags x WHERE x.dim = ? AND x.value = ?) ORDER BY d.doc LIMIT ?",
-        [*params, *match_params, *tag, limit],
+        f"SELECT d.doc FROM search_docs d WHERE d.doc IN (SELECT e.doc FROM (SELECT d.doc AS doc FROM search_docs d "
+        f"WHERE {match} LIMIT ?) e) AND {where} AND NOT EXISTS "
+        "(SELECT 1 FROM search_tags x WHERE x.dim = ? AND x.value = ? AND x.doc = d.doc) LIMIT ?",
+        [*match_params, scan, *params, *tag, limit],
     )
     return [int(row[0]) for row in rows]
 
@@ -117,24 +141,23 @@ async def details(
     backend: SqlSearchBackend, conn: Any, docs: Sequence[int], asked: Sequence[tuple[str, str]]
 ) -> list[Found]:
     """Id, title, country and the ``asked`` tags held, of each of ``docs`` (missing ones left out)."""
-    unique = sorted(set(docs))
+    unique = sorted({int(doc) for doc in docs})
     if not unique:
         return []
-    docs_sql, docs_params = backend.in_list("d.doc", unique)
+    # integers read from the index itself: inlined (the dialects' in_list binds text)
+    listed = ", ".join(str(doc) for doc in unique)
     rows = await backend.execute(
         conn,
         "SELECT d.doc, d.id, d.title, c.value FROM search_docs d "
-        f"JOIN search_tags c ON c.doc = d.doc AND c.dim = 'country' WHERE {docs_sql}",
-        docs_params,
+        f"JOIN search_tags c ON c.doc = d.doc AND c.dim = 'country' WHERE d.doc IN ({listed})",
     )
     asked_set = set(asked)
     tags: dict[int, set[tuple[str, str]]] = {}
     if asked_set:
-        in_docs, in_params = backend.in_list("t.doc", unique)
         dims_sql, dims_params = backend.in_list("t.dim", sorted({dim for dim, _ in asked_set}))
         for doc, dim, value in await backend.execute(
-            conn, f"SELECT t.doc, t.dim, t.value FROM search_tags t WHERE {in_docs} AND {dims_sql}",
-            [*in_params, *dims_params],
+            conn, f"SELECT t.doc, t.dim, t.value FROM search_tags t WHERE t.doc IN ({listed}) AND {dims_sql}",
+            dims_params,
         ):
             if (dim, value) in asked_set:
                 tags.setdefault(int(doc), set()).add((str(dim), str(value)))

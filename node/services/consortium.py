@@ -143,11 +143,11 @@ async def candidates(search: SearchService, access: Access, p: Reader, req: Requ
     wanted = [(t.dim, t.value) for t in req.tags]
     related = {("domain", parent_domain(t.value)) for t in req.tags if t.dim == "subdomain"}
     weights = {pair: RELATED_WEIGHT for pair in related} | {(d, v): TAG_WEIGHTS[d] for d, v in wanted}
-    docs = await index.ranked(backend, conn, scope, weights, wanted, PER_COUNTRY)
-    if req.sme:
-        # the index holds no SME flag: the SME organisation type finds them (the flag decides, below),
-        # per country the best by what they hold, so that an SME can join even without a wanted tag
-        docs += await index.ranked(backend, conn, scope, {**weights, SME_TYPE: 0.0}, [SME_TYPE], PER_COUNTRY)
+    # the index holds no SME flag: with sme=true the SME organisation type finds them too (the flag
+    # decides, below), per country the best by what they hold, so that an SME can join without a tag
+    extra = [SME_TYPE] if req.sme and SME_TYPE not in weights else []
+    docs = await index.ranked(backend, conn, scope, {**weights, **dict.fromkeys(extra, 0.0)}, [*wanted, *extra],
+                              PER_COUNTRY)
     mentions: dict[int, set[str]] = {}
     for dim, value in wanted:
         for doc in await index.mentioning(backend, conn, scope, (dim, value), evidence_phrase(value), PER_TAG_TEXT):
