@@ -9,7 +9,18 @@ from typing import Any, NamedTuple
 from aiohttp import web
 
 from node.errors import InvalidParameter
-from node.http.views import applications, atlas, audit, consortia, federation, health, hub, log, records, search
+from node.http.views import (
+    applications,
+    atlas,
+    audit,
+    consortia,
+    federation,
+    health,
+    hub,
+    log,
+    records,
+    search,
+)
 from schemas import RECORD_TYPES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -116,7 +116,7 @@ async def mentioning(
     tag: tuple[str, str],
     phrase: Clause,
     limit: int,
-    scan: int = 2000,
+    scan: int = 500,
 ) -> list[int]:
     """Up to ``limit`` documents whose visible text has ``phrase`` and which do not hold ``tag``,
     among the first ``scan`` with the phrase (driven by the full-text match: the first found)."""
@@ -156,9 +156,12 @@ async def details(
     if asked_set:
         dims_sql, dims_params = backend.in_list("t.dim", sorted({dim for dim, _ in asked_set}))
         for doc, dim, value in await backend.execute(
-            conn, f"SELECT t.doc, t.dim, t.value FROM search_tags t WHERE t.doc IN ({listed}) AND {dims_sql}",
+            conn,
+            f"SELECT t.doc, t.dim, t.value FROM search_tags t WHERE t.doc IN ({listed}) AND {dims_sql}",
             dims_params,
         ):
             if (dim, value) in asked_set:
                 tags.setdefault(int(doc), set()).add((str(dim), str(value)))
-    return [Found(int(r[0]), str(r[1]), str(r[2]), str(r[3]), frozenset(tags.get(int(r[0]), ()))) for r in rows]
+    return [
+        Found(int(r[0]), str(r[1]), str(r[2]), str(r[3]), frozenset(tags.get(int(r[0]), ()))) for r in rows
+    ]

@@ -94,15 +94,17 @@ def requirements_from_params(params: Mapping[str, Any]) -> Requirements:
             raise InvalidParameter(f"unknown {dim} id: {', '.join(unknown[:5])}"[:300], parameter=dim)
         tags.extend(RequiredTag(dim, value) for value in chosen)
     if not tags:
-        raise InvalidParameter("name at least one required tag: domain, subdomain, sector or technology",
-                               parameter="subdomain")
+        raise InvalidParameter(
+            "name at least one required tag: domain, subdomain, sector or technology", parameter="subdomain"
+        )
     if len(tags) > MAX_TAGS:
         raise InvalidParameter(f"at most {MAX_TAGS} required tags", parameter=tags[MAX_TAGS].dim)
     size = _integer(params, "size", 5, 1, MAX_SIZE)
     min_countries = _integer(params, "min_countries", 3, 1, MAX_SIZE)
     if min_countries > size:
-        raise InvalidParameter(f"min_countries ({min_countries}) is larger than size ({size})",
-                               parameter="min_countries")
+        raise InvalidParameter(
+            f"min_countries ({min_countries}) is larger than size ({size})", parameter="min_countries"
+        )
     exclude = _values(params, "exclude")
     if len(exclude) > MAX_EXCLUDE:
         raise InvalidParameter(f"at most {MAX_EXCLUDE} ids to exclude", parameter="exclude")
@@ -146,31 +148,43 @@ async def candidates(search: SearchService, access: Access, p: Reader, req: Requ
     # the index holds no SME flag: with sme=true the SME organisation type finds them too (the flag
     # decides, below), per country the best by what they hold, so that an SME can join without a tag
     extra = [SME_TYPE] if req.sme and SME_TYPE not in weights else []
-    docs = await index.ranked(backend, conn, scope, {**weights, **dict.fromkeys(extra, 0.0)}, [*wanted, *extra],
-                              PER_COUNTRY)
+    docs = await index.ranked(
+        backend, conn, scope, {**weights, **dict.fromkeys(extra, 0.0)}, [*wanted, *extra], PER_COUNTRY
+    )
     mentions: dict[int, set[str]] = {}
     for dim, value in wanted:
-        for doc in await index.mentioning(backend, conn, scope, (dim, value), evidence_phrase(value), PER_TAG_TEXT):
+        for doc in await index.mentioning(
+            backend, conn, scope, (dim, value), evidence_phrase(value), PER_TAG_TEXT
+        ):
             mentions.setdefault(doc, set()).add(value)
     found = await index.details(backend, conn, [*docs, *mentions], list(weights))
     held = await reads.current_records([f.id for f in found], hub=access.role == "hub")
     out: list[Candidate] = []
     for f in found:
         row = held.get(f.id)
-        if row is None or row.deleted or row.type != "organisation" or not access.may_see(p, row.visibility,
-                                                                                          row.quarantined):
+        if (
+            row is None
+            or row.deleted
+            or row.type != "organisation"
+            or not access.may_see(p, row.visibility, row.quarantined)
+        ):
             continue
         payload = access.present(p, orjson.loads(row.envelope), row.quarantined).envelope.get("payload") or {}
-        out.append(Candidate(
-            id=f.id,
-            country=f.country,
-            title=f.title,
-            sme=payload.get("sme") is True,
-            tags=frozenset(v for d, v in wanted if (d, v) in f.tags),
-            evidence=frozenset(mentions.get(f.doc, ())),
-            related=frozenset(t.value for t in req.tags
-                              if t.dim == "subdomain" and ("domain", parent_domain(t.value)) in f.tags),
-        ))
+        out.append(
+            Candidate(
+                id=f.id,
+                country=f.country,
+                title=f.title,
+                sme=payload.get("sme") is True,
+                tags=frozenset(v for d, v in wanted if (d, v) in f.tags),
+                evidence=frozenset(mentions.get(f.doc, ())),
+                related=frozenset(
+                    t.value
+                    for t in req.tags
+                    if t.dim == "subdomain" and ("domain", parent_domain(t.value)) in f.tags
+                ),
+            )
+        )
     return out
 
 
@@ -184,8 +198,15 @@ def result_to_json(result: Result) -> dict[str, Any]:
         "consortia": [
             {
                 "members": [
-                    {"id": m.id, "country": m.country, "title": m.title, "covers": list(m.covers),
-                     "evidence": list(m.evidence), "sme": m.sme, "score": m.score}
+                    {
+                        "id": m.id,
+                        "country": m.country,
+                        "title": m.title,
+                        "covers": list(m.covers),
+                        "evidence": list(m.evidence),
+                        "sme": m.sme,
+                        "score": m.score,
+                    }
                     for m in proposal.members
                 ],
                 "covers": list(proposal.covers),

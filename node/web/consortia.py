@@ -22,10 +22,18 @@ from node.web.render import page, render
 from node.web.session import portal_principal
 from schemas import load_vocabularies
 
-TITLES = {"subdomain": "Sub-domains", "domain": "Knowledge domains", "sector": "Sectors",
-          "technology": "Technologies"}
-VOCABULARY = {"subdomain": "subdomains", "domain": "knowledge_domains", "sector": "sectors",
-              "technology": "technologies"}
+TITLES = {
+    "subdomain": "Sub-domains",
+    "domain": "Knowledge domains",
+    "sector": "Sectors",
+    "technology": "Technologies",
+}
+VOCABULARY = {
+    "subdomain": "subdomains",
+    "domain": "knowledge_domains",
+    "sector": "sectors",
+    "technology": "technologies",
+}
 
 
 @functools.cache
@@ -35,8 +43,14 @@ def _options() -> dict[str, list[tuple[str, str, str]]]:
     domains = {t["id"]: t["label"] for t in vocab["knowledge_domains"]}
     out: dict[str, list[tuple[str, str, str]]] = {}
     for dim, name in VOCABULARY.items():
-        out[dim] = [(str(t["id"]), str(t["label"]), domains.get(str(t.get("parent", "")), "") if dim == "subdomain"
-                     else "") for t in vocab[name]]
+        out[dim] = [
+            (
+                str(t["id"]),
+                str(t["label"]),
+                domains.get(str(t.get("parent", "")), "") if dim == "subdomain" else "",
+            )
+            for t in vocab[name]
+        ]
     return out
 
 
@@ -57,15 +71,18 @@ async def consortia_page(request: web.Request) -> web.Response:
         "sme": (query.get("sme") or "").lower() in ("true", "1", "yes", "on"),
         "exclude": _chosen(query, "exclude"),
     }
-    context: dict[str, Any] = {"form": form, "dimensions": DIMENSIONS, "titles": TITLES, "options": _options(),
-                               "result": None, "error": None}
+    context: dict[str, Any] = {
+        "form": form,
+        "dimensions": DIMENSIONS,
+        "titles": TITLES,
+        "options": _options(),
+        "result": None,
+        "error": None,
+    }
     if not any(chosen.values()):
         return await render(request, "consortia.html", context)
-    params = query.copy()
-    if params.get("sme") == "on":  # an HTML checkbox
-        params["sme"] = "true"
     try:
-        req = requirements_from_params(params)
+        req = requirements_from_params(query)
     except InvalidParameter as exc:
         return await render(request, "consortia.html", {**context, "error": exc.detail}, status=400)
     c = request.app[CONTEXT]
@@ -76,6 +93,7 @@ async def consortia_page(request: web.Request) -> web.Response:
         for member in proposal["members"]:
             member["country_label"] = data.label("country", member["country"])
             member["without_href"] = "/consortia?" + urlencode([*pairs, ("exclude", member["id"])])
-    context.update(result=result, label=lambda v: data.label("", v),
-                   required=[(t.dim, t.value) for t in req.tags])
+    context.update(
+        result=result, label=lambda v: data.label("", v), required=[(t.dim, t.value) for t in req.tags]
+    )
     return await render(request, "consortia.html", context)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from node.http.routes import (
     APPLICATION_ID,
+    CONSORTIUM_PARAMS,
     RECORD_ID_PARAM,
     RECORD_TYPE,
-    CONSORTIUM_PARAMS,
     SEARCH_PARAMS,
     Handler,
     Param,

@@ -24,22 +24,90 @@ KEY = generate_private_key()
 #: cry.10 (post-quantum cryptography), sec.energy, tech.big-data: one team of three countries
 #: covers them. ``trap`` (DE) holds two of them, but the only holder of the third is in DE too.
 PLANTED: dict[str, tuple[str, dict[str, Any], str]] = {
-    "trap": ("DE", org(legal_name="Zweifach Sicherheit AG", country="DE", subdomains=["cry.10"], domains=["cry"],
-                       sectors=["sec.energy"], sme=False, description="Grid security."), "public"),
-    "de-data": ("DE", org(legal_name="Datenwerk GmbH", country="DE", subdomains=[], domains=["dsa"],
-                          technologies=["tech.big-data"], sme=False, description="Analytics."), "public"),
-    "fr-pqc": ("FR", org(legal_name="Quantique SAS", country="FR", sme=False, description="Lattices."), "public"),
-    "it-energy": ("IT", org(legal_name="Energia Sicura SpA", country="IT", subdomains=[], domains=["nds"],
-                            sectors=["sec.energy"], sme=False, description="Substations."), "public"),
-    "pl-sme": ("PL", org(legal_name="Mała Firma Sp. z o.o.", country="PL", subdomains=[], domains=["hfs"],
-                         sme=True, description="Training."), "public"),
+    "trap": (
+        "DE",
+        org(
+            legal_name="Zweifach Sicherheit AG",
+            country="DE",
+            subdomains=["cry.10"],
+            domains=["cry"],
+            sectors=["sec.energy"],
+            sme=False,
+            description="Grid security.",
+        ),
+        "public",
+    ),
+    "de-data": (
+        "DE",
+        org(
+            legal_name="Datenwerk GmbH",
+            country="DE",
+            subdomains=[],
+            domains=["dsa"],
+            technologies=["tech.big-data"],
+            sme=False,
+            description="Analytics.",
+        ),
+        "public",
+    ),
+    "fr-pqc": (
+        "FR",
+        org(legal_name="Quantique SAS", country="FR", sme=False, description="Lattices."),
+        "public",
+    ),
+    "it-energy": (
+        "IT",
+        org(
+            legal_name="Energia Sicura SpA",
+            country="IT",
+            subdomains=[],
+            domains=["nds"],
+            sectors=["sec.energy"],
+            sme=False,
+            description="Substations.",
+        ),
+        "public",
+    ),
+    "pl-sme": (
+        "PL",
+        org(
+            legal_name="Mała Firma Sp. z o.o.",
+            country="PL",
+            subdomains=[],
+            domains=["hfs"],
+            sme=True,
+            description="Training.",
+        ),
+        "public",
+    ),
     # network only: the best team member of all, which no anonymous reader may ever be offered
-    "es-secret": ("ES", org(legal_name="Secreto Completo SL", country="ES", subdomains=["cry.10"], domains=["cry"],
-                            sectors=["sec.energy"], technologies=["tech.big-data"], sme=True,
-                            description="Everything."), "network"),
+    "es-secret": (
+        "ES",
+        org(
+            legal_name="Secreto Completo SL",
+            country="ES",
+            subdomains=["cry.10"],
+            domains=["cry"],
+            sectors=["sec.energy"],
+            technologies=["tech.big-data"],
+            sme=True,
+            description="Everything.",
+        ),
+        "network",
+    ),
     # no tag, but its description names the topic (text evidence; public field)
-    "at-text": ("AT", org(legal_name="Textlabor GmbH", country="AT", subdomains=[], domains=["hfs"], sme=False,
-                          description="We do big data pipelines for utilities."), "public"),
+    "at-text": (
+        "AT",
+        org(
+            legal_name="Textlabor GmbH",
+            country="AT",
+            subdomains=[],
+            domains=["hfs"],
+            sme=False,
+            description="We do big data pipelines for utilities.",
+        ),
+        "public",
+    ),
 }
 TAGS = {"subdomain": "cry.10", "sector": "sec.energy", "technology": "tech.big-data"}
 
@@ -47,13 +115,34 @@ TAGS = {"subdomain": "cry.10", "sector": "sec.energy", "technology": "tech.big-d
 async def hold(country: str, payload: dict[str, Any], visibility: str) -> str:
     """Store and index a signed organisation at the hub as its ingest does."""
     rid = f"urn:ncc:{country}:organisation:{uuid.uuid4()}"
-    env = sign_record({
-        "ncc": 1, "id": rid, "type": "organisation", "schema": "organisation/1", "origin": country, "version": 1,
-        "issued_at": "2026-11-26T22:50:01Z", "visibility": visibility, "deleted": False, "payload": payload,
-    }, KEY, kid_for(country, public_key_raw(KEY))).to_dict()
-    await HubRecord.create(id=rid, origin=country, type="organisation", version=1, visibility=visibility,
-                           deleted=False, digest="ab" * 32, issued_at=env["issued_at"],
-                           envelope=orjson.dumps(env).decode(), node_seq=1)
+    env = sign_record(
+        {
+            "ncc": 1,
+            "id": rid,
+            "type": "organisation",
+            "schema": "organisation/1",
+            "origin": country,
+            "version": 1,
+            "issued_at": "2026-11-26T22:50:01Z",
+            "visibility": visibility,
+            "deleted": False,
+            "payload": payload,
+        },
+        KEY,
+        kid_for(country, public_key_raw(KEY)),
+    ).to_dict()
+    await HubRecord.create(
+        id=rid,
+        origin=country,
+        type="organisation",
+        version=1,
+        visibility=visibility,
+        deleted=False,
+        digest="ab" * 32,
+        issued_at=env["issued_at"],
+        envelope=orjson.dumps(env).decode(),
+        node_seq=1,
+    )
     await SearchService().index(connections.get("default"), env)
     return rid
 
@@ -85,7 +174,9 @@ def members(proposal: dict[str, Any], ids: dict[str, str]) -> set[str]:
     return {names[m["id"]] for m in proposal["members"]}
 
 
-async def test_the_one_three_country_team_comes_first(planted: tuple[Client, Instance, dict[str, str]]) -> None:
+async def test_the_one_three_country_team_comes_first(
+    planted: tuple[Client, Instance, dict[str, str]],
+) -> None:
     client, _, ids = planted
     body = await consortia(client, min_countries=3, size=3)
     first = body["consortia"][0]
@@ -134,7 +225,9 @@ async def test_sme_and_exclusion_constraints_hold(planted: tuple[Client, Instanc
     assert text["covers"] == ["tech.big-data"] and text["evidence"] == ["tech.big-data"]
 
 
-async def test_an_impossible_request_says_what_is_missing(planted: tuple[Client, Instance, dict[str, str]]) -> None:
+async def test_an_impossible_request_says_what_is_missing(
+    planted: tuple[Client, Instance, dict[str, str]],
+) -> None:
     client, _, _ = planted
     body = await consortia(client, subdomain=["cry.10", "cry.07"], min_countries=3)
     assert body["missing"] == ["cry.07"]
@@ -143,13 +236,25 @@ async def test_an_impossible_request_says_what_is_missing(planted: tuple[Client,
     assert nobody == {"consortia": [], "missing": ["cry.07"]}
 
 
-@pytest.mark.parametrize("query", [
-    "", "min_countries=3", "subdomain=nope", "subdomain=cry.10&size=11", "subdomain=cry.10&size=2",
-    "subdomain=cry.10&min_countries=4&size=3", "subdomain=cry.10&k=0", "subdomain=cry.10&k=x",
-    "subdomain=cry.10&sme=maybe", "sector=cry.10", "subdomain=cry.10&size=3&size=4",
-])
-async def test_bad_parameters_are_400_invalid_parameter(planted: tuple[Client, Instance, dict[str, str]],
-                                                        query: str) -> None:
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "min_countries=3",
+        "subdomain=nope",
+        "subdomain=cry.10&size=11",
+        "subdomain=cry.10&size=2",
+        "subdomain=cry.10&min_countries=4&size=3",
+        "subdomain=cry.10&k=0",
+        "subdomain=cry.10&k=x",
+        "subdomain=cry.10&sme=maybe",
+        "sector=cry.10",
+        "subdomain=cry.10&size=3&size=4",
+    ],
+)
+async def test_bad_parameters_are_400_invalid_parameter(
+    planted: tuple[Client, Instance, dict[str, str]], query: str
+) -> None:
     client, _, _ = planted
     resp = await client.get(f"/api/v1/consortia?{query}")
     assert resp.status == 400, (query, await resp.text())
@@ -158,7 +263,7 @@ async def test_bad_parameters_are_400_invalid_parameter(planted: tuple[Client, I
 
 
 async def test_portal_page_form_and_proposals(planted: tuple[Client, Instance, dict[str, str]]) -> None:
-    client, _, ids = planted
+    client, _, _ = planted
     empty = await client.get("/consortia")
     assert empty.status == 200
     text = await empty.text()

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from federation.consortium import (
     Candidate,
     ConsortiumError,
-    Requirements,
     RequiredTag,
+    Requirements,
     Result,
     propose,
 )
