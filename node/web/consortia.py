@@ -1,7 +1,7 @@
 """``/consortia`` (hub) — the consortium builder's page: the API's form, its proposals as cards.
 
 The page asks ``node.services.consortium`` exactly as ``GET /api/v1/consortia`` does (same
-parameters, same reader scope); without a required tag it shows the form only. A bad parameter is
+parameters, same reader scope); without parameters it shows the form only. A bad parameter is
 shown above the form (400), the form keeping what was chosen.
 """
 
@@ -79,7 +79,7 @@ async def consortia_page(request: web.Request) -> web.Response:
         "result": None,
         "error": None,
     }
-    if not any(chosen.values()):
+    if not query:  # the empty form; anything submitted is checked as the API checks it
         return await render(request, "consortia.html", context)
     try:
         req = requirements_from_params(query)
