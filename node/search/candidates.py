@@ -12,9 +12,9 @@ who may see it, as search does.
 Retrieval, bounded whatever the index size:
 
 1. ``ranked``: the organisations holding any wanted tag (the primary key ``(dim, value, doc)``
-   serves each look-up), scored by the weights of what they hold; of the best by score and the
-   first holders of each tag, for each (wanted tag, country) the best ``per_country`` the reader
-   may see — so every country with holders stays represented for every tag.
+   serves each look-up), scored by the weights of what they hold, kept when the reader may see
+   them; of the best by score and the first holders of each tag, for each (wanted tag, country)
+   the best ``per_country`` — so every country with holders stays represented for every tag.
 2. ``mentioning``: for each wanted tag, a few organisations whose visible text has the tag's
    label as a phrase but not the tag (full-text index, a bounded number of matches examined).
 3. ``details``: id, title, country and wanted/related tags of the chosen documents.
@@ -30,21 +30,17 @@ from .base import SearchQuery
 from .sql import SqlSearchBackend, validate
 from .text import Clause
 
-#: The dimensions a consortium tag may have (and the related domains of sub-domains).
-TAG_DIMENSIONS = ("subdomain", "domain", "sector", "technology")
-
 
 @dataclass(frozen=True)
 class Found:
     """A document the reader may see: its id, public title, country, and the tags it holds among
-    those asked about (``(dim, value)``), plus the wanted tags its visible text mentions."""
+    those asked about (``(dim, value)``)."""
 
     doc: int
     id: str
     title: str
     country: str
     tags: frozenset[tuple[str, str]]
-    mentions: frozenset[str] = frozenset()
 
 
 def _organisations(backend: SqlSearchBackend, scope: SearchQuery) -> tuple[str, list[Any], bool]:
@@ -75,36 +71,45 @@ async def ranked(
     ``per_country`` the reader may see by the summed ``weights`` of the tags they hold (ties: lowest
     ``doc``).
 
-    Scores come from the tag index alone; only the ``best`` of all by score and the first
-    ``per_tag`` holders of each wanted tag (so that the holders of a rare tag are never crowded out
-    by those of common ones) are looked up in ``search_docs``: the cost grows with the holders' tag
-    rows, not with their documents.
+    Scores come from the tag index alone (the other ``weights`` only add to holders of a wanted
+    tag); each scored document's visibility is checked (search's
+    condition) before anything is cut, so a record the reader may not see never takes a place. Of
+    the visible ones, the ``best`` by score and the first ``per_tag`` holders of each wanted tag (so
+    that the holders of a rare tag are never crowded out by those of common ones) go on to the
+    per-country ranking.
     """
     where, params, any_visible = _organisations(backend, scope)
     if not wanted or not any_visible:
         return []
     keys = list(weights)
     # weights are the builder's constants: literals, so that PostgreSQL needs no parameter type
-    scored_sql, scored_params = _union(keys, [f"{float(weights[key])!r} AS w" for key in keys])
+    wanted_set = set(wanted)
+    scored_sql, scored_params = _union(
+        keys, [f"{float(weights[key])!r} AS w, {int(key in wanted_set)} AS k" for key in keys]
+    )
     first_sql = " UNION ALL ".join(
-        f"SELECT f{i}.doc FROM (SELECT doc FROM search_tags WHERE dim = ? AND value = ? ORDER BY doc LIMIT ?) f{i}"
+        f"SELECT f{i}.doc FROM (SELECT t.doc AS doc FROM search_tags t JOIN v ON v.doc = t.doc "
+        f"WHERE t.dim = ? AND t.value = ? ORDER BY t.doc LIMIT ?) f{i}"
         for i in range(len(wanted))
     )
     first_params = [x for pair in wanted for x in (*pair, per_tag)]
     held_sql = " OR ".join("(h.dim = ? AND h.value = ?)" for _ in wanted)
     held_params = [x for pair in wanted for x in pair]
+    # visibility first (v), then the cuts: what the reader may not see never takes a place
     text = (
-        f"WITH m AS (SELECT u.doc AS doc, SUM(u.w) AS score FROM ({scored_sql}) u GROUP BY u.doc), "
-        "top AS (SELECT b.doc AS doc, b.score AS score FROM (SELECT doc, score FROM m ORDER BY score DESC, doc "
-        f"LIMIT ?) b UNION SELECT m.doc, m.score FROM m WHERE m.doc IN ({first_sql})), "
+        f"WITH m AS (SELECT u.doc AS doc, SUM(u.w) AS score FROM ({scored_sql}) u GROUP BY u.doc "
+        "HAVING SUM(u.k) > 0), "
+        f"v AS (SELECT m.doc AS doc, m.score AS score FROM m JOIN search_docs d ON d.doc = m.doc WHERE {where}), "
+        "top AS (SELECT b.doc AS doc, b.score AS score FROM (SELECT doc, score FROM v ORDER BY score DESC, doc "
+        f"LIMIT ?) b UNION SELECT v.doc, v.score FROM v WHERE v.doc IN ({first_sql})), "
         "r AS (SELECT top.doc AS doc, ROW_NUMBER() OVER (PARTITION BY h.dim, h.value, c.value ORDER BY "
-        "top.score DESC, top.doc) AS rn FROM top JOIN search_docs d ON d.doc = top.doc "
+        "top.score DESC, top.doc) AS rn FROM top "
         f"JOIN search_tags h ON h.doc = top.doc AND ({held_sql}) "
-        "JOIN search_tags c ON c.doc = top.doc AND c.dim = 'country' "
-        f"WHERE {where}) SELECT DISTINCT r.doc FROM r WHERE r.rn <= ? ORDER BY r.doc"
+        "JOIN search_tags c ON c.doc = top.doc AND c.dim = 'country') "
+        "SELECT DISTINCT r.doc FROM r WHERE r.rn <= ? ORDER BY r.doc"
     )
     rows = await backend.execute(
-        conn, text, [*scored_params, best, *first_params, *held_params, *params, per_country]
+        conn, text, [*scored_params, *params, best, *first_params, *held_params, per_country]
     )
     return [int(row[0]) for row in rows]
 
