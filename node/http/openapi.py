@@ -251,6 +251,28 @@ RESPONSES: dict[str, Schema] = {
                          "description": "live-query answers (strict): words this node's records do not have"},
         "partial": {"type": "boolean"},
         "missing": {"type": "array", "items": {"type": "string"}}}},
+    "Consortia": {"type": "object", "required": ["consortia", "missing"], "properties": {
+        "consortia": {"type": "array", "items": {
+            "type": "object", "required": ["members", "covers", "missing", "countries", "score"],
+            "properties": {
+                "members": {"type": "array", "items": {
+                    "type": "object", "required": ["id", "country", "title", "covers"],
+                    "properties": {"id": {"type": "string"}, "country": {"type": "string"},
+                                   "title": {"type": "string"},
+                                   "covers": {"type": "array", "items": {"type": "string"},
+                                              "description": "the required tags this member brings"},
+                                   "evidence": {"type": "array", "items": {"type": "string"},
+                                                "description": "those of covers found in its description only"},
+                                   "sme": {"type": "boolean"}, "score": {"type": "number"}}}},
+                "covers": {"type": "array", "items": {"type": "string"}},
+                "missing": {"type": "array", "items": {"type": "string"},
+                            "description": "required tags no member covers"},
+                "countries": {"type": "array", "items": {"type": "string"}},
+                "score": {"type": "number"},
+                "unmet": {"type": "array", "items": {"enum": ["min_countries", "sme"]},
+                          "description": "constraints no proposal could meet with the candidates visible"}}}},
+        "missing": {"type": "array", "items": {"type": "string"},
+                    "description": "required tags no visible organisation covers"}}},
     "NodeList": {"type": "array", "items": {
         "type": "object",
         "required": ["country", "url", "status", "mode", "last_success", "consecutive_failures", "lag"],

@@ -7,6 +7,7 @@ from aiohttp import web
 from node.errors import InvalidParameter
 from node.http.routetypes import (
     APPLICATION_ID,
+    CONSORTIUM_PARAMS,
     COUNTRY,
     GROUP_NAME,
     RECORD_ID,
@@ -20,7 +21,18 @@ from node.http.routetypes import (
     path,
     query,
 )
-from node.http.views import applications, atlas, audit, federation, health, hub, log, records, search
+from node.http.views import (
+    applications,
+    atlas,
+    audit,
+    consortia,
+    federation,
+    health,
+    hub,
+    log,
+    records,
+    search,
+)
 from node.web.render import page
 from node.web.routes import portal_routes
 
@@ -116,6 +128,14 @@ def all_routes() -> list[Route]:
                          429: "rate_limited: anonymous live=true searches over live_rate_per_min per address or"
                               " live_max_concurrent at once (Retry-After)"},
               response_schema="SearchResult"),
+        Route("GET", "/api/v1/consortia", consortia.consortia, "consortia",
+              "Consortium builder: up to k consortia covering the required tags with at least min_countries "
+              "countries, over what the reader may see", roles=("hub",), auth="optional", tag="search",
+              params=CONSORTIUM_PARAMS,
+              responses={200: "proposals, best first, and the tags nobody covers",
+                         400: "invalid_parameter: no required tag, an unknown tag id, min_countries > size, "
+                              "a bound exceeded"},
+              response_schema="Consortia"),
         # -- federation, node side
         Route("GET", "/federation/v1/changes", federation.changes, "changes",
               "Change feed (NDJSON): records after a sequence, then {next, more, head}", roles=("node",),

@@ -69,6 +69,20 @@ SEARCH_PARAMS = (
     query("cursor", "opaque next_cursor"),
 )
 
+CONSORTIUM_PARAMS = (
+    query("domain", "required knowledge domain (repeatable); held directly or through a sub-domain", REPEATABLE),
+    query("subdomain", "required sub-domain (repeatable)", REPEATABLE),
+    query("sector", "required sector (repeatable)", REPEATABLE),
+    query("technology", "required technology (repeatable); at least one tag of the four dimensions in all",
+          REPEATABLE),
+    query("min_countries", "distinct countries at least (default 3; at most size)", integer(1, 10)),
+    query("size", "members at most (default 5)", integer(1, 10)),
+    query("sme", "at least one SME: true or false (1/0, yes/no)"),
+    query("exclude", "organisation ids never to propose (repeatable; unknown or invisible ids are ignored)",
+          REPEATABLE),
+    query("k", "proposals at most (default 3)", integer(1, 10)),
+)
+
 
 @dataclass(frozen=True)
 class Route:

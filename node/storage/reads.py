@@ -154,3 +154,24 @@ async def quarantine_page(country: str | None, after: int, limit: int) -> list[A
     if country:
         query = query.filter(country=country)
     return list(await query.order_by("id").limit(limit))
+
+
+async def current_records(ids: Collection[str], hub: bool) -> dict[str, StoredRecord]:
+    """The current version of each of ``ids`` held here (the hub's records, or the node's own), by id;
+    unknown ids are left out."""
+    unique = list(dict.fromkeys(ids))
+    if not unique:
+        return {}
+    out: dict[str, StoredRecord] = {}
+    if hub:
+        from node.storage.hub_models import HubRecord
+
+        for r in await HubRecord.filter(id__in=unique):
+            out[r.id] = StoredRecord(r.id, r.type, r.visibility, r.version, r.deleted, r.issued_at, r.envelope,
+                                     seq=r.node_seq, quarantined=r.quarantined)
+        return out
+    from node.storage.models import Record
+
+    for n in await Record.filter(id__in=unique):
+        out[n.id] = StoredRecord(n.id, n.type, n.visibility, n.version, n.deleted, n.issued_at, n.envelope, seq=n.seq)
+    return out

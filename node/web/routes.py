@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from node.http.routetypes import (
     APPLICATION_ID,
+    CONSORTIUM_PARAMS,
     RECORD_ID_PARAM,
     RECORD_TYPE,
     SEARCH_PARAMS,
@@ -14,7 +15,7 @@ from node.http.routetypes import (
     path,
     query,
 )
-from node.web import admin, apply, public
+from node.web import admin, apply, consortia, public
 
 HTML = "text/html"
 FORM = "application/x-www-form-urlencoded"
@@ -40,6 +41,9 @@ def portal_routes() -> list[Route]:
              responses={200: "HTML page", 410: "withdrawn (HTML page)"}),
         page("GET", "/status", public.status_page, "portal-status",
              "Federation status: every node's sync state, records per country", roles=("hub",)),
+        page("GET", "/consortia", consortia.consortia_page, "portal-consortia",
+             "Consortium builder: the form of GET /api/v1/consortia and its proposals", roles=("hub",),
+             params=CONSORTIUM_PARAMS, responses={200: "HTML page", 400: "the form with the error"}),
         page("GET", "/login", public.login_form, "portal-login-form", "Sign in with a user token",
              params=(query("next", "local page to return to (no control characters: they could reach a header)",
                            {"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f]*$"}),)),
