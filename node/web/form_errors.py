@@ -17,7 +17,7 @@ from typing import Any
 from node.web.schema_forms import Field, fields_by_pointer
 
 REQUIRED_MESSAGE = re.compile(r'\A"([^"]+)" is a required property\Z')
-_NUMBER = re.compile(r"\d+")
+_LAST_NUMBER = re.compile(r"(\d+)\D*\Z")  # the limit ends the message; the value may hold digits too
 _NEAREST = re.compile(r"nearest: (.+)\Z", re.DOTALL)
 #: Which failure of a field is shown: the first of these keywords (unknown ones after them).
 PRIORITY = ("required", "type", "minItems", "minLength", "enum", "pattern", "format", "maxLength", "maxItems",
@@ -43,7 +43,8 @@ class FieldError:
 
 def lower_label(title: str) -> str:
     """A label inside a sentence: "Legal name" → "legal name"; acronyms stay ("PIC", "ORCID iD")."""
-    if len(title) > 1 and title[:2].isupper():
+    letters = [c for c in title.split(" ", 1)[0] if c.isalpha()]
+    if len(letters) > 1 and all(c.isupper() for c in letters):
         return title
     return title[:1].lower() + title[1:]
 
@@ -54,8 +55,8 @@ def plain_message(f: Field, keyword: str, message: str) -> str:
     title = f.title
     name = lower_label(title)
     many = f.kind in LIST_KINDS
-    number = _NUMBER.search(message)
-    n = int(number.group()) if number else 1
+    number = _LAST_NUMBER.search(message)
+    n = int(number.group(1)) if number else 0
     if keyword in ("required", "minLength") or (keyword == "minItems" and not many):
         if f.kind in ("multiselect", "checkboxes"):
             return f"Choose at least one of the {name}"
@@ -70,13 +71,12 @@ def plain_message(f: Field, keyword: str, message: str) -> str:
         return f"Enter the {name}"
     if keyword == "minItems":
         verb = "Enter" if f.kind == "lines" else "Choose"
-        return f"{verb} at least {n} of the {name}" + (", one per line" if f.kind == "lines" else "")
+        return f"{verb} at least {n or 1} of the {name}" + (", one per line" if f.kind == "lines" else "")
     if keyword == "maxItems":
         return f"Choose at most {n} of the {name}"
     if keyword == "maxLength":
-        limit = f.max_length or n
-        return f"{title} must be {limit} characters or fewer"
-    if keyword == "format" and f.input_type in FORMAT_WORDS:
+        return f"{title} must be {n or f.max_length} characters or fewer"
+    if keyword in ("format", "pattern") and f.input_type in FORMAT_WORDS:
         return f"Enter the {name} {FORMAT_WORDS[f.input_type]}"
     if keyword in ("pattern", "format"):  # a custom format (PIC, ROR) says what its hint says
         return f"{title} is not in the expected form (see the hint)"

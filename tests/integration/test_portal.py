@@ -363,3 +363,69 @@ async def test_record_type_tabs_are_proper_plurals(client: Client, node: Instanc
     for plural in ("Organisations", "Experts", "Projects", "Facilities"):
         assert f">{plural}</a>" in text
     assert "Facilitys" not in text
+
+
+# -- issue 19: what a new operator saw -------------------------------------------------------------
+
+PROJECT = {"grant_id": 101077777, "acronym": "GRIDSHIELD", "title": "Shielding energy grids",
+           "programme": "HORIZON", "call": "HORIZON-CL3-2021-CS-01", "topic": "HORIZON-CL3-2021-CS-01-01",
+           "domains": ["cry"]}
+
+
+async def test_token_field_is_one_line(client: Client) -> None:
+    """Regression: the token was a textarea, where Enter adds a line instead of signing in."""
+    text = await html(await client.get("/login"))
+    assert "<textarea" not in text
+    assert re.search(r'<input id="token" name="token" type="password"', text)
+    assert 'aria-describedby="token-hint"' in text
+
+
+async def test_new_record_form_starts_with_the_node_country_in_sections(client: Client, node: Instance) -> None:
+    await sign_in(client, node.tokens["editor"])
+    text = await html(await client.get("/admin/records/new?type=organisation"))
+    select = re.search(r'(?s)<select id="f-country".*?</select>', text)
+    assert select and '<option value="DE" selected>' in select.group(0)
+    assert re.search(r'<section class="form-section" id="section-about" aria-labelledby="section-about-h">', text)
+    assert '<h2 id="section-expertise-h">Expertise</h2>' in text
+    for folded in ("identifiers", "contact", "membership", "consent", "tags"):
+        assert f'<details class="form-section" id="section-{folded}">' in text, folded
+    assert '<nav class="form-toc" aria-label="Parts of this form">' in text
+    assert "error-summary" not in text and "autofocus" not in text  # nothing failed yet
+
+
+async def test_search_snippets_are_the_records_own_text(client: Client, node: Instance) -> None:
+    headers = node.auth("editor")
+    for body in ({"type": "project", "visibility": "public", "payload": PROJECT},
+                 {"type": "organisation", "visibility": "public",
+                  "payload": org(description="We build <post-quantum> cryptography & HSMs.", contact=CONTACT)},
+                 {"type": "organisation", "visibility": "national",
+                  "payload": org(legal_name="Landeslabor", description="National post-quantum lab.")}):
+        resp = await client.post("/api/v1/records", json=body, headers=headers)
+        assert resp.status == 201, await resp.text()
+    # the API's snippet is still cut from the index: the portal never shows it
+    api = await (await client.get("/api/v1/search?q=gridshield")).json()
+    assert api["results"][0]["snippet"].startswith("HORIZON")
+    text = await html(await client.get("/?q=gridshield"))
+    assert "HORIZON HORIZON-CL3" not in text and '<p class="snippet">' not in text
+    text = await html(await client.get("/?q=cl3"))
+    assert re.search(r'<span class="snippet-field">Call:</span>\s*HORIZON-<mark>CL3</mark>-2021-CS-01', text)
+    # matches highlighted, the record's text escaped
+    text = await html(await client.get("/?q=quantum"))
+    assert "&lt;post-<mark>quantum</mark>&gt; cryptography &amp; HSMs." in text
+    assert "<post-quantum>" not in text
+    assert 'class="tag vis vis-public"' in text and "Landeslabor" not in text  # anonymous: public only
+    # anonymous readers find nothing by the contact person, and never see it in a snippet
+    assert "0 results" in await html(await client.get("/?q=mustermann"))
+    await sign_in(client, node.tokens["reader"])
+    text = await html(await client.get("/?q=mustermann"))
+    assert re.search(r'<span class="snippet-field">Contact person › Family name:</span>\s*<mark>Mustermann</mark>', text)
+    # national records carry their badge in the node's own search, the record page and the list
+    text = await html(await client.get("/?q=landeslabor"))
+    assert re.search(r'<span class="tag vis vis-national"[^>]*><span class="visually-hidden">Visibility: </span>national</span>',
+                     text)
+    assert "National <mark>post</mark>-<mark>quantum</mark> lab." not in text  # q was the name: no mark
+    assert "National post-quantum lab." in text
+    rid = re.search(r'href="/records/(urn:ncc:DE:organisation:[^"]+)">Landeslabor', text)
+    assert rid
+    assert "vis-national" in await html(await client.get(f"/records/{rid.group(1)}"))
+    assert "vis-national" in await html(await client.get("/admin/records"))
