@@ -21,10 +21,10 @@ from node.services.atlas import sync_state
 from node.services.nodefed import FederationError
 from node.services.publish import Actor, Publisher
 from node.web import data
-from node.web.public import _form, parse_form_body
-from node.web.render import LoginRequired, page, redirect, render
 from node.web.form_errors import field_errors
 from node.web.form_sections import sections
+from node.web.public import _form, parse_form_body
+from node.web.render import LoginRequired, page, redirect, render
 from node.web.schema_forms import (
     FormInputError,
     fields_by_pointer,

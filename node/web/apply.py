@@ -23,10 +23,10 @@ from node.services.applications import Gatekeeper, application_schema
 from node.services.mail_templates import GROUND_TITLES
 from node.web import data
 from node.web.admin import _user
-from node.web.public import _form
-from node.web.render import page, redirect, render
 from node.web.form_errors import field_errors
 from node.web.form_sections import sections
+from node.web.public import _form
+from node.web.render import page, redirect, render
 from node.web.schema_forms import (
     FormInputError,
     display_rows,

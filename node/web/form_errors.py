@@ -10,7 +10,7 @@ item"). A field with several failures shows the one to fix first (a missing valu
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +20,19 @@ REQUIRED_MESSAGE = re.compile(r'\A"([^"]+)" is a required property\Z')
 _LAST_NUMBER = re.compile(r"(\d+)\D*\Z")  # the limit ends the message; the value may hold digits too
 _NEAREST = re.compile(r"nearest: (.+)\Z", re.DOTALL)
 #: Which failure of a field is shown: the first of these keywords (unknown ones after them).
-PRIORITY = ("required", "type", "minItems", "minLength", "enum", "pattern", "format", "maxLength", "maxItems",
-            "minimum", "maximum")
+PRIORITY = (
+    "required",
+    "type",
+    "minItems",
+    "minLength",
+    "enum",
+    "pattern",
+    "format",
+    "maxLength",
+    "maxItems",
+    "minimum",
+    "maximum",
+)
 LIST_KINDS = ("multiselect", "checkboxes", "lines")
 FORMAT_WORDS = {
     "email": "as an e-mail address, like name@example.org",
@@ -109,7 +120,7 @@ def path_title(known: Mapping[str, Field], pointer: str) -> str:
 
 
 def field_errors(
-    errors: list[Mapping[str, Any]], fields: tuple[Field, ...]
+    errors: Sequence[Mapping[str, Any]], fields: tuple[Field, ...]
 ) -> tuple[dict[str, FieldError], list[str]]:
     """Attach ``{pointer, message, keyword?}`` errors to the nearest field, one per field (the one to fix
     first); return them by field pointer (in the order of the form) and the messages no field takes.

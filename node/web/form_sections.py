@@ -24,52 +24,103 @@ class SectionSpec:
     hint: str = ""
 
 
-_TAGS = SectionSpec("tags", "More tags", ("sectors", "technologies", "use_cases"),
-                    hint="Sectors, technologies and use cases help people find the record.")
+_TAGS = SectionSpec(
+    "tags",
+    "More tags",
+    ("sectors", "technologies", "use_cases"),
+    hint="Sectors, technologies and use cases help people find the record.",
+)
 _CONSENT = SectionSpec("consent", "Consent", ("consent",))
 
 SECTIONS: dict[str, tuple[SectionSpec, ...]] = {
     "organisation": (
-        SectionSpec("about", "The organisation",
-                    ("legal_name", "national_name", "country", "website", "org_type", "sme"), core=True),
-        SectionSpec("expertise", "Expertise",
-                    ("fields_of_activity", "domains", "subdomains", "description", "keywords"), core=True),
+        SectionSpec(
+            "about",
+            "The organisation",
+            ("legal_name", "national_name", "country", "website", "org_type", "sme"),
+            core=True,
+        ),
+        SectionSpec(
+            "expertise",
+            "Expertise",
+            ("fields_of_activity", "domains", "subdomains", "description", "keywords"),
+            core=True,
+        ),
         _TAGS,
-        SectionSpec("identifiers", "Identifiers", ("identifiers", "registration"),
-                    hint="PIC, VAT, ROR or the national registration number."),
-        SectionSpec("contact", "Address and contact", ("address", "general_email", "phone", "contact"),
-                    hint="Shown to the network only, never to anonymous readers."),
-        SectionSpec("eligibility", "Ownership and eligibility",
-                    ("headquarters", "subsidiaries", "majority_owned_outside_eu", "exclusion_declaration")),
-        SectionSpec("membership", "Community membership", ("membership",),
-                    hint="Set by the National Coordination Centre's assessment."),
+        SectionSpec(
+            "identifiers",
+            "Identifiers",
+            ("identifiers", "registration"),
+            hint="PIC, VAT, ROR or the national registration number.",
+        ),
+        SectionSpec(
+            "contact",
+            "Address and contact",
+            ("address", "general_email", "phone", "contact"),
+            hint="Shown to the network only, never to anonymous readers.",
+        ),
+        SectionSpec(
+            "eligibility",
+            "Ownership and eligibility",
+            ("headquarters", "subsidiaries", "majority_owned_outside_eu", "exclusion_declaration"),
+        ),
+        SectionSpec(
+            "membership",
+            "Community membership",
+            ("membership",),
+            hint="Set by the National Coordination Centre's assessment.",
+        ),
         _CONSENT,
     ),
     "expert": (
-        SectionSpec("about", "The expert", ("name", "country", "affiliation", "orcid", "languages", "email"),
-                    core=True),
-        SectionSpec("expertise", "Expertise", ("roles", "domains", "subdomains", "description", "keywords"),
-                    core=True),
+        SectionSpec(
+            "about",
+            "The expert",
+            ("name", "country", "affiliation", "orcid", "languages", "email"),
+            core=True,
+        ),
+        SectionSpec(
+            "expertise", "Expertise", ("roles", "domains", "subdomains", "description", "keywords"), core=True
+        ),
         _TAGS,
         _CONSENT,
     ),
     "project": (
-        SectionSpec("about", "The project", ("grant_id", "acronym", "title", "programme", "call", "topic",
-                                             "start_date", "end_date", "doi"), core=True),
-        SectionSpec("expertise", "Objective and expertise", ("objective", "domains", "subdomains", "keywords"),
-                    core=True),
+        SectionSpec(
+            "about",
+            "The project",
+            ("grant_id", "acronym", "title", "programme", "call", "topic", "start_date", "end_date", "doi"),
+            core=True,
+        ),
+        SectionSpec(
+            "expertise",
+            "Objective and expertise",
+            ("objective", "domains", "subdomains", "keywords"),
+            core=True,
+        ),
         _TAGS,
-        SectionSpec("funding", "Funding and partners",
-                    ("total_cost", "eu_contribution", "coordinator", "participants")),
+        SectionSpec(
+            "funding",
+            "Funding and partners",
+            ("total_cost", "eu_contribution", "coordinator", "participants"),
+        ),
     ),
     "facility": (
         SectionSpec("about", "The facility", ("name", "operator", "country", "website"), core=True),
-        SectionSpec("expertise", "Expertise",
-                    ("description", "capabilities", "domains", "subdomains", "keywords"), core=True),
+        SectionSpec(
+            "expertise",
+            "Expertise",
+            ("description", "capabilities", "domains", "subdomains", "keywords"),
+            core=True,
+        ),
         _TAGS,
         SectionSpec("access", "Access conditions", ("access",)),
-        SectionSpec("location", "Location and contact", ("location", "contact"),
-                    hint="The contact person is shown to the network only."),
+        SectionSpec(
+            "location",
+            "Location and contact",
+            ("location", "contact"),
+            hint="The contact person is shown to the network only.",
+        ),
     ),
 }
 OTHER = SectionSpec("other", "Other details", ())
@@ -95,8 +146,9 @@ def _filled(value: Any) -> bool:
     return value not in (None, "", [], {})
 
 
-def sections(rtype: str, fields: tuple[Field, ...], values: Mapping[str, Any],
-             errors: Mapping[str, Any]) -> list[Section]:
+def sections(
+    rtype: str, fields: tuple[Field, ...], values: Mapping[str, Any], errors: Mapping[str, Any]
+) -> list[Section]:
     """The form of ``rtype`` (the application form: ``organisation``) in sections, each holding the
     fields of ``fields`` it names; sections with none of them are left out."""
     by_name = {f.pointer.removeprefix("/"): f for f in fields}
@@ -113,5 +165,7 @@ def sections(rtype: str, fields: tuple[Field, ...], values: Mapping[str, Any],
         n_errors = sum(1 for p in pointers if p in errors)
         n_filled = sum(1 for p in pointers if _filled(values.get(p)))
         core = spec.core or any(f.required for f in own)
-        out.append(Section(spec.key, spec.heading, spec.hint, own, core, core or n_errors > 0, n_errors, n_filled))
+        out.append(
+            Section(spec.key, spec.heading, spec.hint, own, core, core or n_errors > 0, n_errors, n_filled)
+        )
     return out

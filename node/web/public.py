@@ -17,8 +17,8 @@ from node.http.views.common import record_id_param
 from node.web import data
 from node.web.render import page, redirect, render
 from node.web.schema_forms import display_rows, type_title
-from node.web.snippets import record_snippet
 from node.web.session import check_csrf, check_user_token, end_session, portal_principal, start_session
+from node.web.snippets import record_snippet
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}

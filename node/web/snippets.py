@@ -35,7 +35,9 @@ class Snippet:
         return "".join(t for t, _ in self.parts)
 
 
-def _texts(fields: tuple[Field, ...], payload: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str, str]]:
+def _texts(
+    fields: tuple[Field, ...], payload: Mapping[str, Any], prefix: str = ""
+) -> list[tuple[str, str, str]]:
     """(name, label, text) of every text field present in ``payload``, in form order."""
     out: list[tuple[str, str, str]] = []
     for f in fields:
@@ -65,7 +67,9 @@ def _parts(text: str, clauses: tuple[Clause, ...]) -> tuple[tuple[str, bool], ..
     return tuple(parts)
 
 
-def record_snippet(rtype: str, payload: Mapping[str, Any], q: str, max_chars: int = SNIPPET_CHARS) -> Snippet | None:
+def record_snippet(
+    rtype: str, payload: Mapping[str, Any], q: str, max_chars: int = SNIPPET_CHARS
+) -> Snippet | None:
     """The snippet of a record for query ``q``: the first text field with a match (descriptions
     first), cut around it, the matches marked; else the description's start; else None.
 

@@ -89,12 +89,28 @@ def test_new_organisation_form_in_sections_with_plain_errors(federation: Federat
 def test_search_shows_the_records_text_and_visibility(federation: Federation, page: Any) -> None:
     de = federation.de
     payload = organisation("DE", "Landeslabor Kryptografie", "National <lab> for smart-meter key ceremonies.")
-    r = de.post("/api/v1/records", {"type": "organisation", "visibility": "national", "payload": payload},
-                de.token("editor"))
+    r = de.post(
+        "/api/v1/records",
+        {"type": "organisation", "visibility": "national", "payload": payload},
+        de.token("editor"),
+    )
     assert r.status == 201, r.body
-    r = de.post("/api/v1/records", {"type": "project", "visibility": "public", "payload": {
-        "grant_id": 101077777, "acronym": "GRIDSHIELD", "title": "Shielding grids", "programme": "HORIZON",
-        "call": "HORIZON-CL3-2021-CS-01", "domains": ["cry"]}}, de.token("editor"))
+    r = de.post(
+        "/api/v1/records",
+        {
+            "type": "project",
+            "visibility": "public",
+            "payload": {
+                "grant_id": 101077777,
+                "acronym": "GRIDSHIELD",
+                "title": "Shielding grids",
+                "programme": "HORIZON",
+                "call": "HORIZON-CL3-2021-CS-01",
+                "domains": ["cry"],
+            },
+        },
+        de.token("editor"),
+    )
     assert r.status == 201, r.body
 
     # anonymous: the project's snippet is not the index's programme codes; the matching field is named
@@ -128,6 +144,8 @@ def test_search_shows_the_records_text_and_visibility(federation: Federation, pa
 
     # the hub's search: the record's description, the query highlighted
     page.goto(federation.hub.url + "/?q=hospitals")
-    expect(hits.first.locator(".snippet")).to_have_text("Digital forensics and incident response for hospitals.")
+    expect(hits.first.locator(".snippet")).to_have_text(
+        "Digital forensics and incident response for hospitals."
+    )
     expect(hits.first.locator(".snippet mark")).to_have_text("hospitals")
     print("hub search:", shot(page, "operator-hub-search"))

@@ -25,7 +25,9 @@ from node.web.snippets import record_snippet
 from schemas import RECORD_TYPES, load_schema_documents, load_vocabularies, record_schema_id
 
 #: What the validator says and people should never read.
-VALIDATOR_TALK = re.compile(r'is a required property|has less than|does not match|is not one of|is not a "|\[\]|\^')
+VALIDATOR_TALK = re.compile(
+    r'is a required property|has less than|does not match|is not one of|is not a "|\[\]|\^'
+)
 
 
 def registry_errors(rtype: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -46,9 +48,18 @@ def test_the_registry_names_the_failed_keyword() -> None:
 
 
 def test_every_schema_failure_is_one_plain_message_per_field() -> None:
-    payload = {"legal_name": "", "country": "XX", "org_type": "ctype.nope", "fields_of_activity": [],
-               "domains": [], "subdomains": [], "description": "d" * 900, "website": "not a url",
-               "identifiers": {"pic": "12"}, "contact": {"email": "nobody"}}
+    payload = {
+        "legal_name": "",
+        "country": "XX",
+        "org_type": "ctype.nope",
+        "fields_of_activity": [],
+        "domains": [],
+        "subdomains": [],
+        "description": "d" * 900,
+        "website": "not a url",
+        "identifiers": {"pic": "12"},
+        "contact": {"email": "nobody"},
+    }
     errors = registry_errors("organisation", payload)
     fields = form_fields("organisation")
     shown, rest = field_errors(errors, fields)
@@ -70,23 +81,61 @@ def test_every_schema_failure_is_one_plain_message_per_field() -> None:
     assert list(shown) == sorted(shown, key=order.index)
 
 
-@pytest.mark.parametrize(("keyword", "pointer", "message", "expected"), [
-    ("minItems", "/domains", "[] has less than 1 item", "Choose at least 1 of the knowledge domains"),
-    ("required", "/subdomains", '"subdomains" is a required property', "Choose at least one of the knowledge sub-domains"),
-    ("required", "/org_type", '"org_type" is a required property', "Choose the organisation type"),
-    ("required", "/sme", '"sme" is a required property', "Answer yes or no to “SME”"),
-    ("required", "/keywords", '"keywords" is a required property', "Enter at least one of the keywords, one per line"),
-    ("maxLength", "/legal_name", '"x 12" is longer than 300 characters', "Legal name must be 300 characters or fewer"),
-    ("pattern", "/identifiers/vat", '"x" does not match "^(AT|BE)"', "VAT number is not in the expected form (see the hint)"),
-    ("enum", "/subdomains/0", '"cry.100" is not a known value; nearest: cry.10, cry.1',
-     "Choose one of the listed values for the knowledge sub-domains (did you mean cry.10, cry.1?)"),
-    ("format", "/website", '"x" is not a "uri"', "Enter the website as a web address starting with https://"),
-    ("type", "/identifiers", '"x" is not of type "object"', "The identifiers is not the kind of value expected here"),
-    ("", "/country", "must be DE", "Country of establishment: must be DE"),
-])
+@pytest.mark.parametrize(
+    ("keyword", "pointer", "message", "expected"),
+    [
+        ("minItems", "/domains", "[] has less than 1 item", "Choose at least 1 of the knowledge domains"),
+        (
+            "required",
+            "/subdomains",
+            '"subdomains" is a required property',
+            "Choose at least one of the knowledge sub-domains",
+        ),
+        ("required", "/org_type", '"org_type" is a required property', "Choose the organisation type"),
+        ("required", "/sme", '"sme" is a required property', "Answer yes or no to “SME”"),
+        (
+            "required",
+            "/keywords",
+            '"keywords" is a required property',
+            "Enter at least one of the keywords, one per line",
+        ),
+        (
+            "maxLength",
+            "/legal_name",
+            '"x 12" is longer than 300 characters',
+            "Legal name must be 300 characters or fewer",
+        ),
+        (
+            "pattern",
+            "/identifiers/vat",
+            '"x" does not match "^(AT|BE)"',
+            "VAT number is not in the expected form (see the hint)",
+        ),
+        (
+            "enum",
+            "/subdomains/0",
+            '"cry.100" is not a known value; nearest: cry.10, cry.1',
+            "Choose one of the listed values for the knowledge sub-domains (did you mean cry.10, cry.1?)",
+        ),
+        (
+            "format",
+            "/website",
+            '"x" is not a "uri"',
+            "Enter the website as a web address starting with https://",
+        ),
+        (
+            "type",
+            "/identifiers",
+            '"x" is not of type "object"',
+            "The identifiers is not the kind of value expected here",
+        ),
+        ("", "/country", "must be DE", "Country of establishment: must be DE"),
+    ],
+)
 def test_keywords_in_plain_words(keyword: str, pointer: str, message: str, expected: str) -> None:
-    shown, _ = field_errors([{"pointer": pointer, "message": message, "keyword": keyword}],
-                            form_fields("organisation"))
+    shown, _ = field_errors(
+        [{"pointer": pointer, "message": message, "keyword": keyword}], form_fields("organisation")
+    )
     (only,) = shown.values()
     assert only.message == expected
 
@@ -94,16 +143,24 @@ def test_keywords_in_plain_words(keyword: str, pointer: str, message: str, expec
 def test_required_errors_land_on_the_field_with_any_pointer_style() -> None:
     fields = form_fields("organisation")
     for pointer in ("", "/legal_name", "/payload", "/payload/legal_name"):
-        shown, _ = field_errors([{"pointer": pointer, "message": '"legal_name" is a required property'}], fields)
+        shown, _ = field_errors(
+            [{"pointer": pointer, "message": '"legal_name" is a required property'}], fields
+        )
         assert list(shown) == ["/legal_name"], pointer
     shown, rest = field_errors([{"pointer": "/accept_terms", "message": "tick the declaration"}], fields)
     assert shown == {} and rest == ["tick the declaration"]
 
 
 def test_the_first_failure_to_fix_is_the_one_shown() -> None:
-    errors = [{"pointer": "/identifiers/pic", "message": '"12" is not a "pic"', "keyword": "format"},
-              {"pointer": "/identifiers/pic", "message": '"12" is longer than 9 characters', "keyword": "maxLength"},
-              {"pointer": "/identifiers/pic", "message": '"12" does not match "^[0-9]{9}$"', "keyword": "pattern"}]
+    errors = [
+        {"pointer": "/identifiers/pic", "message": '"12" is not a "pic"', "keyword": "format"},
+        {
+            "pointer": "/identifiers/pic",
+            "message": '"12" is longer than 9 characters',
+            "keyword": "maxLength",
+        },
+        {"pointer": "/identifiers/pic", "message": '"12" does not match "^[0-9]{9}$"', "keyword": "pattern"},
+    ]
     shown, _ = field_errors(errors, form_fields("organisation"))
     assert shown["/identifiers/pic"].message == "PIC is not in the expected form (see the hint)"
 
@@ -113,7 +170,10 @@ def test_labels_inside_sentences() -> None:
     assert lower_label("PIC") == "PIC" and lower_label("ORCID iD") == "ORCID iD"
     assert lower_label("E-mail") == "e-mail" and lower_label("EU contribution") == "EU contribution"
     f = fields_by_pointer(form_fields("project"))["/grant_id"]
-    assert plain_message(f, "type", "'abc' is not a whole number") == "Enter the grant agreement id as a whole number"
+    assert (
+        plain_message(f, "type", "'abc' is not a whole number")
+        == "Enter the grant agreement id as a whole number"
+    )
 
 
 # -- sections -----------------------------------------------------------------------------------
@@ -165,7 +225,10 @@ def test_a_new_record_starts_with_the_node_country() -> None:
 
 
 def test_visibility_badges() -> None:
-    assert visibility_badge("national").label == "national" and visibility_badge("national").css == "vis-national"
+    assert (
+        visibility_badge("national").label == "national"
+        and visibility_badge("national").css == "vis-national"
+    )
     assert visibility_badge("public").css == "vis-public" and visibility_badge("network").css == "vis-network"
     group = visibility_badge("group:energy-ncc")
     assert group.label == "group: energy-ncc" and group.css == "vis-group"
@@ -174,8 +237,9 @@ def test_visibility_badges() -> None:
 
 
 def test_badge_markup_is_escaped() -> None:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     env.globals["visibility_badge_of"] = visibility_badge
     macro = env.get_template("_badges.html").module.visibility_badge  # type: ignore[attr-defined]
     html = str(macro("group:<b>x</b>"))
@@ -185,20 +249,39 @@ def test_badge_markup_is_escaped() -> None:
 
 # -- snippets -----------------------------------------------------------------------------------
 
-PROJECT = {"grant_id": 101077777, "acronym": "HORIZON-SEC", "title": "Securing grids",
-           "programme": "HORIZON", "call": "HORIZON-CL3-2021-CS-01", "topic": "HORIZON-CL3-2021-CS-01-01",
-           "domains": ["cry"]}
-ORG = {"legal_name": "Kryptografie Werk GmbH", "country": "DE", "org_type": "ctype.industry-sme",
-       "fields_of_activity": ["foa.academia-research-innovation"], "domains": ["cry"], "subdomains": [],
-       "description": "We build <post-quantum> cryptography for energy grids & smart meters.",
-       "keywords": ["PQC", "smart grid"],
-       "contact": {"first_name": "Erika", "family_name": "Mustermann", "email": "erika@example.de"}}
+PROJECT = {
+    "grant_id": 101077777,
+    "acronym": "HORIZON-SEC",
+    "title": "Securing grids",
+    "programme": "HORIZON",
+    "call": "HORIZON-CL3-2021-CS-01",
+    "topic": "HORIZON-CL3-2021-CS-01-01",
+    "domains": ["cry"],
+}
+ORG = {
+    "legal_name": "Kryptografie Werk GmbH",
+    "country": "DE",
+    "org_type": "ctype.industry-sme",
+    "fields_of_activity": ["foa.academia-research-innovation"],
+    "domains": ["cry"],
+    "subdomains": [],
+    "description": "We build <post-quantum> cryptography for energy grids & smart meters.",
+    "keywords": ["PQC", "smart grid"],
+    "contact": {"first_name": "Erika", "family_name": "Mustermann", "email": "erika@example.de"},
+}
 
 
 def envelope(rtype: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return {"id": f"urn:ncc:DE:{rtype}:00000000-0000-0000-0000-000000000001", "type": rtype, "origin": "DE",
-            "visibility": "public", "version": 1, "issued_at": "2025-01-01T00:00:00Z", "schema": f"{rtype}/1",
-            "payload": payload}
+    return {
+        "id": f"urn:ncc:DE:{rtype}:00000000-0000-0000-0000-000000000001",
+        "type": rtype,
+        "origin": "DE",
+        "visibility": "public",
+        "version": 1,
+        "issued_at": "2025-01-01T00:00:00Z",
+        "schema": f"{rtype}/1",
+        "payload": payload,
+    }
 
 
 def test_the_index_text_is_what_snippets_used_to_show() -> None:
@@ -240,12 +323,16 @@ def test_snippets_never_show_what_the_reader_may_not_see() -> None:
 
 def test_snippet_parts_are_escaped_in_the_search_page() -> None:
     env = jinja2.Environment(autoescape=True)
-    template = env.from_string("{% for text, matched in parts %}{% if matched %}<mark>{{ text }}</mark>"
-                               "{% else %}{{ text }}{% endif %}{% endfor %}")
+    template = env.from_string(
+        "{% for text, matched in parts %}{% if matched %}<mark>{{ text }}</mark>"
+        "{% else %}{{ text }}{% endif %}{% endfor %}"
+    )
     s = record_snippet("organisation", ORG, "post")
     assert s is not None
     html = template.render(parts=s.parts)
-    assert "&lt;<mark>post</mark>-quantum&gt;" in html.replace("<mark>post-quantum</mark>", "<mark>post</mark>-quantum")
+    assert "&lt;<mark>post</mark>-quantum&gt;" in html.replace(
+        "<mark>post-quantum</mark>", "<mark>post</mark>-quantum"
+    )
     assert "<post" not in html and "&amp;" in html
 
 
