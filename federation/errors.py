@@ -8,14 +8,19 @@ status codes in one place). Third-party exceptions never escape ``federation/``:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypedDict
+from typing import Any, ClassVar, NotRequired, TypedDict
 
 
 class SchemaErrorItem(TypedDict):
-    """One JSON Schema failure: where in the instance, and what is wrong."""
+    """One JSON Schema failure: where in the instance, and what is wrong.
+
+    ``keyword``: the JSON Schema keyword that failed (``required``, ``minItems``, ``pattern``, …), when
+    a schema validator reported it — for clients that say it in their own words (the portal's forms).
+    """
 
     pointer: str
     message: str
+    keyword: NotRequired[str]
 
 
 class ProtocolError(Exception):

@@ -145,7 +145,7 @@ class SchemaRegistry:
                                     [{"pointer": nul, "message": "NUL characters are not allowed in strings"}])
             return
         errors: list[SchemaErrorItem] = [
-            {"pointer": json_pointer(_error_path(err)), "message": _message(err)}
+            {"pointer": json_pointer(_error_path(err)), "message": _message(err), "keyword": str(err.kind.name)}
             for err in validator.iter_errors(instance)
         ]
         errors.sort(key=lambda e: (e["pointer"], e["message"]))
@@ -417,9 +417,7 @@ def within(error: SchemaInvalid, prefix: str) -> SchemaInvalid:
     Payload pointers become envelope (or request body) pointers with ``prefix="/payload"``, so a
     pointer always leads into the document the caller sent.
     """
-    errors: list[SchemaErrorItem] = [
-        {"pointer": prefix + e["pointer"], "message": e["message"]} for e in error.errors
-    ]
+    errors: list[SchemaErrorItem] = [{**e, "pointer": prefix + e["pointer"]} for e in error.errors]
     first = errors[0] if errors else {"pointer": prefix, "message": error.detail}
     return SchemaInvalid(f"{first['pointer']}: {first['message']}", errors)
 

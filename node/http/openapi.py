@@ -35,7 +35,8 @@ PROBLEM = {
         "instance": {"type": "string"},
         "request_id": {"type": "string"},
         "errors": {"type": "array", "items": {"type": "object", "properties": {
-            "pointer": {"type": "string"}, "message": {"type": "string"}}}},
+            "pointer": {"type": "string"}, "message": {"type": "string"},
+            "keyword": {"type": "string", "description": "the JSON Schema keyword that failed (schema_invalid)"}}}},
     },
 }
 

@@ -222,17 +222,39 @@ def _folded_with_offsets(text: str) -> tuple[str, list[int]]:
     return "".join(parts), offsets
 
 
+def _clause_pattern(clause: Clause) -> str:
+    """A regex over folded text matching ``clause`` as whole words (a prefix clause: its whole last word)."""
+    pattern = r"(?<![^\W_])" + r"[\W_]+".join(re.escape(w) for w in clause.tokens)
+    return pattern + (r"[^\W_]*" if clause.prefix else r"(?![^\W_])")
+
+
 def _first_match(folded: str, clauses: tuple[Clause, ...]) -> int | None:
     best: int | None = None
     for clause in clauses:
-        words = clause.tokens
-        pattern = r"(?<![^\W_])" + r"[\W_]+".join(re.escape(w) for w in words)
-        if not clause.prefix:
-            pattern += r"(?![^\W_])"
-        found = re.search(pattern, folded)
+        found = re.search(_clause_pattern(clause), folded)
         if found and (best is None or found.start() < best):
             best = found.start()
     return best
+
+
+def match_spans(text: str, clauses: tuple[Clause, ...]) -> list[tuple[int, int]]:
+    """Where ``clauses`` match in ``text``, folded as the index folds it: ``(start, end)`` offsets into
+    ``text`` itself, sorted, overlapping ones merged (for highlighting a snippet)."""
+    if not clauses or not text:
+        return []
+    folded, offsets = _folded_with_offsets(text)
+    found: list[tuple[int, int]] = []
+    for clause in clauses:
+        for m in re.finditer(_clause_pattern(clause), folded):
+            if m.end() > m.start():
+                found.append((offsets[m.start()], offsets[m.end() - 1] + 1))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def snippet(text: str, clauses: tuple[Clause, ...], max_chars: int = SNIPPET_CHARS) -> str:

@@ -15,6 +15,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from node.web.render import visibility_badge
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -33,4 +35,5 @@ def setup_portal(app: web.Application, role: str) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals["portal_role"] = role
+    env.globals["visibility_badge_of"] = visibility_badge
     return env

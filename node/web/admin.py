@@ -23,12 +23,12 @@ from node.services.nodefed import FederationError
 from node.services.publish import Actor, Publisher
 from node.storage import reads
 from node.web import data
+from node.web.form_errors import field_errors
+from node.web.form_sections import sections
 from node.web.public import _form, parse_form_body
 from node.web.render import LoginRequired, page, redirect, render
 from node.web.schema_forms import (
-    Field,
     FormInputError,
-    field_errors,
     fields_by_pointer,
     form_fields,
     form_values,
@@ -120,7 +120,16 @@ async def record_new(request: web.Request) -> web.Response:
         kinds = [{"type": t, "title": type_title(t), "description": type_description(t)} for t in RECORD_TYPES]
         return await render(request, "admin_types.html", {"kinds": kinds})
     visibility = "national" if rtype == "expert" else "public"
-    return await _record_form(request, rtype, None, {}, visibility, [])
+    return await _record_form(request, rtype, None, new_record_values(rtype, ctx(request).settings.country),
+                              visibility, [])
+
+
+def new_record_values(rtype: str, country: str) -> dict[str, Any]:
+    """What a new record's form starts with: the node's own country, where the type has a country."""
+    country_field = fields_by_pointer(form_fields(rtype)).get("/country")
+    if country_field is not None and any(o.value == country for o in country_field.options):
+        return {"/country": country}
+    return {}
 
 
 @page
@@ -228,7 +237,7 @@ def form_values_from(form: Any, rtype: str) -> dict[str, Any]:
 async def _failed(request: web.Request, rtype: str, env: dict[str, Any] | None, payload: dict[str, Any],
                   visibility: str, exc: Exception) -> web.Response:
     if isinstance(exc, SchemaInvalid):
-        errors = [{"pointer": str(e["pointer"]), "message": str(e["message"])} for e in exc.errors]
+        errors = [{str(k): str(v) for k, v in e.items()} for e in exc.errors]  # pointer, message, keyword
         errors = errors or [{"pointer": "", "message": exc.detail}]
         return await _record_form(request, rtype, env, form_values(payload), visibility, errors, status=422)
     if isinstance(exc, ConsentMissing):
@@ -249,22 +258,14 @@ async def _record_form(request: web.Request, rtype: str, env: dict[str, Any] | N
     fields = form_fields(rtype)
     choices, help_texts = await _visibility_choices(request, env["visibility"] if env else visibility)
     by_field, general = field_errors(errors, fields)
-    known = fields_by_pointer(fields)
-    summary = [(known[ptr].dom_id, _path_title(known, ptr), msg) for ptr, msgs in by_field.items() for msg in msgs]
     return await render(request, "admin_form.html", {
-        "rtype": rtype, "type_title": type_title(rtype), "env": env, "fields": fields, "values": values,
-        "text_value": text_value, "errors": by_field, "general_errors": general, "summary": summary,
+        "rtype": rtype, "type_title": type_title(rtype), "env": env, "values": values,
+        "sections": sections(rtype, fields, values, by_field),
+        "text_value": text_value, "errors": by_field, "general_errors": general, "summary": list(by_field.values()),
         "visibility": visibility, "visibilities": choices, "visibility_help": help_texts,
         "reasons": TOMBSTONE_REASONS, "reason_help": REASON_HELP, "notice": notice, "atlas": atlas,
         "title": data.record_title(rtype, env["payload"]) if env else f"New {type_title(rtype).lower()}",
     }, status=status)
-
-
-def _path_title(known: dict[str, Field], pointer: str) -> str:
-    """``Contact person › E-mail`` for ``/contact/email``."""
-    parts = pointer.strip("/").split("/")
-    titles = [known[p].title for i in range(len(parts)) if (p := "/" + "/".join(parts[: i + 1])) in known]
-    return " › ".join(titles)
 
 
 # -- import -------------------------------------------------------------------------------------

@@ -23,13 +23,13 @@ from node.services.applications import Gatekeeper, application_schema
 from node.services.mail_templates import GROUND_TITLES
 from node.web import data
 from node.web.admin import _user
+from node.web.form_errors import field_errors
+from node.web.form_sections import sections
 from node.web.public import _form
 from node.web.render import page, redirect, render
 from node.web.schema_forms import (
     FormInputError,
     display_rows,
-    field_errors,
-    fields_by_pointer,
     form_values,
     parse_fields,
     schema_fields,
@@ -71,11 +71,10 @@ async def _apply_page(request: web.Request, values: dict[str, Any], errors: list
                       applicant: dict[str, str], visibility: str, status: int = 200) -> web.Response:
     fields = apply_fields()
     by_field, general = field_errors(errors, fields)
-    known = fields_by_pointer(fields)
-    summary = [(known[ptr].dom_id, known[ptr].title, msg) for ptr, msgs in by_field.items() for msg in msgs]
     return await render(request, "apply.html", {
-        "fields": fields, "values": values, "text_value": text_value, "errors": by_field,
-        "general_errors": general, "summary": summary, "applicant": applicant, "visibility": visibility,
+        "sections": sections("organisation", fields, values, by_field), "values": values,
+        "text_value": text_value, "errors": by_field, "general_errors": general, "summary": list(by_field.values()),
+        "applicant": applicant, "visibility": visibility,
         "visibility_choices": VISIBILITY_CHOICES, "title": "Apply to join the Cybersecurity Competence Community",
     }, status=status)
 
@@ -105,7 +104,7 @@ async def apply_submit(request: web.Request) -> web.Response:
     try:
         await _gatekeeper(request).apply(body, client_address(request, settings.trusted_proxies))
     except SchemaInvalid as exc:
-        errors = [{"pointer": str(e["pointer"]), "message": str(e["message"])} for e in exc.errors]
+        errors = [{str(k): str(v) for k, v in e.items()} for e in exc.errors]
         return await _apply_page(request, form_values(payload), errors, applicant, visibility, status=422)
     except ApiError as exc:
         if exc.status == 429:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from federation.timefmt import parse_timestamp
 from node.access import Shown
-from node.errors import InvalidParameter
+from node.errors import Gone, InvalidParameter, NotFound
 from node.http.auth import Principal
 from node.http.views.common import ctx
 from node.search import DIMENSIONS, SearchQuery
@@ -170,6 +170,19 @@ async def records_per_country(request: web.Request, p: Principal) -> dict[str, i
 
 
 # -- records ------------------------------------------------------------------------------------
+
+
+async def listed_records(request: web.Request, p: Principal, ids: list[str]) -> dict[str, Shown]:
+    """The records of a page of search results as this reader may see them (``node.access``), for
+    their visibility badges and snippets; one deleted or hidden since the search is left out."""
+    access = ctx(request).access
+    out: dict[str, Shown] = {}
+    for rid in ids:
+        try:
+            out[rid] = await access.record(p, rid)
+        except (NotFound, Gone):
+            continue
+    return out
 
 
 async def record_for(request: web.Request, rid: str, p: Principal) -> Shown:

@@ -18,6 +18,7 @@ from node.web import data
 from node.web.render import page, redirect, render
 from node.web.schema_forms import display_rows, type_title
 from node.web.session import check_csrf, check_user_token, end_session, portal_principal, start_session
+from node.web.snippets import record_snippet
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}
@@ -30,13 +31,20 @@ async def search_page(request: web.Request) -> web.Response:
     p = await portal_principal(request)
     body = await data.search(request, p)
     fresh = await data.freshness(request)
+    q = request.query.get("q", "")
+    shown = await data.listed_records(request, p, [str(hit["id"]) for hit in body["results"]])
     results = []
     for hit in body["results"]:
+        record = shown.get(str(hit["id"]))
+        envelope = record.envelope if record is not None else {}
         results.append({**hit, "type_label": data.label("type", hit["type"]),
                         "country_label": data.label("country", hit["origin"]),
-                        "node": fresh.get(hit["origin"])})
+                        "node": fresh.get(hit["origin"]),
+                        # the record's own text, as this reader may see it — never the index's
+                        "snippet": record_snippet(str(hit["type"]), envelope.get("payload") or {}, q),
+                        "visibility": envelope.get("visibility")})
     return await render(request, "search.html", {
-        "q": request.query.get("q", ""),
+        "q": q,
         "total": body["total"],
         "results": results,
         "facets": data.facets_of(request.query, body.get("facets") or {}),

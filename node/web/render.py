@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +37,32 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+
+
+@dataclass(frozen=True)
+class Badge:
+    label: str
+    css: str
+    title: str
+
+
+VISIBILITY_BADGES = {
+    "public": Badge("public", "vis-public", "Public: anyone can find it (anonymous readers see its public fields)"),
+    "network": Badge("network", "vis-network", "Network: the NCCs and the Centre's analysts only"),
+    "national": Badge("national", "vis-national", "National: stays on this node, never sent to the hub"),
+}
+GROUP_PREFIX = "group:"
+
+
+def visibility_badge(visibility: str) -> Badge:
+    """The badge of a record's visibility; ``group:<name>`` (a sharing group) reads "group: name", and
+    a visibility this portal does not know is shown as it is, never hidden."""
+    if visibility in VISIBILITY_BADGES:
+        return VISIBILITY_BADGES[visibility]
+    if visibility.startswith(GROUP_PREFIX) and visibility[len(GROUP_PREFIX):].strip():
+        name = visibility[len(GROUP_PREFIX):].strip()
+        return Badge(f"group: {name}", "vis-group", f"Shared with the members of the sharing group {name}")
+    return Badge(visibility or "unknown", "vis-other", "A visibility this portal does not describe")
 
 
 class LoginRequired(Exception):

@@ -20,29 +20,6 @@ from typing import Any
 from schemas import RECORD_TYPES, load_schema_documents, record_schema_id
 
 LONG_TEXT = 300  # strings allowed to be longer than this get a textarea
-REQUIRED_MESSAGE = re.compile(r'\A"([^"]+)" is a required property\Z')
-#: The validator's messages, said for people (the hint above the field tells the expected form).
-FRIENDLY: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r'\A.* does not match ".*"\Z', re.DOTALL), "not in the expected form (see the hint)"),
-    (re.compile(r'\A.* is not a "(\w+)"\Z', re.DOTALL), r"not a valid \1"),
-    (re.compile(r'\A.* is not one of .*\Z', re.DOTALL), "not one of the allowed values"),
-    (re.compile(r'\A.* is not a known value; nearest: (.*)\Z', re.DOTALL),
-     r"not one of the allowed values (did you mean \1?)"),
-    (re.compile(r'\A.* is not a known value .*\Z', re.DOTALL), "not one of the allowed values"),
-    (re.compile(r'\Aneeds at least 1 item\Z'), "choose at least one"),
-    (re.compile(r'\A\[\] should be non-empty\Z'), "choose at least one"),
-    (re.compile(r'\A.* is longer than (\d+) characters?\Z', re.DOTALL), r"longer than \1 characters"),
-    (re.compile(r'\A.* is shorter than 1 character\Z', re.DOTALL), "must not be empty"),
-)
-
-
-def friendly(message: str) -> str:
-    for pattern, text in FRIENDLY:
-        if pattern.match(message):
-            return pattern.sub(text, message)
-    return message
-
-
 @dataclass(frozen=True)
 class Option:
     value: str
@@ -87,7 +64,7 @@ class Field:
 
 
 class FormInputError(ValueError):
-    """Input that cannot become a payload value; ``errors`` are ``{pointer, message}`` items."""
+    """Input that cannot become a payload value; ``errors`` are ``{pointer, message, keyword}`` items."""
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
         super().__init__("; ".join(f"{e['pointer']}: {e['message']}" for e in errors))
@@ -260,7 +237,8 @@ def _value(f: Field, form: Any, errors: list[dict[str, str]]) -> Any:
                 try:
                     converted.append(int(item))
                 except ValueError:
-                    errors.append({"pointer": f"{f.pointer}/{i}", "message": f"{item!r} is not a whole number"})
+                    errors.append({"pointer": f"{f.pointer}/{i}", "message": f"{item!r} is not a whole number",
+                                   "keyword": "type"})
             items = converted
         return items or _empty_list(f)
     if f.kind == "boolean":
@@ -272,7 +250,7 @@ def _value(f: Field, form: Any, errors: list[dict[str, str]]) -> Any:
         try:
             return int(text)
         except ValueError:
-            errors.append({"pointer": f.pointer, "message": f"{text!r} is not a whole number"})
+            errors.append({"pointer": f.pointer, "message": f"{text!r} is not a whole number", "keyword": "type"})
             return None
     return text
 
@@ -309,34 +287,6 @@ def text_value(value: Any, kind: str) -> str:
     if kind == "boolean":
         return "true" if value is True else "false" if value is False else ""
     return str(value)
-
-
-def field_errors(errors: list[dict[str, str]], fields: tuple[Field, ...]) -> tuple[dict[str, list[str]], list[str]]:
-    """Attach ``{pointer, message}`` errors to the nearest field; return (by field pointer, the rest).
-
-    ``"x" is a required property`` at ``/membership`` belongs to ``/membership/x``.
-    """
-    known = set(fields_by_pointer(fields))
-    by_field: dict[str, list[str]] = {}
-    rest: list[str] = []
-    for e in errors:
-        pointer = str(e.get("pointer", ""))
-        message = str(e.get("message", ""))
-        pointer = pointer.removeprefix("/payload")
-        m = REQUIRED_MESSAGE.match(message)
-        if m:
-            pointer = f"{pointer}/{m.group(1)}"
-            message = "required"
-        target = pointer
-        while target and target not in known:
-            target = target.rsplit("/", 1)[0]
-        if target:
-            shown = by_field.setdefault(target, [])
-            if friendly(message) not in shown:
-                shown.append(friendly(message))
-        else:
-            rest.append(f"{pointer or '/'}: {message}")
-    return by_field, rest
 
 
 @functools.cache

@@ -36,7 +36,8 @@ def test_apply_confirm_and_register_in_the_browser(federation: Federation, page:
     page.get_by_label("Organisation type").select_option("ctype.industry-sme")
     page.get_by_label("Academia, research or innovation").check()
     page.locator("#f-domains--cry").check()
-    page.locator("#f-subdomains--cry-10").check()
+    # not cry.10 ("Post-quantum cryptography"): the hub's "post-quantum" search of test_portal_browser counts its hits
+    page.locator("#f-subdomains--cry-01").check()
     page.get_by_label("Description of expertise").fill("Hardware security modules for grid operators.")
     page.locator("#visibility-public").check()
     page.get_by_role("button", name="Send application").click()

@@ -107,19 +107,20 @@ def test_node_admin_sign_in_and_create_a_record(federation: Federation, page: An
     page.get_by_role("link", name="New record").click()
     page.get_by_role("link", name=re.compile("^Organisation")).click()
     page.get_by_label("Legal name").fill("Quantenschild Energie AG")
-    page.get_by_label("Country of establishment").select_option("DE")
+    expect(page.get_by_label("Country of establishment")).to_have_value("DE")  # the node's country
     page.get_by_label("Organisation type").select_option("ctype.industry-sme")
     page.get_by_label("Academia, research or innovation").check()
     page.locator("#f-domains--cry").check()
     page.locator("#f-subdomains--cry-10").check()
     page.get_by_label("Description of expertise").fill("Quantum-safe key management for grid operators.")
     page.get_by_label("Keywords").fill("PQC\nkey management")
+    page.locator("#section-identifiers > summary").click()  # optional parts are folded
     page.get_by_label("PIC").fill("12")  # a bad value: 9 digits needed
     page.get_by_role("button", name="Create and sign").click()
 
     summary = page.locator(".error-summary")
     expect(summary).to_contain_text("The record was not saved")
-    expect(summary).to_contain_text("Identifiers › PIC")
+    expect(summary).to_contain_text("Identifiers: PIC")
     expect(page.locator("#f-identifiers-pic-err")).to_contain_text("not in the expected form")
     expect(page.locator("#f-identifiers-pic")).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_label("Legal name")).to_have_value("Quantenschild Energie AG")  # nothing typed is lost

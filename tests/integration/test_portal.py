@@ -55,6 +55,13 @@ async def html(resp: Any, status: int = 200) -> str:
     return text
 
 
+def field_error(text: str, dom_id: str) -> str | None:
+    """The error shown beside a field (there is at most one), without its screen-reader prefix."""
+    found = re.findall(rf'<p class="field-error" id="{re.escape(dom_id)}-err">(.*?)</p>', text, re.DOTALL)
+    assert len(found) <= 1, found
+    return found[0].replace('<span class="visually-hidden">Error: </span>', "").strip() if found else None
+
+
 def csrf_of(text: str) -> str:
     m = re.search(r'name="csrf" value="([^"]+)"', text)
     assert m, "no CSRF field in the form"
@@ -228,22 +235,29 @@ async def test_validation_errors_are_shown_next_to_fields(client: Client, node: 
     _, csrf = await form_page(client, "/admin/records/new?type=organisation")
     bad = org_form(csrf, **{"/identifiers/pic": "12", "/legal_name": "", "/membership/status": "revoked"})
     text = await html(await client.post("/admin/records/new", data=bad), 422)
-    assert 'class="error-summary" role="alert"' in text
-    assert re.search(r'id="f-identifiers-pic-err">[^<]*not in the expected form', text)
-    assert re.search(r'id="f-legal_name-err">required', text)
-    assert re.search(r'id="f-membership-ground-err">required', text)
-    assert 'aria-invalid="true"' in text and 'href="#f-identifiers-pic"' in text
+    assert 'class="error-summary" id="error-summary" role="alert"' in text and "autofocus" in text
+    # one plain message per field, with its label: the PIC fails its pattern and its format, said once
+    assert field_error(text, "f-identifiers-pic") == "PIC is not in the expected form (see the hint)"
+    assert field_error(text, "f-legal_name") == "Enter the legal name"
+    assert field_error(text, "f-membership-ground") == "Choose the ground"
+    assert '<a href="#f-identifiers-pic">Identifiers: PIC is not in the expected form (see the hint)</a>' in text
+    assert 'aria-invalid="true"' in text
+    assert 'aria-describedby="f-identifiers-pic-hint f-identifiers-pic-err"' in text
+    assert "is a required property" not in text and "does not match" not in text
+    # the sections with an error are open; the others stay folded
+    assert re.search(r'<details class="form-section" id="section-identifiers" open>', text)
+    assert re.search(r'<details class="form-section" id="section-contact">', text)
     # what was typed is kept
     assert 'value="12"' in text and "smart grid" in text
     # an integer field holding text never reaches the publisher
     _, csrf = await form_page(client, "/admin/records/new?type=project")
     text = await html(await client.post("/admin/records/new", data={
         "csrf": csrf, "type": "project", "visibility": "public", "/grant_id": "abc", "/title": "T"}), 422)
-    assert re.search(r'id="f-grant_id-err">[^<]*not a whole number', text)
+    assert field_error(text, "f-grant_id") == "Enter the grant agreement id as a whole number"
     # an organisation of another country is refused with the pointer of the field
     _, csrf = await form_page(client, "/admin/records/new?type=organisation")
     text = await html(await client.post("/admin/records/new", data=org_form(csrf, **{"/country": "FR"})), 422)
-    assert re.search(r'id="f-country-err">must be DE', text)
+    assert field_error(text, "f-country") == "Country of establishment: must be DE"
     count = await (await client.get("/api/v1/records", headers=node.auth("reader"))).json()
     assert count["records"] == []
 
@@ -349,3 +363,69 @@ async def test_record_type_tabs_are_proper_plurals(client: Client, node: Instanc
     for plural in ("Organisations", "Experts", "Projects", "Facilities"):
         assert f">{plural}</a>" in text
     assert "Facilitys" not in text
+
+
+# -- issue 19: what a new operator saw -------------------------------------------------------------
+
+PROJECT = {"grant_id": 101077777, "acronym": "GRIDSHIELD", "title": "Shielding energy grids",
+           "programme": "HORIZON", "call": "HORIZON-CL3-2021-CS-01", "topic": "HORIZON-CL3-2021-CS-01-01",
+           "domains": ["cry"]}
+
+
+async def test_token_field_is_one_line(client: Client) -> None:
+    """Regression: the token was a textarea, where Enter adds a line instead of signing in."""
+    text = await html(await client.get("/login"))
+    assert "<textarea" not in text
+    assert re.search(r'<input id="token" name="token" type="password"', text)
+    assert 'aria-describedby="token-hint"' in text
+
+
+async def test_new_record_form_starts_with_the_node_country_in_sections(client: Client, node: Instance) -> None:
+    await sign_in(client, node.tokens["editor"])
+    text = await html(await client.get("/admin/records/new?type=organisation"))
+    select = re.search(r'(?s)<select id="f-country".*?</select>', text)
+    assert select and '<option value="DE" selected>' in select.group(0)
+    assert re.search(r'<section class="form-section" id="section-about" aria-labelledby="section-about-h">', text)
+    assert '<h2 id="section-expertise-h">Expertise</h2>' in text
+    for folded in ("identifiers", "contact", "membership", "consent", "tags"):
+        assert f'<details class="form-section" id="section-{folded}">' in text, folded
+    assert '<nav class="form-toc" aria-label="Parts of this form">' in text
+    assert "error-summary" not in text and "autofocus" not in text  # nothing failed yet
+
+
+async def test_search_snippets_are_the_records_own_text(client: Client, node: Instance) -> None:
+    headers = node.auth("editor")
+    for body in ({"type": "project", "visibility": "public", "payload": PROJECT},
+                 {"type": "organisation", "visibility": "public",
+                  "payload": org(description="We build <post-quantum> cryptography & HSMs.", contact=CONTACT)},
+                 {"type": "organisation", "visibility": "national",
+                  "payload": org(legal_name="Landeslabor", description="National post-quantum lab.")}):
+        resp = await client.post("/api/v1/records", json=body, headers=headers)
+        assert resp.status == 201, await resp.text()
+    # the API's snippet is still cut from the index: the portal never shows it
+    api = await (await client.get("/api/v1/search?q=gridshield")).json()
+    assert api["results"][0]["snippet"].startswith("HORIZON")
+    text = await html(await client.get("/?q=gridshield"))
+    assert "HORIZON HORIZON-CL3" not in text and '<p class="snippet">' not in text
+    text = await html(await client.get("/?q=cl3"))
+    assert re.search(r'<span class="snippet-field">Call:</span>\s*HORIZON-<mark>CL3</mark>-2021-CS-01', text)
+    # matches highlighted, the record's text escaped
+    text = await html(await client.get("/?q=quantum"))
+    assert "&lt;post-<mark>quantum</mark>&gt; cryptography &amp; HSMs." in text
+    assert "<post-quantum>" not in text
+    assert 'class="tag vis vis-public"' in text and "Landeslabor" not in text  # anonymous: public only
+    # anonymous readers find nothing by the contact person, and never see it in a snippet
+    assert "0 results" in await html(await client.get("/?q=mustermann"))
+    await sign_in(client, node.tokens["reader"])
+    text = await html(await client.get("/?q=mustermann"))
+    assert re.search(r'<span class="snippet-field">Contact person › Family name:</span>\s*<mark>Mustermann</mark>', text)
+    # national records carry their badge in the node's own search, the record page and the list
+    text = await html(await client.get("/?q=landeslabor"))
+    assert re.search(r'<span class="tag vis vis-national"[^>]*><span class="visually-hidden">Visibility: </span>national</span>',
+                     text)
+    assert "National <mark>post</mark>-<mark>quantum</mark> lab." not in text  # q was the name: no mark
+    assert "National post-quantum lab." in text
+    rid = re.search(r'href="/records/(urn:ncc:DE:organisation:[^"]+)">Landeslabor', text)
+    assert rid
+    assert "vis-national" in await html(await client.get(f"/records/{rid.group(1)}"))
+    assert "vis-national" in await html(await client.get("/admin/records"))
