@@ -445,6 +445,20 @@ def _wants_migrated(request: pytest.FixtureRequest) -> bool:
     return where.startswith(MIGRATED_DB_DIRS)
 
 
+@pytest.fixture(autouse=True)
+def _databases_outlive_apps(request: pytest.FixtureRequest) -> None:
+    """Make the test's databases before anything else the test asks for, so they are dropped after it.
+
+    pytest tears fixtures down in the reverse order of their set-up. A test that asks for
+    ``aiohttp_client`` before ``node`` had its PostgreSQL database dropped (``WITH (FORCE)``) while the
+    app served on it was still running: the app's cleanup (the last erasure purge, closing the pool)
+    then met a database that no longer existed and could wait without end. Autouse fixtures are set up
+    first, so the databases outlive every app of the test."""
+    for name in ("db_url", "make_instance"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The same test on both backends: a SQLite file in tmp_path, or a fresh PostgreSQL database

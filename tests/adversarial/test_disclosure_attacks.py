@@ -75,8 +75,9 @@ async def test_regression_node_anonymous_reader_never_sees_network_only_fields(
     case: str, client: TestClient[Any, Any], node: Instance
 ) -> None:
     changes, secret, word = CASES[case]
+    # an admin writes it (membership is set by assessment or an admin, never an editor: DESIGN §12)
     resp = await client.post("/api/v1/records", json={"type": "organisation", "payload": org_payload("DE", **changes)},
-                             headers=node.auth("editor"))
+                             headers=node.auth("admin"))
     assert resp.status == 201, await resp.text()
     rid = (await resp.json())["id"]
     for path in (f"/api/v1/records/{rid}", "/api/v1/records", f"/records/{rid}", "/?q=cryptography"):

@@ -166,8 +166,9 @@ async def _privileged_paths(client: Client, rid: str, rtype: str, payload: dict[
 @pytest.mark.parametrize("rtype", schemas.RECORD_TYPES)
 async def test_node_anonymous_paths_show_only_public_fields(client: Client, node: Instance, rtype: str) -> None:
     payload = full_payload(rtype, "DE")
+    # an admin writes it: the full payload carries membership, which editors may not set (DESIGN §12)
     resp = await client.post("/api/v1/records", json={"type": rtype, "visibility": "public", "payload": payload},
-                             headers=node.auth("editor"))
+                             headers=node.auth("admin"))
     assert resp.status == 201, await resp.text()
     rid = (await resp.json())["id"]
     await _anonymous_paths(client, rid, rtype, payload)
