@@ -65,6 +65,15 @@ async def nodes_status(request: web.Request) -> list[dict[str, object]]:
     return out
 
 
+async def node_statuses(request: web.Request) -> dict[str, str]:
+    """Each enrolled node's ``status`` alone (what a search answer carries): the two reads it needs,
+    without the per-node quarantine count of :func:`nodes_status` (one query per node and search)."""
+    c = ctx(request)
+    now = c.clock()
+    states = await reads.pull_states()
+    return {node.country: _status(node, states.get(node.country), c, now) for node in await reads.federated_nodes()}
+
+
 async def list_nodes(request: web.Request) -> web.Response:
     """GET /api/v1/nodes — every enrolled node with its sync status (public)."""
     return json_response(await nodes_status(request))
