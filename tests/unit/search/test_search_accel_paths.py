@@ -5,6 +5,7 @@ from the title hits or from the newest-docs levels equals top-k over every match
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -204,3 +205,41 @@ async def test_phrase_scan_pages_equal_the_exactly_verified_ranking(
                 limit,
             )
     assert scanned  # the scan path ran
+
+
+@pytest.mark.parametrize("search_mode", ["sql"])
+@pytest.mark.parametrize("restricted", [False, True])
+async def test_phrases_verified_in_sqlite_equal_the_python_verification(loaded: Any, restricted: bool) -> None:
+    """SQLite verifies phrases with ``instr`` in the database; every doc's verdict must be the one the
+    Python path (reading the folded text) gives — phrases at a field's start and end, prefixes, the
+    restricted part only for restricted queries."""
+    _, fast, conn, _ = loaded
+    if fast.dialect != "sqlite":
+        pytest.skip("the in-database verification is SQLite's")
+    extra = [
+        replace(make_doc(901, title="post quantum", text="nothing here"), restricted="secret grid energy"),
+        replace(make_doc(902, title="lab", text="grid energy"), restricted="post quantum"),
+        make_doc(903, title="quantum post", text="cloud data labs"),
+    ]
+    await fast.upsert(conn, extra)
+    accelerator = accel.Accelerator()
+    await ask(accelerator, fast, conn, "grid", {})
+    index = accelerator.index
+    assert index is not None
+    found: dict[str, int] = {}
+    for q in ('"post quantum"', '"grid energy"', '"data lab"', 'cloud-data-la', '"quantum post" "cloud data"',
+              '"secret grid"'):
+        plan, _ = validate(SearchQuery(q=q, visibilities=ALL, restricted=restricted))
+        docs_all = list(index.live)
+        verdicts = []
+        for path in ("_verify_in_sqlite", "_verify_in_python"):
+            query = accel_query._Query(index, conn, fast, plan)
+            await getattr(query, path)(docs_all)
+            verdicts.append(query.verified)
+        assert verdicts[0] == verdicts[1], q
+        assert set(verdicts[0]) == set(docs_all)
+        found[q] = sum(verdicts[0].values())
+    assert found['"post quantum"'] > 1 and found["cloud-data-la"] >= 1
+    assert found['"secret grid"'] == (1 if restricted else 0)
+    hits = await ask(accelerator, fast, conn, '"secret grid"', {})
+    assert hits.total == 0  # only the restricted part has it: anonymous-style queries miss it
