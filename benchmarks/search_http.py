@@ -6,7 +6,8 @@ unmeasured queries, then every query class of ``benchmarks.load``'s mix (rare wo
 phrase, prefix, facet filters alone, a word with filters) is sent ``--runs`` times, anonymous and
 with an analyst token, **closed loop** over one keep-alive connection: each figure is a request's
 whole latency as a client sees it (HTTP, auth, search with facets and total, the nodes' status,
-JSON), with nothing else competing in the hub. ``GET /healthz`` is timed the same way as the floor
+JSON), with nothing else competing in the hub; ``hub_cpu_ms`` is the hub process's CPU time per
+request (from ``/proc``: it does not grow with the machine's load the way latency does). ``GET /healthz`` is timed the same way as the floor
 of aiohttp and the loopback itself. Prints one JSON object (p50/p95 ms per class and reader).
 """
 
@@ -51,7 +52,17 @@ async def _time(session: aiohttp.ClientSession, url: str, params: Any, headers: 
     return (time.perf_counter() - started) * 1000
 
 
-async def measure(hub_url: str, queries: list[Query], token: str, runs: int) -> dict[str, Any]:
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(
+    hub_url: str, queries: list[Query], token: str, runs: int, pid: int | None = None
+) -> dict[str, Any]:
     by_kind: dict[str, list[Query]] = {}
     for q in queries:
         by_kind.setdefault(q.kind, []).append(q)
@@ -66,11 +77,15 @@ async def measure(hub_url: str, queries: list[Query], token: str, runs: int) -> 
         for kind in MIX:
             pool = by_kind.get(kind) or []
             for reader, headers in (("anonymous", {}), ("analyst", {"Authorization": f"Bearer {token}"})):
+                cpu = _cpu_s(pid)
                 samples = [
                     await _time(session, search, list(pool[i % len(pool)].params), headers)
                     for i in range(runs)
                 ]
-                out.setdefault(kind, {})[reader] = _pct(samples)
+                out.setdefault(kind, {})[reader] = {
+                    **_pct(samples),
+                    "hub_cpu_ms": round((_cpu_s(pid) - cpu) / runs * 1000, 2),
+                }
     return out
 
 
@@ -101,7 +116,7 @@ def run(root: Path, runs: int = RUNS, seed: int = 7) -> dict[str, Any]:
         status, _ = http("GET", f"{hub.url}/api/v1/search?q=warm")
         if status != 200:
             raise RuntimeError(f"hub search answered {status}")
-        classes = asyncio.run(measure(hub.url, queries, token, runs))
+        classes = asyncio.run(measure(hub.url, queries, token, runs, hub.proc.pid if hub.proc else None))
     finally:
         with contextlib.suppress(Exception):
             hub.stop()

@@ -236,14 +236,13 @@ def _fold_word(word: str) -> tuple[str, tuple[int, ...] | None]:
 
 
 class _FoldedText:
-    """:func:`_folded_with_offsets` of a text whose words are separated by single spaces, a word at a
-    time through a cache (snippets fold every hit's text: the per-character loop was ~0.2 ms per
+    """:func:`_folded_with_offsets` of the text ``" ".join(words)``, a word at a time through a cache (snippets fold every hit's text: the per-character loop was ~0.2 ms per
     hit); the source offset is computed only for the one position asked. Equal to the character
     by character fold: a space folds to itself, so folding the words and joining them with spaces
     folds every character in turn."""
 
-    def __init__(self, flat: str) -> None:
-        self.words = flat.split(" ")
+    def __init__(self, words: list[str]) -> None:
+        self.words = words
         self.folds = [_fold_word(word) for word in self.words]
         self.folded = " ".join(fold for fold, _ in self.folds)
 
@@ -280,12 +279,13 @@ def snippet(text: str, clauses: tuple[Clause, ...], max_chars: int = SNIPPET_CHA
     Without a match (or without clauses) the excerpt starts at the beginning of ``text``.
     Whitespace is collapsed; "…" marks a cut.
     """
-    flat = _SPACE.sub(" ", text).strip()
+    words = text.split()  # the same whitespace as _SPACE's \s (str.isspace), without the regex
+    flat = " ".join(words)
     if len(flat) <= max_chars:
         return flat
     start = 0
     if clauses:
-        text_folded = _FoldedText(flat)
+        text_folded = _FoldedText(words)
         position = _first_match(text_folded.folded, clauses)
         if position is not None:
             start = text_folded.source(position)

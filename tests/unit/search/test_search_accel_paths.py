@@ -243,3 +243,23 @@ async def test_phrases_verified_in_sqlite_equal_the_python_verification(loaded: 
     assert found['"secret grid"'] == (1 if restricted else 0)
     hits = await ask(accelerator, fast, conn, '"secret grid"', {})
     assert hits.total == 0  # only the restricted part has it: anonymous-style queries miss it
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_best_of_many_ties_equals_a_full_lexicographic_sort(seed: int) -> None:
+    """Ranking picks the top entries tie by tie (records sharing their issued_at second, equal
+    scores); the chosen set, once ordered, must be the head of a full sort."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 3000))
+    docs = np.sort(rng.choice(10 * size, size=size, replace=False)).astype(np.uint32)
+    issued = rng.choice(np.array([0, 1, 2, 3, 3, 3, 3, 3]), size=size).astype(np.int64) + 20260101000000
+    scores = rng.choice(np.array([0.0, 1.5, 2.25], dtype=np.float32), size=size)
+    for keys in ((scores, issued, docs), (issued, docs)):
+        full = np.lexsort(tuple(-k.astype(np.float64) for k in reversed(keys)))
+        for wanted in (0, 1, 7, 20, size // 2, size, size + 5):
+            chosen = accel_query._best(keys, np.arange(size), wanted)
+            assert len(chosen) == min(wanted, size)
+            order = chosen[np.lexsort(tuple(-k[chosen].astype(np.float64) for k in reversed(keys)))]
+            assert order.tolist() == full[:wanted].tolist()

@@ -129,8 +129,9 @@ def test_word_at_a_time_snippet_folding_equals_the_character_fold(text: str) -> 
     """Snippets fold a word at a time through a cache; the folded text and every source offset must
     be those of folding character by character (the definition, ``_folded_with_offsets``)."""
     flat = _SPACE.sub(" ", text).strip()  # what snippet() folds: words separated by single spaces
+    assert flat == " ".join(text.split())  # (how snippet() makes it)
     folded, offsets = _folded_with_offsets(flat)
-    fast = _FoldedText(flat)
+    fast = _FoldedText(text.split())
     assert fast.folded == folded
     for position in range(len(folded)):
         assert fast.source(position) == offsets[position]
