@@ -7,7 +7,8 @@ phrase, prefix, facet filters alone, a word with filters) is sent ``--runs`` tim
 with an analyst token, **closed loop** over one keep-alive connection: each figure is a request's
 whole latency as a client sees it (HTTP, auth, search with facets and total, the nodes' status,
 JSON), with nothing else competing in the hub; ``hub_cpu_ms`` is the hub process's CPU time per
-request (from ``/proc``: it does not grow with the machine's load the way latency does). ``GET /healthz`` is timed the same way as the floor
+request (from ``/proc``: it does not grow with the machine's load the way latency does);
+``hub_rss_mb`` the hub's resident memory after the queries (accelerator built and serving). ``GET /healthz`` is timed the same way as the floor
 of aiohttp and the loopback itself. Prints one JSON object (p50/p95 ms per class and reader).
 """
 
@@ -50,6 +51,16 @@ async def _time(session: aiohttp.ClientSession, url: str, params: Any, headers: 
         if resp.status != 200:
             raise RuntimeError(f"GET {url} {params}: HTTP {resp.status} {body[:300]!r}")
     return (time.perf_counter() - started) * 1000
+
+
+def _rss_mb(pid: int | None) -> float | None:
+    """Resident memory of process ``pid`` in MB (None when unknown)."""
+    if pid is None:
+        return None
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 def _cpu_s(pid: int | None) -> float:
@@ -116,7 +127,9 @@ def run(root: Path, runs: int = RUNS, seed: int = 7) -> dict[str, Any]:
         status, _ = http("GET", f"{hub.url}/api/v1/search?q=warm")
         if status != 200:
             raise RuntimeError(f"hub search answered {status}")
-        classes = asyncio.run(measure(hub.url, queries, token, runs, hub.proc.pid if hub.proc else None))
+        pid = hub.proc.pid if hub.proc else None
+        classes = asyncio.run(measure(hub.url, queries, token, runs, pid))
+        rss = _rss_mb(pid)
     finally:
         with contextlib.suppress(Exception):
             hub.stop()
@@ -125,6 +138,7 @@ def run(root: Path, runs: int = RUNS, seed: int = 7) -> dict[str, Any]:
         "records": records,
         "runs": runs,
         "classes": classes,
+        "hub_rss_mb": rss,
         "load_average": [load_before, os.getloadavg()],
     }
 

@@ -99,8 +99,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Rows per read when building or catching up.
-BUILD_CHUNK = 5000
+#: Documents per read when building: the rows, their tokens and postings of one chunk are the
+#: build's transient memory, which the allocator keeps afterwards (5,000: +12 MB of RSS at 95k
+#: records against 1,000, for the same build time).
+BUILD_CHUNK = 1000
+#: Change-log rows per read when catching up.
+CATCH_UP_CHUNK = 20_000
 #: Larger indexes (or backlogs) are built (applied) in the background while SQL answers.
 INLINE_BUILD_MAX = 100_000
 INLINE_CATCH_UP_MAX = 50_000
@@ -243,7 +247,7 @@ class Accelerator:
                     text += f" OR id IN ({', '.join('?' * len(gaps))})"
                     params += gaps
             text += " ORDER BY id LIMIT ?"
-            params.append(BUILD_CHUNK * 4)
+            params.append(CATCH_UP_CHUNK)
             changes = await _rows(conn, backend.sql(text), params)
             if not changes:
                 break
@@ -262,7 +266,7 @@ class Accelerator:
                 expected = max(expected, change_id + 1)
                 index.applied = max(index.applied, change_id)
             await self._apply(conn, backend, index, docs)
-            if len(changes) < BUILD_CHUNK * 4:
+            if len(changes) < CATCH_UP_CHUNK:
                 break
         now = time.monotonic()
         for change_id, since in list(index.gaps.items()):
