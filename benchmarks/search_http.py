@@ -100,14 +100,14 @@ async def measure(
     return out
 
 
-def run(root: Path, runs: int = RUNS, seed: int = 7) -> dict[str, Any]:
+def run(root: Path, runs: int = RUNS, seed: int = 7, accelerator: bool = True) -> dict[str, Any]:
     config = tomllib.loads((root / "hub" / "config.toml").read_text())
     hub = Instance(
         "hub",
         "hub",
         root,
         config["db"],
-        env={**HUB_ENV, "NCC_SEARCH_ACCELERATOR": "true"},
+        env={**HUB_ENV, "NCC_SEARCH_ACCELERATOR": str(accelerator).lower()},
         port=int(config["port"]),
     )
     with sqlite3.connect(root / "hub" / "ncc.db") as conn:
@@ -139,6 +139,7 @@ def run(root: Path, runs: int = RUNS, seed: int = 7) -> dict[str, Any]:
         "runs": runs,
         "classes": classes,
         "hub_rss_mb": rss,
+        "accelerator": accelerator,
         "load_average": [load_before, os.getloadavg()],
     }
 
@@ -151,10 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         "dir", type=Path, help="a directory kept by python -m benchmarks.ingest --keep DIR (SQLite)"
     )
     parser.add_argument("--runs", type=int, default=RUNS, help="requests per class and reader")
+    parser.add_argument(
+        "--no-accelerator", action="store_true", help="serve from the SQL path (search_accelerator = false)"
+    )
     args = parser.parse_args(argv)
     if not (args.dir / "hub" / "config.toml").exists():
         parser.error(f"{args.dir} holds no hub/config.toml (run benchmarks.ingest --keep DIR first)")
-    print(json.dumps(run(args.dir, args.runs), indent=2))
+    print(json.dumps(run(args.dir, args.runs, accelerator=not args.no_accelerator), indent=2))
     return 0
 
 
