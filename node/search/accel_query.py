@@ -36,7 +36,7 @@ DENSE_SCORING = 20_000
 #: break-even ~4-8 % of the index at 200k and 1M docs).
 FACET_GATHER_MIN = 2_000
 FACET_GATHER_SHARE = 0.04
-#: Greatest distinct values of a ranking key taken one by one (cheap masks) before partitioning.
+#: Greatest distinct values of an integer ranking key taken one by one (masks) before partitioning.
 TOP_VALUES = 3
 #: Match sets above this size are ranked from a subset when that is exact (see ``_Query.rank``).
 NARROW_MIN = 5_000
@@ -72,7 +72,9 @@ def _best(keys: Sequence[np.ndarray], chosen: np.ndarray, wanted: int) -> np.nda
         return chosen[-wanted:]
     values = keys[0][chosen]
     taken: list[np.ndarray] = []
-    for _ in range(TOP_VALUES):  # the few greatest values, when they fill the page (ties)
+    # Integer keys (issue times) have few distinct values: the greatest ones, by masks, when they
+    # fill the page; scores (floats) are nearly all distinct: straight to the partition.
+    for _ in range(TOP_VALUES if values.dtype.kind in "iu" else 0):
         at_top = values == values.max()
         count = int(np.count_nonzero(at_top))
         if count >= wanted:
@@ -102,11 +104,11 @@ class _Clause:
         for position, token in enumerate(clause.tokens):
             if clause.prefix and position == len(clause.tokens) - 1:
                 words = index.expand(token)
-                title_parts.append(_union([index.title[w] for w in words if w in index.title]))
-                body_parts.append(_union([field[w] for field in bodies for w in words if w in field]))
+                title_parts.append(index.title.union_of(words))
+                body_parts.append(_union([field.union_of(words) for field in bodies]))
             else:
                 title_parts.append(index.title.get(token, empty))
-                body_parts.append(_union([field[token] for field in bodies if token in field]))
+                body_parts.append(_union([held for field in bodies if (held := field.get(token)) is not None]))
         self.title = _intersection(title_parts)
         self.body = _intersection(body_parts)
         self.match = self.title | self.body

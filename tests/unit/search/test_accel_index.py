@@ -141,6 +141,9 @@ def test_compact_postings_answer_like_a_dict_of_bitmaps(monkeypatch: pytest.Monk
         prefix = rng.choice(["kr", "krü", "s", "é", "", "zz", "k"])
         expected = sorted(w for w in reference if w.startswith(prefix))
         assert postings.prefixed(prefix, 4) == expected[:4]
+        listed = postings.prefixed(prefix, 1000)
+        chosen = sorted(rng.sample(listed, min(len(listed), 5))) + ["zzz-absent"]
+        assert set(postings.union_of(chosen)) == set().union(*(reference.get(w, set()) for w in chosen))
     assert postings.runs and postings.big  # both kinds were exercised
     assert {word: set(bitmap) for word, bitmap in postings.items()} == reference
     assert "missing" not in postings and postings.get("missing") is None
