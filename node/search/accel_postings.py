@@ -214,7 +214,7 @@ class Postings(Mapping[str, BitMap]):
     # -- writing ----------------------------------------------------------------------------------
 
     def add(self, postings: Mapping[str, list[int]]) -> None:
-        """Add ``postings`` (token -> doc ids; ids above those already held for the token)."""
+        """Add ``postings`` (token -> doc ids)."""
         big, delta = self.big, self.delta
         fresh: list[str] = []
         promote: list[str] = []
