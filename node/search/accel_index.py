@@ -34,11 +34,12 @@ try:
     import numpy as np
     from pyroaring import BitMap
 
+    from .accel_postings import Postings
+
     AVAILABLE = True
 except ImportError:  # pragma: no cover - the SQL path remains
     AVAILABLE = False
 
-from .accel_postings import Postings
 from .base import DIMENSIONS
 
 #: A prefix expands to at most this many tokens (the alphabetically first ones).

@@ -108,7 +108,9 @@ class _Clause:
                 body_parts.append(_union([field.union_of(words) for field in bodies]))
             else:
                 title_parts.append(index.title.get(token, empty))
-                body_parts.append(_union([held for field in bodies if (held := field.get(token)) is not None]))
+                body_parts.append(
+                    _union([held for field in bodies if (held := field.get(token)) is not None])
+                )
         self.title = _intersection(title_parts)
         self.body = _intersection(body_parts)
         self.match = self.title | self.body
@@ -177,7 +179,9 @@ class _Query:
         for start in range(0, len(todo), FETCH_CHUNK):
             batch = todo[start : start + FETCH_CHUNK]
             where, params = _doc_in("sqlite", batch)
-            rows = await _rows(self.conn, f"SELECT doc FROM search_docs WHERE {where} AND {test}", [*params, *needles])
+            rows = await _rows(
+                self.conn, f"SELECT doc FROM search_docs WHERE {where} AND {test}", [*params, *needles]
+            )
             for doc in batch:
                 self.verified[doc] = False
             for (doc,) in rows:
