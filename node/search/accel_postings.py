@@ -33,7 +33,7 @@ from pyroaring import BitMap
 #: Tokens of more docs than this get a BitMap of their own.
 SMALL = 48
 #: New rare tokens kept in the delta dict before they become a run.
-FLUSH_TOKENS = 50_000
+FLUSH_TOKENS = 8192
 
 
 def _encode(token: str) -> bytes:
