@@ -45,7 +45,8 @@ PAGE = 1000
 RESET = (
     "DELETE FROM hub_records", "DELETE FROM search_tags", "DELETE FROM search_docs",
     "INSERT INTO search_fts (search_fts) VALUES ('delete-all')", "DELETE FROM search_counts",
-    "DELETE FROM search_changes", "DELETE FROM hub_quarantine",
+    "DELETE FROM search_changes", "DELETE FROM hub_quarantine", "DELETE FROM hub_log", "DELETE FROM hub_log_nodes",
+    "DELETE FROM hub_log_state",
     "UPDATE hub_pull_state SET cursor = 0, head = 0, lease_owner = NULL, lease_until = 0",
 )
 

@@ -13,7 +13,7 @@ The database stays the source of truth; this is a *rebuildable derivative* of ``
 - (dimension, value) -> bitmap, visibility -> bitmap (the live documents);
 - per-doc numpy arrays indexed by ``doc``: issue time (recency order), title and body lengths
   (BM25 length normalisation);
-- a sorted list of every token, for prefix expansion by bisection.
+- every token in order, for prefix expansion (``accel_postings.Postings.prefixed``).
 
 A query is bitmap algebra: visibility ∪, clauses ∩ (prefix = ∪ of the expanded tokens, capped),
 filters ∪ within / ∩ across dimensions. Facet counts (of the match set without the dimension's own
@@ -46,6 +46,8 @@ stale share passes :data:`STALE_REBUILD`).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
 import time
@@ -99,8 +101,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Rows per read when building or catching up.
-BUILD_CHUNK = 5000
+#: Documents per read when building: the rows, their tokens and postings of one chunk are the
+#: build's transient memory, which the allocator keeps afterwards (5,000: +12 MB of RSS at 95k
+#: records against 1,000, for the same build time).
+BUILD_CHUNK = 1000
+#: Change-log rows per read when catching up.
+CATCH_UP_CHUNK = 20_000
 #: Larger indexes (or backlogs) are built (applied) in the background while SQL answers.
 INLINE_BUILD_MAX = 100_000
 INLINE_CATCH_UP_MAX = 50_000
@@ -108,6 +114,25 @@ GAP_SECONDS = 120.0
 GAP_LOOKBACK = 1000
 MAX_GAPS = 10_000
 STALE_REBUILD = 0.5
+
+
+def release_free_memory() -> None:
+    """Hand the allocator's free pages back to the system (glibc ``malloc_trim``; elsewhere a no-op).
+
+    A build reads every document once: its rows, token lists and postings are freed chunk by chunk,
+    but glibc keeps the freed pages in the process (RSS) unless asked.
+    """
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None
 
 
 def enabled() -> bool:
@@ -215,6 +240,7 @@ class Accelerator:
         index.optimize()
         index.applied = position
         self.build_seconds = time.perf_counter() - started
+        release_free_memory()
         return index
 
     async def _catch_up(self, conn: Any, backend: Any, index: Index, inline: bool) -> str:
@@ -243,7 +269,7 @@ class Accelerator:
                     text += f" OR id IN ({', '.join('?' * len(gaps))})"
                     params += gaps
             text += " ORDER BY id LIMIT ?"
-            params.append(BUILD_CHUNK * 4)
+            params.append(CATCH_UP_CHUNK)
             changes = await _rows(conn, backend.sql(text), params)
             if not changes:
                 break
@@ -262,7 +288,7 @@ class Accelerator:
                 expected = max(expected, change_id + 1)
                 index.applied = max(index.applied, change_id)
             await self._apply(conn, backend, index, docs)
-            if len(changes) < BUILD_CHUNK * 4:
+            if len(changes) < CATCH_UP_CHUNK:
                 break
         now = time.monotonic()
         for change_id, since in list(index.gaps.items()):

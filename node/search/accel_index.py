@@ -6,12 +6,13 @@ nothing here reads a database, so it is unit-tested on its own (``tests/unit/sea
 
 Memory layout (one :class:`Index` per database per process):
 
-- ``title`` / ``body`` / ``rest``: a dict token -> pyroaring ``BitMap`` of the docs whose folded
+- ``title`` / ``body`` / ``rest``: token -> pyroaring ``BitMap`` of the docs whose folded
   title / public body / restricted part holds the token (presence, no positions; ``rest`` is only
-  read by restricted queries). This is the large part: one Python ``str`` key and one
-  ``BitMap`` object per distinct token and field (~200 B of objects each, plus the roaring
-  containers: 2 B per doc for sparse tokens, 8 KB chunks or runs for dense ones); ``words`` is the
-  sorted list of every distinct token (prefix expansion by bisection), sharing the key strings.
+  read by restricted queries), each a :class:`~node.search.accel_postings.Postings`: tokens of
+  more than a few dozen docs keep a ``BitMap`` each; the rare ones (identifiers, e-mail
+  addresses, names: most distinct tokens, ~2 per record) live in sorted compact runs
+  (``bytes`` + ``array('I')``, no Python object per token: ~20 B instead of ~400 B each).
+  Prefix expansion reads the fields' sorted tokens (:meth:`Index.expand`).
 - ``tags[dim][value]``, ``vis[visibility]``, ``origins[country]``, ``live``: bitmaps of docs.
 - per-doc numpy arrays indexed by the internal ``doc`` number (dense, grown by 1.5×):
   ``issued`` int64 (YYYYMMDDhhmmss), ``tlen``/``blen`` uint16 (tokens, BM25 length normalisation),
@@ -26,13 +27,14 @@ visibility bitmaps); a rebuild drops them.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Sequence
 from typing import Any
 
 try:
     import numpy as np
     from pyroaring import BitMap
+
+    from .accel_postings import Postings
 
     AVAILABLE = True
 except ImportError:  # pragma: no cover - the SQL path remains
@@ -56,11 +58,10 @@ class Index:
     """The bitmaps and per-doc arrays (no I/O)."""
 
     def __init__(self) -> None:
-        self.title: dict[str, BitMap] = {}
-        self.body: dict[str, BitMap] = {}
+        self.title = Postings()
+        self.body = Postings()
         #: tokens of the documents' restricted parts (DESIGN §11): only restricted queries use them
-        self.rest: dict[str, BitMap] = {}
-        self.words: list[str] = []
+        self.rest = Postings()
         self.tags: dict[str, dict[str, BitMap]] = {dim: {} for dim in DIMENSIONS}
         self.vis: dict[str, BitMap] = {}
         #: origin country -> docs (stale bits like the tag bitmaps; only ever used to subtract)
@@ -145,27 +146,9 @@ class Index:
             blen[doc] = min(len(body_tokens), 65535)
             self.tsum += int(tlen[doc])
             self.bsum += int(blen[doc])
-        new_words: list[str] = []
-        for postings, field, others in (
-            (title_postings, self.title, (self.body, self.rest)),
-            (body_postings, self.body, (self.title, self.rest)),
-            (rest_postings, self.rest, (self.title, self.body)),
-        ):
-            for token, held in postings.items():
-                bitmap = field.get(token)
-                if bitmap is None:
-                    field[token] = BitMap(held)
-                    if all(token not in other for other in others):
-                        new_words.append(token)
-                else:
-                    bitmap.update(held)
-        if len(new_words) > 64:
-            self.words = sorted(set(self.words).union(new_words))
-        else:
-            for word in new_words:
-                position = bisect.bisect_left(self.words, word)
-                if position == len(self.words) or self.words[position] != word:
-                    self.words.insert(position, word)
+        self.title.add(title_postings)
+        self.body.add(body_postings)
+        self.rest.add(rest_postings)
         fresh_docs = {int(row[0]) for row in fresh}
         grouped: dict[tuple[str, str], list[int]] = {}
         per_doc: dict[int, list[int]] = {}
@@ -275,7 +258,9 @@ class Index:
 
     def optimize(self) -> None:
         """Compress runs and release slack, set the newest-docs levels (after a build)."""
-        for group in (self.title, self.body, self.rest, self.vis, self.origins, *self.tags.values()):
+        for field in (self.title, self.body, self.rest):
+            field.optimize()
+        for group in (self.vis, self.origins, *self.tags.values()):
             for bitmap in group.values():
                 bitmap.run_optimize()
                 bitmap.shrink_to_fit()
@@ -301,14 +286,16 @@ class Index:
             self.recent.append(BitMap(docs[issued >= since].tolist()))
 
     def expand(self, prefix: str) -> list[str]:
-        """Tokens starting with ``prefix``, at most :data:`PREFIX_MAX_TOKENS`."""
-        start = bisect.bisect_left(self.words, prefix)
-        found: list[str] = []
-        for word in self.words[start : start + PREFIX_MAX_TOKENS]:
-            if not word.startswith(prefix):
-                break
-            found.append(word)
-        return found
+        """Tokens starting with ``prefix``, at most :data:`PREFIX_MAX_TOKENS` (the first in order)."""
+        found: set[str] = set()
+        for field in (self.title, self.body, self.rest):
+            found.update(field.prefixed(prefix, PREFIX_MAX_TOKENS))
+        return sorted(found)[:PREFIX_MAX_TOKENS]
+
+    @property
+    def words(self) -> list[str]:
+        """Every distinct token, sorted (materialised: tests and diagnostics only)."""
+        return sorted(set(self.title) | set(self.body) | set(self.rest))
 
 
 def _union(bitmaps: list[BitMap]) -> BitMap:

@@ -124,6 +124,14 @@ async def nodes_status(settings: Settings, now: datetime) -> list[dict[str, Any]
     return out
 
 
+async def node_statuses(settings: Settings, now: datetime) -> dict[str, str]:
+    """Each enrolled node's displayed status alone (a search answer's ``nodes``): no quarantine count,
+    which :func:`nodes_status` reads with one query per node."""
+    states = await reads.pull_states()
+    return {node.country: displayed_status(node, states.get(node.country), settings, now)
+            for node in await reads.federated_nodes()}
+
+
 def backoff_s(settings: Settings, failures: int) -> float:
     """The wait before the next pull of a node after ``failures`` failed pulls in a row:
     ``backoff_min_s`` doubling per failure up to ``backoff_max_s``, ±20 % so that nodes that failed

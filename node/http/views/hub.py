@@ -28,6 +28,12 @@ async def nodes_status(request: web.Request) -> list[dict[str, object]]:
     return await pullstatus.nodes_status(c.settings, c.clock())
 
 
+async def node_statuses(request: web.Request) -> dict[str, str]:
+    """Each node's status alone, for a search answer's ``nodes`` (node.services.pullstatus)."""
+    c = ctx(request)
+    return await pullstatus.node_statuses(c.settings, c.clock())
+
+
 async def list_nodes(request: web.Request) -> web.Response:
     """GET /api/v1/nodes — every enrolled node with its sync status (public)."""
     return json_response(await nodes_status(request))

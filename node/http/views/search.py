@@ -29,12 +29,12 @@ async def search(request: web.Request) -> web.Response:
     p = await principal(request)
     query = await c.access.search_scope(p, query_from_params(request.query, frozenset(), c.settings.search_max_limit))
     if c.settings.role == "hub":
-        from node.http.views.hub import nodes_status
+        from node.http.views.hub import node_statuses
 
         live = bool_param(request.query, "live")
         with c.live.admitted(request.remote or "", p.is_anonymous, live):
             body = await c.live.search(query, request.query, live=live)
-        body["nodes"] = {n["country"]: n["status"] for n in await nodes_status(request)}
+        body["nodes"] = await node_statuses(request)
         return json_response(body)
     bool_param(request.query, "live")  # a node has no one to ask, but a bad value is still an error
     body = result_to_json(await c.search.search(query))

@@ -104,3 +104,59 @@ def test_set_helpers() -> None:
     a, b = BitMap([1, 2, 3]), BitMap([2, 3, 4])
     assert _union([]) == BitMap() and _union([a]) is a and _union([a, b]) == BitMap([1, 2, 3, 4])
     assert _intersection([a, b, BitMap([3, 9])]) == BitMap([3]) and _intersection([]) == BitMap()
+
+
+# --- compact postings (node/search/accel_postings.py) ---------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compact_postings_answer_like_a_dict_of_bitmaps(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """Runs, their merges, the delta and promotion to a BitMap of one's own never lose or invent a
+    doc: every lookup, membership and prefix listing equals a plain dict of sets (tiny thresholds so
+    that every path runs many times)."""
+    import random
+
+    from node.search import accel_postings
+    from node.search.accel_postings import Postings
+
+    monkeypatch.setattr(accel_postings, "SMALL", 3)
+    monkeypatch.setattr(accel_postings, "FLUSH_TOKENS", 5)
+    rng = random.Random(seed)
+    words = [f"{a}{b}" for a in ("kry", "krü", "sec", "z", "é") for b in ("", "a", "ab", "b", "ü", "1", "22")]
+    postings, reference = Postings(), {}
+    doc = 0
+    for _ in range(60):
+        batch: dict[str, list[int]] = {}
+        for _ in range(rng.randint(1, 6)):
+            doc += 1
+            for word in rng.sample(words, rng.randint(1, 4)):
+                batch.setdefault(word, []).append(doc)
+                reference.setdefault(word, set()).add(doc)
+        postings.add(batch)
+        if rng.random() < 0.1:
+            postings.optimize()
+        probe = rng.choice(words)
+        assert (probe in postings) == (probe in reference)
+        assert set(postings.get(probe, BitMap())) == reference.get(probe, set())
+        prefix = rng.choice(["kr", "krü", "s", "é", "", "zz", "k"])
+        expected = sorted(w for w in reference if w.startswith(prefix))
+        assert postings.prefixed(prefix, 4) == expected[:4]
+        listed = postings.prefixed(prefix, 1000)
+        chosen = sorted(rng.sample(listed, min(len(listed), 5))) + ["zzz-absent"]
+        assert set(postings.union_of(chosen)) == set().union(*(reference.get(w, set()) for w in chosen))
+    assert postings.runs and postings.big  # both kinds were exercised
+    assert {word: set(bitmap) for word, bitmap in postings.items()} == reference
+    assert "missing" not in postings and postings.get("missing") is None
+
+
+def test_rare_tokens_take_no_python_object_each() -> None:
+    """Singletons (identifiers, addresses) end in one run of arrays, not one BitMap per token."""
+    from node.search.accel_postings import Postings
+
+    postings = Postings()
+    postings.add({f"id{n:06d}": [n] for n in range(1, 20_001)})
+    postings.optimize()
+    assert not postings.big and not postings.delta and len(postings.runs) == 1
+    assert postings.nbytes() <= 20_000 * 20  # 8 B of token + 12 B of offsets and doc id
+    assert postings["id012345"] == BitMap([12345]) and postings.prefixed("id0199", 3) == [
+        "id019900", "id019901", "id019902"]

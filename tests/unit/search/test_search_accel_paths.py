@@ -5,6 +5,7 @@ from the title hits or from the newest-docs levels equals top-k over every match
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -204,3 +205,61 @@ async def test_phrase_scan_pages_equal_the_exactly_verified_ranking(
                 limit,
             )
     assert scanned  # the scan path ran
+
+
+@pytest.mark.parametrize("search_mode", ["sql"])
+@pytest.mark.parametrize("restricted", [False, True])
+async def test_phrases_verified_in_sqlite_equal_the_python_verification(loaded: Any, restricted: bool) -> None:
+    """SQLite verifies phrases with ``instr`` in the database; every doc's verdict must be the one the
+    Python path (reading the folded text) gives — phrases at a field's start and end, prefixes, the
+    restricted part only for restricted queries."""
+    _, fast, conn, _ = loaded
+    if fast.dialect != "sqlite":
+        pytest.skip("the in-database verification is SQLite's")
+    extra = [
+        replace(make_doc(901, title="post quantum", text="nothing here"), restricted="secret grid energy"),
+        replace(make_doc(902, title="lab", text="grid energy"), restricted="post quantum"),
+        make_doc(903, title="quantum post", text="cloud data labs"),
+    ]
+    await fast.upsert(conn, extra)
+    accelerator = accel.Accelerator()
+    await ask(accelerator, fast, conn, "grid", {})
+    index = accelerator.index
+    assert index is not None
+    found: dict[str, int] = {}
+    for q in ('"post quantum"', '"grid energy"', '"data lab"', 'cloud-data-la', '"quantum post" "cloud data"',
+              '"secret grid"'):
+        plan, _ = validate(SearchQuery(q=q, visibilities=ALL, restricted=restricted))
+        docs_all = list(index.live)
+        verdicts = []
+        for path in ("_verify_in_sqlite", "_verify_in_python"):
+            query = accel_query._Query(index, conn, fast, plan)
+            await getattr(query, path)(docs_all)
+            verdicts.append(query.verified)
+        assert verdicts[0] == verdicts[1], q
+        assert set(verdicts[0]) == set(docs_all)
+        found[q] = sum(verdicts[0].values())
+    assert found['"post quantum"'] > 1 and found["cloud-data-la"] >= 1
+    assert found['"secret grid"'] == (1 if restricted else 0)
+    hits = await ask(accelerator, fast, conn, '"secret grid"', {})
+    assert hits.total == 0  # only the restricted part has it: anonymous-style queries miss it
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_best_of_many_ties_equals_a_full_lexicographic_sort(seed: int) -> None:
+    """Ranking picks the top entries tie by tie (records sharing their issued_at second, equal
+    scores); the chosen set, once ordered, must be the head of a full sort."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 3000))
+    docs = np.sort(rng.choice(10 * size, size=size, replace=False)).astype(np.uint32)
+    issued = rng.choice(np.array([0, 1, 2, 3, 3, 3, 3, 3]), size=size).astype(np.int64) + 20260101000000
+    scores = rng.choice(np.array([0.0, 1.5, 2.25], dtype=np.float32), size=size)
+    for keys in ((scores, issued, docs), (issued, docs)):
+        full = np.lexsort(tuple(-k.astype(np.float64) for k in reversed(keys)))
+        for wanted in (0, 1, 7, 20, size // 2, size, size + 5):
+            chosen = accel_query._best(keys, np.arange(size), wanted)
+            assert len(chosen) == min(wanted, size)
+            order = chosen[np.lexsort(tuple(-k[chosen].astype(np.float64) for k in reversed(keys)))]
+            assert order.tolist() == full[:wanted].tolist()

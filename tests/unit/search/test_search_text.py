@@ -6,9 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.search.text import (
+    _SPACE,
     MAX_CLAUSES,
     STOP_WORDS,
     Clause,
+    _folded_with_offsets,
+    _FoldedText,
     normalize,
     parse_query,
     parse_terms,
@@ -118,6 +121,28 @@ _TRICKY = st.sampled_from(
 def test_word_at_a_time_folding_equals_folding_the_whole_text(text: str) -> None:
     """tokens() folds word by word through a cache; it must give exactly the whole-text tokens."""
     assert tokens(text) == tokens_of_whole_text(text)
+
+
+@settings(max_examples=2000)
+@given(st.one_of(st.text(), st.lists(_TRICKY, max_size=60).map("".join)))
+def test_word_at_a_time_snippet_folding_equals_the_character_fold(text: str) -> None:
+    """Snippets fold a word at a time through a cache; the folded text and every source offset must
+    be those of folding character by character (the definition, ``_folded_with_offsets``)."""
+    flat = _SPACE.sub(" ", text).strip()  # what snippet() folds: words separated by single spaces
+    assert flat == " ".join(text.split())  # (how snippet() makes it)
+    folded, offsets = _folded_with_offsets(flat)
+    fast = _FoldedText(text.split())
+    assert fast.folded == folded
+    for position in range(len(folded)):
+        assert fast.source(position) == offsets[position]
+
+
+def test_snippet_of_long_accented_text_matches_after_multi_character_folds() -> None:
+    text = "ﬁﬁ Straße ½ " * 30 + "Wir arbeiten für die Sicherheit in Österreich. " + "Tail. " * 40
+    result = snippet(text, parse_query("osterreich"))
+    assert "Österreich" in result and result.startswith("…") and result.endswith("…")
+    shown = text.index(result[1:-1])  # an excerpt of the source, accents and ligatures kept
+    assert 0 < text.index("Österreich") - shown <= 50  # a little context before the match
 
 
 # --- function words (natural-language questions) --------------------------------------------------

@@ -1,0 +1,166 @@
+"""Search over loopback HTTP, one request at a time: ``python -m benchmarks.search_http DIR [--runs N]``.
+
+``DIR`` is a directory kept by ``python -m benchmarks.ingest --records N --keep DIR`` (its ``hub``
+holds the N records, synced). The hub is started (``ncc serve``, accelerator on), warmed with a few
+unmeasured queries, then every query class of ``benchmarks.load``'s mix (rare word, common word,
+phrase, prefix, facet filters alone, a word with filters) is sent ``--runs`` times, anonymous and
+with an analyst token, **closed loop** over one keep-alive connection: each figure is a request's
+whole latency as a client sees it (HTTP, auth, search with facets and total, the nodes' status,
+JSON), with nothing else competing in the hub; ``hub_cpu_ms`` is the hub process's CPU time per
+request (from ``/proc``: it does not grow with the machine's load the way latency does);
+``hub_rss_mb`` the hub's resident memory after the queries (accelerator built and serving). ``GET /healthz`` is timed the same way as the floor
+of aiohttp and the loopback itself. Prints one JSON object (p50/p95 ms per class and reader).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sqlite3
+import statistics
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from benchmarks._harness import HUB_ENV, Instance, http, vocab
+from benchmarks.load import MIX, Query, _texts, query_mix
+
+RUNS = 40
+
+
+def _pct(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
+    }
+
+
+async def _time(session: aiohttp.ClientSession, url: str, params: Any, headers: dict[str, str]) -> float:
+    started = time.perf_counter()
+    async with session.get(url, params=params, headers=headers) as resp:
+        body = await resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"GET {url} {params}: HTTP {resp.status} {body[:300]!r}")
+    return (time.perf_counter() - started) * 1000
+
+
+def _rss_mb(pid: int | None) -> float | None:
+    """Resident memory of process ``pid`` in MB (None when unknown)."""
+    if pid is None:
+        return None
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(
+    hub_url: str, queries: list[Query], token: str, runs: int, pid: int | None = None
+) -> dict[str, Any]:
+    by_kind: dict[str, list[Query]] = {}
+    for q in queries:
+        by_kind.setdefault(q.kind, []).append(q)
+    connector = aiohttp.TCPConnector(limit=1)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        search = f"{hub_url}/api/v1/search"
+        for q in queries[:20]:  # warm-up (the accelerator is built at start; caches)
+            await _time(session, search, list(q.params), {})
+        out: dict[str, Any] = {
+            "healthz": _pct([await _time(session, f"{hub_url}/healthz", None, {}) for _ in range(runs)])
+        }
+        for kind in MIX:
+            pool = by_kind.get(kind) or []
+            for reader, headers in (("anonymous", {}), ("analyst", {"Authorization": f"Bearer {token}"})):
+                cpu = _cpu_s(pid)
+                samples = [
+                    await _time(session, search, list(pool[i % len(pool)].params), headers)
+                    for i in range(runs)
+                ]
+                out.setdefault(kind, {})[reader] = {
+                    **_pct(samples),
+                    "hub_cpu_ms": round((_cpu_s(pid) - cpu) / runs * 1000, 2),
+                }
+    return out
+
+
+def run(root: Path, runs: int = RUNS, seed: int = 7, accelerator: bool = True) -> dict[str, Any]:
+    config = tomllib.loads((root / "hub" / "config.toml").read_text())
+    hub = Instance(
+        "hub",
+        "hub",
+        root,
+        config["db"],
+        env={**HUB_ENV, "NCC_SEARCH_ACCELERATOR": str(accelerator).lower()},
+        port=int(config["port"]),
+    )
+    with sqlite3.connect(root / "hub" / "ncc.db") as conn:
+        ids = [
+            (r[0], r[1])
+            for r in conn.execute(
+                "SELECT id, origin FROM hub_records WHERE deleted = 0 AND visibility = 'public' LIMIT 2000"
+            )
+        ]
+        records = conn.execute("SELECT COUNT(*) FROM hub_records").fetchone()[0]
+    load_before = os.getloadavg()
+    hub.start()
+    try:
+        token = hub.token("analyst")
+        rng = random.Random(seed)
+        queries = query_mix(vocab(), _texts(hub, token, ids, rng), rng, size=600)
+        status, _ = http("GET", f"{hub.url}/api/v1/search?q=warm")
+        if status != 200:
+            raise RuntimeError(f"hub search answered {status}")
+        pid = hub.proc.pid if hub.proc else None
+        classes = asyncio.run(measure(hub.url, queries, token, runs, pid))
+        rss = _rss_mb(pid)
+    finally:
+        with contextlib.suppress(Exception):
+            hub.stop()
+    return {
+        "benchmark": "search_http",
+        "records": records,
+        "runs": runs,
+        "classes": classes,
+        "hub_rss_mb": rss,
+        "accelerator": accelerator,
+        "load_average": [load_before, os.getloadavg()],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.search_http", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "dir", type=Path, help="a directory kept by python -m benchmarks.ingest --keep DIR (SQLite)"
+    )
+    parser.add_argument("--runs", type=int, default=RUNS, help="requests per class and reader")
+    parser.add_argument(
+        "--no-accelerator", action="store_true", help="serve from the SQL path (search_accelerator = false)"
+    )
+    args = parser.parse_args(argv)
+    if not (args.dir / "hub" / "config.toml").exists():
+        parser.error(f"{args.dir} holds no hub/config.toml (run benchmarks.ingest --keep DIR first)")
+    print(json.dumps(run(args.dir, args.runs, accelerator=not args.no_accelerator), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
