@@ -81,3 +81,25 @@ async def test_failed_connection_release_restores_the_task_connection(
         assert rows[0]["one"] == 1
     finally:
         await db.close_db(ctx)
+
+
+async def test_regression_an_app_whose_database_is_gone_stops_promptly(app_client: Any, node: Instance) -> None:
+    """A PostgreSQL database dropped under a serving app: the app's stop (every job's stop, the last
+    erasure purge, the pool's close) is still prompt. The CI hang this guards against needed the drop to
+    land while a job was mid-query (its cancellation was then swallowed); the loops' stop event and
+    bounded wait that fix it are proven deterministically in tests/unit/node/test_background_stop.py."""
+    from tests.conftest import drop_pg_database, make_pg_database
+
+    name, url = await asyncio.to_thread(make_pg_database, True)
+    try:
+        client = await app_client(node, db=url)
+        assert (await client.get("/api/v1/records")).status == 200
+    finally:
+        drop_pg_database(name)  # at once, while the jobs' first runs (purges, notifier) are under way
+    from tests.conftest import _DROPPER
+
+    await asyncio.to_thread(_DROPPER.wait)  # DROP DATABASE … WITH (FORCE) has run: the database is gone
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await client.close()  # the app's cleanup: every job's stop, the last erasure purge, the pool's close
+    assert loop.time() - started < 30
