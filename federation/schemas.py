@@ -119,9 +119,10 @@ class SchemaRegistry:
             raise SchemaInvalid(f"unknown schema {schema_id}") from None
 
     def is_valid(self, schema_id: str, instance: Any) -> bool:
-        """True when ``instance`` validates (False too for an unknown schema)."""
+        """True when :meth:`validate` would pass: the schema and the protocol's rules on top of it (no
+        U+0000); False too for an unknown schema."""
         validator = self._validators.get(schema_id)
-        return validator is not None and validator.is_valid(instance)
+        return validator is not None and validator.is_valid(instance) and nul_pointer(instance) is None
 
     def validate(self, schema_id: str, instance: Any) -> None:
         """Validate ``instance`` against the schema with this ``$id``.

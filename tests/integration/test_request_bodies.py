@@ -233,5 +233,5 @@ async def test_nul_character_in_a_payload_is_schema_invalid(client: Client, node
     before = await stored()
     resp = await post(client, node, body(payload=org(legal_name="Cyber\x00Lab")))
     problem = await expect_problem(resp, 422, "schema_invalid")
-    assert [e["pointer"] for e in problem["errors"]] == ["/payload/legal_name"]
+    assert [e["pointer"] for e in problem["errors"]] == ["/payload/legal_name"], (problem["detail"], problem["errors"])
     assert await stored() == before
