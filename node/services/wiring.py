@@ -308,8 +308,11 @@ async def _hub_jobs(context: Context) -> AsyncIterator[None]:
         "coalesce": True, "max_instances": 1, "misfire_grace_time": max(60, settings.pull_interval_s)})
 
     async def pull(country: str) -> None:
-        if await context.sync.backoff_due(country):
-            await context.sync.pull(country)
+        async def due_pull() -> None:
+            if await context.sync.backoff_due(country):  # reads the database: a restart postpones
+                await context.sync.pull(country)
+
+        await postponed_while_database_unavailable(f"pull:{country}", due_pull)()
 
     async def reconcile() -> None:
         """Add a job for each active node, drop jobs of nodes gone or suspended. A query-only node's
