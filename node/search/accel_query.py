@@ -55,9 +55,9 @@ async def _rows(conn: Any, text: str, params: Sequence[Any] = ()) -> list[Any]:
 
 def _best(keys: Sequence[np.ndarray], chosen: np.ndarray, wanted: int) -> np.ndarray:
     """The positions among ``chosen`` (ascending) of the ``wanted`` greatest entries in the
-    lexicographic order of ``keys`` (most significant first), unordered. The last key must ascend
-    with the position and have no ties (the doc numbers of a bitmap's array): its greatest entries
-    are the last ones.
+    lexicographic order of ``keys`` (most significant first), unordered. The last key must have no
+    ties (doc numbers). (It was taken to ascend with the position — true of a bitmap's array, not of
+    every caller's: a live search without words then repeated records across pages.)
 
     Ties on a key are settled by the next key among the tied entries only (before, every entry
     tied with the ``wanted``-th was sorted: a whole index when records share their ``issued_at``
@@ -68,8 +68,9 @@ def _best(keys: Sequence[np.ndarray], chosen: np.ndarray, wanted: int) -> np.nda
         return chosen
     if wanted <= 0:
         return chosen[:0]
-    if len(keys) == 1:
-        return chosen[-wanted:]
+    if len(keys) == 1:  # the last key has no ties (doc numbers): its ``wanted`` greatest values
+        values = keys[0][chosen]
+        return chosen[np.argpartition(values, len(chosen) - wanted)[len(chosen) - wanted :]]
     values = keys[0][chosen]
     taken: list[np.ndarray] = []
     # Integer keys (issue times) have few distinct values: the greatest ones, by masks, when they

@@ -263,3 +263,23 @@ def test_best_of_many_ties_equals_a_full_lexicographic_sort(seed: int) -> None:
             assert len(chosen) == min(wanted, size)
             order = chosen[np.lexsort(tuple(-k[chosen].astype(np.float64) for k in reversed(keys)))]
             assert order.tolist() == full[:wanted].tolist()
+
+
+def test_regression_best_takes_the_greatest_doc_numbers_in_any_order() -> None:
+    """``_best`` took the last positions as the greatest doc numbers: true when the doc numbers come from
+    a bitmap (ascending), not when a caller's order differs — a live search without words then repeated
+    records across pages (tests/e2e/test_search_federated.py). Against a full lexicographic sort, with
+    ties on the issue time and doc numbers in shuffled order."""
+    import numpy as np
+
+    from node.search.accel_query import _best
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        issued = rng.integers(0, 4, n).astype(np.int64)  # many ties
+        docs = rng.permutation(10_000)[:n].astype(np.int64)  # unique, not ascending
+        wanted = int(rng.integers(1, n + 1))
+        got = set(docs[_best((issued, docs), np.arange(n), wanted)].tolist())
+        order = np.lexsort((-docs, -issued))  # newest first, then highest doc number
+        assert got == set(docs[order[:wanted]].tolist())
