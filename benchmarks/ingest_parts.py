@@ -6,7 +6,8 @@
 1. the node's feed rows are framed as feed pages of 1,000 records (the wire format);
 2. ``check_page`` (parse, verify, validate, build stored text and search document — the worker's
    half) is timed over every page;
-3. the checked pages are pickled and unpickled (the hand-over from worker to writer);
+3. the checked pages are packed and pickled, unpickled and unpacked (``pack_page``/``unpack_page``:
+   the hand-over from worker to writer, as ``ncc sync`` does it);
 4. ``apply_checked`` (records, search index, quarantine, cursor in one transaction — the writer's
    half) is timed on a fresh copy of the hub's database;
 5. bare Ed25519 verification of the same records is timed.
@@ -36,7 +37,7 @@ from federation.directory import Directory
 from federation.keys import b64url_decode
 from federation.verify import verify
 from node.context import build_registry
-from node.services.ingest import apply_checked, check_page
+from node.services.ingest import apply_checked, check_page, pack_page, unpack_page
 from node.services.search import SearchService
 from node.storage import db as storage
 from schemas import load_vocabularies
@@ -88,10 +89,10 @@ def run(root: Path, limit: int | None) -> dict[str, Any]:
     checked = [check_page(country, body, cursor, PAGE, directory, now, registry, vocabularies) for cursor, body in pages]
     check_s = time.perf_counter() - started
     started = time.perf_counter()
-    blobs = [pickle.dumps(page, pickle.HIGHEST_PROTOCOL) for page in checked]
+    blobs = [pickle.dumps(pack_page(page), pickle.HIGHEST_PROTOCOL) for page in checked]
     dump_s = time.perf_counter() - started
     started = time.perf_counter()
-    checked = [pickle.loads(blob) for blob in blobs]
+    checked = [unpack_page(pickle.loads(blob)) for blob in blobs]
     load_s = time.perf_counter() - started
 
     with tempfile.TemporaryDirectory(prefix="ncc-bench-parts-") as tmp:

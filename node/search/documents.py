@@ -109,6 +109,8 @@ def _name(value: Any) -> str:
     """A name field is a string or a person-name object; return it as display text."""
     if isinstance(value, str):
         return value.strip()
+    if value is None:
+        return ""
     if isinstance(value, Mapping):
         keys = ("given_name", "first_name", "given", "family_name", "last_name", "family")
         parts = [value.get(key) for key in keys]
@@ -144,23 +146,44 @@ def _country(payload: Mapping[str, Any], origin: str) -> str:
 
 def _tags(
     record_type: str, country: str, payload: Mapping[str, Any], vocab: VocabularyIndex
-) -> dict[str, list[str]]:
+) -> tuple[dict[str, list[str]], list[str]]:
+    """The document's tags, and every string of the payload's non-text fields in payload order (the
+    ids whose vocabulary labels the text carries: one pass over the payload serves both)."""
     tags: dict[str, list[str]] = {"type": [record_type], "country": [country]}
+    candidates: list[str] = []
+    dimension_of = vocab.dimension
 
     def add(dimension: str, value: str) -> None:
-        values = tags.setdefault(dimension, [])
-        if value not in values:
+        values = tags.get(dimension)
+        if values is None:
+            tags[dimension] = [value]
+        elif value not in values:
             values.append(value)
 
     for key, value in payload.items():
-        if key in _FIELD_DIMENSIONS:
-            for item in _strings(value):
-                add(_FIELD_DIMENSIONS[key], item)
-        elif key not in _TEXT_FIELDS:
-            for item in _strings(value):
-                if item in vocab.dimension:
-                    add(vocab.dimension[item], item)
-    for sub in tags.get("subdomain", []):
+        if key in _TEXT_FIELDS:
+            continue
+        if isinstance(value, str):
+            if not value.strip():
+                continue
+            items: list[str] = [value]
+        elif isinstance(value, list):
+            items = [item for item in value if isinstance(item, str) and item.strip()]
+            if not items:
+                continue
+        else:
+            continue
+        candidates += items
+        field_dimension = _FIELD_DIMENSIONS.get(key)
+        if field_dimension is not None:
+            for item in items:
+                add(field_dimension, item)
+        else:
+            for item in items:
+                found = dimension_of.get(item)
+                if found is not None:
+                    add(found, item)
+    for sub in tags.get("subdomain", ()):
         parent = vocab.parent.get(sub) or (sub.split(".", 1)[0] if "." in sub else "")
         if parent:
             add("domain", parent)
@@ -169,7 +192,7 @@ def _tags(
         add("membership", MEMBERSHIP_NOT_APPLICABLE)
     elif isinstance(membership, Mapping) and isinstance(membership.get("status"), str):
         add("membership", membership["status"])
-    return tags
+    return tags, candidates
 
 
 def _vocabulary_ids(payload: Mapping[str, Any]) -> Iterable[str]:
@@ -202,6 +225,32 @@ def split_payload(
 
 def _leaves(value: Any, out: list[str]) -> None:
     """Every string and number under ``value``, in document order (booleans say nothing to search)."""
+    kind = type(value)
+    if kind is dict:
+        items: Iterable[Any] = value.values()
+    elif kind is list:
+        items = value
+    else:
+        _leaf(value, out)
+        return
+    # Parsed JSON holds exact dicts, lists, str, int, float, bool and None: those are handled inline
+    # (no call per scalar); anything else goes through _leaf's isinstance checks.
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            item = item.strip()
+            if item:
+                out.append(item)
+        elif kind is dict or kind is list:
+            _leaves(item, out)
+        elif kind is int or kind is float:
+            out.append(str(item))
+        elif kind is not bool and item is not None:
+            _leaf(item, out)
+
+
+def _leaf(value: Any, out: list[str]) -> None:
+    """:func:`_leaves` for any value (the general case)."""
     if isinstance(value, str):
         if value.strip():
             out.append(value.strip())
@@ -237,7 +286,7 @@ def document_from_envelope(
     record_type, origin = str(envelope["type"]), str(envelope["origin"])
     title = _title(record_type, payload)
     country = _country(payload, origin)
-    tags = _tags(record_type, country, payload, vocab)
+    tags, candidates = _tags(record_type, country, payload, vocab)
 
     parts: list[str] = []
     for key in _DESCRIPTION_FIELDS:
@@ -263,9 +312,10 @@ def document_from_envelope(
         if dimension not in ("type", "country")
         for value in values
     ]
-    label_ids += _vocabulary_ids(payload)
+    label_ids += candidates  # what _vocabulary_ids(payload) yields, gathered by _tags
+    vocabulary_labels = vocab.labels
     for term_id in dict.fromkeys(label_ids):
-        label = vocab.labels.get(term_id)
+        label = vocabulary_labels.get(term_id)
         if label:
             labels.append(label)
     parts.extend(dict.fromkeys(labels))

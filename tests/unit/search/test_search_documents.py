@@ -146,3 +146,44 @@ def test_with_the_packaged_vocabularies() -> None:
     assert doc is not None
     assert "Post-quantum cryptography" in doc.text
     assert doc.tags["domain"] == ("cry",)
+
+
+def test_leaves_fast_path_equals_the_general_walk() -> None:
+    """The restricted text's walk handles parsed JSON inline; any other value (a Mapping that is not a
+    dict, a str subclass) goes the general way, with the same result and order."""
+    from collections import UserDict
+
+    from node.search.documents import _leaf, _leaves
+
+    class Name(str):
+        pass
+
+    value = {
+        "a": " x ",
+        "b": [1, 2.5, True, None, "", {"c": "y", "d": [False, "z"]}],
+        "e": UserDict({"f": "w", "g": 7}),
+        "h": Name(" v "),
+        "i": 0,
+    }
+    fast: list[str] = []
+    general: list[str] = []
+    _leaves(value, fast)
+    _leaf(value, general)
+    assert fast == general == ["x", "1", "2.5", "y", "z", "w", "7", "v", "0"]
+
+
+def test_tags_and_labels_from_one_pass() -> None:
+    """Field dimensions, recognised vocabulary ids in other fields and their labels, in payload order."""
+    payload = {
+        "legal_name": "Acme",
+        "country": "DE",
+        "domains": ["cry"],
+        "subdomains": ["cry.10"],
+        "other": "sec.health",
+        "keywords": "sec.energy",
+    }
+    doc = document_from_envelope(envelope(payload), VOCABULARIES)
+    assert doc is not None
+    assert doc.tags["domain"] == ("cry",)
+    assert doc.tags["subdomain"] == ("cry.10",)
+    assert "sec.energy" not in doc.tags.get("sector", ())  # a free-text field is never scanned for ids
