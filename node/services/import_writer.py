@@ -18,11 +18,10 @@ from typing import Any
 
 import orjson
 
-from federation.envelope import Envelope
 from federation.errors import ProtocolError
 from node.errors import ApiError
 from node.services.importer import Rejection, Row
-from node.services.publish import Publisher
+from node.services.publish import Created, Publisher
 
 
 @dataclass
@@ -179,7 +178,7 @@ async def import_rows(
 class _Batch:
     rows: list[Row]
     rejections: dict[int, Rejection]
-    signed: list[tuple[int, tuple[Envelope, str]]]
+    signed: list[tuple[int, Created]]
 
 
 #: Rows checked between two yields to the event loop while a batch is being stored.
@@ -214,7 +213,7 @@ class _Run:
                         keys.add(row.rtype, f"(dry run, {row.label})", row.payload)
                     else:
                         signed = publisher.prepare_create(row.rtype, row.visibility, row.payload)
-                        keys.add(row.rtype, signed[0].id, row.payload)
+                        keys.add(row.rtype, signed.envelope.id, row.payload)
                         batch.signed.append((i, signed))
                 except (ProtocolError, ApiError) as exc:
                     rejection = Rejection.of(exc)
@@ -241,7 +240,7 @@ class _Run:
                     try:
                         await self.publisher.store_created([signed])
                     except Exception as exc:  # noqa: BLE001 - the driver's errors (reported per row)
-                        self.keys.discard(rows[i].rtype, signed[0].id, rows[i].payload)
+                        self.keys.discard(rows[i].rtype, signed.envelope.id, rows[i].payload)
                         self.db_errors += 1
                         if self.db_errors >= MAX_CONSECUTIVE_DB_ERRORS:
                             aborted, cause = ImportAborted(self.outcome, rows[i], exc), exc
