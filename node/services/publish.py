@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -80,17 +80,6 @@ class RecordIndex(Protocol):
     async def index(self, conn: BaseDBAsyncClient, envelope: Mapping[str, Any]) -> None: ...
 
     async def remove(self, conn: BaseDBAsyncClient, record_ids: list[str]) -> None: ...
-
-
-class Created(NamedTuple):
-    """A new record checked and signed by :meth:`Publisher.prepare_create`, ready to store: its
-    envelope, digest, wire JSON and search document (None without an index able to build one
-    ahead: ``store_created`` then indexes the envelope)."""
-
-    envelope: Envelope
-    digest: str
-    text: str
-    document: Any = None
 
 
 _INSERT_VERSION = (
@@ -255,11 +244,10 @@ class Publisher:
         self._published()
         return env
 
-    def prepare_create(self, rtype: str, visibility: str, payload: Any) -> Created:
-        """Check and sign a new record (version 1) as :meth:`create` does, and encode what
-        :meth:`store_created` writes for it (wire JSON, search document), without storing it: for
-        callers that store many at once (``ncc import``), so that their transaction only writes.
-        The caller refreshes ``schemas`` first (:meth:`create` does it for every record; an import once).
+    def prepare_create(self, rtype: str, visibility: str, payload: Any) -> tuple[Envelope, str]:
+        """Check and sign a new record (version 1) as :meth:`create` does, without storing it: for
+        callers that store many at once with :meth:`store_created` (``ncc import``). The caller
+        refreshes ``schemas`` first (:meth:`create` does it for every record; an import once).
 
         Raises:
             SchemaInvalid, ConsentMissing, InvalidTransition: the input is not acceptable.
@@ -268,47 +256,48 @@ class Publisher:
         self.check_transition(None, payload)
         rid = record_id(self.country, rtype, str(uuid.uuid4()))
         key = self.key()
-        env, digest = sign_record_with_digest(
+        return sign_record_with_digest(
             self._fields(rid, rtype, 1, visibility, False, payload, schema), key.private_key, key.kid
         )
-        wire = env.to_dict()
-        document = getattr(self.index, "document", None)
-        doc = document(wire) if document is not None else None
-        return Created(env, digest, orjson.dumps(wire).decode(), doc)
 
-    async def store_created(self, created: Sequence[Created]) -> None:
-        """Store new records made by :meth:`prepare_create` in one transaction — every version row,
-        current row, feed entry and index document :meth:`create` would write for each, in a few
-        statements instead of a few per record.
+    async def store_created(self, envelopes: Sequence[tuple[Envelope, str]]) -> None:
+        """Store new records signed by :meth:`prepare_create` (envelope, digest) in one transaction — every version
+        row, current row, feed entry and index document :meth:`create` would write for each, in a
+        few statements instead of a few per record.
 
         Raises the driver's errors (wrapped by tortoise); the transaction then rolled back, nothing
-        of ``created`` is written.
+        of ``envelopes`` is written.
         """
-        if not created:
+        if not envelopes:
             return
         async with in_transaction() as conn:
-            first = await sql.next_sequences(conn, len(created))
+            first = await sql.next_sequences(conn, len(envelopes))
             versions: list[list[Any]] = []
             current: list[list[Any]] = []
             feed: list[list[Any]] = []
-            for seq, (env, digest, text, _) in enumerate(created, start=first):
-                issued = format_timestamp(env.issued_at)
+            wires: list[dict[str, Any]] = []
+            for seq, (env, digest) in enumerate(envelopes, start=first):
+                wire = env.to_dict()
+                text = orjson.dumps(wire).decode()
+                issued = wire["issued_at"]
                 versions.append([env.id, env.version, seq, env.visibility, env.deleted, issued, digest, text])
                 current.append([env.id, env.type, env.origin, env.version, env.visibility, env.deleted, seq,
                                 issued, text])
                 if self.shares(env.visibility):
                     feed.append([env.id, seq, text])
+                wires.append(wire)
             await conn.execute_many(sql.placeholders(conn, _INSERT_VERSION), versions)
             await conn.execute_many(sql.placeholders(conn, _INSERT_RECORD), current)
             if feed:
                 await conn.execute_many(sql.placeholders(conn, _INSERT_FEED), feed)
             if self.index is not None:
-                insert_new = getattr(self.index, "insert_new", None)
-                if insert_new is not None and all(c.document is not None for c in created):
-                    await insert_new(conn, [c.document for c in created])  # new ids: nothing to replace
+                document, insert_new = getattr(self.index, "document", None), getattr(self.index, "insert_new", None)
+                if document is not None and insert_new is not None:
+                    docs = [doc for doc in map(document, wires) if doc is not None]
+                    await insert_new(conn, docs)  # ids just made: no held document to look up or replace
                 else:
-                    for c in created:
-                        await self.index.index(conn, c.envelope.to_dict())
+                    for wire in wires:
+                        await self.index.index(conn, wire)
         self._published()
 
     async def update(self, rid: str, payload: Any, version: Any, visibility: str | None = None, *,

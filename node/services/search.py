@@ -75,12 +75,8 @@ class SearchService:
             await self.backend(conn).delete(conn, gone)
 
     def document(self, envelope: Mapping[str, Any]) -> SearchDoc | None:
-        """The search document of an envelope (None for a tombstone), its text already folded: a
-        writer builds it before it opens its transaction (``Publisher.prepare_create``)."""
-        doc = document_from_envelope(envelope, self.vocabularies)
-        if doc is not None:
-            doc.folded, doc.folded_restricted  # noqa: B018 - cached properties, computed here
-        return doc
+        """The search document of an envelope (None for a tombstone)."""
+        return document_from_envelope(envelope, self.vocabularies)
 
     async def insert_new(self, conn: BaseDBAsyncClient, docs: Sequence[SearchDoc]) -> None:
         """Index documents of records just made (ids this index cannot hold): :meth:`index_many`
