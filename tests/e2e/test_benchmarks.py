@@ -31,6 +31,6 @@ def test_combined_benchmark_prints_the_headline_figures_and_plots(tmp_path: Path
     for key in HEADLINE:
         assert isinstance(report[key], int | float) and report[key] > 0, key
     assert report["load_errors"] == 0
-    assert set(report["details"]) == {"protocol", "ingest", "import", "search", "load"}
+    assert set(report["details"]) == {"protocol", "ingest", "import", "consortium", "search", "load"}
     assert isinstance(report["details"]["ingest"]["ingest_curve"], list)  # empty when the pull is this short
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 10_000
