@@ -152,6 +152,9 @@ class SearchBackend(Protocol):
     async def upsert(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
         """Insert the documents, replacing any held under the same id."""
 
+    async def insert_new(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
+        """Insert documents of records not held yet (new ids); a held or repeated id raises."""
+
     async def delete(self, conn: Any, ids: Sequence[str]) -> None:
         """Remove the documents with these ids; unknown ids are ignored."""
 

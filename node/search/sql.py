@@ -164,6 +164,32 @@ class SqlSearchBackend:
                             deltas[(doc.visibility, dim, value)] += 1
                 await self.apply_counts(tconn, deltas)
 
+    async def insert_new(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
+        """Insert ``docs`` of records this index cannot hold yet (ids just made: ``ncc import``), in a
+        savepoint of ``conn``: :meth:`upsert` without its look-ups of held documents (their counts,
+        change-log entries and rows), which find nothing for a new id.
+
+        An id that is held after all, or repeated in ``docs``, breaks ``search_docs``' unique id: the
+        driver's error is raised (wrapped by tortoise) and nothing of ``docs`` is written.
+        """
+        if not docs:
+            return
+        async with conn._in_transaction() as tconn:
+            for start in range(0, len(docs), _WRITE_BATCH):
+                batch = docs[start : start + _WRITE_BATCH]
+                await self.write_new_docs(tconn, batch)
+                deltas: Counter[tuple[str, str, str]] = Counter()
+                for doc in batch:
+                    for dim, values in doc.tags.items():
+                        for value in set(values):
+                            deltas[(doc.visibility, dim, value)] += 1
+                await self.apply_counts(tconn, deltas)
+
+    async def write_new_docs(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
+        """:meth:`write_docs` and the change-log entries of the new documents (for :meth:`insert_new`)."""
+        await self.write_docs(conn, docs)
+        await self.log_changes(conn, [doc.id for doc in docs])
+
     async def delete(self, conn: Any, ids: Sequence[str]) -> None:
         """Remove the documents with ``ids`` (unknown ids are ignored), in a savepoint of ``conn``."""
         unique = list(dict.fromkeys(ids))

@@ -125,13 +125,14 @@ class SqliteSearchBackend(SqlSearchBackend):
         )
         return text, [fts5_query(plan.clauses, plan.restricted), *params, limit, offset]
 
+    #: The highest document number ever used (AUTOINCREMENT never reuses one).
+    _LAST_DOC = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'search_docs'), 0)"
+
     async def write_docs(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
         # The caller's transaction holds SQLite's write lock (or fails to get it, if another writer
         # committed since it began), so numbering after the highest number ever used is safe; it
         # spares a lookup by id for every full-text row and every tag.
-        _, rows = await conn.execute_query(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'search_docs'), 0)"
-        )
+        _, rows = await conn.execute_query(self._LAST_DOC)
         numbered = list(enumerate(docs, start=int(rows[0][0]) + 1))
         await conn.execute_many(
             "INSERT INTO search_docs (doc, id, type, origin, visibility, version, issued_at, title, text, "
@@ -151,6 +152,17 @@ class SqliteSearchBackend(SqlSearchBackend):
         tags = sorted((dim, value, n) for n, doc in numbered for dim, values in doc.tags.items() for value in values)
         if tags:
             await conn.execute_many("INSERT OR IGNORE INTO search_tags (dim, value, doc) VALUES (?, ?, ?)", tags)
+
+    async def write_new_docs(self, conn: Any, docs: Sequence[SearchDoc]) -> None:
+        # write_docs numbers the documents after the highest number ever used (the caller's
+        # transaction holds the write lock), so the new ones are exactly those above it: the change
+        # log takes them by a range of the primary key instead of looking each id up.
+        _, rows = await conn.execute_query(self._LAST_DOC)
+        await self.write_docs(conn, docs)
+        await conn.execute_query(
+            "INSERT INTO search_changes (doc) SELECT doc FROM search_docs WHERE doc > ? ORDER BY doc",
+            [int(rows[0][0])],
+        )
 
     async def scrub(self, conn: Any) -> None:
         """Rewrite the full-text index so that no segment keeps the terms of deleted documents.

@@ -449,7 +449,11 @@ def _json_items(text: TextStream, name: str, parse: bool = True) -> Iterator[tup
 def _strict(text: str) -> Any:
     """The strictly parsed value, or the ProtocolError saying why it is not acceptable."""
     try:
-        return strict_loads(text)
+        raw: str | bytes = text.encode()  # bytes may take strict_loads' fast path
+    except UnicodeEncodeError:  # a lone surrogate: the text parser names the problem
+        raw = text
+    try:
+        return strict_loads(raw)
     except ProtocolError as exc:
         return exc
 

@@ -291,9 +291,10 @@ class Publisher:
             if feed:
                 await conn.execute_many(sql.placeholders(conn, _INSERT_FEED), feed)
             if self.index is not None:
-                index_many = getattr(self.index, "index_many", None)
-                if index_many is not None:
-                    await index_many(conn, wires)
+                document, insert_new = getattr(self.index, "document", None), getattr(self.index, "insert_new", None)
+                if document is not None and insert_new is not None:
+                    docs = [doc for doc in map(document, wires) if doc is not None]
+                    await insert_new(conn, docs)  # ids just made: no held document to look up or replace
                 else:
                     for wire in wires:
                         await self.index.index(conn, wire)

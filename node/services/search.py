@@ -18,6 +18,7 @@ from node.errors import InvalidParameter
 from node.search import (
     DIMENSIONS,
     SearchBackend,
+    SearchDoc,
     SearchQuery,
     SearchResult,
     backend_for,
@@ -72,6 +73,16 @@ class SearchService:
             await self.backend(conn).upsert(conn, docs)
         if gone:
             await self.backend(conn).delete(conn, gone)
+
+    def document(self, envelope: Mapping[str, Any]) -> SearchDoc | None:
+        """The search document of an envelope (None for a tombstone)."""
+        return document_from_envelope(envelope, self.vocabularies)
+
+    async def insert_new(self, conn: BaseDBAsyncClient, docs: Sequence[SearchDoc]) -> None:
+        """Index documents of records just made (ids this index cannot hold): :meth:`index_many`
+        without the look-ups of held documents. A held id raises the driver's error."""
+        if docs:
+            await self.backend(conn).insert_new(conn, docs)
 
     async def scrub(self, conn: BaseDBAsyncClient) -> None:
         """Rewrite what the index keeps of deleted documents (erasure, see ``node/services/erasure.py``)."""

@@ -107,7 +107,11 @@ def test_fast_path_equals_pythons_parser(value: Any, compact: bool, ascii: bool)
 def test_fast_path_is_taken_for_orjsons_own_form() -> None:
     line = orjson.dumps({"seq": 3, "record": {"id": "urn:ncc:AT:x", "version": 9007199254740991, "n": [1.5, None]}})
     assert strictjson._loads_fast(line) is not strictjson._UNDECIDED
-    for other in (line + b" ", line.replace(b":", b": ", 1), b'{"a":1,"a":1}', b'{"a":9007199254740992}'):
+    # whitespace between tokens only (json.dumps' form, a pretty-printed file): decided, same value
+    for spaced in (line + b" ", line.replace(b":", b": ").replace(b",", b", "), b'\n{ "a" :\t"b c" }\r\n'):
+        assert strictjson._loads_fast(spaced) == orjson.loads(spaced)
+    for other in (b'{"a":1,"a":1}', b'{"a": 1, "a": 1}', b'{"a":9007199254740992}', b'{"a": "\\u0041"}',
+                  b'[1.50]', b'[-0]', b'{"a": "b", "a": "b"}'):
         assert strictjson._loads_fast(other) is strictjson._UNDECIDED
 
 

@@ -198,16 +198,16 @@ def flaky_feed(monkeypatch: pytest.MonkeyPatch, failing: Callable[[int], bool]) 
     """Make the database fail — inside the import's transaction, after the record, version and feed
     rows are written (indexing is its last step) — whenever it stores row n (``Org n-1``) with
     ``failing(n)``, whether in a batch or alone."""
-    original = SearchService.index_many
+    original = SearchService.insert_new
 
-    async def index_many(self: SearchService, conn: Any, envelopes: Any) -> None:
-        envelopes = list(envelopes)
-        rows = [int(env["payload"]["legal_name"].split()[-1]) + 1 for env in envelopes]
+    async def insert_new(self: SearchService, conn: Any, docs: Any) -> None:
+        docs = list(docs)
+        rows = [int(doc.title.split()[-1]) + 1 for doc in docs]
         if any(failing(n) for n in rows):
             raise OperationalError("disk I/O error")
-        await original(self, conn, envelopes)
+        await original(self, conn, docs)
 
-    monkeypatch.setattr(SearchService, "index_many", index_many)
+    monkeypatch.setattr(SearchService, "insert_new", insert_new)
 
 
 def orgs_file(tmp_path: Path, count: int) -> str:

@@ -337,6 +337,35 @@ async def test_upsert_replaces_by_id(corpus: Engine) -> None:
     assert (await search(corpus, "", filters={"sector": ["sec.health"]})).total == 2
 
 
+async def test_insert_new_writes_what_upsert_writes_and_refuses_a_held_id(corpus: Engine) -> None:
+    """The import's batch variant: new documents are searchable, counted and in the change log as
+    upsert makes them; a held (or repeated) id raises and writes nothing of its batch."""
+    backend, conn = corpus
+    changes = "SELECT count(*) FROM search_changes"
+    _, rows = await conn.execute_query(changes)
+    logged = int(rows[0][0])
+    fresh = [
+        make_doc(n, title=f"Fresh Lab {n}", text="novel lattice work", tags={"domain": ["cry"]})
+        for n in (20, 21, 22)
+    ]
+    await backend.insert_new(conn, fresh)
+    assert await backend.count(conn) == 9
+    assert sorted(titles(await search(corpus, "lattice"))) == ["Fresh Lab 20", "Fresh Lab 21", "Fresh Lab 22"]
+    _, rows = await conn.execute_query(changes)
+    assert int(rows[0][0]) == logged + 3
+    landing = await search(corpus, "")  # served from search_counts
+    counted = await search(corpus, "", filters={"type": ["organisation", "expert"]})  # counted by joins
+    assert landing.facets["domain"] == counted.facets["domain"] and landing.facets["domain"]["cry"] == 5
+    for batch in ([make_doc(30, title="Ghost"), make_doc(4, title="Held")], [make_doc(31), make_doc(31)]):
+        with pytest.raises(Exception):  # noqa: B017 - the driver's unique-constraint error
+            async with conn._in_transaction() as tconn:
+                await backend.insert_new(tconn, batch)
+        assert await backend.count(conn) == 9
+        assert (await search(corpus, "ghost")).total == 0
+        assert (await search(corpus, "quantum")).total == 1
+    assert (await search(corpus, "")).facets == landing.facets
+
+
 async def test_delete_removes(corpus: Engine) -> None:
     backend, conn = corpus
     await backend.delete(conn, [make_doc(4).id, "urn:ncc:XX:organisation:unknown"])
