@@ -501,13 +501,25 @@ def _row(line: int, rtype: Any, visibility: Any, payload: Any, options: Options)
 
 
 def _csv_records(lines: Iterable[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """``(line where the record starts, cells)`` for every non-blank CSV record."""
-    reader = csv.reader(lines, delimiter=delimiter)
+    """``(line where the record starts, cells)`` for every non-blank CSV record.
+
+    Raises:
+        csv.Error: malformed framing, naming the line where the broken record starts and the cause.
+            Strict: a quote that is never closed is an error (lenient parsing swallowed every later
+            row into one cell and blamed the row for a missing column).
+    """
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     line = 1
-    for cells in reader:
-        if any(c.strip() for c in cells):
-            yield line, cells
-        line = reader.line_num + 1
+    try:
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                yield line, cells
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        cause = str(exc)
+        if "unexpected end of data" in cause:
+            cause = "a quoted cell starts here and its closing quote never comes"
+        raise csv.Error(f"line {line}: {cause}") from None
 
 
 def _csv_rows(text: TextStream, name: str, options: Options, build: bool = True) -> Iterator[Row]:

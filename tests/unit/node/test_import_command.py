@@ -160,6 +160,10 @@ def test_duplicates_within_one_file(node: str, capsys: pytest.CaptureFixture[str
         (b"just some words\n", [], "unknown format"),
         (b"legal_name,country\nA,DE\n", [], "needs --type"),
         (b"legal_name,colour\nA,DE\n", ["--type", "organisation"], "unknown column 'colour'"),
+        # regression (issue 19): an unclosed quote swallowed the later rows and was reported as a
+        # missing country; it names the line and the cause, and nothing is written
+        (b'legal_name,country\n"Unclosed,DE\nB,DE\nC,DE\n', ["--type", "organisation"],
+         "line 2: a quoted cell starts here and its closing quote never comes"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(
