@@ -27,9 +27,9 @@ from typing import Any
 import orjson
 
 import schemas
-from benchmarks.search import envelopes
+from benchmarks.search import envelopes, sqlite_doc_row
 from node.access import Access
-from node.http.auth import ANONYMOUS, Principal
+from node.principal import ANONYMOUS, Principal
 from node.search import document_from_envelope
 from node.search.documents import packaged_annotations
 from node.services.consortium import build, requirements_from_params
@@ -105,22 +105,7 @@ async def load(conn: Any, envs: list[dict[str, Any]]) -> None:
     for n, env in enumerate(envs, start=1):
         doc = document_from_envelope(env, vocabularies)
         assert doc is not None
-        docs.append(
-            [
-                n,
-                doc.id,
-                doc.type,
-                doc.origin,
-                doc.visibility,
-                doc.version,
-                doc.issued_at,
-                doc.title,
-                doc.text,
-                *doc.folded,
-                doc.restricted,
-                doc.folded_restricted,
-            ]
-        )
+        docs.append(sqlite_doc_row(n, doc))
         tags += [[dim, value, n] for dim, values in doc.tags.items() for value in values]
         records.append(
             [

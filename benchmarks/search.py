@@ -371,6 +371,12 @@ def _rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+
+def sqlite_doc_row(n: int, doc: Any) -> list[Any]:
+    """A search document as a row of SQLite's ``search_docs`` (doc number ``n``), for bulk loads."""
+    return [n, doc.id, doc.type, doc.origin, doc.visibility, doc.version, doc.issued_at, doc.title, doc.text,
+            *doc.folded, doc.restricted, doc.folded_restricted]
+
 async def _bulk_load_sqlite(conn: Any, records: int, vocabularies: Any, backend: SqlSearchBackend) -> None:
     """Fresh SQLite index by plain inserts, then one FTS5 rebuild and counts."""
     doc_rows: list[list[Any]] = []
@@ -392,22 +398,7 @@ async def _bulk_load_sqlite(conn: Any, records: int, vocabularies: Any, backend:
     for n, envelope in enumerate(envelopes(records), start=1):
         doc = document_from_envelope(envelope, vocabularies)
         assert doc is not None
-        doc_rows.append(
-            [
-                n,
-                doc.id,
-                doc.type,
-                doc.origin,
-                doc.visibility,
-                doc.version,
-                doc.issued_at,
-                doc.title,
-                doc.text,
-                *doc.folded,
-                doc.restricted,
-                doc.folded_restricted,
-            ]
-        )
+        doc_rows.append(sqlite_doc_row(n, doc))
         tag_rows += [[dim, value, n] for dim, values in doc.tags.items() for value in values]
         if len(doc_rows) == 20 * BATCH:
             await flush()

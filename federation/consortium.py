@@ -414,6 +414,12 @@ class _Search:
         )
 
 
+def _rank(prop: Proposal, found: int) -> tuple[float, ...]:
+    """The order of proposals: fewest missing tags, fewest unmet constraints, highest score, fewest
+    members, then the order they were found in."""
+    return (float(len(prop.missing)), float(len(prop.unmet)), -prop.score, float(len(prop.members)), float(found))
+
+
 def propose(req: Requirements, candidates: Iterable[Candidate]) -> Result:
     """Rank ``candidates`` against ``req`` and propose up to ``req.k`` distinct consortia.
 
@@ -450,18 +456,7 @@ def propose(req: Requirements, candidates: Iterable[Candidate]) -> Result:
         prop = search.proposal(members)
         if not prop.covers:  # a team that brings none of the call's topics is no proposal
             continue
-        found.append(
-            (
-                (
-                    float(len(prop.missing)),
-                    float(len(prop.unmet)),
-                    -prop.score,
-                    float(len(prop.members)),
-                    float(len(found)),
-                ),
-                prop,
-            )
-        )
+        found.append((_rank(prop, len(found)), prop))
         for m in sorted(members, key=lambda m: (m.score, m.index)):
             queue.append((banned | {m.index}, strict))
     if len(pool) <= EXACT_POOL:
@@ -471,18 +466,7 @@ def propose(req: Requirements, candidates: Iterable[Candidate]) -> Result:
                 seen.add(key)
                 prop = search.proposal(team)
                 if prop.covers:
-                    found.append(
-                        (
-                            (
-                                float(len(prop.missing)),
-                                float(len(prop.unmet)),
-                                -prop.score,
-                                float(len(prop.members)),
-                                float(len(found)),
-                            ),
-                            prop,
-                        )
-                    )
+                    found.append((_rank(prop, len(found)), prop))
     if not found:  # the constraints' slots crowded out every tag holder (size 1 and an SME without a tag)
         prop = search.proposal(search.run(frozenset(), frozenset(), relaxed=True))
         if prop.covers:

@@ -36,7 +36,7 @@ from node.search import candidates as index
 from node.search.documents import VocabularyIndex
 from node.search.sql import SqlSearchBackend
 from node.search.text import Clause, tokens
-from node.services.search import SearchService, bool_param, filter_values
+from node.services.search import SearchService, bool_param, filter_values, repeated
 from node.storage import reads
 from schemas import load_vocabularies
 
@@ -50,18 +50,6 @@ MAX_TAGS = 20
 SME_TYPE = ("org_type", "ctype.industry-sme")
 #: ``exclude`` ids per request at most.
 MAX_EXCLUDE = 200
-
-
-def _values(params: Mapping[str, Any], name: str) -> list[str]:
-    """A repeatable parameter's values (comma-separated values split, as search does)."""
-    getall = getattr(params, "getall", None)
-    raw = getall(name, []) if getall else params.get(name, [])
-    if not isinstance(raw, list):
-        raw = [raw]
-    out: list[str] = []
-    for item in raw:
-        out.extend(v.strip() for v in str(item).split(",") if v.strip())
-    return list(dict.fromkeys(out))
 
 
 def _integer(params: Mapping[str, Any], name: str, default: int, lo: int, hi: int) -> int:
@@ -88,7 +76,7 @@ def requirements_from_params(params: Mapping[str, Any]) -> Requirements:
     allowed = filter_values()
     tags: list[RequiredTag] = []
     for dim in DIMENSIONS:
-        chosen = _values(params, dim)
+        chosen = repeated(params, dim)
         unknown = [value for value in chosen if value not in allowed[dim]]
         if unknown:
             raise InvalidParameter(f"unknown {dim} id: {', '.join(unknown[:5])}"[:300], parameter=dim)
@@ -105,7 +93,7 @@ def requirements_from_params(params: Mapping[str, Any]) -> Requirements:
         raise InvalidParameter(
             f"min_countries ({min_countries}) is larger than size ({size})", parameter="min_countries"
         )
-    exclude = _values(params, "exclude")
+    exclude = repeated(params, "exclude")
     if len(exclude) > MAX_EXCLUDE:
         raise InvalidParameter(f"at most {MAX_EXCLUDE} ids to exclude", parameter="exclude")
     return Requirements(

@@ -105,6 +105,19 @@ class SearchService:
         return await held(conn, ids) if held is not None else {}
 
 
+def repeated(params: Mapping[str, Any], name: str) -> list[str]:
+    """A repeatable query parameter's values, in order and without repeats: given several times
+    (``?domain=a&domain=b``) or comma-separated (``?domain=a,b``), blanks dropped."""
+    getall = getattr(params, "getall", None)
+    raw = getall(name, []) if getall else params.get(name, [])
+    if not isinstance(raw, list):
+        raw = [raw]
+    out: list[str] = []
+    for item in raw:
+        out.extend(v.strip() for v in str(item).split(",") if v.strip())
+    return list(dict.fromkeys(out))
+
+
 @functools.cache
 def filter_values() -> dict[str, frozenset[str]]:
     """The values each filter dimension accepts: record types, and vocabulary ids (countries too)."""
@@ -142,16 +155,9 @@ def query_from_params(
             not a record type (``type``) or an id of the dimension's vocabulary (the others).
             Garbage cursors are rejected by the backend.
     """
-    getall = getattr(params, "getall", None)
 
     def values(name: str) -> tuple[str, ...]:
-        raw = getall(name, []) if getall else params.get(name, [])
-        if not isinstance(raw, list):
-            raw = [raw]
-        out: list[str] = []
-        for item in raw:
-            out.extend(v.strip() for v in str(item).split(",") if v.strip())
-        return tuple(dict.fromkeys(out))
+        return tuple(repeated(params, name))
 
     limit_raw = params.get("limit")
     limit = 20
