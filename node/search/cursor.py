@@ -90,10 +90,12 @@ _MAX_SOURCES = 64
 def encode_offsets(offsets: Mapping[str, int], query: SearchQuery) -> str:
     """Return the cursor of a merged answer (the hub's): an offset per source, bound to ``query``.
 
-    Sources are short names (the hub's own index, node countries); zero offsets are left out.
+    Sources are short names (the hub's own index, node countries); zero offsets are left out of the
+    offsets, and every source is named under ``n``: a later page keeps the first page's sources
+    (``node.services.live``), also those that gave nothing yet.
     """
     kept = {source: offset for source, offset in sorted(offsets.items()) if offset}
-    return _pack({"s": kept, "f": fingerprint(query)})
+    return _pack({"s": kept, "n": sorted(offsets), "f": fingerprint(query)})
 
 
 def decode_offsets(cursor: str | None, query: SearchQuery) -> dict[str, int]:
@@ -101,10 +103,22 @@ def decode_offsets(cursor: str | None, query: SearchQuery) -> dict[str, int]:
 
     Raises ``InvalidParameter`` for anything that is not such a cursor made for ``query``.
     """
+    return decode_sources(cursor, query)[0]
+
+
+def decode_sources(cursor: str | None, query: SearchQuery) -> tuple[dict[str, int], frozenset[str]]:
+    """The per-source offsets of a cursor made by :func:`encode_offsets` and the names of all its
+    sources (({}, empty) for None).
+
+    Raises ``InvalidParameter`` for anything that is not such a cursor made for ``query``.
+    """
     if cursor is None:
-        return {}
-    data = _unpack(cursor, _MAX_MERGED_CURSOR_CHARS, {"s", "f"})
-    if not isinstance(data["s"], dict):
+        return {}, frozenset()
+    data = _unpack(cursor, _MAX_MERGED_CURSOR_CHARS, {"s", "n", "f"})
+    names = data["n"]
+    if not isinstance(data["s"], dict) or not isinstance(names, list) or len(names) > _MAX_SOURCES or not all(
+        isinstance(name, str) and 0 < len(name) <= 16 for name in names
+    ):
         raise InvalidParameter("invalid cursor", parameter="cursor")
     offsets: dict[str, int] = data["s"]
     if len(offsets) > _MAX_SOURCES or not all(
@@ -115,4 +129,4 @@ def decode_offsets(cursor: str | None, query: SearchQuery) -> dict[str, int]:
         raise InvalidParameter("invalid cursor", parameter="cursor")
     if data["f"] != fingerprint(query):
         raise InvalidParameter("cursor belongs to another query", parameter="cursor")
-    return dict(offsets)
+    return dict(offsets), frozenset(names) | frozenset(offsets)

@@ -38,7 +38,7 @@ from node.config import Settings
 from node.errors import InvalidParameter
 from node.keystore import InstanceKey
 from node.search import DIMENSIONS, SearchQuery
-from node.search.cursor import decode_offsets, encode_cursor, encode_offsets
+from node.search.cursor import decode_sources, encode_cursor, encode_offsets
 from node.search.text import parse_terms, relaxable
 from node.services.divergence import record_live
 from node.services.fedclient import FedClient, FedError, Limits, error_summary
@@ -283,10 +283,15 @@ class LiveQuery:
             InvalidParameter: a bad ``timeout_ms`` or a cursor that is not this query's.
         """
         deadline = self.timeout_ms(params) / 1000
-        offsets = decode_offsets(query.cursor, query)
+        offsets, sources = decode_sources(query.cursor, query)
         nodes = await FederatedNode.filter(status="active").order_by("country")
         asked = [n for n in nodes if live or n.mode == "query-only"]
-        local, answered, missing = await self._round(query, asked, offsets, deadline)
+        if query.cursor is not None:
+            # A later page keeps the first page's split between the index and the nodes: a node that
+            # was not a source then (not asked, or stood in for by the index) stays the index's, else
+            # its records would come twice or not at all.
+            asked = [n for n in asked if n.country in sources]
+        local, answered, missing = await self._round(query, asked, offsets, deadline, sources)
         total = int(local["total"]) + sum(answer[0] for answer in answered.values())
         clauses = parse_terms(query.q).clauses
         if total == 0 and len(clauses) > 1:
@@ -296,12 +301,13 @@ class LiveQuery:
             if relaxable(len(absent), len(clauses)):
                 query = replace(query, drop_terms=frozenset(absent))
                 asked = [n for n in asked if n.country in answered]
-                local, answered, more_missing = await self._round(query, asked, offsets, deadline)
+                local, answered, more_missing = await self._round(query, asked, offsets, deadline, sources)
                 missing += more_missing
         return await self._merge(query, local, answered, missing, offsets)
 
     async def _round(
-        self, query: SearchQuery, asked: list[FederatedNode], offsets: Mapping[str, int], deadline: float
+        self, query: SearchQuery, asked: list[FederatedNode], offsets: Mapping[str, int], deadline: float,
+        sources: frozenset[str] = frozenset(),
     ) -> tuple[dict[str, Any], dict[str, _Answer], list[str]]:
         """Ask the index and ``asked`` once: (the index's answer, the nodes' answers, missing)."""
         asked_countries = frozenset(n.country for n in asked)
@@ -332,9 +338,12 @@ class LiveQuery:
             missing.append(country)
         local = await local_task
         await record_live(asked, answered.keys(), round(deadline * 1000), self.settings.live_timeout_ms, self.clock())
-        if missing:
-            # What the hub holds of the silent nodes stands in for them.
-            local = await self._local(query, frozenset(answered), offsets.get(INDEX, 0))
+        stand_in = frozenset(c for c in missing if c not in sources)
+        if stand_in:
+            # What the hub holds of the silent nodes stands in for them — on the first page: a node that
+            # was a source of the earlier pages and falls silent is reported missing instead (the index's
+            # offset counts pages without its records: standing in then repeated records across pages).
+            local = await self._local(query, asked_countries - stand_in, offsets.get(INDEX, 0))
         return local, answered, missing
 
     async def _merge(

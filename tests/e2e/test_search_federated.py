@@ -78,7 +78,10 @@ def test_live_paging_keeps_the_total_and_repeats_nothing(fed: dict[str, Instance
         totals: set[int] = set()
         cursor: str | None = None
         while True:
-            body = search(fed["hub"], limit="2", **params, **({"cursor": cursor} if cursor else {}))
+            # a generous deadline: this is about paging, and a node late under load would make a page
+            # partial (node.services.live: a node source that falls silent on a later page is missing)
+            body = search(fed["hub"], limit="2", **params, **({"cursor": cursor} if cursor else {}),
+                          **({"timeout_ms": "20000"} if params.get("live") else {}))
             totals.add(body["total"])
             seen += [hit["id"] for hit in body["results"]]
             cursor = body["next_cursor"]

@@ -61,3 +61,14 @@ def test_excluded_origins_take_part_in_the_fingerprint() -> None:
     query = SearchQuery(q="grid")
     assert fingerprint(query) == fingerprint(SearchQuery(q="grid", exclude_origins=frozenset()))
     assert fingerprint(query) != fingerprint(SearchQuery(q="grid", exclude_origins=frozenset({"AT"})))
+
+
+def test_merged_cursor_names_every_source_also_those_at_zero() -> None:
+    """A later page of a live search keeps the first page's sources (node.services.live): a node that
+    gave nothing yet is still named, though its zero offset is left out of the offsets."""
+    from node.search.cursor import decode_sources
+
+    query = SearchQuery(q="grid")
+    cursor = encode_offsets({"_": 20, "AT": 3, "FR": 0}, query)
+    assert decode_sources(cursor, query) == ({"_": 20, "AT": 3}, frozenset({"_", "AT", "FR"}))
+    assert decode_sources(None, query) == ({}, frozenset())
