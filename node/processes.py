@@ -226,8 +226,25 @@ class _Reaper:
 
 
 _reaper = _Reaper()
-#: Children started here in their own session (group leaders) and not yet finished.
-_leaders: set[int] = set()
+#: Children started here in their own session (group leaders) and not yet finished, with their start
+#: times: once a leader is reaped and its group is empty, the kernel may give its number to a new process
+#: (pid_max is often 32768: a busy machine wraps around in minutes), which may lead a group of its own.
+_leaders: dict[int, str] = {}
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL the group ``pgid`` of a child started here, unless its number now names another process.
+
+    While any member of the group lives, the kernel does not reuse the number; so a live process under
+    that number with another start time means the group is gone, and the signal would hit a stranger
+    (another test's server, started in its own session, has pgid == pid).
+    """
+    started = _leaders.get(pgid)
+    now = _start_time(pgid)
+    if now and started and now != started:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def reaper_pid() -> int | None:
@@ -254,7 +271,7 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Pat
 
     proc = _from_long_lived_thread(start)
     if new_session:
-        _leaders.add(proc.pid)
+        _leaders[proc.pid] = _start_time(proc.pid)
         _reaper.register(proc.pid)
     return proc
 
@@ -327,8 +344,7 @@ def stop(procs: Iterable[subprocess.Popen[Any] | None], timeout: float = 8.0) ->
 def kill(proc: subprocess.Popen[Any]) -> None:
     """SIGKILL the child and its process group at once (a crash: no shutdown code runs)."""
     if proc.pid in _leaders:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc.pid)
     with contextlib.suppress(ProcessLookupError):
         proc.kill()
     proc.wait(timeout=10)
@@ -338,8 +354,7 @@ def kill(proc: subprocess.Popen[Any]) -> None:
 def _finish(proc: subprocess.Popen[Any]) -> None:
     """After the child ended: its group's leftovers, and the reaper forgets it."""
     if proc.returncode is not None and proc.pid in _leaders:
-        # The leader is reaped, so its number lives on only as the group of leftover children.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        _leaders.discard(proc.pid)
+        # The leader is reaped, so its number lives on only as the group of leftover children (if any).
+        _kill_group(proc.pid)
+        _leaders.pop(proc.pid, None)
         _reaper.unregister(proc.pid)

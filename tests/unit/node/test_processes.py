@@ -87,3 +87,23 @@ def test_clean_env_drops_ncc_settings_but_those_kept() -> None:
 def test_free_ports_are_distinct() -> None:
     ports = processes.free_ports(5)
     assert len(set(ports)) == 5 and all(1024 <= p <= 65535 for p in ports)
+
+
+def test_a_reaped_leaders_number_given_to_another_process_is_not_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a child in its own session is reaped and its group is empty, the kernel may give its number
+    to a new process that leads a group of its own (another test's server: pgid == pid). Cleaning up the
+    old group then must not kill it (this killed a freshly started hub in CI: pid_max is 32768)."""
+    stranger = subprocess.Popen(SLEEPER, start_new_session=True)
+    try:
+        class Reaped:  # what stop() holds for our old child: reaped, its number now the stranger's
+            pid = stranger.pid
+            returncode = 0
+
+        monkeypatch.setitem(processes._leaders, stranger.pid, "1")  # our child started at tick 1
+        processes._finish(Reaped())  # type: ignore[arg-type]
+        time.sleep(0.2)
+        assert stranger.poll() is None and alive(stranger.pid)
+        assert stranger.pid not in processes._leaders
+    finally:
+        stranger.kill()
+        stranger.wait()
