@@ -325,8 +325,8 @@ def wait_ready(waiting: Sequence[tuple[str, subprocess.Popen[Any], str]], timeou
 def stop(procs: Iterable[subprocess.Popen[Any] | None], timeout: float = 8.0) -> None:
     """Stop children gracefully: SIGTERM to each, SIGKILL to those still running after ``timeout``; then
     whatever is left of the process groups they lead (their own children)."""
-    procs = [p for p in procs if p is not None]
-    running = [p for p in procs if p.poll() is None]
+    children = [p for p in procs if p is not None]
+    running = [p for p in children if p.poll() is None]
     for proc in running:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
@@ -337,8 +337,8 @@ def stop(procs: Iterable[subprocess.Popen[Any] | None], timeout: float = 8.0) ->
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-    for proc in procs:
-        _finish(proc)
+    for child in children:
+        _finish(child)
 
 
 def kill(proc: subprocess.Popen[Any]) -> None:
