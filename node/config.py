@@ -8,6 +8,7 @@ the example configs and the README are checked against it by a test.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import tomllib
@@ -64,6 +65,27 @@ def _db(value: Any) -> str | None:
     if value and not re.match(r"^(sqlite|postgres|postgresql|asyncpg)://", value):
         return "must start with sqlite://, postgres:// or postgresql://"
     return None
+
+
+def country_code(text: str) -> str:
+    """A country code as a person types it (``de``, `` De ``) in the one form the federation writes: ISO
+    3166-1 alpha-2 in capitals. Every input of a country (CLI arguments, search filters) goes through here.
+
+    Raises:
+        ValueError: not two letters (the message says what is expected).
+    """
+    code = text.strip().upper()
+    if not COUNTRY_RE.match(code):
+        raise ValueError(f"{text!r} is not an ISO 3166-1 alpha-2 country code (GR for Greece)")
+    return code
+
+
+def country_arg(text: str) -> str:
+    """:func:`country_code` as an argparse ``type``: a bad code is a usage error (exit 2)."""
+    try:
+        return country_code(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _country(value: Any) -> str | None:

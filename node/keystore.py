@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from federation.keys import (

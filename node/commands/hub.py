@@ -20,7 +20,7 @@ from node.commands.base import (
     table,
     timestamp_arg,
 )
-from node.config import COUNTRY_RE, Settings
+from node.config import Settings, country_arg, country_code
 from node.context import utc_now
 from node.errors import ApiError
 from node.keystore import KeyStoreError, load_key
@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     hsub.required = True
     i = hsub.add_parser("invite", help="print a one-time 24 h enrollment token for a country (last line)")
     add_data_dir(i)
-    i.add_argument("country", metavar="XX", help="the country to invite (ISO 3166-1 alpha-2, GR for Greece)")
+    i.add_argument("country", metavar="XX", type=country_arg, help="the country to invite (ISO 3166-1 alpha-2, GR for Greece)")
     i.add_argument("--replace", action="store_true",
                    help="invite a country that is enrolled: when used, the invitation re-points its URL and "
                         "ends every key of the running node (key-compromise recovery, a moved node)")
@@ -46,11 +46,11 @@ def register(sub: Any) -> None:
     for name, helptext in (("suspend", "stop accepting and pulling a node"), ("activate", "re-activate a node")):
         s = hsub.add_parser(name, help=helptext)
         add_data_dir(s)
-        s.add_argument("country", metavar="XX", help="the enrolled node's country")
+        s.add_argument("country", metavar="XX", type=country_arg, help="the enrolled node's country")
         s.set_defaults(run=set_status, status="suspended" if name == "suspend" else "active")
     m = hsub.add_parser("mode", help="replicate a node's feed, or only query it live")
     add_data_dir(m)
-    m.add_argument("country", metavar="XX", help="the enrolled node's country")
+    m.add_argument("country", metavar="XX", type=country_arg, help="the enrolled node's country")
     m.add_argument("mode", choices=("replicate", "query-only"),
                    help="replicate: pull its feed; query-only: hold nothing of it, ask it live at each search")
     m.set_defaults(run=set_mode)
@@ -81,7 +81,7 @@ def register(sub: Any) -> None:
         ga = gsub.add_parser(action, help=helptext)
         add_data_dir(ga)
         ga.add_argument("name", metavar="NAME", help="the group's name")
-        ga.add_argument("country", metavar="XX", help="the member country (ISO 3166-1 alpha-2)")
+        ga.add_argument("country", metavar="XX", type=country_arg, help="the member country (ISO 3166-1 alpha-2)")
         ga.set_defaults(run=group_member, member=action == "add")
     gd = gsub.add_parser("delete", help="delete a group (its records are hidden at once, withdrawn by their nodes)")
     add_data_dir(gd)
@@ -116,19 +116,12 @@ def _run(settings: Settings, work: Any) -> Any:
     return run_with_db(settings, guarded)
 
 
-def _country(text: str) -> str:
-    code = text.upper()
-    if not COUNTRY_RE.match(code):
-        raise CommandError(f"{text!r} is not an ISO 3166-1 alpha-2 country code")
-    return code
-
-
 def invite(args: argparse.Namespace) -> int:
     from federation.tokens import peek_enrollment_token
 
     settings = settings_for(args.data_dir)
     hub = _hub(settings)
-    country = _country(args.country)
+    country = args.country
     token = _run(settings, lambda: hub.invite(country, replace=args.replace))
     if args.replace:
         print(f"ncc hub invite: warning: used, this invitation re-points {country}'s URL and ends every key "
@@ -156,14 +149,14 @@ def invites(args: argparse.Namespace) -> int:
 def set_status(args: argparse.Namespace) -> int:
     settings = settings_for(args.data_dir)
     hub = _hub(settings)
-    print(orjson.dumps(_run(settings, lambda: hub.set_node(_country(args.country), status=args.status))).decode())
+    print(orjson.dumps(_run(settings, lambda: hub.set_node(args.country, status=args.status))).decode())
     return 0
 
 
 def set_mode(args: argparse.Namespace) -> int:
     settings = settings_for(args.data_dir)
     hub = _hub(settings)
-    print(orjson.dumps(_run(settings, lambda: hub.set_node(_country(args.country), mode=args.mode))).decode())
+    print(orjson.dumps(_run(settings, lambda: hub.set_node(args.country, mode=args.mode))).decode())
     return 0
 
 
@@ -208,7 +201,10 @@ def nodes(args: argparse.Namespace) -> int:
 def group_create(args: argparse.Namespace) -> int:
     settings = settings_for(args.data_dir)
     hub = _hub(settings)
-    countries = [c.strip().upper() for c in args.countries.split(",") if c.strip()]
+    try:
+        countries = [country_code(c) for c in args.countries.split(",") if c.strip()]
+    except ValueError as exc:
+        raise UsageError(f"--countries: {exc}") from None
     print(orjson.dumps(_run(settings, lambda: hub.create_group(args.name, countries))).decode())
     return 0
 
@@ -216,7 +212,7 @@ def group_create(args: argparse.Namespace) -> int:
 def group_member(args: argparse.Namespace) -> int:
     settings = settings_for(args.data_dir)
     hub = _hub(settings)
-    country = _country(args.country)
+    country = args.country
     print(orjson.dumps(_run(settings, lambda: hub.set_member(args.name, country, args.member))).decode())
     return 0
 

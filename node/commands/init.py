@@ -29,7 +29,8 @@ def register(sub: Any) -> None:
     p.add_argument("--role", required=True, choices=("node", "hub"),
                    help="node: an NCC's registry; hub: the Centre that pulls every node")
     add_data_dir(p)
-    p.add_argument("--country", help="ISO 3166-1 alpha-2 country of the NCC (node role)")
+    p.add_argument("--country",
+                   help="ISO 3166-1 alpha-2 country of the NCC (node role; any case, written in capitals)")
     p.add_argument("--url", help="public base URL (default http://127.0.0.1:<port>)")
     p.add_argument("--port", type=int, help="listen port (default 8080)")
     p.add_argument("--host", help="listen address (default 127.0.0.1)")
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{data_dir / CONFIG_FILE} already exists; this data dir is initialised")
     values: dict[str, Any] = {"role": args.role}
     if args.country:
-        values["country"] = args.country.upper()
+        values["country"] = args.country.strip().upper()  # checked with the other values
     for key in ("url", "port", "host", "db"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)

@@ -8,13 +8,14 @@ from typing import Any
 import orjson
 
 from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for
+from node.config import country_arg
 from node.context import Keyring, build_registry, utc_now
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("sync", help="hub: pull every node (or one) now and report")
     add_data_dir(p)
-    p.add_argument("--country", metavar="XX", help="pull only this node")
+    p.add_argument("--country", metavar="XX", type=country_arg, help="pull only this node (any case)")
     p.set_defaults(run=run)
 
 
@@ -35,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
             if args.country:
                 from node.storage.hub_models import FederatedNode
 
-                if not await FederatedNode.filter(country=args.country.upper()).exists():
-                    raise CommandError(f"no enrolled node {args.country.upper()}")
-                return [await puller.pull(args.country.upper(), wait=True)]
+                if not await FederatedNode.filter(country=args.country).exists():
+                    raise CommandError(f"no enrolled node {args.country}")
+                return [await puller.pull(args.country, wait=True)]
             return await puller.pull_all(wait=True)
         finally:
             await puller.close()

@@ -14,6 +14,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import connections
 
+from node.config import country_code
 from node.errors import InvalidParameter
 from node.search import (
     DIMENSIONS,
@@ -131,6 +132,13 @@ def filter_values() -> dict[str, frozenset[str]]:
     return {dim: frozenset(allowed.get(dim, ())) for dim in DIMENSIONS}
 
 
+def _country_or_raw(text: str) -> str:
+    try:
+        return country_code(text)
+    except ValueError:
+        return text
+
+
 def bool_param(params: Mapping[str, Any], name: str) -> bool:
     """A boolean query parameter: true/1/yes or false/0/no (any case); absent or empty is false.
 
@@ -169,6 +177,8 @@ def query_from_params(
         if not 1 <= limit <= max_limit:
             raise InvalidParameter(f"limit must be between 1 and {max_limit}", parameter="limit")
     filters = {dim: values(dim) for dim in DIMENSIONS if values(dim)}
+    if "country" in filters:  # any case, as everywhere a country is typed (unknown ones fail below)
+        filters["country"] = tuple(dict.fromkeys(_country_or_raw(v) for v in filters["country"]))
     # the hub forwards its filters to live queries, the "not an organisation" marker included
     membership = tuple(v for v in filters.pop("membership", ()) if v != MEMBERSHIP_NOT_APPLICABLE)
     if membership:

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from federation.errors import SchemaInvalid
+from node.config import country_code
 from node.context import Context
 from node.errors import InvalidParameter, NotFound
 from node.http.auth import Principal
@@ -48,7 +49,8 @@ def country_path(request: web.Request) -> str:
 
 
 def country_param(request: web.Request, name: str = "country") -> str | None:
-    """An optional country query parameter (two capitals).
+    """An optional country query parameter: two letters, any case, returned in capitals (as everywhere a
+    person types a country: :func:`node.config.country_code`).
 
     Raises:
         InvalidParameter: anything else.
@@ -56,9 +58,10 @@ def country_param(request: web.Request, name: str = "country") -> str | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    if not COUNTRY.match(raw):
-        raise InvalidParameter(f"{name} must be an ISO 3166-1 alpha-2 code", parameter=name)
-    return raw
+    try:
+        return country_code(raw)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be an ISO 3166-1 alpha-2 code", parameter=name) from None
 
 
 def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:

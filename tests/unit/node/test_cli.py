@@ -327,3 +327,10 @@ def test_a_failed_init_leaves_no_keys_behind_in_an_existing_dir(tmp_path: Path) 
     assert sorted(p.name for p in target.iterdir()) == []
     code, _, err = init(target)
     assert code == 0, err
+
+
+def test_a_country_argument_is_taken_in_any_case_and_a_bad_one_is_a_usage_error(data_dir: Path) -> None:
+    code, _, err = ncc("hub", "invite", "d1", "--data-dir", str(data_dir))
+    assert code == 2 and "not an ISO 3166-1 alpha-2 country code" in err, err
+    code, _, err = ncc("sync", "--country", "D", "--data-dir", str(data_dir))
+    assert code == 2 and "'D' is not an ISO 3166-1 alpha-2 country code" in err, err

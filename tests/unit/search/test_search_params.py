@@ -52,3 +52,11 @@ def test_live_booleans() -> None:
     assert [bool_param(params(live=v), "live") for v in ("true", "TRUE", "1", "yes")] == [True] * 4
     assert [bool_param(params(live=v), "live") for v in ("false", "0", "no", "")] == [False] * 4
     assert bool_param(params(), "live") is False
+
+
+def test_a_country_filter_is_taken_in_any_case_as_everywhere_a_country_is_typed() -> None:
+    """Regression: ``ncc init --country de`` was accepted while ``country=de`` in search was a 400."""
+    query = query_from_params(MultiDict([("country", "de"), ("country", " At "), ("country", "DE")]), PUBLIC, 100)
+    assert query.filters["country"] == ("DE", "AT")
+    with pytest.raises(InvalidParameter):
+        query_from_params(params(country="d1"), PUBLIC, 100)
