@@ -51,6 +51,10 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _line_max(value: Any) -> str | None:
+    return None if 1024 <= value <= 4 * 1024 * 1024 else "must be between 1024 and 4194304 (4 MiB)"
+
+
 def _port(value: Any) -> str | None:
     return None if 0 <= value <= 65535 else "must be between 0 and 65535"
 
@@ -201,12 +205,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("feed_page_max_bytes", "int", 8 * 1024 * 1024, "Feed page size in bytes: a node ends a page "
             "before it (a single larger record travels alone); a hub refuses a page over twice it, "
             "compressed or decompressed.", check=_positive),
+    Setting("feed_line_max_bytes", "int", 4 * 1024 * 1024, "Hub: longest feed line (one record envelope) "
+            "read from a node; a longer one fails the page `line_too_long`. At most 4 MiB, the protocol's "
+            "ceiling.", roles=("hub",), check=_line_max),
     # node
     Setting("live_search_rate", "int", 10, "Node: live queries from the hub answered per second (burst: "
             "twice as many); beyond it 429 `rate_limited`, so anonymous live searches at the hub cost the "
             "node a bounded amount of CPU and replay-table rows.", roles=("node",), check=_positive),
     Setting("notify_retry_s", "int", 30, "Node: retry interval for failed notifications to the hub.",
             roles=("node",), check=_positive),
+    Setting("notify_backoff_max_s", "int", 900, "Node: longest wait between notifications the hub refuses "
+            "(a suspended or revoked node; the wait doubles from `notify_retry_s`).", roles=("node",),
+            check=_positive),
     Setting("audit_interval_s", "int", 3600, "Node: seconds between scheduled audits of the hub's "
             "transparency log (`ncc audit`; result at GET /api/v1/audit).", roles=("node",), check=_positive),
     Setting("audit_max_proofs", "int", 500, "Node: inclusion proofs an audit checks at most per run (new log "
@@ -248,6 +258,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the password in config.toml.", roles=("node",)),
     Setting("mail_retry_max_s", "int", 3600, "Node: longest wait between two attempts at a mail that could "
             "not be sent (the wait doubles from 30 s); nothing is dropped.", roles=("node",), check=_positive),
+    Setting("smtp_timeout_s", "int", 30, "Node: longest time one SMTP conversation step (connect, command) "
+            "may take, seconds; the mail then waits for its next attempt.", roles=("node",), check=_positive),
     Setting("mail_language", "str", "", "Node: language of the mails (`en`, `de`); empty = the country's "
             "language when a translation exists, else English.", roles=("node",),
             check=_choice("", "en", "de")),
@@ -337,6 +349,7 @@ class Settings:
     erasure_purge_s: int
     erasure_vacuum_full: bool
     notify_retry_s: int
+    notify_backoff_max_s: int
     audit_interval_s: int
     audit_max_proofs: int
     atlas_url: str
@@ -355,6 +368,7 @@ class Settings:
     smtp_url: str
     smtp_password_file: str
     mail_retry_max_s: int
+    smtp_timeout_s: int
     mail_language: str
     pull_interval_s: int
     pull_jitter_s: int
@@ -369,6 +383,7 @@ class Settings:
     invite_ttl_s: int
     key_grace_s: int
     feed_page_max_bytes: int
+    feed_line_max_bytes: int
     allow_private_node_urls: bool
     live_answer_max_bytes: int
     pull_inflight_max_bytes: int

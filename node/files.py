@@ -95,8 +95,7 @@ def instance_files(data_dir: Path) -> Iterator[Path]:
         yield data_dir / name
     keys = data_dir / "keys"
     if keys.is_dir():
-        for path in sorted(keys.rglob("*")):
-            yield path
+        yield from sorted(keys.rglob("*"))
 
 
 def check_instance_files(data_dir: Path, extra: Iterable[Path] = ()) -> None:

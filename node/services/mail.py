@@ -42,7 +42,6 @@ log = logging.getLogger("ncc.mail")
 FIRST_RETRY_S = 30
 #: A message being sent is leased for this long (another process sharing the database skips it).
 LEASE_S = 120
-SMTP_TIMEOUT_S = 30
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]")
 
 
@@ -160,10 +159,10 @@ def send_smtp(settings: Settings, msg: EmailMessage) -> None:
     password = smtp_password(settings)
     try:
         if url.scheme == "smtps":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT_S,
+            client: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=settings.smtp_timeout_s,
                                                     context=ssl.create_default_context())
         else:
-            client = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT_S)
+            client = smtplib.SMTP(host, port, timeout=settings.smtp_timeout_s)
         with client:
             client.ehlo()
             if url.scheme == "smtp" and client.has_extn("starttls"):

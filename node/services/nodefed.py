@@ -45,10 +45,6 @@ NOTIFIED_KEY = "notified_seq"
 INSTANCE_KEY = "instance_id"
 
 
-#: Longest wait between notifications while the hub refuses this node (suspended, key revoked): the
-#: hub still pulls on its own schedule, and an admin reactivating the node is noticed within this.
-REFUSED_BACKOFF_MAX_S = 900.0
-
 #: What the operator of a refused node can do, by the hub's ``reason``.
 REFUSAL_HINTS = {
     "key_revoked": "re-enroll with a fresh invitation (ncc hub invite at the hub, then ncc enroll), "
@@ -354,7 +350,7 @@ class NodeFederation:
         ``announce`` set, once in any case: the node has just started).
 
         While the hub refuses this node (401/403: suspended, key revoked, …) the notifications back off
-        (doubling from ``notify_retry_s`` up to ``REFUSED_BACKOFF_MAX_S``), each refusal logged with the
+        (doubling from ``notify_retry_s`` up to ``notify_backoff_max_s``), each refusal logged with the
         hub's reason; a new enrollment ends the back-off at once.
 
         Returns True when nothing was pending or the hub took the notification.
@@ -399,7 +395,7 @@ class NodeFederation:
     def refused_backoff_s(self) -> float:
         """The wait before the next notification after ``_refusals`` refusals in a row."""
         base = float(self.settings.notify_retry_s)
-        return min(base * 2 ** max(self._refusals - 1, 0), max(base, REFUSED_BACKOFF_MAX_S))
+        return min(base * 2 ** max(self._refusals - 1, 0), max(base, self.settings.notify_backoff_max_s))
 
     async def run_notifier(self, stop: asyncio.Event | None = None) -> None:
         """Background loop: notify after writes (woken by the publisher) and retry periodically.

@@ -521,7 +521,7 @@ class Puller:
         """One feed page, through the federation client: the whole request (connect, answer, body)
         within ``pull_timeout_s`` (a node trickling its answer a few bytes at a time holds nothing),
         at most twice ``feed_page_max_bytes`` compressed or decompressed, ``pull_batch`` records plus
-        the trailer as lines (blank lines count), no line over ``MAX_LINE``, no redirect followed.
+        the trailer as lines (blank lines count), no line over ``feed_line_max_bytes``, no redirect followed.
         The caller releases the answer (its bytes count in the hub's in-flight budget until then).
 
         Raises:
@@ -531,7 +531,7 @@ class Puller:
         token = issue_service_token(key.private_key, key.kid, "hub", f"node:{country}", self.clock(),
                                     ttl_s=self.settings.service_token_ttl_s)
         s = self.settings
-        limits = limits_for_page(s.feed_page_max_bytes, s.pull_batch, MAX_LINE, s.pull_timeout_s)
+        limits = limits_for_page(s.feed_page_max_bytes, s.pull_batch, s.feed_line_max_bytes, s.pull_timeout_s)
         resp = await self.client.request(
             "GET", f"{url.rstrip('/')}/federation/v1/changes", limits,
             params={"after": str(cursor), "limit": str(s.pull_batch)},

@@ -149,6 +149,20 @@ async def test_trickling_node_fails_the_pull_at_the_pull_timeout(rig: Rig) -> No
     await assert_recovers(rig)
 
 
+async def test_a_feed_line_over_feed_line_max_bytes_fails_the_page(rig: Rig) -> None:
+    """The longest feed line is the hub operator's setting (it was a constant): a record line passes at
+    the default and fails the page ``line_too_long`` when the setting is under its length."""
+    settings = rig.puller.settings
+    assert settings.feed_line_max_bytes == 4 * 1024 * 1024
+    longest = max(len(line) for line in rig.node.page().split(b"\n"))
+    rig.puller.settings = dataclasses.replace(settings, feed_line_max_bytes=longest - 1)
+    result, _ = await rig.pull()
+    assert not result.ok and result.error == "line_too_long (HTTP 200)", result.error
+    await rig.assert_nothing_written()
+    rig.puller.settings = settings
+    await assert_recovers(rig)
+
+
 async def test_non_ndjson_answer_fails_the_pull_with_a_clear_error(rig: Rig) -> None:
     """Found by the fault suite: an HTML error page served with 200 was reported as a "truncated
     stream" (each line became a malformed record, then the trailer was missing)."""

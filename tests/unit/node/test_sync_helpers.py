@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from node.context import utc_now
 from node.services.sync import next_page_cursor
 
 
@@ -52,3 +55,20 @@ def test_node_status_tells_the_truth() -> None:
     assert node_status(state(last_success=old), settings, now) == "stale"
     assert node_status(state(consecutive_failures=3), settings, now) == "unreachable"
     assert node_status(state(consecutive_failures=3, diverged_at=recent), settings, now) == "diverged"
+
+
+def test_the_refused_notification_back_off_doubles_up_to_its_setting(tmp_path: Path) -> None:
+    """The wait between notifications the hub refuses doubles from ``notify_retry_s`` and stops at
+    ``notify_backoff_max_s`` (it was a constant, 900 s)."""
+    from node.config import build_settings
+    from node.services.nodefed import NodeFederation
+
+    settings = build_settings(tmp_path, {"role": "node", "country": "AT", "notify_retry_s": 10,
+                                         "notify_backoff_max_s": 75})
+    fed = NodeFederation(settings, key=lambda: None, clock=utc_now)  # type: ignore[arg-type,return-value]
+    waits = []
+    for refusals in range(1, 7):
+        fed._refusals = refusals
+        waits.append(fed.refused_backoff_s())
+    assert waits == [10, 20, 40, 75, 75, 75]
+    assert build_settings(tmp_path, {"role": "node", "country": "AT"}).notify_backoff_max_s == 900
