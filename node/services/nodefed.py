@@ -30,6 +30,7 @@ from federation.tokens import (
 from node.config import Settings
 from node.keystore import InstanceKey, retire_and_replace
 from node.metrics import Metrics
+from node.services.background import idle
 from node.services.fedclient import FedClient, FedError, FedResponse, Limits
 from node.storage import sql
 from node.storage.availability import database_unavailable
@@ -43,6 +44,8 @@ NOTIFIED_KEY = "notified_seq"
 #: This instance's id, made once and sent at enrollment: a different one for a country tells the hub a
 #: new instance replaced the old (a new feed epoch); a node restored from a backup keeps its own.
 INSTANCE_KEY = "instance_id"
+#: Writes within this long of the first are announced by one notification.
+NOTIFY_COALESCE_S = 0.2
 
 
 #: What the operator of a refused node can do, by the hub's ``reason``.
@@ -411,8 +414,7 @@ class NodeFederation:
             except TimeoutError:
                 pass
             self.wake.clear()
-            await asyncio.sleep(0.2)  # coalesce bursts of writes into one notification
-            if stop.is_set():
+            if await idle(stop, NOTIFY_COALESCE_S):  # a stop ends the wait at once (it cost every stop 0.2 s)
                 return
             try:
                 await self.notify_if_needed()

@@ -1,4 +1,4 @@
-"""The stop of background loops (node/services/wiring.py): bounded, and effective even when a library
+"""The stop of background loops (node/services/background.py): bounded, and effective even when a library
 swallows the cancellation — the cause of a CI run that hung for an hour (an application purge loop,
 cancelled while asyncpg retried a connection to a dropped database, went back to a 10-minute sleep
 and the app's stop awaited it)."""
@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from node.services import wiring
+from node.services import background as wiring
 
 
 async def _swallows_cancellation(stop: asyncio.Event, rounds: list[int]) -> None:
