@@ -1,9 +1,9 @@
 """Integration fixtures: real instances (the ``ncc init`` code path) served in-process by pytest-aiohttp.
 
 Every instance is created by ``node.cli.main(["init", …])`` in ``tmp_path`` on the database of the
-``db_url`` fixture (parametrised SQLite + PostgreSQL, ``tests/conftest.py``); its tokens come from
-``ncc token create``. Those commands run their own event loop, so they run in *sync* fixtures,
-before the test's loop starts the app. The app is ``create_app(settings)``, whose database lives in
+``db_url`` fixture (parametrised SQLite + PostgreSQL, ``tests/conftest.py``); its tokens are issued by
+``ncc token create``'s own code (an instance's tokens in one database session). Both run their own
+event loop, so they run in *sync* fixtures, before the test's loop starts the app. The app is ``create_app(settings)``, whose database lives in
 ``app.cleanup_ctx``: the client's teardown closes it, so pytest exits without a stray aiosqlite thread.
 """
 
@@ -63,8 +63,8 @@ def make_instance(tmp_path: Path, db_url: str) -> Iterator[MakeInstance]:
             with (data_dir / "config.toml").open("a") as fh:
                 fh.write("allow_private_node_urls = true\n")
         inst = Instance(data_dir=data_dir, db=db)
-        for r in tokens:
-            inst.add_token(r)
+        if tokens:
+            inst.add_tokens(tokens)
         return inst
 
     yield make
