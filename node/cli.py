@@ -6,9 +6,9 @@ Exit codes: 0 ok, 1 failure (one-line reason on stderr), 2 usage.
 from __future__ import annotations
 
 import argparse
-import functools
 import contextlib
 import difflib
+import functools
 import importlib
 import io
 import logging

@@ -181,3 +181,15 @@ def test_words_inside_quotes_and_domain_terms_are_never_stop_words() -> None:
     assert parse_query('"internet of things" in') == (Clause(("internet", "of", "things")),)
     assert parse_query("IT security") == (Clause(("it",)), Clause(("security",), prefix=True))
     assert parse_query("CAN bus") == (Clause(("can",)), Clause(("bus",), prefix=True))
+
+
+def test_every_combining_mark_lies_below_the_scan_end() -> None:
+    """The import-time scan stops at ``COMBINING_SCAN_END`` (the whole range cost every command
+    ~60 ms): it must find exactly what a scan of every code point of this Python's Unicode finds."""
+    import sys
+    import unicodedata
+
+    from node.search.text import COMBINING_SCAN_END, _combining_class
+
+    assert not [cp for cp in range(COMBINING_SCAN_END, sys.maxunicode + 1) if unicodedata.combining(chr(cp))]
+    assert _combining_class().pattern == _combining_class(sys.maxunicode + 1).pattern
