@@ -36,6 +36,7 @@ from node.web.schema_forms import (
     text_value,
     type_description,
     type_title,
+    typed_values,
 )
 from node.web.session import check_csrf, portal_principal
 from schemas import RECORD_TYPES
@@ -143,7 +144,7 @@ async def record_create(request: web.Request) -> web.Response:
     try:
         payload = parse_form(rtype, form)
     except FormInputError as exc:
-        return await _record_form(request, rtype, None, form_values_from(form, rtype), visibility, exc.errors,
+        return await _record_form(request, rtype, None, typed_values(form, form_fields(rtype)), visibility, exc.errors,
                                   status=422)
     try:
         assessment.check_create(p, payload)  # editors may not set membership (DESIGN §12)
@@ -182,7 +183,7 @@ async def record_update(request: web.Request) -> web.Response:
     try:
         payload = parse_form(rtype, form)
     except FormInputError as exc:
-        return await _record_form(request, rtype, shown, form_values_from(form, rtype), visibility, exc.errors,
+        return await _record_form(request, rtype, shown, typed_values(form, form_fields(rtype)), visibility, exc.errors,
                                   status=422)
     try:
         await _publisher(request).update(rid, payload, version, visibility, actor=Actor(p.subject or str(p.role)),
@@ -213,25 +214,6 @@ def _visibility(form: Any) -> str:
     if not is_visibility(value):
         raise InvalidParameter(f"visibility must be one of {', '.join(VISIBILITIES)}", parameter="visibility")
     return value
-
-
-def form_values_from(form: Any, rtype: str) -> dict[str, Any]:
-    """What the user typed, to show again after an error (nothing is lost)."""
-    values: dict[str, Any] = {}
-
-    def walk(fields: Any) -> None:
-        for f in fields:
-            if f.kind == "object":
-                walk(f.children)
-            elif f.kind in ("multiselect", "checkboxes"):
-                values[f.pointer] = [str(v) for v in form.getall(f.name, [])]
-            elif f.kind == "boolean":
-                values[f.pointer] = {"true": True, "false": False}.get(str(form.get(f.name, "")))
-            else:
-                raw = form.get(f.name)
-                values[f.pointer] = raw if isinstance(raw, str) and raw else None
-    walk(form_fields(rtype))
-    return values
 
 
 async def _failed(request: web.Request, rtype: str, env: dict[str, Any] | None, payload: dict[str, Any],

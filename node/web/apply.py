@@ -23,7 +23,7 @@ from node.services.applications import Gatekeeper, application_schema
 from node.services.mail_templates import GROUND_TITLES
 from node.web import data
 from node.web.admin import _user
-from node.web.form_errors import field_errors
+from node.web.form_errors import FieldError, field_errors
 from node.web.form_sections import sections
 from node.web.public import _form
 from node.web.render import page, redirect, render
@@ -34,6 +34,7 @@ from node.web.schema_forms import (
     parse_fields,
     schema_fields,
     text_value,
+    typed_values,
 )
 from node.web.session import check_csrf, portal_principal
 from schemas import ID_BASE
@@ -67,14 +68,42 @@ def _private(response: web.StreamResponse) -> web.StreamResponse:
     return response
 
 
+#: The inputs of the apply page outside the organisation's form: pointer of the API's error -> (element
+#: id, what the summary calls it, the plain message shown beside it).
+OWN_INPUTS = {
+    "/applicant/name": ("applicant-name", "Your name", "Enter your name (1 to 200 characters)."),
+    "/applicant/email": ("applicant-email", "Your e-mail address",
+                         "Enter an e-mail address that can receive the confirmation link."),
+    "/accept_terms": ("accept-terms", "Confirmation", "Tick the box to confirm the application."),
+}
+
+
+def _own_errors(errors: list[dict[str, str]]) -> tuple[dict[str, FieldError], list[dict[str, str]]]:
+    """The errors of the page's own inputs (applicant, confirmation), each linked from the summary and
+    shown beside its input; the rest are the organisation form's."""
+    own: dict[str, FieldError] = {}
+    rest = []
+    for e in errors:
+        pointer = str(e.get("pointer", ""))
+        if pointer in OWN_INPUTS and pointer not in own:
+            dom_id, label, message = OWN_INPUTS[pointer]
+            own[pointer] = FieldError(pointer, dom_id, message, f"{label}: {message[0].lower()}{message[1:]}")
+        elif pointer not in OWN_INPUTS:
+            rest.append(e)
+    return own, rest
+
+
 async def _apply_page(request: web.Request, values: dict[str, Any], errors: list[dict[str, str]],
-                      applicant: dict[str, str], visibility: str, status: int = 200) -> web.Response:
+                      applicant: dict[str, str], visibility: str, status: int = 200,
+                      accepted: bool = False) -> web.Response:
     fields = apply_fields()
+    own, errors = _own_errors(errors)
     by_field, general = field_errors(errors, fields)
     return await render(request, "apply.html", {
         "sections": sections("organisation", fields, values, by_field), "values": values,
-        "text_value": text_value, "errors": by_field, "general_errors": general, "summary": list(by_field.values()),
-        "applicant": applicant, "visibility": visibility,
+        "text_value": text_value, "errors": by_field, "general_errors": general,
+        "summary": [*own.values(), *by_field.values()], "own": {e.dom_id: e for e in own.values()},
+        "applicant": applicant, "visibility": visibility, "accepted": accepted,
         "visibility_choices": VISIBILITY_CHOICES, "title": "Apply to join the Cybersecurity Competence Community",
     }, status=status)
 
@@ -93,24 +122,27 @@ async def apply_submit(request: web.Request) -> web.Response:
     await check_csrf(request, form.get("csrf"))
     applicant = {"name": str(form.get("applicant_name", "")), "email": str(form.get("applicant_email", ""))}
     visibility = str(form.get("visibility", "network"))
+    accepted = form.get("accept_terms") == "yes"
     try:
         payload = parse_fields(apply_fields(), form)
     except FormInputError as exc:
-        return await _apply_page(request, {}, exc.errors, applicant, visibility, status=422)
+        return await _apply_page(request, typed_values(form, apply_fields()), exc.errors, applicant, visibility,
+                                 status=422, accepted=accepted)
     body = {"type": "organisation", "payload": payload, "visibility": visibility,
             "applicant": {"name": applicant["name"].strip(), "email": applicant["email"].strip()},
-            "accept_terms": form.get("accept_terms") == "yes"}
+            "accept_terms": accepted}
     settings = ctx(request).settings
     try:
         await _gatekeeper(request).apply(body, client_address(request, settings.trusted_proxies))
     except SchemaInvalid as exc:
         errors = [{str(k): str(v) for k, v in e.items()} for e in exc.errors]
-        return await _apply_page(request, form_values(payload), errors, applicant, visibility, status=422)
+        return await _apply_page(request, form_values(payload), errors, applicant, visibility, status=422,
+                                 accepted=accepted)
     except ApiError as exc:
         if exc.status == 429:
             raise
         return await _apply_page(request, form_values(payload), [{"pointer": "", "message": exc.detail}],
-                                 applicant, visibility, status=exc.status)
+                                 applicant, visibility, status=exc.status, accepted=accepted)
     return await render(request, "apply_sent.html", {"title": "Check your mailbox", "email": body["applicant"]["email"]},
                         status=202)
 

@@ -263,6 +263,25 @@ def _empty_list(f: Field) -> list[Any] | None:
 # -- payload -> form values ---------------------------------------------------------------------
 
 
+def typed_values(form: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
+    """What the user typed into ``fields``, to show again after an error (nothing typed is lost)."""
+    values: dict[str, Any] = {}
+
+    def walk(fields: Any) -> None:
+        for f in fields:
+            if f.kind == "object":
+                walk(f.children)
+            elif f.kind in ("multiselect", "checkboxes"):
+                values[f.pointer] = [str(v) for v in form.getall(f.name, [])]
+            elif f.kind == "boolean":
+                values[f.pointer] = {"true": True, "false": False}.get(str(form.get(f.name, "")))
+            else:
+                raw = form.get(f.name)
+                values[f.pointer] = raw if isinstance(raw, str) and raw else None
+    walk(fields)
+    return values
+
+
 def form_values(payload: Mapping[str, Any]) -> dict[str, Any]:
     """Map every pointer of the form to the value to show (lists for multi-valued fields)."""
     out: dict[str, Any] = {}

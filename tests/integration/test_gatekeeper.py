@@ -402,6 +402,46 @@ async def test_portal_apply_confirm_by_post_and_decide(app_client: Any, node: In
     assert resp.status == 403
 
 
+async def test_apply_page_keeps_what_was_typed_and_links_each_error_to_its_input(app_client: Any, node: Instance) -> None:
+    """Regression: the missing confirmation was an unlinked "accept_terms must be true" at the top of the
+    page, the tick was lost with any other error, and the applicant's own inputs were never marked."""
+    import html
+
+    gk = await app_client(node)
+    text = await (await gk.get("/apply")).text()
+    typed = {"csrf": _csrf(text), "applicant_name": "Erika Mustermann", "applicant_email": "erika@cyberlab.example.de",
+             "visibility": "public", "/legal_name": "Zq7 Typed Lab GmbH", "/country": "DE",
+             "/org_type": "ctype.industry-sme", "/fields_of_activity": "foa.academia-research-innovation",
+             "/description": "Post-quantum cryptography for energy grids.", "/domains": "cry"}
+    resp = await gk.post("/apply", data=typed)
+    page = html.unescape(await resp.text())
+    assert resp.status == 422
+    assert '<a href="#accept-terms">Confirmation: tick the box to confirm the application.</a>' in page, page
+    assert 'id="accept-terms-err"' in page and 'aria-describedby="accept-terms-err"' in page
+    assert "accept_terms must be true" not in page
+    assert 'value="Zq7 Typed Lab GmbH"' in page and 'value="Erika Mustermann"' in page
+
+    resp = await gk.post("/apply", data={**typed, "applicant_email": "not-an-address", "accept_terms": "yes"})
+    page = html.unescape(await resp.text())
+    assert resp.status == 422 and '<a href="#applicant-email">Your e-mail address:' in page, page
+    assert 'aria-describedby="applicant-email-hint applicant-email-err" aria-invalid="true"' in page
+    assert 'name="accept_terms" value="yes" checked' in page  # the tick stays with another error
+    assert 'value="Zq7 Typed Lab GmbH"' in page
+    assert await Application.all().count() == 0
+
+
+def test_typed_values_keep_what_cannot_be_parsed() -> None:
+    """What the admin's record form and /apply show again after an error: the text as typed."""
+    from multidict import MultiDict
+
+    from node.web.schema_forms import Field, typed_values
+
+    fields = (Field(pointer="/n", name="/n", kind="integer", title="N", required=False),
+              Field(pointer="/tags", name="/tags", kind="multiselect", title="Tags", required=False))
+    form = MultiDict([("/n", "nineteen"), ("/tags", "a"), ("/tags", "b")])
+    assert typed_values(form, fields) == {"/n": "nineteen", "/tags": ["a", "b"]}
+
+
 async def test_erasure_leaves_no_mail_and_no_application_behind(app_client: Any, node: Instance) -> None:
     """DESIGN §11: after ``DELETE ?reason=erased`` no byte of the record stays in the outbox (rows and
     .eml files), the application or the history's notes."""
