@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from federation.schemas import SchemaRegistry
 from node.access import Access
+from node.clock import utc_now
 from node.config import Settings
 from node.keystore import InstanceKey, load_compromised, load_key, load_retired
 from node.services.publish import Publisher
-
-
-def utc_now() -> datetime:
-    """The clock of the running service (whole seconds, UTC)."""
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 def build_registry() -> SchemaRegistry:

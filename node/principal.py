@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The user roles of each instance role (DESIGN §5; assessor: DESIGN §12).
+NODE_ROLES = ("admin", "editor", "reader", "assessor")
+HUB_ROLES = ("admin", "analyst")
+
 
 @dataclass(frozen=True)
 class Principal:

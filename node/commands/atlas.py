@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
+from node.clock import utc_now
 from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for
-from node.context import utc_now
 from node.files import open_private
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from federation.errors import GroupInvalid
+from node.clock import utc_now
 from node.commands.base import (
     CommandError,
     UsageError,
@@ -21,7 +22,6 @@ from node.commands.base import (
     timestamp_arg,
 )
 from node.config import Settings, country_arg, country_code
-from node.context import utc_now
 from node.errors import ApiError
 from node.keystore import KeyStoreError, load_key
 

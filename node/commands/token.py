@@ -9,6 +9,7 @@ import orjson
 
 from federation.groups import valid_group_name
 from federation.timefmt import format_timestamp
+from node.clock import utc_now
 from node.commands.base import (
     CommandError,
     UsageError,
@@ -19,9 +20,8 @@ from node.commands.base import (
     settings_for,
     table,
 )
-from node.context import utc_now
-from node.http.auth import HUB_ROLES, NODE_ROLES
 from node.keystore import KeyStoreError, load_key
+from node.principal import HUB_ROLES, NODE_ROLES
 from node.storage.models import ApiToken
 
 

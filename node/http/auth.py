@@ -36,12 +36,10 @@ from federation.timefmt import format_timestamp
 from federation.tokens import verify_service_token, verify_user_token
 from node.errors import Forbidden, RateLimited, Unauthenticated
 from node.keystore import InstanceKey
-from node.principal import ANONYMOUS, Principal
+from node.principal import ANONYMOUS, HUB_ROLES, NODE_ROLES, Principal
 from node.services.ratelimit import RateLimiter, retry_after
 from node.storage.models import ApiToken, SeenJti
 
-NODE_ROLES = ("admin", "editor", "reader", "assessor")  # assessor: DESIGN §12
-HUB_ROLES = ("admin", "analyst")
 ROLE_RANK = {"reader": 1, "analyst": 1, "assessor": 2, "editor": 2, "admin": 3}
 
 
