@@ -318,6 +318,16 @@ class Cluster:
         self.instances.append(inst)
         return inst
 
+    def report(self) -> str:
+        """Each instance's process state and the end of its stderr (printed when a test fails: a CLI call
+        that could not reach a server says why only here — the server had exited, or was killed)."""
+        parts = []
+        for inst in self.instances:
+            state = ("not started" if inst.proc is None else
+                     "running" if inst.proc.poll() is None else f"exited with {inst.proc.returncode}")
+            parts.append(f"--- {inst.name} ({inst.role}, port {inst.port}): {state}\n{inst.stderr_tail(15)}")
+        return "\n".join(parts)
+
     def close(self) -> None:
         for inst in reversed(self.instances):
             with contextlib.suppress(Exception):
@@ -345,6 +355,9 @@ def cluster(root: Path, backend: str) -> Iterator[Cluster]:
     c = Cluster(root, make_db)
     try:
         yield c
+    except BaseException:
+        print(f"the cluster when the test failed:\n{c.report()}")  # pytest shows it with the failure
+        raise
     finally:
         c.close()
         for db_name in created:
