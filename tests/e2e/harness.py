@@ -377,12 +377,12 @@ def enroll(hub: Instance, node: Instance, hub_url: str | None = None, replace: b
     return token
 
 
-def start_federation(c: Cluster, countries: tuple[str, ...], hub_env: dict[str, str] | None = None
-                     ) -> tuple[Instance, dict[str, Instance]]:
+def start_federation(c: Cluster, countries: tuple[str, ...], hub_env: dict[str, str] | None = None,
+                     node_env: dict[str, str] | None = None) -> tuple[Instance, dict[str, Instance]]:
     """A running hub and a running, enrolled node per country (named by the lower-case code)."""
     hub = c.add("hub", "hub", env=hub_env)
     hub.start()
-    nodes = {cc: c.add(cc.lower(), "node", cc) for cc in countries}
+    nodes = {cc: c.add(cc.lower(), "node", cc, env=node_env) for cc in countries}
     for node in nodes.values():
         node.start()
         enroll(hub, node)
