@@ -463,9 +463,14 @@ class _Dropper:
         while True:
             name = self.pending.get()
             try:
-                _drop_now(name)
-            except Exception as exc:  # noqa: BLE001 - reported at the end of the session
-                self.failed.append(f"{name}: {exc.__class__.__name__}: {exc}")
+                for attempt in range(10):  # the server may be restarting under a fault test: wait for it
+                    try:
+                        _drop_now(name)
+                        break
+                    except Exception as exc:  # noqa: BLE001 - reported at the end of the session
+                        if attempt == 9:
+                            self.failed.append(f"{name}: {exc.__class__.__name__}: {exc}")
+                        time.sleep(1)
             finally:
                 self.pending.task_done()
 
