@@ -42,7 +42,11 @@ def test_apply_confirm_and_register_in_the_browser(federation: Federation, page:
     page.locator("#visibility-public").check()
     page.get_by_role("button", name="Send application").click()
     summary = page.locator(".error-summary")
-    expect(summary).to_contain_text("accept_terms")  # the declaration was not ticked: nothing is lost
+    # the declaration was not ticked: said in plain words, linked to the box, and nothing typed is lost
+    expect(summary).to_contain_text("Confirmation: tick the box to confirm the application.")
+    summary.get_by_role("link", name="Confirmation: tick the box to confirm the application.").click()
+    expect(page.locator("#accept-terms")).to_be_focused()
+    expect(page.locator("#accept-terms-err")).to_be_visible()
     expect(page.get_by_label("Legal name")).to_have_value("Schildwerk Sicherheit GmbH")
     page.locator("#accept-terms").check()
     page.get_by_role("button", name="Send application").click()

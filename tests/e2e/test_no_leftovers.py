@@ -69,6 +69,10 @@ def test_sigkill_of_pytest_ends_every_process_it_started(tmp_path: Path, workers
     (tmp_path / "inner" / "test_inner.py").write_text(INNER)
     pids_file = tmp_path / "pids"
     env = processes.clean_env({"NCC_TEST_PIDS": str(pids_file), "PYTHONPATH": str(ROOT)})
+    # a run of its own: with this worker's PYTEST_XDIST_TESTRUNUID the inner pytest joined the outer run's
+    # serial gate (tests/conftest.py) and waited behind a `serial` test of the other worker, which waited
+    # for this test to end (the inner test "did not start its processes" in 120 s)
+    env = {k: v for k, v in env.items() if not k.startswith("PYTEST_XDIST_")}
     # tests.conftest as a plugin: the inner run is outside the repository's test tree
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
             "--rootdir", str(tmp_path / "inner"), "-c", os.devnull, *workers, str(tmp_path / "inner")]
