@@ -78,10 +78,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _command_module(argv: Sequence[str]) -> str | None:
-    """The module of the command ``argv`` names (its first word), if it names one exactly."""
-    first = next((a for a in argv if not a.startswith("-")), None)
-    return next((m for m, name in COMMAND_NAMES.items() if name == first), None)
+def _command_module(word: str) -> str | None:
+    """The module of the command named ``word`` (None: an option, or no command's name)."""
+    return next((m for m, name in COMMAND_NAMES.items() if name == word), None)
 
 
 def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -150,7 +149,7 @@ def _parser(only: str | None) -> argparse.ArgumentParser:
 def _run(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     # options before the command (``ncc --version``, ``ncc --help``) and unknown commands get the whole parser
-    parser = _parser(_command_module(words) if words and not words[0].startswith("-") else None)
+    parser = _parser(_command_module(words[0]) if words else None)
     _unknown_options_first(parser, argv)
     args = parser.parse_args(argv)
     if args.command not in LOGGING_COMMANDS:
