@@ -184,7 +184,7 @@ class AtlasClient:
                 async with self.session.get(url, params=params, headers=self._headers(),
                                             allow_redirects=False) as r:
                     if r.status in RETRIED and attempt < self.retries:
-                        delay = _retry_after(r.headers.get("Retry-After"), delay)
+                        delay = _parse_retry_after(r.headers.get("Retry-After"), delay)
                         log.info("atlas GET retried", extra={"status": r.status, "delay_s": delay})
                     elif r.status == 404:
                         return None
@@ -238,7 +238,7 @@ class AtlasClient:
         return data
 
 
-def _retry_after(header: str | None, default: float) -> float:
+def _parse_retry_after(header: str | None, default: float) -> float:
     try:
         return min(MAX_RETRY_AFTER_S, max(0.0, float(header))) if header is not None else default
     except ValueError:

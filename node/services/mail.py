@@ -10,7 +10,7 @@ down delays mail, it loses nothing. A sent message's body is dropped from the da
 SMTP runs in a thread with the standard library's ``smtplib``: the node sends a handful of mails an
 hour, so an extra dependency (``aiosmtplib``) buys nothing, and the thread keeps the event loop free
 while a slow server answers. Header values are built here only, from fixed subjects and addresses
-checked at the door; every value still goes through :func:`header_safe` (no CR, LF or other control
+checked at the door; every value still goes through :func:`header_text` (no CR, LF or other control
 character can reach a header, whatever a caller passes).
 """
 
@@ -49,15 +49,17 @@ class MailError(Exception):
     """Sending failed; the message stays queued."""
 
 
-def header_safe(value: str, limit: int = 200) -> str:
-    """``value`` with every control character (CR and LF above all) replaced by a space, bounded."""
+def header_text(value: str, limit: int = 200) -> str:
+    """``value`` with every control character (CR and LF above all) replaced by a space, bounded: what a
+    mail header may carry of a value the node stores (unlike :func:`node.errors.header_safe`, which refuses
+    a client's value that carries one)."""
     return re.sub(r"\s+", " ", _CONTROL.sub(" ", value)).strip()[:limit]
 
 
 def sender(settings: Settings) -> str:
     """The ``From`` address: ``mail_from``, else ``noreply@<host of url>``."""
     if settings.mail_from:
-        return header_safe(settings.mail_from, 300)
+        return header_text(settings.mail_from, 300)
     host = urlsplit(settings.base_url).hostname or "localhost"
     return f"NCC {settings.country} <noreply@{host}>"
 
@@ -67,8 +69,8 @@ async def enqueue(conn: BaseDBAsyncClient | None, now: datetime, kind: str, to_a
                   application_id: str | None = None) -> MailMessage:
     """Queue one mail (in the caller's transaction when ``conn`` is given); sent at once if possible."""
     row = await MailMessage.create(
-        kind=kind, created_at=format_timestamp(now), to_name=header_safe(to_name), to_addr=header_safe(to_addr, 254),
-        subject=header_safe(subject, 300), body=body, next_attempt_at=format_timestamp(now),
+        kind=kind, created_at=format_timestamp(now), to_name=header_text(to_name), to_addr=header_text(to_addr, 254),
+        subject=header_text(subject, 300), body=body, next_attempt_at=format_timestamp(now),
         record_id=record_id, application_id=application_id, using_db=conn,
     )
     for event in list(_RUNNING):
@@ -86,11 +88,11 @@ def build_message(settings: Settings, row: MailMessage, now: datetime) -> EmailM
     msg = EmailMessage(policy=SMTP_POLICY)
     from_addr = sender(settings)
     msg["From"] = from_addr
-    msg["To"] = formataddr((header_safe(row.to_name), header_safe(row.to_addr, 254)))
-    msg["Subject"] = header_safe(row.subject, 300)
+    msg["To"] = formataddr((header_text(row.to_name), header_text(row.to_addr, 254)))
+    msg["Subject"] = header_text(row.subject, 300)
     msg["Date"] = format_datetime(now)
     domain = parseaddr(from_addr)[1].rpartition("@")[2] or "localhost"
-    msg["Message-ID"] = make_msgid(idstring=f"ncc{row.id}", domain=header_safe(domain, 100))
+    msg["Message-ID"] = make_msgid(idstring=f"ncc{row.id}", domain=header_text(domain, 100))
     msg["Auto-Submitted"] = "auto-generated"
     body = row.body if row.body.endswith("\n") else row.body + "\n"
     # 8bit keeps each link on one line in the raw message too (quoted-printable would fold it)
