@@ -43,9 +43,13 @@ def service_token(caller: Instance, audience: str) -> str:
     return issue_service_token(key.private_key, key.kid, issuer, audience, utc_now(), ttl_s=120)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
-    """A hub (SQLite) and a DE node (PostgreSQL when reachable, so both backends meet the fuzzer)."""
+    """A hub (SQLite) and a DE node (PostgreSQL when reachable, so both backends meet the fuzzer).
+
+    For this package's tests only, not the session: a live PostgreSQL test database holds the server
+    lock shared (tests/conftest.py), and the fault test that restarts the server waits until no worker
+    holds one — held for the rest of the session, it waited out its 10-minute timeout."""
     root = tmp_path_factory.mktemp("fuzz")
     created: list[str] = []
 
