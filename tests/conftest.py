@@ -142,6 +142,20 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _SERIAL.leave_test()
 
 
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The modules holding a ``serial`` test come first (each module whole and in its order).
+
+    A serial call waits until no other worker runs a test: met late in the run, it waited for the other
+    worker's long real-process tests (tens of seconds with one core idle). First in the collection, they
+    start on the first worker while the other begins in the middle of the list (short unit and
+    integration tests): xdist's worksteal hands each worker a contiguous share."""
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    first = {module(item) for item in items if item.get_closest_marker("serial") is not None}
+    items.sort(key=lambda item: module(item) not in first)  # stable: the order within each part is kept
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if _SERIAL.active and item.get_closest_marker("serial") is not None:
