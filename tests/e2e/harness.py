@@ -222,10 +222,24 @@ class Instance:
         self.ncc(*args)
 
     def token(self, role: str) -> str:
-        """A user token of this instance (``ncc token create``, cached per role)."""
+        """A user token of this instance, cached per role: issued and recorded by ``ncc token create``'s
+        own code (``issue_and_record``) in this process — a CLI subprocess per token cost ~0.5 s, and the
+        command itself is tested in tests/unit/node/test_cli.py."""
         if role not in self.tokens:
-            out = self.ncc("token", "create", "--role", role, "--subject", f"e2e-{role}").stdout
-            self.tokens[role] = out.strip().splitlines()[-1]
+            from node.commands.base import run_with_db
+            from node.config import load_settings
+            from node.context import utc_now
+            from node.keystore import load_key
+            from node.services.usertokens import issue_and_record
+
+            settings = load_settings(self.data_dir, env={k: v for k, v in self.env.items() if k.startswith("NCC_")})
+            key = load_key(settings.key_path, settings.role, settings.country)
+
+            async def issue() -> Any:
+                return await issue_and_record(key, settings.instance_id, role, f"e2e-{role}", utc_now(),
+                                              settings.token_ttl_s)
+
+            self.tokens[role] = run_with_db(settings, issue).token
         return self.tokens[role]
 
     # -- process -------------------------------------------------------------------------------
