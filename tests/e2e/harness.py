@@ -16,6 +16,7 @@ in a node's database, bulk data), opens the instance's database directly: ``sqli
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import sqlite3
@@ -239,7 +240,9 @@ class Instance:
                 return await issue_and_record(key, settings.instance_id, role, f"e2e-{role}", utc_now(),
                                               settings.token_ttl_s)
 
-            self.tokens[role] = run_with_db(settings, issue).token
+            # in a thread of its own: run_with_db runs its own event loop, and a browser test's thread has one
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                self.tokens[role] = pool.submit(run_with_db, settings, issue).result().token
         return self.tokens[role]
 
     # -- process -------------------------------------------------------------------------------
