@@ -8,7 +8,6 @@ the example configs and the README are checked against it by a test.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import tomllib
@@ -82,14 +81,6 @@ def country_code(text: str) -> str:
     if not COUNTRY_RE.match(code):
         raise ValueError(f"{text!r} is not an ISO 3166-1 alpha-2 country code (GR for Greece)")
     return code
-
-
-def country_arg(text: str) -> str:
-    """:func:`country_code` as an argparse ``type``: a bad code is a usage error (exit 2)."""
-    try:
-        return country_code(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _country(value: Any) -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from federation.timefmt import parse_timestamp
-from node.config import ConfigError, Settings, load_settings
+from node.config import ConfigError, Settings, country_code, load_settings
 from node.files import FileModeError, check_instance_files
 from node.keystore import KeyStoreError
 
@@ -91,6 +91,14 @@ def duration_arg(text: str) -> int:
         return parse_duration(text)
     except CommandError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def country_arg(text: str) -> str:
+    """:func:`node.config.country_code` as an argparse ``type``: a bad code is a usage error (exit 2)."""
+    try:
+        return country_code(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def int_between(low: int, high: int) -> Callable[[str], int]:

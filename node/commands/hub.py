@@ -16,12 +16,13 @@ from node.commands.base import (
     UsageError,
     add_data_dir,
     add_json,
+    country_arg,
     run_with_db,
     settings_for,
     table,
     timestamp_arg,
 )
-from node.config import Settings, country_arg, country_code
+from node.config import Settings, country_code
 from node.errors import ApiError
 from node.keystore import KeyStoreError, load_key
 

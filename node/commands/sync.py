@@ -7,8 +7,7 @@ from typing import Any
 
 import orjson
 
-from node.commands.base import CommandError, add_data_dir, run_with_db, settings_for
-from node.config import country_arg
+from node.commands.base import CommandError, add_data_dir, country_arg, run_with_db, settings_for
 from node.context import Keyring, build_registry, utc_now
 
 
