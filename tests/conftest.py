@@ -33,8 +33,9 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -308,6 +309,29 @@ def _template() -> str:
 
 _SQLITE_TEMPLATE: Path | None = None
 _SQLITE_TEMPLATE_OWNER = 0
+
+
+def issue_user_tokens(settings: Any, roles: Sequence[str], subject_prefix: str = "") -> list[Any]:
+    """A user token per role for the instance of ``settings``, issued and recorded by ``ncc token
+    create``'s own code (``issue_and_record``) in one database session: what the instance fixtures and
+    the e2e harness use instead of a CLI run per token (the command is tested on its own). In a thread of
+    its own: ``run_with_db`` runs an event loop, and a browser test's thread already has one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from node.clock import utc_now
+    from node.commands.base import run_with_db
+    from node.keystore import load_key
+    from node.services.usertokens import issue_and_record
+
+    key = load_key(settings.key_path, settings.role, settings.country)
+
+    async def issue() -> list[Any]:
+        return [await issue_and_record(key, settings.instance_id, role,
+                                       f"{subject_prefix}{role}" if subject_prefix else "", utc_now(),
+                                       settings.token_ttl_s) for role in roles]
+
+    with ThreadPoolExecutor(1) as pool:
+        return list(pool.submit(run_with_db, settings, issue).result())
 
 
 def migrated_sqlite_file(path: Path) -> str:

@@ -16,7 +16,6 @@ in a node's database, bulk data), opens the instance's database directly: ``sqli
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import json
 import sqlite3
@@ -223,26 +222,14 @@ class Instance:
         self.ncc(*args)
 
     def token(self, role: str) -> str:
-        """A user token of this instance, cached per role: issued and recorded by ``ncc token create``'s
-        own code (``issue_and_record``) in this process — a CLI subprocess per token cost ~0.5 s, and the
-        command itself is tested in tests/unit/node/test_cli.py."""
+        """A user token of this instance, cached per role, as ``ncc token create`` issues it
+        (``tests.conftest.issue_user_tokens``: in this process; a CLI subprocess cost ~0.5 s a token)."""
         if role not in self.tokens:
-            from node.commands.base import run_with_db
             from node.config import load_settings
-            from node.context import utc_now
-            from node.keystore import load_key
-            from node.services.usertokens import issue_and_record
+            from tests.conftest import issue_user_tokens
 
             settings = load_settings(self.data_dir, env={k: v for k, v in self.env.items() if k.startswith("NCC_")})
-            key = load_key(settings.key_path, settings.role, settings.country)
-
-            async def issue() -> Any:
-                return await issue_and_record(key, settings.instance_id, role, f"e2e-{role}", utc_now(),
-                                              settings.token_ttl_s)
-
-            # in a thread of its own: run_with_db runs its own event loop, and a browser test's thread has one
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                self.tokens[role] = pool.submit(run_with_db, settings, issue).result().token
+            self.tokens[role] = issue_user_tokens(settings, (role,), "e2e-")[0].token
         return self.tokens[role]
 
     # -- process -------------------------------------------------------------------------------

@@ -94,19 +94,10 @@ class Instance:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
     def add_tokens(self, roles: tuple[str, ...]) -> None:
-        """A token per role, issued and recorded as ``ncc token create`` does (its own code,
-        ``issue_and_record``) in one database session instead of one CLI run each."""
-        from node.commands.base import run_with_db
-        from node.context import utc_now
-        from node.services.usertokens import issue_and_record
+        """A token per role, as ``ncc token create`` issues them, in one database session."""
+        from tests.conftest import issue_user_tokens
 
-        settings, key = self.settings(), self.key
-
-        async def issue() -> list[Any]:
-            return [await issue_and_record(key, settings.instance_id, role, "", utc_now(),
-                                           settings.token_ttl_s) for role in roles]
-
-        for role, issued in zip(roles, run_with_db(settings, issue), strict=True):
+        for role, issued in zip(roles, issue_user_tokens(self.settings(), roles), strict=True):
             self.tokens[role], self.jtis[role] = issued.token, issued.jti
 
     def add_token(self, role: str, name: str | None = None, *extra: str) -> str:
