@@ -5,6 +5,10 @@ The tests of this module share one federation per backend and run in order, each
 state the previous ones left (as an operator's day would): enrollment, writes, sync, what the hub
 shows, tombstones, tampering, key rotation and revocation, a node going down. Every record carries a
 unique marker string so the hub's whole database can be searched for what must never reach it.
+
+xdist may hand the module's tail to another worker (``--dist worksteal`` steals from the end of a
+queue), whose federation is new: before a test, every earlier test of the module that has not run on
+*this* federation runs first (``_earlier_steps``), so each test finds the state it builds on.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class Federation:
     ids: dict[str, str] = field(default_factory=dict)  # label -> record id
     strings: dict[str, str] = field(default_factory=dict)  # label -> unique marker
     envelopes: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> latest envelope
+    done: set[str] = field(default_factory=set)  # the module's tests that ran on this federation
 
     @property
     def analyst(self) -> str:
@@ -100,6 +105,19 @@ def fed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                                                          ("fr", "node", "FR"), ("at", "node", "AT")])
         list(pool.map(Instance.start, (hub, de, fr, at)))
         yield Federation(c, hub, de, fr, at, root)
+
+
+@pytest.fixture(autouse=True)
+def _earlier_steps(request: pytest.FixtureRequest, fed: Federation) -> None:
+    """Run, on ``fed``, the module's tests defined before this one that have not run on it."""
+    steps = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
+    for name, fn in steps:
+        if name == request.node.originalname:
+            break
+        if name not in fed.done:
+            fed.done.add(name)
+            fn(fed)
+    fed.done.add(request.node.originalname)
 
 
 # -- enrollment --------------------------------------------------------------------------------------
