@@ -4,7 +4,8 @@ Three modules: ``accel_index.py`` the pure index (bitmaps and per-doc arrays, no
 layout is documented there), ``accel_query.py`` the query (bitmap algebra, facets, ranking,
 phrase verification), and this one the :class:`Accelerator` of a database — building the index
 and keeping it current from the change log — and the per-process registry. Names of the other two
-are re-exported here.
+are re-exported here. ``accel_candidates.py`` answers the consortium builder's candidate ranking
+from the same index (:meth:`Accelerator.on_index`).
 
 The database stays the source of truth; this is a *rebuildable derivative* of ``search_docs`` and
 ``search_tags`` held in the process that answers queries:
@@ -51,7 +52,8 @@ import ctypes.util
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .accel_index import AVAILABLE, PREFIX_MAX_TOKENS, RECENT_LEVELS, Index, _intersection, _union
 from .base import SearchQuery, SearchResult
@@ -100,6 +102,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Documents per read when building: the rows, their tokens and postings of one chunk are the
 #: build's transient memory, which the allocator keeps afterwards (5,000: +12 MB of RSS at 95k
@@ -342,6 +346,14 @@ class Accelerator:
             assert self.index is not None
             return await _Query(self.index, conn, backend, plan).run(query, offset)
 
+    async def on_index(self, conn: Any, backend: Any, compute: Callable[[Index], T]) -> T | None:
+        """``compute(index)`` on the current index (caught up, under the lock, as :meth:`search`),
+        or None when the accelerator is not ready."""
+        async with self.lock:
+            if not await self._ready(conn, backend):
+                return None
+            assert self.index is not None
+            return compute(self.index)
 
     async def absent_clauses(self, conn: Any, backend: Any, plan: Any) -> list[Clause] | None:
         """The clauses of ``plan`` that match no visible doc on their own, or None when the

@@ -90,6 +90,20 @@ def _best(keys: Sequence[np.ndarray], chosen: np.ndarray, wanted: int) -> np.nda
     return np.concatenate([*taken, above, _best(keys[1:], tied, wanted - len(above))])
 
 
+def visible(index: Index, plan: Any) -> tuple[BitMap, BitMap]:
+    """The live docs ``plan``'s reader may see — of its visibilities, less its excluded origins —
+    and the visible docs those origins leave out. Search and the consortium candidates
+    (``accel_candidates.py``) both start here: one visibility policy for the bitmaps, as
+    ``SqlSearchBackend.conditions`` is for SQL. Either bitmap may be one of the index's own:
+    never update it in place."""
+    base = _union([index.vis[v] for v in plan.visibilities if v in index.vis])
+    if plan.exclude_origins:
+        gone = _union([index.origins[o] for o in plan.exclude_origins if o in index.origins]) & base
+        if gone:
+            return base - gone, gone
+    return base, BitMap()
+
+
 class _Clause:
     """A clause resolved against the index: title/body candidate bitmaps and the phrase needle.
 
@@ -345,12 +359,7 @@ class _Query:
 
     async def run(self, query: SearchQuery, offset: int) -> SearchResult:
         index, plan = self.index, self.plan
-        base = _union([index.vis[v] for v in plan.visibilities if v in index.vis])
-        if plan.exclude_origins:
-            gone = _union([index.origins[o] for o in plan.exclude_origins if o in index.origins]) & base
-            if gone:
-                self.left_out = gone
-                base = base - gone
+        base, self.left_out = visible(index, plan)
         self.base = base
         filters = {
             dim: _union([index.tags.get(dim, {})[v] for v in values if v in index.tags.get(dim, {})])

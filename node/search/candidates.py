@@ -9,14 +9,18 @@ only (``documents.py``), so what a candidate *holds* is public for every reader;
 matches the public part of a document for anonymous readers and the restricted part too for those
 who may see it, as search does.
 
-Retrieval, bounded whatever the index size:
+Retrieval:
 
 1. ``ranked``: the organisations holding any wanted tag (the primary key ``(dim, value, doc)``
    serves each look-up), scored by the weights of what they hold, kept when the reader may see
    them; of the best by score and the first holders of each tag, for each (wanted tag, country)
    the best ``per_country`` — so every country with holders stays represented for every tag.
+   Its work grows with the holders (a row each in SQL): when the search accelerator is in use and
+   ready, the same list comes from its bitmaps (``accel_candidates.py``, the same plan of the
+   reader's scope), else from one SQL statement (``ranked_in_sql``).
 2. ``mentioning``: for each wanted tag, a few organisations whose visible text has the tag's
-   label as a phrase but not the tag (full-text index, a bounded number of matches examined).
+   label as a phrase but not the tag (full-text index, a bounded number of matches examined:
+   ``first_matches`` of the backend, whatever the index size).
 3. ``details``: id, title, country and wanted/related tags of the chosen documents.
 """
 
@@ -27,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .base import SearchQuery
-from .sql import SqlSearchBackend, validate
+from .sql import Plan, SqlSearchBackend, validate
 from .text import Clause
 
 
@@ -43,12 +47,22 @@ class Found:
     tags: frozenset[tuple[str, str]]
 
 
+#: The record type of the candidates.
+ORGANISATION = "organisation"
+
+
+def _plan(scope: SearchQuery) -> Plan:
+    """Search's plan of what ``scope`` may see (visibilities, and whatever else the reader's scope
+    holds), without text, filters or paging."""
+    return validate(replace(scope, q="", cursor=None, limit=1, filters={}))[0]
+
+
 def _organisations(backend: SqlSearchBackend, scope: SearchQuery) -> tuple[str, list[Any], bool]:
     """The WHERE condition on alias ``d`` of the organisations ``scope`` may see: search's own
-    condition (visibilities, and whatever else the reader's scope holds) and the record type."""
-    plan, _ = validate(replace(scope, q="", cursor=None, limit=1, filters={}))
+    condition (:func:`_plan`) and the record type."""
+    plan = _plan(scope)
     where, params = backend.conditions(plan)
-    return f"{where} AND d.type = 'organisation'", params, bool(plan.visibilities)
+    return f"{where} AND d.type = '{ORGANISATION}'", params, bool(plan.visibilities)
 
 
 def _union(pairs: Sequence[tuple[str, str]], columns: Sequence[str]) -> tuple[str, list[Any]]:
@@ -77,7 +91,37 @@ async def ranked(
     the visible ones, the ``best`` by score and the first ``per_tag`` holders of each wanted tag (so
     that the holders of a rare tag are never crowded out by those of common ones) go on to the
     per-country ranking.
+
+    Answered from the search accelerator's bitmaps when the backend uses it and it is ready
+    (``accel_candidates.py``: the same list, without a row per holder), else by :func:`ranked_in_sql`.
     """
+    if backend.accelerated and wanted:
+        from . import accel, accel_candidates
+
+        plan = _plan(scope)
+        found = await accel.accelerator_of(conn, backend.dialect).on_index(
+            conn,
+            backend,
+            lambda index: accel_candidates.ranked(
+                index, plan, ORGANISATION, weights, wanted, per_country, best, per_tag
+            ),
+        )
+        if found is not None:
+            return found
+    return await ranked_in_sql(backend, conn, scope, weights, wanted, per_country, best, per_tag)
+
+
+async def ranked_in_sql(
+    backend: SqlSearchBackend,
+    conn: Any,
+    scope: SearchQuery,
+    weights: Mapping[tuple[str, str], float],
+    wanted: Sequence[tuple[str, str]],
+    per_country: int,
+    best: int = 1000,
+    per_tag: int = 100,
+) -> list[int]:
+    """:func:`ranked` in one SQL statement (its cost grows with the holders of the tags)."""
     where, params, any_visible = _organisations(backend, scope)
     if not wanted or not any_visible:
         return []
@@ -128,16 +172,14 @@ async def mentioning(
     where, params, any_visible = _organisations(backend, scope)
     if not any_visible or not phrase.tokens:
         return []
-    restricted = validate(replace(scope, q="", cursor=None, limit=1, filters={}))[0].restricted
-    match, match_params = backend.match_condition((phrase,), restricted)
     # bounded work: the first ``scan`` documents with the phrase (most hold the tag: its label is in
     # their text), whatever the index size
+    first_sql, first_params = backend.first_matches((phrase,), _plan(scope).restricted, scan)
     rows = await backend.execute(
         conn,
-        f"SELECT d.doc FROM search_docs d WHERE d.doc IN (SELECT e.doc FROM (SELECT d.doc AS doc FROM search_docs d "
-        f"WHERE {match} LIMIT ?) e) AND {where} AND NOT EXISTS "
-        "(SELECT 1 FROM search_tags x WHERE x.dim = ? AND x.value = ? AND x.doc = d.doc) LIMIT ?",
-        [*match_params, scan, *params, *tag, limit],
+        f"SELECT d.doc FROM search_docs d WHERE d.doc IN (SELECT e.doc FROM ({first_sql}) e) AND {where} "
+        "AND NOT EXISTS (SELECT 1 FROM search_tags x WHERE x.dim = ? AND x.value = ? AND x.doc = d.doc) LIMIT ?",
+        [*first_params, *params, *tag, limit],
     )
     return [int(row[0]) for row in rows]
 

@@ -120,6 +120,14 @@ class SqlSearchBackend:
         public part only, unless ``restricted``)."""
         raise NotImplementedError
 
+    def first_matches(
+        self, clauses: tuple[Clause, ...], restricted: bool, limit: int
+    ) -> tuple[str, list[Any]]:
+        """Return a query selecting ``doc`` of at most ``limit`` documents that match every clause
+        (:meth:`match_condition`), whichever the engine finds first: bounded work, however many match."""
+        match, params = self.match_condition(clauses, restricted)
+        return f"SELECT d.doc AS doc FROM search_docs d WHERE {match} LIMIT ?", [*params, limit]
+
     def ranked_page(self, plan: Plan, limit: int, offset: int) -> tuple[str, list[Any]]:
         """Return a query selecting ``d.id, d.type, d.origin, d.title, d.text, d.version, score,
         d.rtext`` for one page of ``plan`` (which has clauses), best first, ties newest first then by id."""

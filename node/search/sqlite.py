@@ -100,6 +100,16 @@ class SqliteSearchBackend(SqlSearchBackend):
     def match_condition(self, clauses: tuple[Clause, ...], restricted: bool = False) -> tuple[str, list[Any]]:
         return "d.doc IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", [fts5_query(clauses, restricted)]
 
+    def first_matches(
+        self, clauses: tuple[Clause, ...], restricted: bool, limit: int
+    ) -> tuple[str, list[Any]]:
+        # From the full-text table itself: through ``match_condition`` SQLite materialises every
+        # match as an IN list before the LIMIT (~5-15 ms for a common phrase at 100k documents).
+        return "SELECT rowid AS doc FROM search_fts WHERE search_fts MATCH ? LIMIT ?", [
+            fts5_query(clauses, restricted),
+            limit,
+        ]
+
     async def clause_exists(
         self, conn: Any, clause: Clause, visibilities: Sequence[str], restricted: bool = False
     ) -> bool:
