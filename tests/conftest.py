@@ -157,6 +157,17 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.sort(key=lambda item: module(item) not in first)  # stable: the order within each part is kept
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist worksteal`` whose cuts fall between test files (tests/scheduler.py): a module's
+    federation fixture is built by one worker, not by two."""
+    if config.getoption("dist") != "worksteal":
+        return None
+    from tests.scheduler import FileStealing
+
+    return FileStealing(config, log)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if _SERIAL.active and item.get_closest_marker("serial") is not None:

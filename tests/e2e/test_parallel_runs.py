@@ -63,3 +63,45 @@ def test_serial_calls_run_alone_and_the_others_in_parallel(tmp_path: Path) -> No
     assert clashes == []
     others = [c for c in calls if c[0].startswith("other")]
     assert any(overlap(a, b) for i, a in enumerate(others) for b in others[i + 1:]), "no two tests ran side by side"
+
+
+MODULE = '''
+import json, os, time
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def federation(request):
+    with open(os.environ["NCC_TEST_LOG"], "a") as f:
+        f.write(json.dumps([request.module.__name__, os.environ.get("PYTEST_XDIST_WORKER")]) + "\\n")
+    time.sleep(0.2)
+    return request.module.__name__
+
+
+@pytest.mark.parametrize("i", range(COUNT))
+def test_step(federation, i):
+    time.sleep(SECONDS)
+'''
+
+
+def test_a_modules_fixture_is_built_by_one_worker(tmp_path: Path) -> None:
+    """tests/scheduler.py: worksteal's cuts (the first share, every steal) fall between test files, so a
+    module-scoped fixture — in this suite a federation of real processes — is built once. (A queue holding
+    one file only is still cut inside it, as worksteal does; ``test_z``, short tests without a fixture,
+    ends the collection as unit tests end the suite's.) Plain worksteal builds some fixture twice here."""
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    for name, count, seconds in (("a", 7, 0.25), ("b", 5, 0.05), ("c", 9, 0.2), ("d", 3, 0.05), ("e", 8, 0.15)):
+        (inner / f"test_{name}.py").write_text(MODULE.replace("COUNT", str(count)).replace("SECONDS", str(seconds)))
+    (inner / "test_z.py").write_text("import pytest, time\n\n\n@pytest.mark.parametrize('i', range(40))\n"
+                                     "def test_short(i):\n    time.sleep(0.02)\n")
+    log = tmp_path / "fixtures.jsonl"
+    done = processes.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest", "-c", os.devnull,
+         "--rootdir", str(inner), "-p", "xdist", "-n", "2", "--dist", "worksteal", str(inner)],
+        env=processes.clean_env({"NCC_TEST_LOG": str(log), "PYTHONPATH": str(ROOT)}), cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    built = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(module for module, _ in built) == ["test_a", "test_b", "test_c", "test_d", "test_e"], built
+    assert len({worker for _, worker in built}) == 2, "both workers ran tests"
