@@ -368,6 +368,17 @@ def migrated_sqlite_file(path: Path) -> str:
     return f"sqlite://{path}"
 
 
+def premigrated(data_dir: Path | str) -> str:
+    """``data_dir`` (made 0700) with a copy of the migrated SQLite template where ``ncc init`` puts its
+    database (``ncc.db``): init then finds every migration applied (~0.1 s) instead of applying the chain
+    (~1.3 s of CPU; 3 s on a busy machine, for each of ~60 tests). For tests of something other than how
+    init creates its database."""
+    folder = Path(data_dir)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    migrated_sqlite_file(folder / "ncc.db")
+    return str(folder)
+
+
 async def _migrate(db: object, url: str) -> None:
     context = await db.open_db(url)  # type: ignore[attr-defined]
     await db.close_db(context)  # type: ignore[attr-defined]  # a template must have no connection left

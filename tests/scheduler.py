@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 from xdist.scheduler.worksteal import MIN_PENDING, WorkStealingScheduling
 
-
 #: A queue of one file is shared with an idle worker only when it holds more tests than this.
 SPLIT_MIN = 20
 

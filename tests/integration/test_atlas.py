@@ -20,6 +20,7 @@ from node.config import load_settings
 from node.context import Keyring, build_registry, utc_now
 from node.services.publish import Publisher
 from node.services.search import SearchService
+from tests.conftest import premigrated
 from tests.integration.atlas_server import AtlasServer, serve
 from tests.integration.support import CONTACT, MINIMAL_ORG, run_cli
 
@@ -39,7 +40,7 @@ def atlas() -> Iterator[AtlasServer]:
 @pytest.fixture
 def data_dir(tmp_path: Path, atlas: AtlasServer) -> Path:
     d = tmp_path / "de"
-    code, _, err = run_cli("init", "--role", "node", "--country", "DE", "--data-dir", str(d))
+    code, _, err = run_cli("init", "--role", "node", "--country", "DE", "--data-dir", premigrated(d))
     assert code == 0, err
     with (d / "config.toml").open("a") as f:
         f.write(f'atlas_url = "{atlas.url}"\n')

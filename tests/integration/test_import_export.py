@@ -26,7 +26,7 @@ import pytest
 
 from node import processes
 from node.cli import main
-from tests.conftest import drop_pg_database, make_pg_database
+from tests.conftest import drop_pg_database, make_pg_database, premigrated
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "import"
@@ -211,7 +211,7 @@ def ncc_process(*argv: str, **kwargs: Any) -> subprocess.Popen[str]:
 @pytest.fixture
 def serving(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[tuple[str, str, str]]:
     """A SQLite node served by a real ``ncc serve`` process: (data dir, base URL, editor token)."""
-    data_dir, port = str(tmp_path / "live"), free_port()
+    data_dir, port = premigrated(tmp_path / "live"), free_port()
     assert (
         main(["init", "--role", "node", "--country", "DE", "--data-dir", data_dir, "--port", str(port)]) == 0
     )

@@ -17,13 +17,14 @@ from node.commands.base import run_with_db, settings_for
 from node.keystore import load_key
 from node.services import exporter
 from node.services.publish import Publisher
+from tests.conftest import premigrated
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "import"
 
 
 @pytest.fixture
 def node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    data_dir = str(tmp_path / "de")
+    data_dir = premigrated(tmp_path / "de")
     assert main(["init", "--role", "node", "--country", "DE", "--data-dir", data_dir]) == 0
     assert (
         main(

@@ -16,6 +16,7 @@ from node.commands.base import run_with_db, settings_for
 from node.commands.imports import ProgressBar
 from node.services.search import SearchService
 from node.storage.models import FeedEntry, Record, RecordVersion
+from tests.conftest import premigrated
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "import"
 MINIMAL = {
@@ -31,7 +32,7 @@ MINIMAL = {
 
 @pytest.fixture
 def node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    data_dir = str(tmp_path / "de")
+    data_dir = premigrated(tmp_path / "de")
     assert main(["init", "--role", "node", "--country", "DE", "--data-dir", data_dir]) == 0
     capsys.readouterr()
     return data_dir

@@ -15,6 +15,7 @@ from node.cli import main
 from node.config import load_settings
 from node.http.app import create_app
 from node.http.openapi import build_openapi
+from tests.conftest import premigrated
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # answered by aiohttp itself, not API operations
 
@@ -22,7 +23,7 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}  # answered by aiohttp itself, not API ope
 def init(data_dir: Path, role: str) -> None:
     if role == "hub":
         pytest.importorskip("node.services.hub")
-    args = ["init", "--role", role, "--data-dir", str(data_dir)]
+    args = ["init", "--role", role, "--data-dir", premigrated(data_dir)]
     if role == "node":
         args += ["--country", "DE"]
     err = io.StringIO()
