@@ -95,10 +95,9 @@ async def test_regression_an_app_whose_database_is_gone_stops_promptly(app_clien
         client = await app_client(node, db=url)
         assert (await client.get("/api/v1/records")).status == 200
     finally:
-        drop_pg_database(name)  # at once, while the jobs' first runs (purges, notifier) are under way
-    from tests.conftest import _DROPPER
-
-    await asyncio.to_thread(_DROPPER.wait)  # DROP DATABASE … WITH (FORCE) has run: the database is gone
+        # at once, while the jobs' first runs (purges, notifier) are under way; returns when DROP DATABASE …
+        # WITH (FORCE) has run: the database is gone
+        await asyncio.to_thread(drop_pg_database, name, now=True)
     loop = asyncio.get_running_loop()
     started = loop.time()
     await client.close()  # the app's cleanup: every job's stop, the last erasure purge, the pool's close
