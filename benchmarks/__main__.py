@@ -45,7 +45,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # --smoke: the same code on tiny sizes (seconds; the figures mean nothing) — what CI runs.
     "smoke": {"ingest": 300, "small": 200, "rounds": 1, "search": (300,), "search_runs": 3, "import": 100,
               "consortium": 300,
-              "load": {"records": 300, "rate": 5.0, "duration": 3.0}, "protocol_n": 200},
+              "load": {"records": 300, "rate": 5.0, "duration": 3.0}, "protocol_n": 200, "verify_samples": 200},
     "quick": {"ingest": 30_000, "small": 1000, "rounds": 3, "search": (10_000, 30_000), "search_runs": 30,
               "import": 20_000, "consortium": 30_000,
               "load": {"records": 10_000, "rate": 20.0, "duration": 15.0}, "protocol_n": 2000},
@@ -89,7 +89,8 @@ def run(profile: str, backend: str) -> dict[str, Any]:
 
     t = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ncc-bench-ingest-") as tmp:
-        ing = ingest.run(sizes["ingest"], backend, sizes["rounds"], sizes["small"], Path(tmp), node_index=False)
+        ing = ingest.run(sizes["ingest"], backend, sizes["rounds"], sizes["small"], Path(tmp), node_index=False,
+                         verify_samples=sizes.get("verify_samples", 2000))
     stages["ingest_s"] = round(time.perf_counter() - t, 1)
 
     t = time.perf_counter()

@@ -47,6 +47,7 @@ from benchmarks._harness import (
     clean_env,
     enroll,
     http,
+    init_all,
     payload,
     run_measured,
     vocab,
@@ -147,7 +148,7 @@ def change(node: Instance, token: str, ids: list[tuple[str, str]], n: int, rng: 
 
 
 def run(records: int, backend: str, rounds: int, small: int, root: Path, node_index: bool,
-        keep: bool = False) -> dict[str, Any]:
+        keep: bool = False, verify_samples: int = 2000) -> dict[str, Any]:
     dbs = Databases(backend, root)
     db_for = dbs.url
     insts: list[Instance] = []
@@ -157,8 +158,7 @@ def run(records: int, backend: str, rounds: int, small: int, root: Path, node_in
         hub_s = Instance("hub-small", "hub", root, db_for("hub-small"), env=HUB_ENV)
         node_s = Instance("node-small", "node", root, db_for("node-small"), "BE", env=NODE_ENV)
         insts += [hub, node, hub_s, node_s]
-        for inst in insts:
-            inst.init()
+        init_all(insts)
         for h, n in ((hub, node), (hub_s, node_s)):
             h.start()
             enroll(h, n)
@@ -169,11 +169,11 @@ def run(records: int, backend: str, rounds: int, small: int, root: Path, node_in
         load_s = time.perf_counter() - t
         shared_s = bulk_load(node_s.data_dir, small, seed=2, index=node_index)
 
-        verify_before = verify_rate()
+        verify_before = verify_rate(verify_samples)
         node.start()
         first, wall, sampler = sync(hub, cursor_probe(hub))
         node_rate = (first["accepted"] + first["quarantined"]) / first["elapsed_s"]
-        verify_after = verify_rate()
+        verify_after = verify_rate(verify_samples)
         verify_only = statistics.median([verify_before, verify_after])
         if first["accepted"] != len(shared):
             raise RuntimeError(f"hub accepted {first['accepted']} of {len(shared)} shareable records: {first}")

@@ -62,6 +62,7 @@ from benchmarks._harness import (
     bulk_load,
     enroll,
     http,
+    init_all,
     vocab,
 )
 
@@ -447,8 +448,7 @@ def run(records: int = 50_000, rate: float = 25.0, duration: float = 30.0, backe
             node_seed = Instance("node-seed", "node", root, db_for("node-seed"), SEED, env=NODE_ENV)
             node_feed = Instance("node-feed", "node", root, db_for("node-feed"), FEED, env=NODE_ENV)
             insts += [hub, node_seed, node_feed]
-            for inst in insts:
-                inst.init()
+            init_all(insts)
             hub.start()
             enroll(hub, node_seed)
             enroll(hub, node_feed)

@@ -279,14 +279,30 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Pat
 def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | str | None = None,
         timeout: float | None = None, input: str | None = None, check: bool = False,
         ) -> subprocess.CompletedProcess[str]:
-    """Run a short-lived command to completion (text output captured); it dies with this process too."""
-    def start() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(list(argv), env=None if env is None else dict(env), cwd=cwd, timeout=timeout,
-                              input=input, capture_output=True, text=True, check=check,
-                              stdin=None if input is not None else subprocess.DEVNULL,
-                              preexec_fn=_preexec(os.getpid()))
+    """Run a short-lived command to completion (text output captured); it dies with this process too.
 
-    return _from_long_lived_thread(start)
+    Only the fork happens in the long-lived thread; the caller's thread waits for the command, so commands
+    run from several threads run side by side (waiting in the spawner ran them one after the other: the
+    e2e harness's and the benchmarks' parallel ``ncc init`` took the sum of their times)."""
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(list(argv), env=None if env is None else dict(env), cwd=cwd, text=True,
+                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=_preexec(os.getpid()))  # noqa: PLW1509 - see _preexec
+
+    with _from_long_lived_thread(start) as proc:
+        try:
+            stdout, stderr = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+            raise subprocess.TimeoutExpired(proc.args, timeout or 0, output=stdout, stderr=stderr) from None
+        except BaseException:
+            proc.kill()
+            raise
+    if check and proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args, output=stdout, stderr=stderr)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def answers(url: str, timeout: float = 2.0) -> bool:

@@ -49,6 +49,16 @@ MIGRATED_DB_DIRS = ("tests/integration/", "tests/adversarial/")
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: Property tests (hypothesis) name their thorough number of examples; a run takes a quarter of it unless
+#: ``NCC_PROPERTY_FULL=1`` (the suite's time, issue 13: three canonical-JSON properties took 52 s of it).
+#: Each run draws new examples, so CI runs still add up to the thorough count and more.
+PROPERTY_SHARE = 1.0 if os.environ.get("NCC_PROPERTY_FULL") == "1" else 0.25
+
+
+def examples(thorough: int) -> int:
+    """The examples a property test runs now (see :data:`PROPERTY_SHARE`)."""
+    return max(100, round(thorough * PROPERTY_SHARE))
+
 
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("PYTEST_XDIST_WORKER"):

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from federation.canonical import MAX_SAFE_INTEGER, canonicalize, canonicalize_reference, fast_path_applies
+from tests.conftest import examples
 
-PROPERTY = settings(max_examples=2000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=examples(2000), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 safe_ints = st.integers(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER)
 finite_floats = st.floats(allow_nan=False, allow_infinity=False)
@@ -88,7 +89,7 @@ def test_record_shaped_values_take_the_fast_path_and_match(value: dict[str, Any]
     assert canonicalize(value) == canonicalize_reference(value)
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=examples(300), deadline=None, database=None)
 @given(
     st.integers(min_value=MAX_SAFE_INTEGER + 1) | st.integers(max_value=-MAX_SAFE_INTEGER - 1),
     st.sampled_from(["bare", "list", "dict"]),

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from federation import strictjson
 from federation.errors import CanonicalizationError, MalformedJSON, ProtocolError
+from tests.conftest import examples
 
 CASES: list[tuple[str, type[ProtocolError] | None]] = [
     ('{"a": 1, "b": [1, 2.5, "x", null, true]}', None),
@@ -94,7 +95,7 @@ def _render(value: Any, compact: bool, ascii: bool) -> str:
     return json.dumps(value, ensure_ascii=ascii)
 
 
-@settings(max_examples=3000)
+@settings(max_examples=examples(3000))
 @given(_values, st.booleans(), st.booleans())
 def test_fast_path_equals_pythons_parser(value: Any, compact: bool, ascii: bool) -> None:
     text = _render(value, compact, ascii)
@@ -115,7 +116,7 @@ def test_fast_path_is_taken_for_orjsons_own_form() -> None:
         assert strictjson._loads_fast(other) is strictjson._UNDECIDED
 
 
-@settings(max_examples=1000)
+@settings(max_examples=examples(1000))
 @given(st.text(alphabet='{}[]":,0123456789.eE-+ \\ud800nulltrufase\\\'', max_size=40))
 def test_fast_path_equals_pythons_parser_on_near_json(text: str) -> None:
     if not text.strip() or text.startswith("\ufeff"):

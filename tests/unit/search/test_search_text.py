@@ -19,6 +19,7 @@ from node.search.text import (
     tokens,
     tokens_of_whole_text,
 )
+from tests.conftest import examples
 
 
 def test_accents_and_case_fold_both_ways() -> None:
@@ -116,14 +117,14 @@ _TRICKY = st.sampled_from(
 )
 
 
-@settings(max_examples=2000)
+@settings(max_examples=examples(2000))
 @given(st.one_of(st.text(), st.lists(_TRICKY, max_size=40).map("".join)))
 def test_word_at_a_time_folding_equals_folding_the_whole_text(text: str) -> None:
     """tokens() folds word by word through a cache; it must give exactly the whole-text tokens."""
     assert tokens(text) == tokens_of_whole_text(text)
 
 
-@settings(max_examples=2000)
+@settings(max_examples=examples(2000))
 @given(st.one_of(st.text(), st.lists(_TRICKY, max_size=60).map("".join)))
 def test_word_at_a_time_snippet_folding_equals_the_character_fold(text: str) -> None:
     """Snippets fold a word at a time through a cache; the folded text and every source offset must
