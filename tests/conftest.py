@@ -153,44 +153,25 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _SERIAL.leave_test()
 
 
-#: Test directories of real processes (tens of seconds a module; about half of the suite's time).
-LONG_DIRS = ("tests/e2e/", "tests/fuzz/", "tests/browser/")
-
-
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Order the collection as one share per xdist worker, each its long modules first, then short tests.
+    """The modules holding a ``serial`` test come first (each module whole and in its order); the rest
+    keep file order.
 
-    xdist (tests/scheduler.py) hands each worker a contiguous share of equal *count* and an idle worker
-    later steals the tail of another's queue. So each share here has the same number of tests: first its
-    part of the real-process modules (:data:`LONG_DIRS`, dealt round-robin), then short unit and
-    integration tests up to the share's count. Both workers start on long work and what is stolen at the
-    end is short, so they finish together (in file order, the long modules made one worker's share: its
-    last ten minutes of e2e tests could only be stolen from the end, after the short ones).
+    A serial call waits until no other worker runs a test: met late in the run, it waited for the other
+    worker's long real-process tests (tens of seconds with one core idle). First in the collection, they
+    start on the first worker while the other begins in the middle of the list (short unit and
+    integration tests): xdist's worksteal hands each worker a contiguous share.
 
-    The modules holding a ``serial`` test open the first share: a serial call waits until no other worker
-    runs a test, and met late it waited for the other worker's long tests with one core idle."""
+    Measured and dropped (2026-12-07, full runs on 2 cores): the real-process modules first (12 min 22 s:
+    they filled one worker's share and could be stolen only after its short tests), and one share per
+    worker each opening with half of them (12 min 28 s: balanced to the second, but e2e modules then ran
+    beside e2e modules on both cores and took 760 s of test time instead of 670) — file order: 11 min 40 s.
+    """
     def module(item: pytest.Item) -> str:
         return item.nodeid.split("::", 1)[0]
 
-    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-    by_module: dict[str, list[pytest.Item]] = {}
-    for item in items:
-        by_module.setdefault(module(item), []).append(item)
-    serial = [name for name, tests in by_module.items() if any(t.get_closest_marker("serial") for t in tests)]
-    long = [name for name in by_module if name.startswith(LONG_DIRS) and name not in serial]
-    short = [item for name, tests in by_module.items() if name not in serial and name not in long for item in tests]
-    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
-    for name in serial:
-        shares[0].extend(by_module[name])
-    for i, name in enumerate(long):  # the first share holds the serial modules: the others are dealt first
-        shares[(i + 1) % workers].extend(by_module[name])
-    size = -(-len(items) // workers)
-    for share in shares:
-        take = max(0, size - len(share))
-        share.extend(short[:take])
-        short = short[take:]
-    shares[-1].extend(short)
-    items[:] = [item for share in shares for item in share]
+    first = {module(item) for item in items if item.get_closest_marker("serial") is not None}
+    items.sort(key=lambda item: module(item) not in first)  # stable: the order within each part is kept
 
 
 @pytest.hookimpl(optionalhook=True)
