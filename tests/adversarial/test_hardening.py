@@ -31,6 +31,7 @@ from node.context import Keyring
 from node.keystore import KeyStoreError, retire_and_replace
 from node.logs import JsonFormatter, TextFormatter
 from tests.adversarial.conftest import Clock, FakeNode, Hub, MakeFakeNode
+from tests.conftest import premigrated
 from tests.integration.support import MINIMAL_ORG, Instance, expect_problem, run_cli
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -492,7 +493,7 @@ def test_invitations_list_cancel_and_replace(tmp_path: Path) -> None:
     """``ncc hub invites`` lists and cancels; ``ncc hub invite`` refuses an enrolled country (exit 1, one
     line) unless ``--replace``, which warns; a cancelled invitation is refused at enrollment."""
     data = tmp_path / "hub"
-    assert run_cli("init", "--role", "hub", "--data-dir", str(data))[0] == 0
+    assert run_cli("init", "--role", "hub", "--data-dir", premigrated(data))[0] == 0
     with (data / "config.toml").open("a") as config:  # the fake nodes below enroll with loopback URLs
         config.write("allow_private_node_urls = true\n")
     code, out, _ = run_cli("hub", "invite", "--data-dir", str(data), "DE")
