@@ -9,6 +9,7 @@ import pytest
 
 from node.search import SearchBackend, SearchDoc, backend_for, create_search_schema
 from node.search.client import open_client
+from node.search.sql import SqlSearchBackend
 
 #: A small hand-made vocabulary in the shape of ``schemas.load_vocabularies()``.
 VOCABULARIES: dict[str, list[dict[str, Any]]] = {
@@ -82,3 +83,13 @@ async def engine(db_url: str, search_mode: str) -> AsyncIterator[tuple[SearchBac
         backend = backend_for(conn.capabilities.dialect, accelerated=search_mode == "accelerated")
         assert getattr(backend, "accelerated", False) == (search_mode == "accelerated")
         yield backend, conn
+
+
+@pytest.fixture
+async def pair(engine: tuple[Any, Any]) -> tuple[SqlSearchBackend, SqlSearchBackend, Any]:
+    """(sql backend, accelerated backend, connection) on one database."""
+    _, conn = engine
+    sql = backend_for(conn.capabilities.dialect, accelerated=False)
+    fast = backend_for(conn.capabilities.dialect, accelerated=True)
+    assert isinstance(sql, SqlSearchBackend) and isinstance(fast, SqlSearchBackend)
+    return sql, fast, conn

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from node.search import SearchQuery, accel, accel_candidates, backend_for, candidates
+from federation.consortium import TAG_WEIGHTS
+from node.search import SearchQuery, accel, accel_candidates, candidates
 from node.search.accel_index import Index
-from node.search.sql import SqlSearchBackend, validate
+from node.search.sql import validate
 
 from .conftest import make_doc
 
@@ -41,17 +42,7 @@ POOL: dict[str, list[str]] = {
     "technology": ["tech.ai", "tech.big-data"],
     "org_type": ["ctype.industry-sme", "ctype.academic-research"],
 }
-WEIGHT = {"subdomain": 3.0, "domain": 2.0, "sector": 1.0, "technology": 1.0}
-
-
-@pytest.fixture
-async def pair(engine: tuple[Any, Any]) -> tuple[SqlSearchBackend, SqlSearchBackend, Any]:
-    """(sql backend, accelerated backend, connection) on one database."""
-    _, conn = engine
-    sql = backend_for(conn.capabilities.dialect, accelerated=False)
-    fast = backend_for(conn.capabilities.dialect, accelerated=True)
-    assert isinstance(sql, SqlSearchBackend) and isinstance(fast, SqlSearchBackend)
-    return sql, fast, conn
+WEIGHT = TAG_WEIGHTS  # the builder's own weights
 
 
 def random_doc(rng: random.Random, n: int) -> Any:

@@ -16,16 +16,6 @@ from .conftest import make_doc
 ALL = frozenset({"public", "network", "national"})
 
 
-@pytest.fixture
-async def pair(engine: tuple[Any, Any]) -> tuple[SqlSearchBackend, SqlSearchBackend, Any]:
-    """(sql backend, accelerated backend, connection) on one database."""
-    _, conn = engine
-    sql = backend_for(conn.capabilities.dialect, accelerated=False)
-    fast = backend_for(conn.capabilities.dialect, accelerated=True)
-    assert isinstance(sql, SqlSearchBackend) and isinstance(fast, SqlSearchBackend)
-    return sql, fast, conn
-
-
 async def answer(backend: SqlSearchBackend, conn: Any, q: str = "", **kwargs: Any) -> Any:
     filters = {k: tuple(v) for k, v in kwargs.pop("filters", {}).items()}
     return await backend.search(conn, SearchQuery(q=q, filters=filters, visibilities=ALL, **kwargs))
