@@ -18,6 +18,14 @@ the single connection.
 
 Every connection also runs with ``PRAGMA secure_delete=ON`` (see :mod:`node.services.erasure`).
 
+Transactions begin ``IMMEDIATE`` (tortoise's ``BEGIN`` is deferred): every transaction of this project
+writes, and a deferred one that reads first holds a snapshot; when another process (``ncc hub mode``
+beside a serving hub, two hub processes) commits in between, its first write fails at once with
+"database is locked" — SQLite cannot upgrade a stale snapshot, so ``busy_timeout`` never applies.
+Taking the write lock at ``BEGIN`` makes the second writer wait (``busy_timeout``) instead (Django's
+``"transaction_mode": "IMMEDIATE"`` for the same reason). Regression test:
+``tests/integration/test_reads_during_writes.py::test_regression_a_transaction_that_reads_first_waits_for_another_writer``.
+
 Selected by :func:`node.storage.db.tortoise_config` for ``sqlite://`` URLs.
 """
 
@@ -28,7 +36,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
-from tortoise.backends.sqlite.client import SqliteClient, translate_exceptions
+from tortoise.backends.base.client import TransactionContext
+from tortoise.backends.sqlite.client import (
+    SqliteClient,
+    SqliteTransactionContext,
+    SqliteTransactionWrapper,
+    translate_exceptions,
+)
+from tortoise.exceptions import TransactionManagementError
 
 __all__ = ["ReaderSqliteClient", "client_class", "is_plain_select"]
 
@@ -40,6 +55,17 @@ def is_plain_select(query: str) -> bool:
 
 def _shared_file(filename: str) -> bool:
     return filename not in ("", ":memory:") and "mode=memory" not in filename
+
+
+class _ImmediateTransaction(SqliteTransactionWrapper):
+    """tortoise's transaction wrapper, beginning with ``BEGIN IMMEDIATE`` (see the module docstring)."""
+
+    async def begin(self) -> None:
+        try:
+            await self._connection.commit()
+            await self._connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise TransactionManagementError(exc) from exc
 
 
 class ReaderSqliteClient(SqliteClient):
@@ -72,6 +98,9 @@ class ReaderSqliteClient(SqliteClient):
         if reader is not None:
             await reader.close()
         await super().close()
+
+    def _in_transaction(self) -> TransactionContext:
+        return SqliteTransactionContext(_ImmediateTransaction(self), self._lock)
 
     async def _read(self, query: str, values: list | None) -> list[Any] | None:
         """Run ``query`` on the reader and return its rows; None when it must go to the writer."""

@@ -11,6 +11,8 @@ is committed: nothing of the open transaction, all of it once it commits.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -111,3 +113,29 @@ async def test_in_memory_sqlite_keeps_a_single_connection() -> None:
         assert await client.execute_query_dict("SELECT v FROM t") == [{"v": 7}]
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's locking (PostgreSQL locks rows)
+async def test_regression_a_transaction_that_reads_first_waits_for_another_writer(
+        hub_instance: Any, hub_db: None) -> None:
+    """Regression (``ncc hub mode`` beside a serving hub failed with "database is locked"): a transaction
+    that reads, then writes, while another process commits in between. Deferred, its snapshot went stale
+    and its first write failed at once; ``BEGIN IMMEDIATE`` makes the other writer wait its turn."""
+    path = hub_instance.settings().db_url.removeprefix("sqlite://").split("?")[0]
+
+    def other_process_writes() -> None:  # another process: its own connection, the default busy wait
+        with sqlite3.connect(path, timeout=READ_DEADLINE_S) as other:
+            other.execute("INSERT INTO counters (name, value) VALUES ('other', 1)")
+
+    async with in_transaction() as conn:
+        assert await sql.fetch(conn, "SELECT value FROM counters WHERE name = 'mine'") == []
+        other = threading.Thread(target=other_process_writes)
+        other.start()
+        other.join(0.5)  # deferred: the other writer commits now, and our write below fails
+        assert other.is_alive(), "the other writer committed inside our transaction"
+        await sql.execute(conn, "INSERT INTO counters (name, value) VALUES ('mine', 1)")
+    other.join(READ_DEADLINE_S)
+    assert not other.is_alive()
+    with sqlite3.connect(path) as check:
+        names = check.execute("SELECT name FROM counters WHERE name IN ('mine', 'other') ORDER BY name")
+        assert list(names) == [("mine",), ("other",)]
