@@ -61,6 +61,10 @@ def examples(thorough: int) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("NCC_TEST_EXEC") != "1":
+        # ``ncc`` subprocesses are forked from one preloaded interpreter (node.forkserver: ~1 s of CPU less
+        # per command, a third of the suite's CPU); NCC_TEST_EXEC=1 execs each one as a deployment does
+        processes.preload()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # An xdist worker dies with the controller (SIGKILL of ``pytest`` too); its children follow it
         # (node.processes: parent-death signal and reaper).
