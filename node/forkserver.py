@@ -18,7 +18,9 @@ process with other threads can copy a lock held by one of them), says ``ready``,
   has started (or the ``errno`` of what failed: a missing ``cwd`` fails as it does for ``subprocess``) and
   runs the module as ``python -m`` would (``runpy``: ``__main__``, ``sys.argv``), then exits with its code;
 - the server answers with the child's pid and, attached, the read end of a pipe on which it writes the
-  child's raw wait status when the child ends (end of file without a status: the server itself died).
+  child's raw wait status when the child ends (end of file without a status: the server itself died, and
+  the child with it) and a pidfd of the child (readable once it has ended: the launcher's ``wait`` returns
+  only when the child is gone, also when the server died first).
 
 Dying together: the server dies with the launcher (parent-death signal, set by the launcher), every child
 dies with the server (its own parent-death signal); children in their own sessions are also registered
@@ -203,8 +205,10 @@ def _launch(sock: socket.socket, request: dict[str, Any], fds: list[int], status
         sock.send(json.dumps({"errno": int(report[1:])}).encode())
         os.close(status_r)
         return
-    socket.send_fds(sock, [json.dumps({"pid": pid}).encode()], [status_r])
+    pidfd = os.pidfd_open(pid)  # opened before the child can be reaped: it names this process only
+    socket.send_fds(sock, [json.dumps({"pid": pid}).encode()], [status_r, pidfd])
     os.close(status_r)
+    os.close(pidfd)
     _reap(status)
 
 

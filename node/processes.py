@@ -311,21 +311,21 @@ class _ForkServer:
         return python == {k: v for k, v in (os.environ if env is None else env).items() if k.startswith("PYTHON")}
 
     def launch(self, argv: Sequence[str], env: Mapping[str, str], cwd: str | None, fds: Sequence[int],
-               new_session: bool) -> tuple[int, int]:
-        """Fork ``argv`` (from ``-m`` on); its pid and the read end of its status pipe."""
+               new_session: bool) -> tuple[int, int, int]:
+        """Fork ``argv`` (from ``-m`` on); its pid, the read end of its status pipe and its pidfd."""
         request = json.dumps({"argv": list(argv[2:]), "env": dict(env), "cwd": cwd,
                               "new_session": new_session}).encode()
         with self._lock:
             if self._sock is None or self._owner != os.getpid():
                 self._sock = _from_long_lived_thread(self._start)
             socket.send_fds(self._sock, [request], list(fds))
-            data, got, _, _ = socket.recv_fds(self._sock, 4096, 1)
+            data, got, _, _ = socket.recv_fds(self._sock, 4096, 2)
         if not data:
             raise OSError(errno.EPIPE, "the fork server ended")
         answer = json.loads(data)
         if "errno" in answer:
             raise OSError(answer["errno"], os.strerror(answer["errno"]), cwd)
-        return int(answer["pid"]), got[0]
+        return int(answer["pid"]), got[0], got[1]
 
 
 _fork_server: _ForkServer | None = None
@@ -346,7 +346,8 @@ class _Forked(subprocess.Popen):  # type: ignore[type-arg]
     """``subprocess.Popen`` whose child the fork server makes (its exit status comes from a pipe, since it
     is not this process's child); anything the server cannot take is exec'd as usual."""
 
-    _status_fd: int | None = None
+    _status_fd: int | None = None  # None: exec'd; -1: its status is read
+    _pidfd = -1
 
     def _execute_child(self, args: Any, executable: Any, preexec_fn: Any, close_fds: Any, pass_fds: Any,
                        cwd: Any, env: Any, startupinfo: Any, creationflags: Any, shell: Any,
@@ -357,7 +358,7 @@ class _Forked(subprocess.Popen):  # type: ignore[type-arg]
             fds = [p2cread if p2cread != -1 else 0, c2pwrite if c2pwrite != -1 else 1,
                    errwrite if errwrite != -1 else 2]
             try:
-                self.pid, self._status_fd = server.launch(args, os.environ if env is None else env,
+                self.pid, self._status_fd, self._pidfd = server.launch(args, os.environ if env is None else env,
                                                           None if cwd is None else os.fspath(cwd), fds,
                                                           bool(rest[-2]))  # start_new_session
             except FileNotFoundError:
@@ -383,9 +384,13 @@ class _Forked(subprocess.Popen):  # type: ignore[type-arg]
         data = b""
         while chunk := os.read(self._status_fd, 64):
             data += chunk
+        if not data.strip():
+            # end of file without a status: the server died, and the child's parent-death signal kills it;
+            # returning before it is gone would let a caller reuse its port or files too early
+            select.select([self._pidfd], [], [], 10)
         os.close(self._status_fd)
+        os.close(self._pidfd)
         self._status_fd = -1
-        # end of file without a status: the server died, and its parent-death signal killed the child
         return self.pid, int(data) if data.strip() else int(signal.SIGKILL)
 
     def _internal_poll(self, _deadstate: int | None = None, *args: Any, **kwargs: Any) -> int | None:
