@@ -15,7 +15,8 @@ Every child started here dies with the process that started it, however that one
   closes the write end: the watchdog reads end-of-file and SIGKILLs every group still registered.
   Groups stopped normally are unregistered first.
 
-**Preloading** (:func:`preload`, the test suite's choice): ``python -m node.cli …`` children are forked from
+**Preloading** (:func:`preload`, the test suite's choice; ``NCC_PRELOAD=1`` in a program's environment
+turns it on at import, as the benchmarks' smoke test does): ``python -m node.cli …`` children are forked from
 one interpreter that imported the program once (:mod:`node.forkserver`) instead of exec'd, which saves
 0.6–1 s of CPU per command; they die with their launcher the same way, and behave as exec'd ones
 (descriptors, session, directory, environment, exit status). Everything else is exec'd as always.
@@ -149,7 +150,8 @@ class _Spawner:
     def __init__(self) -> None:
         self.jobs: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue[tuple[bool, Any]]]] = (
             queue.SimpleQueue())
-        threading.Thread(target=self._run, name="ncc-spawner", daemon=True).start()
+        self.thread = threading.Thread(target=self._run, name="ncc-spawner", daemon=True)
+        self.thread.start()
 
     def _run(self) -> None:
         while True:
@@ -174,8 +176,9 @@ _spawner_lock = threading.Lock()
 
 def _from_long_lived_thread(job: Callable[[], T]) -> T:
     global _spawner
-    if threading.current_thread() is threading.main_thread():
-        return job()
+    here = threading.current_thread()
+    if here is threading.main_thread() or (_spawner is not None and here is _spawner.thread):
+        return job()  # (the spawner itself: the fork server is started while it forks a child)
     with _spawner_lock:
         if _spawner is None:
             _spawner = _Spawner()
@@ -335,6 +338,10 @@ def preload(modules: Sequence[str] = PRELOAD_MODULES) -> None:
     """From now on, fork ``python -m node.cli …`` children from a server that imported ``modules`` once."""
     global _fork_server
     _fork_server = _ForkServer(modules)
+
+
+if os.environ.get("NCC_PRELOAD") == "1":  # a program started by the tests (the benchmarks' smoke run)
+    preload()
 
 
 def preloading() -> bool:

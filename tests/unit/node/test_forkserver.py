@@ -6,6 +6,7 @@ is swapped out), and compares with ``ncc`` exec'd where the answer must be the s
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -120,3 +121,12 @@ def test_other_interpreter_settings_are_execd(server: processes._ForkServer) -> 
     assert server.serves(argv, dict(os.environ))
     assert not server.serves(argv, {**os.environ, "PYTHONDEVMODE": "1"})  # set at interpreter start
     assert not server.serves([sys.executable, "-c", "pass"], None)  # only ``python -m node.cli``
+
+
+def test_the_first_command_may_come_from_any_thread(server: processes._ForkServer) -> None:
+    """Regression: the server is started from the launcher's long-lived thread; a first command from another
+    thread is forked from that thread too, which then waited for itself (the benchmarks' parallel inits)."""
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        done = list(pool.map(lambda _: processes.run(processes.ncc_argv("--version"), timeout=60), range(3)))
+    assert [d.returncode for d in done] == [0, 0, 0]
+    assert server._proc is not None  # forked, not exec'd
