@@ -5,7 +5,8 @@ Why: a test run starts ~450 ``ncc`` processes; each fresh interpreter spent 0.6�
 aiohttp, tortoise, the models and the web application before doing its work — more than a third of the
 suite's CPU on two cores (issue 13). gunicorn's ``--preload``, Spring's and nailgun's servers do the same.
 Only the launcher of :mod:`node.processes` uses it, and only when asked (:func:`node.processes.preload`:
-the test suite, unless ``NCC_TEST_EXEC=1``); the demo, the benchmarks and every deployment exec as before.
+the test suite, unless ``NCC_TEST_EXEC=1``, and the benchmarks' smoke test through ``NCC_PRELOAD=1``);
+the demo, the benchmarks' real runs and every deployment exec as before.
 
 Run as ``python -m node.forkserver FD MODULE…`` with FD one end of a ``SOCK_SEQPACKET`` socket pair whose
 other end only the launcher holds. It imports every MODULE, checks it is still one thread (forking a
@@ -26,14 +27,14 @@ Dying together: the server dies with the launcher (parent-death signal, set by t
 dies with the server (its own parent-death signal); children in their own sessions are also registered
 with the launcher's reaper, as exec'd ones are. When the launcher closes its end, the server exits.
 
-Standard library only besides the preloaded modules; nothing here runs in the launcher.
+Standard library and :mod:`node.processes` (its parent-death signal) only, besides the preloaded modules;
+nothing here runs in the launcher.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import errno
 import importlib
 import io
@@ -48,14 +49,10 @@ import threading
 import traceback
 from typing import Any
 
-#: ``prctl`` option number (linux/prctl.h).
-PR_SET_PDEATHSIG = 1
+from node.processes import die_with_parent
+
 #: The largest request (argv, environment, directory) the server reads.
 MAX_REQUEST = 1 << 20
-
-
-def _prctl() -> Any:
-    return ctypes.CDLL(None, use_errno=True).prctl
 
 
 def _std_streams() -> None:
@@ -100,7 +97,7 @@ def _child(request: dict[str, Any], fds: list[int], started: int, server: int, s
     """In the forked child: become the requested process and run it (never returns)."""
     code = 1
     try:
-        _prctl()(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        die_with_parent()
         if os.getppid() != server:  # the server died before the signal was armed
             os._exit(1)
         signal.set_wakeup_fd(-1)

@@ -273,6 +273,11 @@ PRELOAD_MODULES = ("node.cli", "node.commands.init", "node.commands.serve", "nod
                    "node.http.app")
 
 
+class ForkServerError(OSError):
+    """The fork server could not be started or reached (the launcher execs from then on); an error of the
+    child itself (a missing working directory) is raised as the plain ``OSError`` subprocess raises."""
+
+
 class _ForkServer:
     """This process's :mod:`node.forkserver`, started on first use from the long-lived thread (its
     parent-death signal then fires only when this process ends)."""
@@ -299,7 +304,7 @@ class _ForkServer:
         mine.settimeout(120)
         if mine.recv(16) != b"ready":
             mine.close()
-            raise OSError(errno.EAGAIN, "the fork server did not start")
+            raise ForkServerError(errno.EAGAIN, "the fork server did not start")
         mine.settimeout(None)
         self._owner = os.getpid()
         return mine
@@ -308,10 +313,13 @@ class _ForkServer:
         """Whether ``argv`` is ``python -m node.cli …`` with the interpreter settings the server started with."""
         if self.broken or list(argv[:3]) != [sys.executable, "-m", "node.cli"]:
             return False
-        if self._sock is None:
-            return True
-        python = {k: v for k, v in self._env.items() if k.startswith("PYTHON")}
-        return python == {k: v for k, v in (os.environ if env is None else env).items() if k.startswith("PYTHON")}
+
+        def python(settings: Mapping[str, str]) -> dict[str, str]:
+            return {k: v for k, v in settings.items() if k.startswith("PYTHON")}
+
+        # a server not started yet will start with this process's environment
+        return python(self._env if self._sock is not None else os.environ) == python(
+            os.environ if env is None else env)
 
     def launch(self, argv: Sequence[str], env: Mapping[str, str], cwd: str | None, fds: Sequence[int],
                new_session: bool) -> tuple[int, int, int]:
@@ -319,12 +327,17 @@ class _ForkServer:
         request = json.dumps({"argv": list(argv[2:]), "env": dict(env), "cwd": cwd,
                               "new_session": new_session}).encode()
         with self._lock:
-            if self._sock is None or self._owner != os.getpid():
-                self._sock = _from_long_lived_thread(self._start)
-            socket.send_fds(self._sock, [request], list(fds))
-            data, got, _, _ = socket.recv_fds(self._sock, 4096, 2)
+            try:
+                if self._sock is None or self._owner != os.getpid():
+                    self._sock = _from_long_lived_thread(self._start)
+                socket.send_fds(self._sock, [request], list(fds))
+                data, got, _, _ = socket.recv_fds(self._sock, 4096, 2)
+            except ForkServerError:
+                raise
+            except OSError as exc:
+                raise ForkServerError(exc.errno or errno.EPIPE, f"the fork server failed: {exc}") from exc
         if not data:
-            raise OSError(errno.EPIPE, "the fork server ended")
+            raise ForkServerError(errno.EPIPE, "the fork server ended")
         answer = json.loads(data)
         if "errno" in answer:
             raise OSError(answer["errno"], os.strerror(answer["errno"]), cwd)
@@ -368,9 +381,7 @@ class _Forked(subprocess.Popen):  # type: ignore[type-arg]
                 self.pid, self._status_fd, self._pidfd = server.launch(args, os.environ if env is None else env,
                                                           None if cwd is None else os.fspath(cwd), fds,
                                                           bool(rest[-2]))  # start_new_session
-            except FileNotFoundError:
-                raise
-            except OSError:
+            except ForkServerError:
                 server.broken = True  # exec below, and from now on
             else:
                 self._child_created = True
@@ -418,10 +429,9 @@ class _Forked(subprocess.Popen):  # type: ignore[type-arg]
 
 
 def _popen(argv: Sequence[str]) -> type[subprocess.Popen[Any]]:
-    """The class that starts ``argv``: forked from the preloaded server when it takes it, else exec'd."""
-    server = _fork_server
-    return _Forked if server is not None and not server.broken and list(argv[:3]) == [
-        sys.executable, "-m", "node.cli"] else subprocess.Popen
+    """The class that starts ``argv``: :class:`_Forked` while preloading (it decides, with the
+    environment, whether the server takes ``argv``), else plain ``Popen``."""
+    return _Forked if preloading() else subprocess.Popen
 
 
 # -- starting and stopping ---------------------------------------------------------------------------------
