@@ -144,9 +144,11 @@ class Remote:
 def reconcile(local: Local | None, remote: Remote) -> Action:
     """What the node does so that its published version is at least the hub's (equal → same digest).
 
-    Content written later wins (``issued_at``; a tie goes to the node), except that an ``erased``
-    tombstone always wins over content the node does not hold as deleted: a restore must not bring
-    back personal data that was erased (GDPR Art. 17).
+    Content written later wins: ``issued_at``, then — timestamps are whole seconds, and a node
+    restored within a second writes in the same second as the versions it lost — the higher version
+    (the node's own lower version of that second is the backup's ancestor of the hub's); a full tie
+    goes to the node. An ``erased`` tombstone always wins over content the node does not hold as
+    deleted: a restore must not bring back personal data that was erased (GDPR Art. 17).
     """
     if local is None:
         return Action.TAKE
@@ -155,7 +157,7 @@ def reconcile(local: Local | None, remote: Remote) -> Action:
     erasure_wins = remote.erased and not local.deleted
     if local.face_version is not None and local.face_version > remote.version and not erasure_wins:
         return Action.KEEP
-    if local.issued_at >= remote.issued_at and not erasure_wins:
+    if (local.issued_at, local.version) >= (remote.issued_at, remote.version) and not erasure_wins:
         return Action.RESIGN
     return Action.TAKE if local.version < remote.version else Action.ADOPT
 

@@ -108,6 +108,10 @@ LATER = T0 + timedelta(hours=1)
     (local(1, LATER, 1, D2), remote(3, T0), Action.RESIGN),  # written after the restore, below the hub's
     (local(3, T0 - timedelta(days=1), 3, D2), remote(3, T0, D1), Action.ADOPT),  # the hub's is later
     (local(2, LATER, None), remote(2, T0), Action.RESIGN),  # national on the node: its tombstone goes up
+    # whole-second timestamps: a node restored within the second of its lost writes
+    (local(1, T0, 1, D2), remote(2, T0), Action.TAKE),  # the backup's v1 is the ancestor of the hub's v2
+    (local(2, T0, 2, D2), remote(2, T0), Action.RESIGN),  # a full tie goes to the node
+    (local(3, T0, 3, D2), remote(2, T0), Action.KEEP),
 ])
 def test_reconcile(mine: Local | None, hub: Remote, action: Action) -> None:
     assert reconcile(mine, hub) is action
