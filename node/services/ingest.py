@@ -444,7 +444,8 @@ class CheckPool:
 
     Started on first use (``spawn``: the hub process has threads, so it is not forked), shared by
     every pull of the process. A worker that dies breaks the pool: the page's check fails with
-    :class:`PullError` (nothing of that page is written) and the next use starts a fresh pool.
+    :class:`PullError` (nothing of that page is written) and the next use starts a fresh pool; so
+    does a check cancelled while the worker has it (its pull ended).
     """
 
     #: What the worker runs (tests replace it to make the worker die or raise).
@@ -480,6 +481,11 @@ class CheckPool:
             self.discard(pool)
             raise PullError("verification worker died", "worker_failed") from exc
         except asyncio.CancelledError:
+            # The pull ended (a page before this one failed, a timeout, the hub stops) while the worker
+            # has this page: nobody wants that work, and it may be what kills the worker (a page that
+            # crashed it once crashes it again, after the pull that saw it die replaced the pool). The
+            # pool finishes it on its own; the next pull gets a fresh one.
+            self.discard(pool)
             raise
         except Exception as exc:  # any failure in the worker fails the pull cleanly
             log.exception("verification worker failed")

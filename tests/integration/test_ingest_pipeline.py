@@ -9,10 +9,14 @@ k is written) is in play whenever a feed has more than one page.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -142,10 +146,43 @@ def _crash_after_first_page(country: str, body: bytes, cursor: int, *rest: Any) 
     return ingest._worker_check(country, body, cursor, *rest)
 
 
+def _crash_once_started(country: str, body: bytes, cursor: int, *rest: Any) -> Any:
+    with open(os.environ["NCC_TEST_CHECK_STARTED"], "w"):  # the test cancels the check now
+        pass
+    time.sleep(1)
+    os._exit(3)
+
+
 def _raise_after_first_page(country: str, body: bytes, cursor: int, *rest: Any) -> Any:
     if cursor >= PAGE:
         raise RuntimeError("boom in the worker")
     return ingest._worker_check(country, body, cursor, *rest)
+
+
+async def test_regression_a_check_cancelled_in_the_worker_does_not_fail_the_next_pull(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A pull that fails at page k cancels the checks of pages after k; one may already be in a worker
+    (of a pool started after page k's failure replaced the broken one). Regression: the pool kept that
+    work, and when it killed the worker the next pull failed too (CI: the crash test, 1 worker)."""
+    started = tmp_path / "started"
+    monkeypatch.setenv("NCC_TEST_CHECK_STARTED", str(started))  # the spawned worker inherits it
+    records = [rig.feed.record() for _ in range(PAGE)]
+    rig.feed.serve(*records)
+    monkeypatch.setattr(ingest.CheckPool, "target", staticmethod(_crash_once_started))
+    check = asyncio.ensure_future(rig.puller.checker.check("DE", b"", 0, PAGE, b"{}", utc_now()))
+    for _ in range(600):
+        if started.exists() or check.done():
+            break
+        await asyncio.sleep(0.05)
+    assert started.exists() and not check.done(), "the worker never started the check"
+    check.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await check
+    monkeypatch.setattr(ingest.CheckPool, "target", staticmethod(ingest._worker_check))
+    result = await rig.puller.pull("DE")
+    assert result.ok, result.error
+    assert await rig.cursor() == rig.feed.head and set(await rig.held()) == {r["id"] for r in records}
 
 
 async def test_pages_are_applied_in_order_with_the_cursor_of_each(rig: Rig) -> None:
