@@ -118,14 +118,16 @@ def _until_accelerated(url: str, fast_ms: float = 1000, deadline_s: float = 1800
     return round(time.perf_counter() - started, 1)
 
 
-def run(root: Path, runs: int = RUNS, seed: int = 7, accelerator: bool = True) -> dict[str, Any]:
+def run(root: Path, runs: int = RUNS, seed: int = 7, accelerator: bool = True,
+        mmap_threshold_kib: int | None = None) -> dict[str, Any]:
     config = tomllib.loads((root / "hub" / "config.toml").read_text())
     hub = Instance(
         "hub",
         "hub",
         root,
         config["db"],
-        env={**HUB_ENV, "NCC_SEARCH_ACCELERATOR": str(accelerator).lower()},
+        env={**HUB_ENV, "NCC_SEARCH_ACCELERATOR": str(accelerator).lower(),
+             **({} if mmap_threshold_kib is None else {"NCC_MALLOC_MMAP_THRESHOLD_KIB": str(mmap_threshold_kib)})},
         port=int(config["port"]),
     )
     with sqlite3.connect(root / "hub" / "ncc.db") as conn:
@@ -157,6 +159,7 @@ def run(root: Path, runs: int = RUNS, seed: int = 7, accelerator: bool = True) -
         "hub_rss_mb": rss,
         "accelerated_after_s": ready_s,
         "accelerator": accelerator,
+        "malloc_mmap_threshold_kib": mmap_threshold_kib,  # None: the hub's setting
         "load_average": [load_before, os.getloadavg()],
     }
 
@@ -172,10 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-accelerator", action="store_true", help="serve from the SQL path (search_accelerator = false)"
     )
+    parser.add_argument(
+        "--mmap-threshold-kib", type=int, help="the hub's malloc_mmap_threshold_kib (0: glibc's dynamic threshold)"
+    )
     args = parser.parse_args(argv)
     if not (args.dir / "hub" / "config.toml").exists():
         parser.error(f"{args.dir} holds no hub/config.toml (run benchmarks.ingest --keep DIR first)")
-    print(json.dumps(run(args.dir, args.runs, accelerator=not args.no_accelerator), indent=2))
+    print(json.dumps(run(args.dir, args.runs, accelerator=not args.no_accelerator,
+                         mmap_threshold_kib=args.mmap_threshold_kib), indent=2))
     return 0
 
 

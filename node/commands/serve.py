@@ -12,6 +12,7 @@ from aiohttp import web
 from node.commands.base import CommandError, add_data_dir, settings_for
 from node.keystore import KeyStoreError
 from node.logs import setup_logging
+from node.memory import fix_mmap_threshold
 
 
 def register(sub: Any) -> None:
@@ -25,6 +26,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_for(args.data_dir, host=args.host, port=args.port)
     setup_logging(settings.log_level, settings.log_format)
+    fix_mmap_threshold(settings.malloc_mmap_threshold_kib)  # before the app allocates its caches
     from node.http.app import create_app
 
     try:

@@ -47,13 +47,13 @@ stale share passes :data:`STALE_REBUILD`).
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import logging
 import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from node.memory import release_free_memory
 
 from .accel_index import AVAILABLE, PREFIX_MAX_TOKENS, RECENT_LEVELS, Index, _intersection, _union
 from .base import SearchQuery, SearchResult
@@ -118,25 +118,6 @@ GAP_SECONDS = 120.0
 GAP_LOOKBACK = 1000
 MAX_GAPS = 10_000
 STALE_REBUILD = 0.5
-
-
-def release_free_memory() -> None:
-    """Hand the allocator's free pages back to the system (glibc ``malloc_trim``; elsewhere a no-op).
-
-    A build reads every document once: its rows, token lists and postings are freed chunk by chunk,
-    but glibc keeps the freed pages in the process (RSS) unless asked.
-    """
-    global _TRIM
-    if _TRIM is None:
-        try:
-            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
-
-
-_TRIM: Any = None
 
 
 def enabled() -> bool:
