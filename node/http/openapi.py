@@ -16,7 +16,7 @@ from typing import Any
 
 from node.config import Settings
 from node.http.routes import routes_for
-from node.http.routetypes import REPEATABLE, STRING, Route, Schema
+from node.http.routetypes import HEADER_SAFE_STRING, REPEATABLE, STRING, Route, Schema
 from node.search.base import DIMENSIONS as SEARCH_DIMENSIONS
 from node.search.cursor import MAX_OFFSET
 
@@ -158,7 +158,7 @@ BODIES: dict[str, Schema] = {
         "csrf": {"type": "string"}, "status": {"enum": ["assessed", "registered", "rejected", "revoked"]},
         "ground": {"type": "string"}, "note": {"type": "string", "maxLength": 2000}}},
     "LoginForm": {"type": "object", "required": ["csrf", "token"], "properties": {
-        "csrf": {"type": "string"}, "token": {"type": "string"}, "next": {"type": "string"}}},
+        "csrf": {"type": "string"}, "token": {"type": "string"}, "next": HEADER_SAFE_STRING}},
     "RecordForm": {"type": "object", "required": ["csrf", "visibility"], "properties": {
         "csrf": {"type": "string"}, "type": {"type": "string"}, "visibility": VISIBILITY,
         "version": {"type": "integer", "minimum": 1}},

@@ -19,6 +19,8 @@ Schema = dict[str, Any]
 
 
 STRING: Schema = {"type": "string"}
+#: A string that may reach an HTTP header: no control character (node.errors.header_safe refuses them: 400).
+HEADER_SAFE_STRING: Schema = {"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
 
 
 class Param(NamedTuple):

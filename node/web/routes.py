@@ -5,6 +5,7 @@ from __future__ import annotations
 from node.http.routetypes import (
     APPLICATION_ID,
     CONSORTIUM_PARAMS,
+    HEADER_SAFE_STRING,
     RECORD_ID_PARAM,
     RECORD_TYPE,
     SEARCH_PARAMS,
@@ -46,7 +47,7 @@ def portal_routes() -> list[Route]:
              params=CONSORTIUM_PARAMS, responses={200: "HTML page", 400: "the form with the error"}),
         page("GET", "/login", public.login_form, "portal-login-form", "Sign in with a user token",
              params=(query("next", "local page to return to (no control characters: they could reach a header)",
-                           {"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f]*$"}),)),
+                           HEADER_SAFE_STRING),)),
         page("POST", "/login", public.login, "portal-login",
              "Sign in: opens a server-side session (its id in an HttpOnly, SameSite=Strict cookie)",
              body="LoginForm",
