@@ -8,8 +8,10 @@ with an analyst token, **closed loop** over one keep-alive connection: each figu
 whole latency as a client sees it (HTTP, auth, search with facets and total, the nodes' status,
 JSON), with nothing else competing in the hub; ``hub_cpu_ms`` is the hub process's CPU time per
 request (from ``/proc``: it does not grow with the machine's load the way latency does);
-``hub_rss_mb`` the hub's resident memory after the queries (accelerator built and serving). ``GET /healthz`` is timed the same way as the floor
-of aiohttp and the loopback itself. Prints one JSON object (p50/p95 ms per class and reader).
+``hub_rss_mb`` the hub's resident memory right after the queries (accelerator built and serving),
+``hub_rss_idle_mb`` the same 3 s later (searches paused: the hub has handed back what they left
+free) and ``hub_peak_rss_mb`` its peak (VmHWM: the accelerator's build included). ``GET /healthz``
+is timed the same way as the floor of aiohttp and the loopback itself. Prints one JSON object (p50/p95 ms per class and reader).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from benchmarks._harness import HUB_ENV, Instance, http, vocab
 from benchmarks.load import MIX, Query, _texts, query_mix
 
 RUNS = 40
+#: Seconds without a search after which the RSS is read again (node.memory.IdleTrim: 2 s).
+IDLE_S = 3.0
 
 
 def _pct(samples: list[float]) -> dict[str, float]:
@@ -53,12 +57,12 @@ async def _time(session: aiohttp.ClientSession, url: str, params: Any, headers: 
     return (time.perf_counter() - started) * 1000
 
 
-def _rss_mb(pid: int | None) -> float | None:
-    """Resident memory of process ``pid`` in MB (None when unknown)."""
+def _rss_mb(pid: int | None, field: str = "VmRSS") -> float | None:
+    """Resident memory of process ``pid`` in MB (None when unknown); ``field="VmHWM"``: its peak."""
     if pid is None:
         return None
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return round(int(line.split()[1]) / 1024, 1)
     return None
 
@@ -148,6 +152,8 @@ def run(root: Path, runs: int = RUNS, seed: int = 7, accelerator: bool = True,
         pid = hub.proc.pid if hub.proc else None
         classes = asyncio.run(measure(hub.url, queries, token, runs, pid))
         rss = _rss_mb(pid)
+        time.sleep(IDLE_S)  # the hub hands back what the searches left free once they pause
+        rss_idle, rss_peak = _rss_mb(pid), _rss_mb(pid, "VmHWM")
     finally:
         with contextlib.suppress(Exception):
             hub.stop()
@@ -157,6 +163,8 @@ def run(root: Path, runs: int = RUNS, seed: int = 7, accelerator: bool = True,
         "runs": runs,
         "classes": classes,
         "hub_rss_mb": rss,
+        "hub_rss_idle_mb": rss_idle,
+        "hub_peak_rss_mb": rss_peak,
         "accelerated_after_s": ready_s,
         "accelerator": accelerator,
         "malloc_mmap_threshold_kib": mmap_threshold_kib,  # None: the hub's setting

@@ -2,24 +2,31 @@
 
 Two things, both measured on a serving hub at 1M records (docs/performance.md, "Memory"):
 
-- :func:`fix_mmap_threshold` — glibc serves blocks of at least ``M_MMAP_THRESHOLD`` (128 KiB) with
-  their own ``mmap``, handed back to the system when freed. But by default the threshold is
-  *dynamic*: freeing such a block raises it to that block's size (up to 32 MiB), so the next large
-  blocks — numpy's per-query scratch arrays, the index build's chunks — come from the heap, and the
-  heap they leave behind stays resident, fragmented by the small objects allocated between them.
-  Setting the threshold explicitly turns the dynamic raise off (``mallopt(3)``): at 1M records the
-  serving hub held 340 MB by default and 256 MB with the threshold fixed at 128 KiB. The setting
-  ``malloc_mmap_threshold_kib`` (``ncc serve``) chooses it; 0 keeps glibc's dynamic behaviour.
+- :func:`fix_mmap_threshold` — glibc serves blocks of at least ``M_MMAP_THRESHOLD`` with their own
+  ``mmap``, handed back to the system when freed. By default the threshold is *dynamic*: it starts
+  at 128 KiB and freeing such a block raises it to that block's size (up to 32 MiB), so the next large
+  blocks — the index build's chunks, its per-document arrays — come from the heap, and the heap they
+  leave behind stays resident, fragmented by the small objects allocated between them. Setting the
+  threshold explicitly turns the dynamic raise off (``mallopt(3)``). Measured at 1M records
+  (docs/performance.md, "Memory"): 320 MB serving with the dynamic threshold, 298 MB with 8 MiB at
+  the same latency, 252 MB with 128 KiB — but every search then maps and faults in its scratch
+  arrays afresh (+3-7 ms of CPU per search). The setting ``malloc_mmap_threshold_kib`` (default
+  8192; ``ncc serve``) chooses it; 0 keeps glibc's dynamic behaviour.
 - :func:`release_free_memory` — ``malloc_trim(0)``: free pages inside the heap go back to the
-  system (called after the accelerator's build, which frees its chunks as it goes).
+  system (called after the accelerator's build, which frees its chunks as it goes), and by
+  :class:`IdleTrim` once searches pause: a burst of searches reuses the heap's freed blocks (fast),
+  and what they left free is returned when the burst is over.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import functools
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 #: ``mallopt`` parameter number of ``M_MMAP_THRESHOLD`` (glibc's malloc.h).
@@ -71,3 +78,35 @@ def release_free_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+class IdleTrim:
+    """:func:`release_free_memory` once nothing has called :meth:`touch` for ``idle_s`` seconds.
+
+    ``touch`` is cheap (a clock read, and one timer per idle period): the search service calls it after
+    every search. The trim runs on the event loop when the process is idle, so it delays no request.
+    """
+
+    def __init__(self, idle_s: float = 2.0, trim: Callable[[], None] = release_free_memory,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.idle_s, self._trim, self._clock = idle_s, trim, clock
+        self._last = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def touch(self) -> None:
+        self._last = self._clock()
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.idle_s, self._check)
+
+    def _check(self) -> None:
+        idle = self._clock() - self._last
+        if idle < self.idle_s:  # touched meanwhile: look again when it may have gone quiet
+            self._timer = asyncio.get_running_loop().call_later(self.idle_s - idle, self._check)
+            return
+        self._timer = None
+        self._trim()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

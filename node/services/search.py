@@ -16,6 +16,7 @@ from tortoise.connection import connections
 
 from node.config import country_code
 from node.errors import InvalidParameter
+from node.memory import IdleTrim
 from node.search import (
     DIMENSIONS,
     SearchBackend,
@@ -37,6 +38,7 @@ class SearchService:
         self.vocabularies = load_vocabularies()
         self.accelerated = accelerated
         self._backends: dict[str, SearchBackend] = {}
+        self._idle_trim = IdleTrim()  # a burst of searches leaves freed heap pages: returned once it ends
 
     def backend(self, conn: BaseDBAsyncClient) -> SearchBackend:
         dialect = str(conn.capabilities.dialect)
@@ -96,6 +98,7 @@ class SearchService:
     async def search(self, query: SearchQuery) -> SearchResult:
         conn = connections.get("default")
         result = await self.backend(conn).search(conn, query)
+        self._idle_trim.touch()
         result.facets.get("membership", {}).pop(MEMBERSHIP_NOT_APPLICABLE, None)  # not a status: never shown
         return result
 

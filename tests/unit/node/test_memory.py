@@ -70,7 +70,29 @@ def test_a_threshold_glibc_would_refuse_is_refused(kib: int) -> None:
 
 def test_the_setting_is_bounded(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('role = "hub"\n')
-    assert load_settings(tmp_path, env={}).malloc_mmap_threshold_kib == 128
+    assert load_settings(tmp_path, env={}).malloc_mmap_threshold_kib == 8192
     assert load_settings(tmp_path, env={"NCC_MALLOC_MMAP_THRESHOLD_KIB": "0"}).malloc_mmap_threshold_kib == 0
     with pytest.raises(ConfigError, match="malloc_mmap_threshold_kib"):
         load_settings(tmp_path, env={"NCC_MALLOC_MMAP_THRESHOLD_KIB": "40000"})
+
+
+async def test_idle_trim_trims_once_a_burst_of_touches_has_paused() -> None:
+    import asyncio
+
+    trims: list[float] = []
+    loop = asyncio.get_running_loop()
+    idle = memory.IdleTrim(idle_s=0.05, trim=lambda: trims.append(loop.time()))
+    for _ in range(8):  # a burst of searches, 20 ms apart: never idle for 50 ms
+        idle.touch()
+        last = loop.time()
+        await asyncio.sleep(0.02)
+    assert trims == [], "trimmed during the burst"
+    await asyncio.sleep(0.12)
+    assert len(trims) == 1 and trims[0] - last >= 0.05  # once, idle_s after the last touch
+    idle.touch()  # the next burst arms it again
+    await asyncio.sleep(0.12)
+    assert len(trims) == 2
+    idle.touch()
+    idle.cancel()  # a stopping service leaves no timer behind
+    await asyncio.sleep(0.08)
+    assert len(trims) == 2
