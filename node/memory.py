@@ -85,28 +85,29 @@ class IdleTrim:
 
     ``touch`` is cheap (a clock read, and one timer per idle period): the search service calls it after
     every search. The trim runs on the event loop when the process is idle, so it delays no request.
+    A timer left on a loop that has ended (a service used from several loops, as tests do) is
+    forgotten: the next ``touch`` arms one on its own loop.
     """
 
     def __init__(self, idle_s: float = 2.0, trim: Callable[[], None] = release_free_memory,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.idle_s, self._trim, self._clock = idle_s, trim, clock
         self._last = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._armed_on: asyncio.AbstractEventLoop | None = None
 
     def touch(self) -> None:
         self._last = self._clock()
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.idle_s, self._check)
+        loop = asyncio.get_running_loop()
+        if self._armed_on is not loop:
+            self._armed_on = loop
+            loop.call_later(self.idle_s, self._check, loop)
 
-    def _check(self) -> None:
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._armed_on is not loop:  # re-armed on another loop meanwhile
+            return
         idle = self._clock() - self._last
         if idle < self.idle_s:  # touched meanwhile: look again when it may have gone quiet
-            self._timer = asyncio.get_running_loop().call_later(self.idle_s - idle, self._check)
+            loop.call_later(self.idle_s - idle, self._check, loop)
             return
-        self._timer = None
+        self._armed_on = None
         self._trim()
-
-    def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None

@@ -92,7 +92,22 @@ async def test_idle_trim_trims_once_a_burst_of_touches_has_paused() -> None:
     idle.touch()  # the next burst arms it again
     await asyncio.sleep(0.12)
     assert len(trims) == 2
-    idle.touch()
-    idle.cancel()  # a stopping service leaves no timer behind
-    await asyncio.sleep(0.08)
-    assert len(trims) == 2
+
+
+def test_idle_trim_used_from_a_new_loop_arms_again() -> None:
+    """A timer left on a loop that ended must not keep the service from trimming on the next one."""
+    import asyncio
+
+    trims: list[int] = []
+    idle = memory.IdleTrim(idle_s=0.02, trim=lambda: trims.append(1))
+
+    async def touch_and_leave() -> None:
+        idle.touch()  # the loop ends before the timer fires
+
+    async def touch_and_wait() -> None:
+        idle.touch()
+        await asyncio.sleep(0.08)
+
+    asyncio.run(touch_and_leave())
+    asyncio.run(touch_and_wait())
+    assert trims == [1]
