@@ -84,7 +84,9 @@ class IdleTrim:
     """:func:`release_free_memory` once nothing has called :meth:`touch` for ``idle_s`` seconds.
 
     ``touch`` is cheap (a clock read, and one timer per idle period): the search service calls it after
-    every search. The trim runs on the event loop when the process is idle, so it delays no request.
+    every search. The trim runs on the event loop once the process is idle: measured on a fragmented
+    550 MB heap it takes ~13 ms when it hands pages back and < 0.3 ms when nothing is free, so a request
+    arriving just then waits at most that long.
     A timer left on a loop that has ended (a service used from several loops, as tests do) is
     forgotten: the next ``touch`` arms one on its own loop.
     """
