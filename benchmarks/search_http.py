@@ -32,7 +32,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks._harness import HUB_ENV, Instance, http, vocab
+from benchmarks._harness import HUB_ENV, Instance, _status_kb, http, vocab
 from benchmarks.load import MIX, Query, _texts, query_mix
 
 RUNS = 40
@@ -59,12 +59,8 @@ async def _time(session: aiohttp.ClientSession, url: str, params: Any, headers: 
 
 def _rss_mb(pid: int | None, field: str = "VmRSS") -> float | None:
     """Resident memory of process ``pid`` in MB (None when unknown); ``field="VmHWM"``: its peak."""
-    if pid is None:
-        return None
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return None
+    kb = _status_kb(pid, field) if pid is not None else 0
+    return round(kb / 1024, 1) if kb else None
 
 
 def _cpu_s(pid: int | None) -> float:

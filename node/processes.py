@@ -122,6 +122,14 @@ def _load_prctl() -> Callable[..., int] | None:
 _PRCTL = _load_prctl()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; elsewhere than Linux, the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """Ask the kernel to send ``sig`` to this process when its parent (thread) ends; a no-op off Linux."""
     if _PRCTL is not None:

@@ -188,10 +188,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     idle), for the same CPU (836 / 825 s). (With every process exec'd, a third worker had only added
     CPU: the cores were busy already.)
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+    cores = processes.usable_cores()
     return max(1, cores + cores // 2)
 
 

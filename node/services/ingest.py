@@ -31,7 +31,6 @@ import hashlib
 import logging
 import multiprocessing
 import operator
-import os
 from collections import Counter as Tally
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -52,6 +51,7 @@ from federation.ingest import Decision, Held, decide, equivocation_error, regres
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp
 from federation.verify import PERSONAL_DATA_TYPES, VerifiedRecord, consent_covers, verify
+from node.processes import usable_cores
 from node.search import SearchDoc, document_from_envelope
 from node.services.erasure import record_erasure
 from node.services.search import SearchService
@@ -504,11 +504,7 @@ class CheckPool:
 
 def default_workers() -> int:
     """Verification worker processes: one per core beyond the first (the writer's), at least one."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+    return max(1, usable_cores() - 1)
 
 
 # -- applying ----------------------------------------------------------------------------------------
