@@ -277,24 +277,44 @@ async def _admin_fetchval(sql: str, database: str) -> Any:
 
 class _PgLock:
     """``flock`` on a file named after the server: shared while this process holds a live test database
-    (counted), exclusive while a test stops the server. Works across xdist workers and across runs."""
+    (counted), exclusive while a test stops the server. Works across xdist workers and across runs.
+
+    A second file, the gate, is held exclusively by a process waiting for the server alone: a process
+    that holds no database yet passes the gate before it takes its shared hold, so the waiter is not
+    starved by the other workers' next tests (it waited up to a minute, holding a real-process cluster
+    mid-ingest, until two workers happened to be between PostgreSQL tests). A process that already
+    holds a database never waits at the gate (a cluster's second database), and one that waits there lets
+    go of its hold on the run meanwhile (:class:`_Serial`: a serial call elsewhere may be waiting for it)."""
 
     def __init__(self) -> None:
         where = urllib.parse.urlsplit(PG_ADMIN_URL)
         self.path = Path(tempfile.gettempdir()) / f"ncc-test-pg-{where.hostname}-{where.port or 5432}.lock"
+        self.gate_path = self.path.with_suffix(".gate")
         self.fd: int | None = None
+        self.gate_fd: int | None = None
         self.holders = 0
         self.exclusive = False
 
     def _open(self) -> int:
         if self.fd is None:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            self.gate_fd = os.open(self.gate_path, os.O_RDWR | os.O_CREAT, 0o666)
         return self.fd
 
     def share(self) -> None:
         self.holders += 1
         if self.holders == 1 and not self.exclusive:
-            fcntl.flock(self._open(), fcntl.LOCK_SH)
+            fd = self._open()
+            assert self.gate_fd is not None
+            try:
+                fcntl.flock(self.gate_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:  # a process waits for the server alone: wait for it to have done so,
+                with _SERIAL.paused():  # not holding this run up meanwhile (a serial call may wait for it)
+                    fcntl.flock(self.gate_fd, fcntl.LOCK_SH)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            finally:
+                fcntl.flock(self.gate_fd, fcntl.LOCK_UN)
 
     def release(self) -> None:
         self.holders = max(0, self.holders - 1)
@@ -304,17 +324,30 @@ class _PgLock:
     @contextlib.contextmanager
     def alone(self, timeout: float) -> Iterator[None]:
         fd = self._open()
+        assert self.gate_fd is not None
         deadline = time.monotonic() + timeout
-        while True:  # converts this process's shared lock, if it holds one
+        while True:  # the gate: no new shared holder from now on (two waiters take turns)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self.gate_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"other test processes kept PostgreSQL databases open for {timeout:.0f} s "
-                        f"({self.path} stayed shared-locked); cannot stop the server under them") from None
+                    raise AssertionError(f"another test process waited for the PostgreSQL server alone for "
+                                         f"{timeout:.0f} s ({self.gate_path})") from None
                 time.sleep(0.1)
+        try:
+            while True:  # converts this process's shared lock, if it holds one
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(
+                            f"other test processes kept PostgreSQL databases open for {timeout:.0f} s "
+                            f"({self.path} stayed shared-locked); cannot stop the server under them") from None
+                    time.sleep(0.1)
+        finally:
+            fcntl.flock(self.gate_fd, fcntl.LOCK_UN)  # held exclusively now: new holders wait at the lock
         self.exclusive = True
         try:
             yield
@@ -564,8 +597,10 @@ class _Recycled:
     A background thread empties a used database instead — every row of every table but the migration
     history deleted (foreign keys off for the session: ``session_replication_role``), every sequence
     restarted — then checks that its schema and migration history are the template's, byte for byte of
-    the catalogue's description; anything else (a test that changed the schema, a server restarting
-    under a fault test, a connection that would not end) sends it to the dropper instead.
+    the catalogue's description, and renames it: a process keeps state per database name (the search
+    accelerator of ``node.search.accel``: kept under the old name, it answered the next test from the
+    last one's documents). Anything else (a test that changed the schema, a server restarting under a
+    fault test, a connection that would not end) sends it to the dropper instead.
 
     Deleted rows stay in the pages as dead row versions until a vacuum: no PostgreSQL test reads the
     database's files (the byte scans of erasure are on SQLite, tests/e2e/test_erasure.py), and the
@@ -633,10 +668,12 @@ class _Recycled:
         while (name := self.dirty.get()) is not None:
             try:
                 asyncio.run(self._empty(name))
+                fresh = f"ncc_clone_{os.getpid()}_{uuid.uuid4().hex[:8]}"  # dropped as stale if this process dies
+                _admin_exec(f'ALTER DATABASE "{name}" RENAME TO "{fresh}"')
             except Exception:  # noqa: BLE001 - not reusable as it is: dropped like any other
                 _DROPPER.put(name)
             else:
-                self.ready.put(name)
+                self.ready.put(fresh)
             finally:
                 self.dirty.task_done()
         self.dirty.task_done()
