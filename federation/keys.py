@@ -60,7 +60,7 @@ def private_key_from_pem(data: bytes) -> Ed25519PrivateKey:
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         raise ValueError(f"cannot load private key: {e}") from e
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError("private key is not Ed25519")
+        raise ValueError("private key is not Ed25519")  # noqa: TRY004 - the documented error of a bad key file
     return key
 
 

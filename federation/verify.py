@@ -183,6 +183,6 @@ def consent_covers(payload: dict[str, Any], visibility: str) -> bool:
 
 
 def _check_consent(envelope: Envelope) -> None:
-    if envelope.type in PERSONAL_DATA_TYPES and envelope.visibility != "national":
-        if not consent_covers(envelope.payload, envelope.visibility):
-            raise ConsentMissing(f"{envelope.type} shared as {envelope.visibility} without covering consent")
+    if (envelope.type in PERSONAL_DATA_TYPES and envelope.visibility != "national"
+            and not consent_covers(envelope.payload, envelope.visibility)):
+        raise ConsentMissing(f"{envelope.type} shared as {envelope.visibility} without covering consent")

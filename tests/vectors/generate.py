@@ -150,13 +150,13 @@ def signed_raw(unsigned: dict[str, Any], label: str = "DE-current") -> dict[str,
     """Sign without any structural check (for envelopes that must fail before the signature)."""
     try:
         value = b64url_encode(PRIV[label].sign(record_signing_input(unsigned)))
-    except Exception:  # not canonicalisable: the signature is never reached, any 64 bytes do
+    except Exception:  # noqa: BLE001 - not canonicalisable: the signature is never reached, any 64 bytes do
         value = b64url_encode(bytes(64))
     return {**unsigned, "sig": {"alg": "Ed25519", "kid": KID[label], "value": value}}
 
 
 def good_envelopes() -> list[dict[str, Any]]:
-    expert = dict(type_="expert", uuid=EXPERT_UUID, payload=EXPERT)
+    expert = {"type_": "expert", "uuid": EXPERT_UUID, "payload": EXPERT}
     cases = [
         ("organisation", signed()),
         ("organisation-v2-network", signed(version=2, visibility="network")),
@@ -188,7 +188,7 @@ def good_envelopes() -> list[dict[str, Any]]:
 
 def bad_envelopes() -> list[dict[str, Any]]:
     base = signed()
-    expert = dict(type_="expert", uuid=EXPERT_UUID)
+    expert = {"type_": "expert", "uuid": EXPERT_UUID}
     cases: list[dict[str, Any]] = []
 
     def add(name: str, code: str, env: dict[str, Any], **extra: Any) -> None:
@@ -367,9 +367,9 @@ def tokens() -> dict[str, Any]:
 CANON_CASES: list[tuple[str, str]] = [
     # (name, input as JSON text); expected output is computed by the reference (rfc8785).
     ("rfc8785-3.2.2-numbers", "[333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001]"),
-    ("rfc8785-3.2.2-literals", '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
+    ("rfc8785-3.2.2-literals", ('{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
                                ' "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
-                               ' "literals": [null, true, false]}'),
+                               ' "literals": [null, true, false]}')),
     ("number-1e21", "1e21"),
     ("number-1e20", "1e20"),
     ("number-1e-7", "1e-7"),
@@ -380,9 +380,9 @@ CANON_CASES: list[tuple[str, str]] = [
     ("max-double", "1.7976931348623157e308"),
     ("max-safe-integer", "9007199254740991"),
     ("min-safe-integer", "-9007199254740991"),
-    ("utf16-key-order", '{"\\u20ac": "Euro Sign", "\\r": "Carriage Return", "\\ufb33": "Hebrew Letter Dalet With Dagesh",'
+    ("utf16-key-order", ('{"\\u20ac": "Euro Sign", "\\r": "Carriage Return", "\\ufb33": "Hebrew Letter Dalet With Dagesh",'
                         ' "1": "One", "\\ud83d\\ude00": "Emoji: Grinning Face", "\\u0080": "Control",'
-                        ' "\\u00f6": "Latin Small Letter O With Diaeresis"}'),
+                        ' "\\u00f6": "Latin Small Letter O With Diaeresis"}')),
     ("bmp-private-use-vs-astral-key", '{"\\ue000": 1, "\\ud800\\udc00": 2}'),
     ("string-escapes", '"\\u0000\\u0001\\u001f \\b\\f\\n\\r\\t \\" \\\\ / \\u007f \\u2028\\u2029 \\u00e9 \\ud83d\\udd10"'),
     ("nested", '{"b": [1, {"z": null, "a": true}], "a": {"c": "x", "b": []}}'),
@@ -465,7 +465,7 @@ def translog() -> dict[str, Any]:
     return {
         "hashing": "leaf = SHA-256(0x00 || entry), node = SHA-256(0x01 || left || right) (RFC 9162); hex",
         "entries": [{"entry": e.decode(), "leaf_hash": leaf.hex()} for e, leaf in zip(entries, leaves, strict=True)],
-        "roots": {str(size): merkle.root(size, nodes).hex() for size in range(0, n + 1)},
+        "roots": {str(size): merkle.root(size, nodes).hex() for size in range(n + 1)},
         "inclusion": [{"index": m, "size": size, "path": [h.hex() for h in merkle.inclusion_path(m, size, nodes)]}
                       for size in range(1, n + 1) for m in range(size)],
         "consistency": [{"from": m, "to": size, "path": [h.hex() for h in merkle.consistency_path(m, size, nodes)]}

@@ -11,7 +11,7 @@ from fedkit import NOW, directory, gen, registry
 from federation.errors import ProtocolError, SchemaInvalid
 from federation.verify import check, consent_covers, verify
 
-EXPERT = dict(type_="expert", uuid=gen.EXPERT_UUID)
+EXPERT = {"type_": "expert", "uuid": gen.EXPERT_UUID}
 
 
 def code_of(env: Any, **kw: Any) -> str:
