@@ -149,6 +149,39 @@ def test_migrating_twice_is_a_no_op(db_url: str, tmp_path: Path) -> None:
     assert INITIAL_TABLES | HUB_TABLES <= asyncio.run(twice())
 
 
+def test_an_up_to_date_database_opens_without_the_migrator_and_a_behind_one_is_migrated(
+    db_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """``open_db`` skips tortoise's migrator only when the database records exactly this program's
+    migrations: one behind (0018 not applied) is migrated, one up to date is not."""
+    url = database_url(db_url, tmp_path)
+    latest = max(db.migration_names())
+    previous = max(db.migration_names() - {latest})
+    calls: list[str] = []
+    real = db.migrate
+
+    async def counted(db_url: str, target: str | None = None) -> None:
+        calls.append(target or "latest")
+        await real(db_url, target)
+
+    async def scenario() -> list[str]:
+        await real(url, target=f"ncc.{previous}")
+        await db.close_db()
+        monkeypatch.setattr(db, "migrate", counted)
+        await db.open_db(url)  # behind by one: the migrator runs
+        try:
+            applied = {r["name"] for r in await sql.fetch(connections.get("default"),
+                                                           "SELECT name FROM tortoise_migrations")}
+        finally:
+            await db.close_db()
+        assert applied == db.migration_names()
+        await db.open_db(url)  # up to date: it does not
+        await db.close_db()
+        return calls
+
+    assert asyncio.run(scenario()) == ["latest"]
+
+
 def test_0006_drops_the_fts_row_triggers_of_an_older_sqlite_database(tmp_path: Path) -> None:
     """Databases made before 0006 kept FTS5 in step with row triggers (as 0003 then created them);
     the search backend now writes FTS5 itself, so a trigger left behind would index every document
