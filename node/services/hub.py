@@ -107,6 +107,25 @@ class HubService:
     async def current(self) -> Directory:
         return Directory.from_dict(await self.current_directory())
 
+    async def directory_for_pull(self, country: str) -> dict[str, Any]:
+        """The newest signed directory, published anew first when it does not list ``country``'s keys as
+        the database holds them.
+
+        An enrollment, a rotation or a revocation commits its rows, then signs the directory that shows
+        them: a pull in between (the scheduler's, or one a notification started) verified the node's
+        records against the older directory — an enrolling node's whole feed was quarantined as signed
+        by an unknown key (seen once in a loaded test run), a key revoked a moment before still trusted.
+        The pull takes its directory here, so it never verifies against one the database has overtaken.
+        """
+        doc = await self.current_directory()
+        rows = await NodeKey.filter(country=country).order_by("not_before", "kid")
+        held = [KeyEntry.from_dict(_key_dict(k)).to_dict() for k in rows]
+        listed = next((entry.get("keys") for entry in doc.get("nodes", ())
+                       if isinstance(entry, dict) and entry.get("country") == country), None)
+        if listed != held:
+            doc = await self.publish_directory()
+        return doc
+
     async def public_directory(self) -> dict[str, Any]:
         """The newest directory as anonymous readers get it: signed without ``groups`` (DESIGN §15)."""
         doc = await self.current_directory()

@@ -317,7 +317,7 @@ class Puller:
         started = self.clock()
         t0 = time.perf_counter()
         try:
-            directory_doc = await self.hub.current_directory()
+            directory_doc = await self.hub.directory_for_pull(country)
             answered = await divergence.check_before_pull(self, node.url, country)
             await self._pull_pages(node.url, country, directory_doc, result, check_head=not answered)
             result.ok = True

@@ -317,3 +317,26 @@ async def test_every_pull_is_logged_with_its_outcome(rig: Rig, caplog: pytest.Lo
     assert (failed.outcome, failed.error, failed.failures) == ("failed", "http_status (HTTP 502)", 1)  # type: ignore[attr-defined]
     changes = [(r.levelno, r.getMessage()) for r in caplog.records if r.getMessage().startswith("node ")]
     assert changes == [(logging.WARNING, "node unreachable"), (logging.INFO, "node reachable again")]
+
+
+async def test_regression_a_pull_between_enrollment_and_its_directory_quarantines_nothing(rig: Rig) -> None:
+    """Found in a loaded full run (test_enroll_existing_registry, PostgreSQL): enrollment commits the
+    node and its key, then signs the directory that lists them; a pull in between verified the node's
+    records against the older directory and quarantined the whole feed. The pull now takes a directory
+    that lists the node's keys as the database holds them (publishing one first when it must), and
+    otherwise the newest one as it is (no new serial per pull)."""
+    from node.storage.hub_models import DirectoryDoc
+
+    newest = await DirectoryDoc.all().order_by("-serial").first()
+    assert newest is not None and "DE" in newest.document
+    await newest.delete()  # the state between the enrollment's commit and its directory: DE not listed
+    before = await DirectoryDoc.all().order_by("-serial").first()
+    assert before is not None and '"DE"' not in before.document
+
+    result, _ = await rig.pull()
+    assert result.ok, result.error
+    assert await Quarantine.all().count() == 0 and await HubRecord.all().count() == 3
+    serial = (await DirectoryDoc.all().order_by("-serial").first()).serial  # type: ignore[union-attr]
+    assert serial > before.serial
+    assert (await rig.pull())[0].ok  # the next pull: the directory lists DE's keys, none is published
+    assert (await DirectoryDoc.all().order_by("-serial").first()).serial == serial  # type: ignore[union-attr]
