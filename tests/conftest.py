@@ -435,6 +435,7 @@ def migrated_sqlite_file(path: Path) -> str:
     if _SQLITE_TEMPLATE is None or _SQLITE_TEMPLATE_OWNER != os.getpid():
         from node.storage import db
 
+        _remove_stale_sqlite_templates()
         folder = Path(tempfile.mkdtemp(prefix=f"ncc-sqlite-tpl-{os.getpid()}-"))
         template = folder / "template.db"
         asyncio.run(_migrate(db, f"sqlite://{template}"))
@@ -448,6 +449,22 @@ def migrated_sqlite_file(path: Path) -> str:
     with os.fdopen(fd, "wb") as out, _SQLITE_TEMPLATE.open("rb") as src:
         shutil.copyfileobj(src, out)
     return f"sqlite://{path}"
+
+
+def _remove_stale_sqlite_templates() -> None:
+    """SQLite templates of test processes that died without removing theirs (SIGKILL, as the run of
+    ``tests/e2e/test_no_leftovers.py`` is killed on purpose): never reused, so removed, as
+    :func:`_drop_stale_templates` drops PostgreSQL's."""
+    for folder in Path(tempfile.gettempdir()).glob("ncc-sqlite-tpl-*-*"):
+        match = re.fullmatch(r"ncc-sqlite-tpl-(\d+)-.+", folder.name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def premigrated(data_dir: Path | str) -> str:

@@ -1,25 +1,29 @@
-"""The suite's PostgreSQL databases (tests/conftest.py): a recycled database is the template again.
+"""The suite's test databases (tests/conftest.py): a recycled PostgreSQL database is the template again.
 
 A migrated database a test has finished with is emptied and handed to the next test of the same
 process (``_Recycled``) instead of being dropped and cloned anew. These tests hold that promise to the
 bytes it is about: every row of every table gone, every sequence back at its start, the migration
-history untouched — and a database whose schema a test changed is dropped, never handed out.
+history untouched — and a database whose schema a test changed is dropped, never handed out. And the
+SQLite template folders of killed test processes do not pile up in the temporary directory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import conftest
 
-pytestmark = pytest.mark.postgres
 
-
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _needs_postgres() -> None:
     problem = conftest.pg_problem()
     if problem:
@@ -50,6 +54,8 @@ def _recycle(name: str) -> tuple[str, str]:
     return conftest.make_pg_database(migrated=True)
 
 
+@pytest.mark.postgres
+@pytest.mark.usefixtures("_needs_postgres")
 def test_a_recycled_database_has_no_row_and_fresh_sequences() -> None:
     name, url = conftest.make_pg_database(migrated=True)
     oid = _oid(name)
@@ -81,6 +87,8 @@ def test_a_recycled_database_has_no_row_and_fresh_sequences() -> None:
         conftest.drop_pg_database(again)
 
 
+@pytest.mark.postgres
+@pytest.mark.usefixtures("_needs_postgres")
 def test_a_database_whose_schema_changed_is_dropped_not_recycled() -> None:
     name, url = conftest.make_pg_database(migrated=True)
     asyncio.run(_query(url, "CREATE TABLE left_behind (x int)"))
@@ -96,3 +104,19 @@ def test_a_database_whose_schema_changed_is_dropped_not_recycled() -> None:
         time.sleep(0.1)
     assert not left, f"{name} (schema changed by its test) was kept"
     assert name not in list(conftest._RECYCLED.ready.queue)
+
+
+def test_sqlite_templates_of_dead_test_processes_are_removed() -> None:
+    """A test process killed with SIGKILL (``test_no_leftovers`` does it on purpose) leaves its SQLite
+    template folder in the temporary directory; the next process that makes one removes it, never the
+    folder of a process still alive."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead = Path(tempfile.mkdtemp(prefix=f"ncc-sqlite-tpl-{int(gone.stdout)}-"))
+    alive = Path(tempfile.mkdtemp(prefix=f"ncc-sqlite-tpl-{os.getpid()}-"))
+    (dead / "template.db").write_bytes(b"x")
+    try:
+        conftest._remove_stale_sqlite_templates()
+        assert not dead.exists() and alive.exists()
+    finally:
+        alive.rmdir()
