@@ -484,20 +484,20 @@ async def _migrate(db: object, url: str) -> None:
 
 
 def _drop_stale_templates() -> None:
-    """Templates and unused clones of test processes that died without dropping theirs (SIGKILL): never
-    reused, so dropped."""
+    """Templates, clones and test databases of test processes that died without dropping theirs
+    (SIGKILL): every name carries the pid of the process that made it; never reused, so dropped."""
     import asyncpg
 
     async def names() -> list[str]:
         conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
         try:
             return [r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'ncc_tpl_%'"
-                                                " OR datname LIKE 'ncc_clone_%'")]
+                                                " OR datname LIKE 'ncc_clone_%' OR datname LIKE 'ncc_test_%'")]
         finally:
             await conn.close()
 
     for name in asyncio.run(names()):
-        match = re.fullmatch(r"ncc_(?:tpl|clone)_(\d+)_[0-9a-f]{8}", name)
+        match = re.fullmatch(r"ncc_(?:tpl|clone|test)_(\d+)_[0-9a-f]{8}", name)
         if match is None:
             continue
         try:
@@ -524,7 +524,7 @@ def make_pg_database(migrated: bool = False) -> tuple[str, str]:
     that is only used through ``ncc init``/``open_db`` anyway; else empty. Until :func:`drop_pg_database`,
     the database holds the shared side of the server lock (see :func:`pg_exclusive`).
     """
-    name = f"ncc_test_{uuid.uuid4().hex[:12]}"
+    name = f"ncc_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"  # dropped as stale if this process dies
     _PG_LOCK.share()
     try:
         if migrated:
