@@ -543,6 +543,16 @@ def make_pg_database(migrated: bool = False) -> tuple[str, str]:
     return name, f"{base}/{name}"
 
 
+def _drain(ready: queue.Queue[str]) -> list[str]:
+    """Everything ``ready`` holds now, taken out."""
+    taken: list[str] = []
+    while True:
+        try:
+            taken.append(ready.get_nowait())
+        except queue.Empty:
+            return taken
+
+
 class _Clones:
     """Clones of the migrated template made ahead of need by a background thread: ``CREATE DATABASE …
     TEMPLATE`` takes ~0.3 s, which every PostgreSQL test waited for in its set-up. Each clone is fresh
@@ -593,11 +603,7 @@ class _Clones:
         self.stopping = True
         self.wanted.set()
         self.thread.join(timeout=30)
-        while True:
-            try:
-                name = self.ready.get_nowait()
-            except queue.Empty:
-                break
+        for name in _drain(self.ready):
             with contextlib.suppress(Exception):
                 _drop_now(name)
 
@@ -732,11 +738,7 @@ class _Recycled:
         if self.thread is not None and self.thread.is_alive():
             self.dirty.put(None)
             self.thread.join(timeout=60)
-        while True:
-            try:
-                name = self.ready.get_nowait()
-            except queue.Empty:
-                break
+        for name in _drain(self.ready):
             _DROPPER.put(name)
 
 

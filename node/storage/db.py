@@ -71,7 +71,7 @@ async def _migrations_pending() -> bool:
     applied migrations; any failure (no such table yet) counts as pending."""
     try:
         _, rows = await connections.get("default").execute_query(
-            "SELECT name FROM tortoise_migrations WHERE app = 'ncc'")
+            f"SELECT name FROM tortoise_migrations WHERE app = '{APP}'")  # a constant, not input
     except Exception:  # noqa: BLE001 - a new database (or an unreadable record): the migrator decides
         return True
     return {str(row[0]) for row in rows} != migration_names()
