@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import random
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -123,6 +124,18 @@ def curve(progress: list[tuple[float, int]], points: int = 20, min_s: float = 3.
     return out
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """User + system CPU seconds of this process's waited-for descendants so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def sync(hub: Instance, probe: Callable[[], int] | None = None) -> tuple[dict[str, Any], float, Any]:
     done, wall, sampler = run_measured(hub.argv("sync"), clean_env(hub.env), probe)
     if done.returncode != 0:
@@ -171,7 +184,10 @@ def run(records: int, backend: str, rounds: int, small: int, root: Path, node_in
 
         verify_before = verify_rate(verify_samples)
         node.start()
+        assert node.proc is not None
+        node_cpu, hub_cpu = process_cpu_s(node.proc.pid), children_cpu_s()
         first, wall, sampler = sync(hub, cursor_probe(hub))
+        node_cpu, hub_cpu = process_cpu_s(node.proc.pid) - node_cpu, children_cpu_s() - hub_cpu
         node_rate = (first["accepted"] + first["quarantined"]) / first["elapsed_s"]
         verify_after = verify_rate(verify_samples)
         verify_only = statistics.median([verify_before, verify_after])
@@ -209,6 +225,12 @@ def run(records: int, backend: str, rounds: int, small: int, root: Path, node_in
             "verify_only_per_s": round(verify_only, 1),
             "verify_only_before_after": [round(verify_before, 1), round(verify_after, 1)],
             "ratio": round(node_rate / verify_only, 3),
+            # CPU of the whole pull (process start included) per shareable record, in bare verifications:
+            # the hub's `ncc sync` with its verification workers, and the node serving its feed.
+            "hub_cpu_s": round(hub_cpu, 2),
+            "node_cpu_s": round(node_cpu, 2),
+            "hub_cpu_per_record_v": round(hub_cpu * verify_only / len(shared), 2),
+            "node_cpu_per_record_v": round(node_cpu * verify_only / len(shared), 2),
             "ingest_curve": curve(sampler.progress),
             "target_ratio": 0.5,
             "aim_ratio": 0.8,

@@ -147,6 +147,8 @@ class Puller:
     #: The federation client: the only way the hub reads a node (limits, redirects, addresses).
     client: FedClient = None  # type: ignore[assignment]
     _pending: dict[str, bool] = field(default_factory=dict)
+    #: Nodes a pull has started for in this process (the hub's first pulls at start skip them).
+    _started: set[str] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # notify throttling (DESIGN §10): when each node's last notification was taken, trailing pulls
     _notified: dict[str, float] = field(default_factory=dict)
@@ -245,6 +247,13 @@ class Puller:
         self._notified[country] = time.monotonic()
         self.trigger(country)
 
+    def trigger_first(self, country: str) -> None:
+        """The pull a starting hub owes each node: :meth:`trigger`, unless a pull of ``country`` has
+        started in this process already (a node's notification can come before the scheduler's
+        first round: pulling it again then would be a second pull of the same feed)."""
+        if country not in self._started:
+            self.trigger(country)
+
     def trigger(self, country: str) -> None:
         """Start a pull of ``country`` in the background (a running one is not duplicated)."""
         lock = self._locks.get(country)
@@ -285,6 +294,7 @@ class Puller:
             return await self._pull_locked(country, wait)
 
     async def _pull_locked(self, country: str, wait: bool = False) -> PullResult:
+        self._started.add(country)
         try:
             return await self._pull_node(country, wait)
         except Exception as exc:

@@ -286,19 +286,28 @@ async def _hub_jobs(context: Context) -> AsyncIterator[None]:
 
         await postponed_while_database_unavailable(f"pull:{country}", due_pull)()
 
+    first_round = True
+
     async def reconcile() -> None:
         """Add a job for each active node, drop jobs of nodes gone or suspended. A query-only node's
         job probes it (its status must tell the truth); a replicating node's pulls it."""
+        nonlocal first_round
         wanted = {n.country for n in await FederatedNode.filter(status="active")}
         for job in scheduler.get_jobs():
             if job.id.startswith("pull:") and job.id[5:] not in wanted:
                 job.remove()
         for country in wanted:
             if scheduler.get_job(f"pull:{country}") is None:
-                # pulled now by the trigger, then every interval (the job's first run is one interval away)
+                # pulled now by the trigger, then every interval (the job's first run is one interval away);
+                # at start, not again if its notification was first (a node added or reactivated later is
+                # pulled at once whatever this process pulled before)
                 scheduler.add_job(pull, "interval", args=[country], id=f"pull:{country}",
                                   seconds=settings.pull_interval_s, jitter=settings.pull_jitter_s or None)
-                context.sync.trigger(country)
+                if first_round:
+                    context.sync.trigger_first(country)
+                else:
+                    context.sync.trigger(country)
+        first_round = False
 
     async def housekeeping() -> None:
         await context.hub.current_directory()  # re-publishes when close to expiry

@@ -253,6 +253,45 @@ async def test_a_failed_pull_is_retried_when_its_back_off_ends(rig: Rig) -> None
     assert state.consecutive_failures == 0 and state.retry_at == 0
 
 
+async def test_a_starting_hubs_first_round_skips_a_node_its_notification_pulled_already(rig: Rig) -> None:
+    """Regression (flaky e2e ``test_hub_schedule``): a node's notification taken before the scheduler's
+    first round pulled the node, then the first round pulled it again. ``trigger_first`` is that
+    round's trigger; ``trigger`` (a node added or reactivated later) always pulls."""
+    feed_reads: list[str] = []
+
+    async def counted(request: web.Request) -> web.StreamResponse:
+        feed_reads.append(request.query["after"])
+        rig.node.answer = None
+        try:
+            return await rig.node.changes(request)
+        finally:
+            rig.node.answer = counted
+
+    async def settled() -> None:
+        while rig.puller._tasks:
+            await asyncio.gather(*list(rig.puller._tasks))
+
+    rig.node.answer = counted
+    rig.puller.notified("DE")  # the node's "I am up", before the first round
+    await settled()
+    assert feed_reads == ["0"] and await HubRecord.all().count() == 3
+    rig.puller.trigger_first("DE")  # the first round: DE was pulled already
+    await settled()
+    assert feed_reads == ["0"]
+    rig.puller.trigger("DE")  # any later trigger pulls
+    await settled()
+    assert feed_reads == ["0", "3"]
+    fresh = Puller(rig.puller.settings, rig.puller.key, rig.puller.hub, rig.puller.registry, rig.puller.search,
+                   utc_now)  # another process: nothing pulled there yet
+    try:
+        fresh.trigger_first("DE")
+        while fresh._tasks:
+            await asyncio.gather(*list(fresh._tasks))
+    finally:
+        await fresh.close()
+    assert feed_reads == ["0", "3", "3"]
+
+
 async def test_a_failure_recorded_by_ncc_sync_is_retried_by_the_serving_hub(rig: Rig) -> None:
     """Issue 19: the back-off lived in the memory of the process that saw the failure, so a failure
     ``ncc sync`` recorded was unknown to the serving hub, which then waited for its next scheduled
