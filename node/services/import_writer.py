@@ -2,8 +2,9 @@
 
 Every row is checked exactly as the API checks a write (``Publisher.check_payload``, the membership
 transition) and, unless it is a dry run, signed and stored as ``Publisher.create`` would, a batch
-of rows per transaction (``Publisher.prepare_create`` / ``store_created``); a failing row writes
-nothing and never stops the others (a batch the database refuses is stored again row by row). Records already on this
+of rows per transaction (``Publisher.prepare_create`` / ``store_created``; from
+:data:`WORKER_MIN_ROWS` rows on, ``prepare_create`` runs in a worker process, :class:`SignPool`, while
+this one stores the batch before); a failing row writes nothing and never stops the others (a batch the database refuses is stored again row by row). Records already on this
 node with the same natural key (organisation PIC, project grant id) are rejected as ``duplicate``,
 so running the same import twice does not double the registry.
 """
@@ -11,17 +12,25 @@ so running the same import twice does not double the registry.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
+import multiprocessing
+import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from federation.envelope import Envelope
+from federation.envelope import record_id
 from federation.errors import ProtocolError
 from node.errors import ApiError
 from node.services.importer import Rejection, Row
-from node.services.publish import Publisher
+from node.services.publish import Created, Publisher
+
+log = logging.getLogger("ncc.import")
 
 
 @dataclass
@@ -122,6 +131,95 @@ def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
         yield batch
 
 
+# -- the signing worker ------------------------------------------------------------------------------
+
+#: Imports of at least this many rows check, sign and index-build their rows in a worker process
+#: while this one stores the batch before (two cores); smaller ones do not pay for its start.
+WORKER_MIN_ROWS = 2_000
+#: Batches handed to the worker and not yet stored (it always has the next one to sign).
+WORKER_AHEAD = 2
+
+_SIGNER: Publisher | None = None
+#: A row of a batch the worker is not asked to sign (rejected before it).
+_NOT_SENT: tuple[str, str, str, Any] = ("", "", "", None)
+
+
+def _signer_init(country: str, private_raw: bytes, kid: str, accepted: frozenset[str], groups: frozenset[str],
+                 documents: bool) -> None:
+    """In the worker: a publisher of ``country`` that signs with the node's key and builds search
+    documents as the node's index does; schemas and groups as the importing process read them."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from node.clock import utc_now
+    from node.context import build_registry
+    from node.keystore import InstanceKey
+    from node.services.schema_versions import SchemaVersions
+
+    global _SIGNER
+    registry = build_registry()
+    key = InstanceKey(Ed25519PrivateKey.from_private_bytes(private_raw), kid)
+    index = None
+    if documents:
+        from node.services.search import SearchService
+
+        index = SearchService(accelerated=False)  # only its `document`: the worker has no database
+    _SIGNER = Publisher(country=country, key=lambda: key, registry=registry, clock=utc_now, index=index,
+                        schemas=SchemaVersions.fixed(registry, accepted))
+    _SIGNER.groups = groups
+
+
+def _signer_sign(rows: list[tuple[str, str, str, Any]]) -> list[Created | Rejection]:
+    """In the worker: :meth:`Publisher.prepare_create` of each (id, type, visibility, payload) sent."""
+    assert _SIGNER is not None
+    done: list[Created | Rejection] = []
+    for rid, rtype, visibility, payload in rows:
+        if not rid:
+            continue  # _NOT_SENT
+        try:
+            done.append(_SIGNER.prepare_create(rtype, visibility, payload, rid))
+        except (ProtocolError, ApiError) as exc:
+            done.append(Rejection.of(exc))
+    return done
+
+
+class SignPool:
+    """One worker process that checks and signs rows for :func:`import_rows` (``spawn``: the importing
+    process has the database driver's thread). The key reaches it through the pipe that starts it.
+    A worker that fails leaves its batches to be signed in this process: a row's outcome never
+    depends on it."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        publisher = self.publisher
+        assert publisher.schemas is not None
+        key = publisher.key()
+        self._pool = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_signer_init,
+            initargs=(publisher.country, key.private_key.private_bytes_raw(), key.kid, publisher.schemas.accepted(),
+                      publisher.groups, getattr(publisher.index, "document", None) is not None))
+
+    def sign(self, rows: list[tuple[str, str, str, Any]]) -> asyncio.Future[list[Created | Rejection]]:
+        """The rows signed in the worker, as a future (that fails if the worker cannot do it)."""
+        assert self._pool is not None
+        try:
+            return asyncio.wrap_future(self._pool.submit(_signer_sign, rows))
+        except Exception as exc:  # noqa: BLE001 - a broken pool refuses at once: the future carries it
+            failed: asyncio.Future[list[Created | Rejection]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+# -- importing -----------------------------------------------------------------------------------------
+
+
 async def import_rows(
     rows: Iterable[Row],
     publisher: Publisher,
@@ -130,6 +228,7 @@ async def import_rows(
     dry_run: bool,
     report: Report,
     progress: Progress | None = None,
+    worker: bool = True,
 ) -> Outcome:
     """Check and (unless ``dry_run``) create every row, :data:`BATCH_ROWS` rows per transaction.
 
@@ -145,23 +244,41 @@ async def import_rows(
     ``database_error`` and the others are imported. A database failing
     :data:`MAX_CONSECUTIVE_DB_ERRORS` rows in a row is down, not picky: the import stops.
 
+    From :data:`WORKER_MIN_ROWS` rows on (and with ``worker``), the rows are checked, signed and
+    their search documents built in a worker process (:class:`SignPool`) while this process stores
+    the batch before; each row's outcome is decided here in file order exactly as without it.
+
     Raises:
         ImportAborted: the database keeps failing (earlier rows stay imported; none is half written).
     """
     if publisher.schemas is not None:
         await publisher.refresh()  # a dry run checks against the schema a real run would write
     run = _Run(publisher, keys, report, progress, len(rows) if isinstance(rows, Sized) else 0)
-    # One batch at a time: checked and signed, then stored. Storing batch k while batch k+1 was
-    # checked (SQLite works in its own thread) cost more than it saved: the driver's thread needs the
-    # GIL for every row it binds, and the two threads handing it back and forth took more CPU and
-    # wall-clock time than running the two phases one after the other (A/B of 5,000-row imports,
-    # 2026-12-07: 2.71 -> 2.52 s of CPU, wall 2.87 -> 2.68 s, load ~3.5).
-    for rows_batch in _batches(rows, BATCH_ROWS):
-        batch = await run.prepare(rows_batch, dry_run)
-        store = None
-        if batch.signed:
-            store = asyncio.ensure_future(publisher.store_created([signed for _, signed in batch.signed]))
-        await run.finish(batch, store)
+    batches = _batches(rows, BATCH_ROWS)
+    head = list(itertools.islice(batches, -(-WORKER_MIN_ROWS // BATCH_ROWS)))
+    if dry_run or not worker or publisher.schemas is None or sum(map(len, head)) < WORKER_MIN_ROWS:
+        # In this process, one batch at a time: checked and signed, then stored. (Storing batch k
+        # while batch k+1 was checked in this process cost more than it saved: the driver's thread
+        # needs the GIL for every row it binds; A/B of 5,000-row imports, 2026-12-07: 2.71 -> 2.52 s
+        # of CPU, wall 2.87 -> 2.68 s.)
+        for rows_batch in itertools.chain(head, batches):
+            await run.finish(run.prepare(rows_batch, dry_run))
+        return run.outcome
+    pool = SignPool(publisher)
+    pool.start()
+    ahead: deque[tuple[list[Row], list[tuple[str, str, str, Any]], asyncio.Future[list[Created | Rejection]]]] = deque()
+    try:
+        for rows_batch in itertools.chain(head, batches):
+            sent = run.to_sign(rows_batch)
+            ahead.append((rows_batch, sent, pool.sign(sent)))
+            if len(ahead) > WORKER_AHEAD:
+                await run.finish(await run.signed_by(*ahead.popleft()))
+        while ahead:
+            await run.finish(await run.signed_by(*ahead.popleft()))
+    finally:
+        for _, _, future in ahead:
+            future.cancel()
+        await asyncio.to_thread(pool.close)
     return run.outcome
 
 
@@ -169,7 +286,7 @@ async def import_rows(
 class _Batch:
     rows: list[Row]
     rejections: dict[int, Rejection]
-    signed: list[tuple[int, tuple[Envelope, str]]]
+    signed: list[tuple[int, Created]]
 
 
 @dataclass
@@ -182,32 +299,78 @@ class _Run:
     outcome: Outcome = field(default_factory=Outcome)
     done: int = 0
     db_errors: int = 0
+    worker_failed: bool = False
 
-    async def prepare(self, rows: list[Row], dry_run: bool) -> _Batch:
-        """Check every row (and sign it, unless ``dry_run``); a row's key is claimed at once, so a
+    def _early(self, row: Row) -> Rejection | None:
+        """What rejects a row before it is checked: a problem found reading it, or its natural key on
+        this node already (or earlier in the file)."""
+        return row.rejection or self.keys.duplicate(row)
+
+    def _sign(self, batch: _Batch, i: int, row: Row, signed: Created | Rejection | None = None) -> None:
+        """Decide row ``i`` of ``batch`` in file order: rejected early, or checked and signed (here
+        when ``signed`` is None, else as the worker did it); a row's key is claimed at once, so a
         later row of the file with the same key is a duplicate."""
-        publisher, keys = self.publisher, self.keys
+        rejection = self._early(row)
+        if rejection is None:
+            if signed is None:
+                try:
+                    signed = self.publisher.prepare_create(row.rtype, row.visibility, row.payload)
+                except (ProtocolError, ApiError) as exc:
+                    signed = Rejection.of(exc)
+            if isinstance(signed, Rejection):
+                rejection = signed
+            else:
+                self.keys.add(row.rtype, signed.id, row.payload)
+                batch.signed.append((i, signed))
+        if rejection is not None:
+            batch.rejections[i] = rejection
+
+    def prepare(self, rows: list[Row], dry_run: bool) -> _Batch:
+        """Check every row (and sign it, unless ``dry_run``) in this process."""
         batch = _Batch(rows, {}, [])
         for i, row in enumerate(rows):
-            rejection = row.rejection or keys.duplicate(row)
+            if not dry_run:
+                self._sign(batch, i, row)
+                continue
+            rejection = self._early(row)
             if rejection is None:
                 try:
-                    if dry_run:
-                        publisher.check_payload(row.rtype, row.visibility, row.payload)
-                        publisher.check_transition(None, row.payload)
-                        keys.add(row.rtype, f"(dry run, {row.label})", row.payload)
-                    else:
-                        signed = publisher.prepare_create(row.rtype, row.visibility, row.payload)
-                        keys.add(row.rtype, signed[0].id, row.payload)
-                        batch.signed.append((i, signed))
+                    self.publisher.check_payload(row.rtype, row.visibility, row.payload)
+                    self.publisher.check_transition(None, row.payload)
+                    self.keys.add(row.rtype, f"(dry run, {row.label})", row.payload)
                 except (ProtocolError, ApiError) as exc:
                     rejection = Rejection.of(exc)
             if rejection is not None:
                 batch.rejections[i] = rejection
         return batch
 
-    async def finish(self, batch: _Batch, store: asyncio.Future[None] | None) -> None:
-        """Wait for the batch's transaction; if the database refused it, store its rows one
+    def to_sign(self, rows: list[Row]) -> list[tuple[str, str, str, Any]]:
+        """What the worker signs of ``rows``: (new id, type, visibility, payload) of each row not
+        rejected early as far as this process knows now, in row order (:meth:`signed_by` decides
+        again, in order, when the batch comes back)."""
+        country = self.publisher.country
+        return [(record_id(country, row.rtype, str(uuid.uuid4())), row.rtype, row.visibility, row.payload)
+                if self._early(row) is None else _NOT_SENT for row in rows]
+
+    async def signed_by(self, rows: list[Row], sent: list[tuple[str, str, str, Any]],
+                        future: asyncio.Future[list[Created | Rejection]]) -> _Batch:
+        """The batch as :meth:`prepare` makes it, from what the worker signed of it. A row rejected
+        early when it was sent and not now (its key was freed by a row the database refused) is
+        signed here; a worker that failed leaves the whole batch to this process."""
+        try:
+            signed = iter(await future)
+        except Exception:
+            if not self.worker_failed:
+                log.warning("import: the signing worker failed; rows are signed in this process", exc_info=True)
+            self.worker_failed = True
+            return self.prepare(rows, dry_run=False)
+        batch = _Batch(rows, {}, [])
+        for i, (row, item) in enumerate(zip(rows, sent, strict=True)):
+            self._sign(batch, i, row, None if item is _NOT_SENT else next(signed))
+        return batch
+
+    async def finish(self, batch: _Batch) -> None:
+        """Store the batch's signed rows in one transaction; if the database refused it, store them one
         transaction each. Then count and report the batch.
 
         Raises:
@@ -216,16 +379,16 @@ class _Run:
         rows, rejections = batch.rows, batch.rejections
         aborted: ImportAborted | None = None
         cause: BaseException | None = None
-        if store is not None:
+        if batch.signed:
             try:
-                await store
+                await self.publisher.store_created([signed for _, signed in batch.signed])
                 self.db_errors = 0
             except Exception:  # noqa: BLE001 - the driver's errors: the batch rolled back; find the row(s) refused
                 for i, signed in batch.signed:
                     try:
                         await self.publisher.store_created([signed])
                     except Exception as exc:  # noqa: BLE001 - the driver's errors (reported per row)
-                        self.keys.discard(rows[i].rtype, signed[0].id, rows[i].payload)
+                        self.keys.discard(rows[i].rtype, signed.id, rows[i].payload)
                         self.db_errors += 1
                         if self.db_errors >= MAX_CONSECUTIVE_DB_ERRORS:
                             aborted, cause = ImportAborted(self.outcome, rows[i], exc), exc

@@ -93,6 +93,23 @@ _INSERT_RECORD = (
 _INSERT_FEED = "INSERT INTO feed (record_id, seq, envelope) VALUES (?, ?, ?)"
 
 
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A new record (version 1), signed and ready for :meth:`Publisher.store_created`: its stored
+    text, the digest of its signing input and its search document (None when the publisher has no
+    index that builds documents). Plain values: ``ncc import``'s signing worker sends them across
+    processes."""
+
+    id: str
+    type: str
+    origin: str
+    visibility: str
+    issued_at: str
+    digest: str
+    text: str
+    doc: Any = None
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who causes a version (DESIGN §12 history): a token's subject, ``applicant``, an import…
@@ -244,60 +261,58 @@ class Publisher:
         self._published()
         return env
 
-    def prepare_create(self, rtype: str, visibility: str, payload: Any) -> tuple[Envelope, str]:
+    def prepare_create(self, rtype: str, visibility: str, payload: Any, rid: str | None = None) -> Created:
         """Check and sign a new record (version 1) as :meth:`create` does, without storing it: for
         callers that store many at once with :meth:`store_created` (``ncc import``). The caller
         refreshes ``schemas`` first (:meth:`create` does it for every record; an import once).
+        ``rid``: the id to give it (made here if None).
 
         Raises:
             SchemaInvalid, ConsentMissing, InvalidTransition: the input is not acceptable.
         """
         schema = self.check_payload(rtype, visibility, payload)
         self.check_transition(None, payload)
-        rid = record_id(self.country, rtype, str(uuid.uuid4()))
+        rid = rid or record_id(self.country, rtype, str(uuid.uuid4()))
         key = self.key()
-        return sign_record_with_digest(
+        env, digest = sign_record_with_digest(
             self._fields(rid, rtype, 1, visibility, False, payload, schema), key.private_key, key.kid
         )
+        wire = env.to_dict()
+        document = getattr(self.index, "document", None)
+        return Created(env.id, env.type, env.origin, env.visibility, wire["issued_at"], digest,
+                       orjson.dumps(wire).decode(), document(wire) if document is not None else None)
 
-    async def store_created(self, envelopes: Sequence[tuple[Envelope, str]]) -> None:
-        """Store new records signed by :meth:`prepare_create` (envelope, digest) in one transaction — every version
-        row, current row, feed entry and index document :meth:`create` would write for each, in a
-        few statements instead of a few per record.
+    async def store_created(self, created: Sequence[Created]) -> None:
+        """Store new records made by :meth:`prepare_create` in one transaction — every version row,
+        current row, feed entry and index document :meth:`create` would write for each, in a few
+        statements instead of a few per record.
 
         Raises the driver's errors (wrapped by tortoise); the transaction then rolled back, nothing
-        of ``envelopes`` is written.
+        of ``created`` is written.
         """
-        if not envelopes:
+        if not created:
             return
         async with in_transaction() as conn:
-            first = await sql.next_sequences(conn, len(envelopes))
+            first = await sql.next_sequences(conn, len(created))
             versions: list[list[Any]] = []
             current: list[list[Any]] = []
             feed: list[list[Any]] = []
-            wires: list[dict[str, Any]] = []
-            for seq, (env, digest) in enumerate(envelopes, start=first):
-                wire = env.to_dict()
-                text = orjson.dumps(wire).decode()
-                issued = wire["issued_at"]
-                versions.append([env.id, env.version, seq, env.visibility, env.deleted, issued, digest, text])
-                current.append([env.id, env.type, env.origin, env.version, env.visibility, env.deleted, seq,
-                                issued, text])
-                if self.shares(env.visibility):
-                    feed.append([env.id, seq, text])
-                wires.append(wire)
+            for seq, c in enumerate(created, start=first):
+                versions.append([c.id, 1, seq, c.visibility, False, c.issued_at, c.digest, c.text])
+                current.append([c.id, c.type, c.origin, 1, c.visibility, False, seq, c.issued_at, c.text])
+                if self.shares(c.visibility):
+                    feed.append([c.id, seq, c.text])
             await conn.execute_many(sql.placeholders(conn, _INSERT_VERSION), versions)
             await conn.execute_many(sql.placeholders(conn, _INSERT_RECORD), current)
             if feed:
                 await conn.execute_many(sql.placeholders(conn, _INSERT_FEED), feed)
             if self.index is not None:
-                document, insert_new = getattr(self.index, "document", None), getattr(self.index, "insert_new", None)
-                if document is not None and insert_new is not None:
-                    docs = [doc for doc in map(document, wires) if doc is not None]
-                    await insert_new(conn, docs)  # ids just made: no held document to look up or replace
+                insert_new = getattr(self.index, "insert_new", None)
+                if insert_new is not None and all(c.doc is not None for c in created):
+                    await insert_new(conn, [c.doc for c in created])  # ids just made: nothing held to replace
                 else:
-                    for wire in wires:
-                        await self.index.index(conn, wire)
+                    for c in created:
+                        await self.index.index(conn, orjson.loads(c.text))
         self._published()
 
     async def update(self, rid: str, payload: Any, version: Any, visibility: str | None = None, *,

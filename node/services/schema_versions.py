@@ -23,7 +23,7 @@ import orjson
 from federation.directory import Directory
 from federation.errors import DirectoryInvalid, SchemaInvalid
 from federation.schemas import SchemaRegistry
-from schemas import record_schema_id
+from schemas import RECORD_TYPES, record_schema_id
 
 REFRESH_S = 5.0
 #: ``node_state`` key of the hub directory the node holds (as in node/services/nodefed.py).
@@ -69,6 +69,22 @@ class SchemaVersions:
         if force or self._loaded_at is None or now - self._loaded_at >= self._refresh_s:
             self._accepts = await self._load()
             self._loaded_at = now
+
+    def accepted(self) -> frozenset[str]:
+        """The schemas (``<type>/<n>``) this node has that the hub accepts, as last read."""
+        return frozenset(f"{t}/{n}" for t in RECORD_TYPES for n in self.versions(t) if self._accepts(f"{t}/{n}"))
+
+    @classmethod
+    def fixed(cls, registry: SchemaRegistry, accepted: frozenset[str]) -> SchemaVersions:
+        """Versions chosen from a set read elsewhere (:meth:`accepted`), never read again: for a worker
+        process that signs for a node (``ncc import``)."""
+
+        async def load() -> Accepts:
+            return accepted.__contains__
+
+        versions = cls(registry, load=load, refresh_s=float("inf"))
+        versions._accepts, versions._loaded_at = accepted.__contains__, 0.0
+        return versions
 
     def versions(self, rtype: str) -> list[int]:
         """The versions of ``rtype``'s schema this node has, ascending."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -323,3 +324,109 @@ def test_standard_input_is_imported_like_a_file(
     code, out, err = ncc(capsys, "import", "--data-dir", node, "-")
     assert code == 1 and err == "ncc import: stdin: malformed JSON at line 2\n" and out == []
     assert stored(node) == (3, 3, 3)  # the broken file wrote nothing
+
+
+def _tricky_rows(count: int) -> str:
+    """``count`` organisation lines with a bad row whose PIC a later good row uses, a PIC repeated in
+    the same and in a later batch, a line that is not JSON and an unknown vocabulary id."""
+    rows = [json.dumps({**MINIMAL, "legal_name": f"Org {i}", "identifiers": {"pic": f"9{i:08d}"}}) for i in range(count)]
+    rows[2] = json.dumps({**MINIMAL, "legal_name": "Org 2", "domains": ["nope"], "identifiers": {"pic": "900000099"}})
+    rows[4] = json.dumps({**MINIMAL, "legal_name": "Org 4", "identifiers": {"pic": "900000099"}})  # free: line 3 failed
+    rows[6] = json.dumps({**MINIMAL, "legal_name": "Org 6", "identifiers": {"pic": "900000005"}})  # line 6's PIC
+    rows[14] = json.dumps({**MINIMAL, "legal_name": "Org 14", "identifiers": {"pic": "900000005"}})
+    rows[9] = '{"legal_name": "Org 9", '
+    rows[11] = json.dumps({**MINIMAL, "legal_name": "Org 11", "org_type": "ctype.nope"})
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize("refused", [(), (8, 17)], ids=["clean", "database-refuses-rows"])
+def test_the_signing_worker_decides_every_row_as_the_importing_process_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, refused: tuple[int, ...]
+) -> None:
+    """From WORKER_MIN_ROWS rows on, ``ncc import`` checks and signs in a worker process while it stores
+    the batch before: the same lines are reported (in order), the same rows imported, each signed by
+    the node's key over what is stored, and indexed."""
+    import hashlib
+
+    from federation.envelope import Envelope
+    from federation.keys import b64url_decode
+    from node.keystore import load_key
+    from node.services import import_writer
+
+    path = tmp_path / "orgs.ndjson"
+    path.write_text(_tricky_rows(40), "utf-8")
+    monkeypatch.setattr(import_writer, "BATCH_ROWS", 4)
+    if refused:
+        flaky_feed(monkeypatch, lambda n: n in refused)
+    started: list[int] = []
+    original_start = import_writer.SignPool.start
+
+    def start(self: Any) -> None:
+        started.append(1)
+        original_start(self)
+
+    monkeypatch.setattr(import_writer.SignPool, "start", start)
+    outcomes = []
+    for name, minimum in (("worker", 10), ("here", 10**9)):
+        monkeypatch.setattr(import_writer, "WORKER_MIN_ROWS", minimum)
+        data_dir = premigrated(tmp_path / name)
+        assert main(["init", "--role", "node", "--country", "DE", "--data-dir", data_dir]) == 0
+        capsys.readouterr()
+        code, out, _ = ncc(capsys, "import", "--data-dir", data_dir, "--type", "organisation", str(path))
+        envelopes = exported(capsys, data_dir)
+        settings = settings_for(data_dir)
+        key = load_key(settings.key_path, "node", "DE")
+
+        async def rows() -> tuple[dict[str, str], int]:
+            digests = dict(await RecordVersion.all().values_list("record_id", "digest"))
+            conn = Record._meta.db
+            _, docs = await conn.execute_query("SELECT id FROM search_docs")
+            return digests, len(docs)
+
+        digests, docs = run_with_db(settings, rows)
+        for wire in envelopes:
+            env = Envelope.from_dict(wire)
+            key.public_key.verify(b64url_decode(env.sig.value), env.signing_input())
+            assert digests[env.id] == hashlib.sha256(env.signing_input()).hexdigest()
+        assert docs == len(envelopes) and stored(data_dir) == (len(envelopes),) * 3
+        out = [re.sub(r"urn:ncc:DE:organisation:[0-9a-f-]+", "ID", line) for line in out]  # ids are new per run
+        outcomes.append((code, out, sorted(e["payload"]["legal_name"] for e in envelopes)))
+    assert started == [1]  # the worker ran for the first import only
+    assert outcomes[0] == outcomes[1]
+    code, out, names = outcomes[0]
+    assert code == 1 and out[-1] == f"imported {len(names)}, rejected {40 - len(names)}"
+    assert [int(line.split(":")[0][5:]) for line in out[:-1]] == sorted([3, 7, 10, 12, 15, *refused])
+    assert "Org 4" in names and "Org 6" not in names and "Org 14" not in names
+
+
+def test_a_failing_signing_worker_leaves_its_batches_to_the_importing_process(
+    node: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The worker dying (here: every batch from the third on fails in it) costs time, not rows: the
+    batches it did not sign are signed by the importing process, once warned."""
+    import asyncio
+    from concurrent.futures.process import BrokenProcessPool
+
+    from node.services import import_writer
+
+    monkeypatch.setattr(import_writer, "BATCH_ROWS", 4)
+    monkeypatch.setattr(import_writer, "WORKER_MIN_ROWS", 8)
+    calls: list[int] = []
+    original = import_writer.SignPool.sign
+
+    def sign(self: Any, rows: Any) -> Any:
+        calls.append(len(rows))
+        if len(calls) < 3:
+            return original(self, rows)
+        failed = asyncio.get_running_loop().create_future()
+        failed.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+        return failed
+
+    monkeypatch.setattr(import_writer.SignPool, "sign", sign)
+    code, out, _ = ncc(capsys, "import", "--data-dir", node, "--type", "organisation", orgs_file(tmp_path, 19))
+    assert (code, out) == (0, ["imported 19, rejected 0"])
+    assert len(calls) == 5 and [r.message for r in caplog.records if "signing worker" in r.message] == [
+        "import: the signing worker failed; rows are signed in this process"]
+    assert sorted(e["payload"]["legal_name"] for e in exported(capsys, node)) == sorted(f"Org {i}" for i in range(19))
+    assert stored(node) == (19, 19, 19)
