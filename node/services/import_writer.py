@@ -176,9 +176,13 @@ def _signer_sign(rows: list[tuple[str, str, str, Any]]) -> list[Created | Reject
         if not rid:
             continue  # _NOT_SENT
         try:
-            done.append(_SIGNER.prepare_create(rtype, visibility, payload, rid))
+            created = _SIGNER.prepare_create(rtype, visibility, payload, rid)
         except (ProtocolError, ApiError) as exc:
             done.append(Rejection.of(exc))
+            continue
+        if created.doc is not None:
+            created.doc.folded, created.doc.folded_restricted  # noqa: B018 - fold here: the writer only writes
+        done.append(created)
     return done
 
 
