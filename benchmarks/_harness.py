@@ -42,6 +42,30 @@ NODE_ENV = {"NCC_LOG_LEVEL": "WARNING", "NCC_NOTIFY_RETRY_S": "3600"}
 free_port = processes.free_port
 
 
+@contextlib.contextmanager
+def one_core() -> Iterator[str]:
+    """Run the block pinned to one core (the "bare rate of one core" the targets compare with); the
+    process's affinity is restored after it, so that the processes it starts later (a hub, ``ncc
+    import`` and their workers) get every core. Yields the core's name (``cpu0``; ``unpinned`` where
+    affinity cannot be set).
+
+    Until 2026-12-08 ``benchmarks.protocol`` pinned and never restored: in ``python -m benchmarks``,
+    which runs it first, every later ingest, import and search ran on one core of two."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield "unpinned"
+        return
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})
+    except OSError:
+        yield "unpinned"
+        return
+    try:
+        yield f"cpu{min(before)}"
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return processes.clean_env(extra)
 

@@ -36,7 +36,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import NODE_ENV, Databases, Instance, clean_env, payload, run_measured, vocab
+from benchmarks._harness import (
+    NODE_ENV,
+    Databases,
+    Instance,
+    clean_env,
+    one_core,
+    payload,
+    run_measured,
+    vocab,
+)
 
 
 def organisations(count: int, seed: int, country: str = "AT") -> list[dict[str, Any]]:
@@ -86,9 +95,7 @@ def sign_rate(rows: list[dict[str, Any]], repeat: int = 5) -> tuple[float, float
                            "issued_at": "2026-01-01T00:00:00Z", "visibility": r["visibility"], "deleted": False,
                            "payload": r["payload"]}, key, kid)
         inputs.append(env.signing_input())
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(before)})
-    try:
+    with one_core():
         for data in inputs[:200]:
             key.sign(data)
         rates, cpu_rates = [], []
@@ -98,8 +105,6 @@ def sign_rate(rows: list[dict[str, Any]], repeat: int = 5) -> tuple[float, float
                 key.sign(data)
             rates.append(len(inputs) / (time.perf_counter() - start))
             cpu_rates.append(len(inputs) / max(time.process_time() - cpu, 1e-6))
-    finally:
-        os.sched_setaffinity(0, before)
     return statistics.median(rates), statistics.median(cpu_rates)
 
 

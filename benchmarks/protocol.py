@@ -29,6 +29,7 @@ from importlib import metadata
 from typing import Any
 
 import schemas
+from benchmarks._harness import one_core
 from federation.canonical import canonicalize, canonicalize_reference, fast_path_applies
 from federation.directory import KeyEntry, NodeEntry, build_directory, sign_directory, verify_directory
 from federation.envelope import sign_record
@@ -69,17 +70,6 @@ PAYLOAD: dict[str, Any] = {
     "membership": {"status": "registered", "assessed_at": "2026-03-12T09:30:00Z", "assessed_by": "NCC-AT"},
     "consent": {"share_with_eccc_and_nccs": True},
 }
-
-
-def _pin_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        try:
-            cpu = min(os.sched_getaffinity(0))
-            os.sched_setaffinity(0, {cpu})
-            return f"cpu{cpu}"
-        except OSError:
-            pass
-    return "unpinned"
 
 
 def _once(fn: Callable[[], object], n: int) -> float:
@@ -147,8 +137,12 @@ def _setup() -> tuple[dict[str, Any], Any, SchemaRegistry]:
 
 
 def run(n: int, repeat: int) -> dict[str, Any]:
-    """Measure and return the report."""
-    pinned = _pin_one_core()
+    """Measure and return the report (on one core: the affinity is restored when it returns)."""
+    with one_core() as pinned:
+        return _run(n, repeat, pinned)
+
+
+def _run(n: int, repeat: int, pinned: str) -> dict[str, Any]:
     envelope, directory, registry = _setup()
     unsigned = {k: v for k, v in envelope.items() if k != "sig"}
     assert fast_path_applies(unsigned) and canonicalize(unsigned) == canonicalize_reference(unsigned)
