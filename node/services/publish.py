@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -53,6 +53,9 @@ from node.storage import sql
 from node.storage.gatekeeper_models import Application, VersionEvent
 from node.storage.models import FeedEntry, FeedWithdrawal, Record, RecordVersion
 from node.storage.reads import held_member_groups
+
+if TYPE_CHECKING:
+    from node.search.base import SearchDoc
 
 #: How long the sharing groups read from the held directory are trusted before a write reads them again.
 GROUPS_REFRESH_S = 5.0
@@ -107,7 +110,7 @@ class Created:
     issued_at: str
     digest: str
     text: str
-    doc: Any = None
+    doc: SearchDoc | None = None
 
 
 @dataclass(frozen=True)
