@@ -23,7 +23,7 @@ from node.services.fedclient import FedError
 from node.services.ingest import CursorMoved, PageOutcome, PullError
 from node.storage import reads
 from node.storage.availability import database_unavailable
-from node.storage.hub_models import FederatedNode, PullState
+from node.storage.hub_models import PullState
 
 #: Statuses of a node at the hub (``GET /api/v1/nodes``, ``/status``, ``ncc hub nodes``).
 STATUSES = ("ok", "stale", "unreachable", "diverged")
@@ -57,7 +57,7 @@ class PullResult:
         return o.accepted + o.deleted + o.stale + o.duplicate + o.quarantined
 
 
-def node_status(state: PullState | None, settings: Settings, now: datetime) -> str:
+def node_status(state: PullState | reads.PullFacts | None, settings: Settings, now: datetime) -> str:
     """``ok`` | ``stale`` | ``unreachable`` | ``diverged`` for one node."""
     if state is None:
         return "stale"
@@ -84,13 +84,14 @@ def status_reason(state: PullState | None, status: str) -> str | None:
     return None
 
 
-def displayed_status(node: FederatedNode, state: PullState | None, settings: Settings, now: datetime) -> str:
+def displayed_status(enrollment: str, state: PullState | reads.PullFacts | None, settings: Settings,
+                     now: datetime) -> str:
     """A node's status as the hub shows it. A suspended node is not pulled: what the hub holds of it
     is ``stale`` from the moment it is suspended (regression: it showed ``ok`` until ``stale_after_s``
     had passed). A query-only node is probed every ``pull_interval_s`` and its live answers count
     (DESIGN §11): one that is down is ``unreachable``/``stale`` like any other (regression: it always
     showed ``ok``)."""
-    if node.status != "active":
+    if enrollment != "active":  # the node's enrollment status (FederatedNode.status)
         return "stale"
     return node_status(state, settings, now)
 
@@ -102,7 +103,7 @@ async def nodes_status(settings: Settings, now: datetime) -> list[dict[str, Any]
     out: list[dict[str, Any]] = []
     for node in await reads.federated_nodes():
         st = states.get(node.country)
-        status = displayed_status(node, st, settings, now)
+        status = displayed_status(node.status, st, settings, now)
         out.append({
             "country": node.country,
             "url": node.url,
@@ -127,9 +128,8 @@ async def nodes_status(settings: Settings, now: datetime) -> list[dict[str, Any]
 async def node_statuses(settings: Settings, now: datetime) -> dict[str, str]:
     """Each enrolled node's displayed status alone (a search answer's ``nodes``): no quarantine count,
     which :func:`nodes_status` reads with one query per node."""
-    states = await reads.pull_states()
-    return {node.country: displayed_status(node, states.get(node.country), settings, now)
-            for node in await reads.federated_nodes()}
+    return {country: displayed_status(enrollment, facts, settings, now)
+            for country, enrollment, facts in await reads.status_facts()}
 
 
 def backoff_s(settings: Settings, failures: int) -> float:

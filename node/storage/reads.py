@@ -129,6 +129,33 @@ async def node_enrolled(country: str) -> bool:
     return bool(await FederatedNode.filter(country=country).exists())
 
 
+@dataclass(frozen=True, slots=True)
+class PullFacts:
+    """What a node's displayed status is computed from (a ``PullState`` row's fields)."""
+
+    diverged_at: str | None
+    consecutive_failures: int
+    last_success: str | None
+
+
+async def status_facts() -> list[tuple[str, str, PullFacts | None]]:
+    """(country, enrollment status, pull facts or None) of every enrolled node, by country, in one
+    query: a search answer's ``nodes`` (every search at the hub asks, so not two ORM queries)."""
+    from tortoise.connection import connections
+
+    from node.storage import sql
+
+    rows = await sql.fetch(
+        connections.get("default"),
+        "SELECT n.country AS country, n.status AS enrollment, s.country AS pulled, s.diverged_at AS diverged_at,"
+        " s.consecutive_failures AS failures, s.last_success AS last_success"
+        " FROM hub_nodes n LEFT JOIN hub_pull_state s ON s.country = n.country ORDER BY n.country",
+    )
+    return [(str(r["country"]), str(r["enrollment"]),
+             PullFacts(r["diverged_at"], int(r["failures"]), r["last_success"]) if r["pulled"] is not None else None)
+            for r in rows]
+
+
 async def pull_states() -> dict[str, Any]:
     """Each node's ``PullState`` row, by country."""
     from node.storage.hub_models import PullState
