@@ -147,7 +147,7 @@ class Puller:
     #: The federation client: the only way the hub reads a node (limits, redirects, addresses).
     client: FedClient = None  # type: ignore[assignment]
     _pending: dict[str, bool] = field(default_factory=dict)
-    #: Nodes a pull has started for in this process (the hub's first pulls at start skip them).
+    #: Nodes a pull has been started or queued for in this process (the first round at start skips them).
     _started: set[str] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # notify throttling (DESIGN §10): when each node's last notification was taken, trailing pulls
@@ -249,8 +249,8 @@ class Puller:
 
     def trigger_first(self, country: str) -> None:
         """The pull a starting hub owes each node: :meth:`trigger`, unless a pull of ``country`` has
-        started in this process already (a node's notification can come before the scheduler's
-        first round: pulling it again then would be a second pull of the same feed)."""
+        been started or queued in this process already (a node's notification can come before the
+        scheduler's first round: pulling it again then would be a second pull of the same feed)."""
         if country not in self._started:
             self.trigger(country)
 
@@ -260,6 +260,7 @@ class Puller:
         if lock is not None and lock.locked() and self._pending.get(country):
             return  # one pull running and one already queued behind it: enough
         self._pending[country] = True
+        self._started.add(country)
 
         async def run() -> None:
             try:
