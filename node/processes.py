@@ -130,10 +130,17 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Ask the kernel to send ``sig`` to this process when its parent (thread) ends; a no-op off Linux."""
+def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent (thread) ends; a no-op off Linux.
+
+    ``parent``: the pid of the process that started this one. A parent that died before the signal
+    was armed never sends it (and a ``multiprocessing`` worker holds both ends of its call queue, so it
+    never reads end-of-file either): then this process exits at once.
+    """
     if _PRCTL is not None:
         _PRCTL(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def _preexec(parent: int) -> Callable[[], None] | None:

@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import logging
 import multiprocessing
+import os
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
@@ -144,10 +145,16 @@ _SIGNER: Publisher | None = None
 _NOT_SENT: tuple[str, str, str, Any] = ("", "", "", None)
 
 
-def _signer_init(country: str, private_raw: bytes, kid: str, accepted: frozenset[str], groups: frozenset[str],
-                 documents: bool) -> None:
+def _signer_init(parent: int, country: str, private_raw: bytes, kid: str, accepted: frozenset[str],
+                 groups: frozenset[str], documents: bool) -> None:
     """In the worker: a publisher of ``country`` that signs with the node's key and builds search
     documents as the node's index does; schemas and groups as the importing process read them."""
+    from node.processes import die_with_parent
+
+    # It holds the node's key: it never outlives the import, however that ends (spawned from the
+    # event loop's thread, which lives as long as the import).
+    die_with_parent(parent=parent)
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from node.clock import utc_now
@@ -202,8 +209,9 @@ class SignPool:
         key = publisher.key()
         self._pool = ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"), initializer=_signer_init,
-            initargs=(publisher.country, key.private_key.private_bytes_raw(), key.kid, publisher.schemas.accepted(),
-                      publisher.groups, getattr(publisher.index, "document", None) is not None))
+            initargs=(os.getpid(), publisher.country, key.private_key.private_bytes_raw(), key.kid,
+                      publisher.schemas.accepted(), publisher.groups,
+                      getattr(publisher.index, "document", None) is not None))
 
     def sign(self, rows: list[tuple[str, str, str, Any]]) -> asyncio.Future[list[Created | Rejection]]:
         """The rows signed in the worker, as a future (that fails if the worker cannot do it)."""

@@ -31,6 +31,7 @@ import hashlib
 import logging
 import multiprocessing
 import operator
+import os
 from collections import Counter as Tally
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -51,7 +52,7 @@ from federation.ingest import Decision, Held, decide, equivocation_error, regres
 from federation.schemas import SchemaRegistry
 from federation.timefmt import format_timestamp
 from federation.verify import PERSONAL_DATA_TYPES, VerifiedRecord, consent_covers, verify
-from node.processes import usable_cores
+from node.processes import die_with_parent, usable_cores
 from node.search import SearchDoc, document_from_envelope
 from node.services.erasure import record_erasure
 from node.services.search import SearchService
@@ -415,8 +416,12 @@ def unpack_page(packed: PackedPage | CheckedPage) -> CheckedPage:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init() -> None:
-    """Once per worker process: the schema registry and the vocabularies."""
+def _worker_init(parent: int | None = None) -> None:
+    """Once per worker process: it dies with the hub process that started it (``parent``: spawned from
+    the event loop's thread, which lives as long as that process), the schema registry and the
+    vocabularies."""
+    die_with_parent(parent=parent)
+
     from node.context import build_registry
     from schemas import load_vocabularies
 
@@ -458,7 +463,8 @@ class CheckPool:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                initargs=(os.getpid(),),
             )
         return self._pool
 

@@ -299,3 +299,60 @@ def test_import_while_serving_on_sqlite(
     assert statuses == [201] * 60
     names = [p["legal_name"] for _, _, p in current(capsys, data_dir)]
     assert len(names) == rows + 60 and len(set(names)) == rows + 60
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_a_killed_import_takes_its_signing_worker_with_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The signing worker of a large import holds the node's private key: when ``ncc import`` is
+    killed outright (SIGKILL: none of its code runs), the worker goes with it at once."""
+    import signal
+
+    data_dir = premigrated(tmp_path / "de")
+    assert main(["init", "--role", "node", "--country", "DE", "--data-dir", data_dir]) == 0
+    capsys.readouterr()
+    minimal = example("organisation.minimal")
+    path = tmp_path / "many.ndjson"
+    path.write_text("".join(json.dumps({**minimal, "legal_name": f"Killed {i}"}) + "\n" for i in range(20_000)),
+                    "utf-8")
+    importer = ncc_process("import", "--data-dir", data_dir, "--type", "organisation", str(path),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        worker = None
+        deadline = time.monotonic() + 60
+        while worker is None:
+            assert importer.poll() is None, "the import ended before its worker was seen"
+            assert time.monotonic() < deadline, "no signing worker appeared"
+            for child in _children(importer.pid):
+                with contextlib.suppress(OSError):
+                    cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+                    if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+                        worker = child
+            time.sleep(0.05)
+        os.kill(importer.pid, signal.SIGKILL)
+        importer.wait(10)
+        deadline = time.monotonic() + 5
+        while _alive(worker):
+            assert time.monotonic() < deadline, (
+                f"the signing worker {worker} outlived its import: "
+                f"{Path(f'/proc/{worker}/cmdline').read_bytes()!r} {Path(f'/proc/{worker}/stat').read_text()}")
+            time.sleep(0.05)
+    finally:
+        if importer.poll() is None:
+            importer.kill()
+            importer.wait(10)
