@@ -467,6 +467,14 @@ def _remove_stale_sqlite_templates() -> None:
             pass
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting to be reaped has ended; read from Linux's /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def premigrated(data_dir: Path | str) -> str:
     """``data_dir`` (made 0700) with a copy of the migrated SQLite template where ``ncc init`` puts its
     database (``ncc.db``): init then finds every migration applied (~0.1 s) instead of applying the chain

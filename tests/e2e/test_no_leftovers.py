@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from node import processes
+from tests.conftest import pid_alive
 
 pytestmark = pytest.mark.e2e
 
@@ -52,15 +53,6 @@ def test_holds_processes(tmp_path):
 '''
 
 
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for init to reap it has ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal and /proc: Linux only")
 @pytest.mark.parametrize("workers", [[], ["-p", "xdist", "-n", "1", "--testrunuid", "ncc-no-leftovers"]],
                          ids=["serial", "xdist"])
@@ -85,13 +77,13 @@ def test_sigkill_of_pytest_ends_every_process_it_started(tmp_path: Path, workers
             assert time.monotonic() < deadline, "the inner test did not start its processes"
             time.sleep(0.1)
         pids: dict[str, int] = json.loads(pids_file.read_text())
-        assert all(alive(pid) for pid in pids.values()), pids
+        assert all(pid_alive(pid) for pid in pids.values()), pids
 
         os.kill(inner.pid, signal.SIGKILL)  # the controller: a CI timeout, or `kill -9`
         inner.wait(timeout=10)
 
         deadline = time.monotonic() + 10
-        while (left := {name: pid for name, pid in pids.items() if alive(pid)}) and time.monotonic() < deadline:
+        while (left := {name: pid for name, pid in pids.items() if pid_alive(pid)}) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not left, f"still running {time.monotonic() - deadline + 10:.1f} s after SIGKILL of pytest: {left}"
     finally:

@@ -26,7 +26,7 @@ import pytest
 
 from node import processes
 from node.cli import main
-from tests.conftest import drop_pg_database, make_pg_database, premigrated
+from tests.conftest import drop_pg_database, make_pg_database, pid_alive, premigrated
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "import"
@@ -309,14 +309,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
 def test_a_killed_import_takes_its_signing_worker_with_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The signing worker of a large import holds the node's private key: when ``ncc import`` is
@@ -347,7 +339,7 @@ def test_a_killed_import_takes_its_signing_worker_with_it(tmp_path: Path, capsys
         os.kill(importer.pid, signal.SIGKILL)
         importer.wait(10)
         deadline = time.monotonic() + 5
-        while _alive(worker):
+        while pid_alive(worker):
             assert time.monotonic() < deadline, (
                 f"the signing worker {worker} outlived its import: "
                 f"{Path(f'/proc/{worker}/cmdline').read_bytes()!r} {Path(f'/proc/{worker}/stat').read_text()}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from node import processes
-from tests.conftest import premigrated
+from tests.conftest import pid_alive, premigrated
 from tests.integration.support import MINIMAL_ORG
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux only")
@@ -27,13 +27,6 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pa
 def stat(pid: int) -> list[str]:
     """Fields of /proc/PID/stat after the command name (state, ppid, pgrp, session, …)."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def alive(pid: int) -> bool:
-    try:
-        return stat(pid)[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 @pytest.fixture
@@ -106,7 +99,7 @@ def test_a_forked_server_leads_its_session_and_dies_with_the_fork_server(
         processes.wait_ready([("hub", second, f"http://127.0.0.1:{port}/healthz")], timeout=30)
         os.kill(server._proc.pid, signal.SIGKILL)  # the fork server dies: its children die with it
         assert second.wait(timeout=10) == -signal.SIGKILL
-        assert not alive(second.pid)
+        assert not pid_alive(second.pid)
         # the launcher goes on: the server is broken, so commands are exec'd from now on
         done = processes.run(processes.ncc_argv("--version"))
         assert done.returncode == 0 and done.stdout.startswith("ncc ")

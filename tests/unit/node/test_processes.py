@@ -6,20 +6,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from node import processes
+from tests.conftest import pid_alive
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux only")
@@ -32,11 +25,11 @@ def test_a_child_started_from_a_short_lived_thread_outlives_the_thread() -> None
     worker.join()
     try:
         time.sleep(0.3)
-        assert alive(started[0].pid)
+        assert pid_alive(started[0].pid)
         assert started[0].poll() is None
     finally:
         processes.stop(started, timeout=5)
-    assert started[0].returncode is not None and not alive(started[0].pid)
+    assert started[0].returncode is not None and not pid_alive(started[0].pid)
 
 
 def test_stop_ends_the_child_and_what_it_started_in_its_group() -> None:
@@ -50,9 +43,9 @@ def test_stop_ends_the_child_and_what_it_started_in_its_group() -> None:
     processes.stop([proc], timeout=5)
     proc.stdout.close()
     deadline = time.monotonic() + 5
-    while alive(grandchild) and time.monotonic() < deadline:
+    while pid_alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not alive(grandchild), "a grandchild that ignores SIGTERM outlived stop()"
+    assert not pid_alive(grandchild), "a grandchild that ignores SIGTERM outlived stop()"
 
 
 def test_spawn_error_reaches_the_caller_from_any_thread() -> None:
@@ -102,7 +95,7 @@ def test_a_reaped_leaders_number_given_to_another_process_is_not_killed(monkeypa
         monkeypatch.setitem(processes._leaders, stranger.pid, "1")  # our child started at tick 1
         processes._finish(Reaped())  # type: ignore[arg-type]
         time.sleep(0.2)
-        assert stranger.poll() is None and alive(stranger.pid)
+        assert stranger.poll() is None and pid_alive(stranger.pid)
         assert stranger.pid not in processes._leaders
     finally:
         stranger.kill()

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import pid_alive
+
 ROOT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
@@ -36,24 +38,16 @@ asyncio.run(main())
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_a_killed_hub_takes_its_verification_worker_with_it() -> None:
     hub = subprocess.Popen([sys.executable, "-c", HUB], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert hub.stdout is not None
         [worker] = map(int, hub.stdout.readline().split())
-        assert _alive(worker)
+        assert pid_alive(worker)
         hub.send_signal(signal.SIGKILL)
         hub.wait(10)
         deadline = time.monotonic() + 5
-        while _alive(worker):
+        while pid_alive(worker):
             assert time.monotonic() < deadline, f"the verification worker {worker} outlived its hub"
             time.sleep(0.05)
     finally:
