@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import threading
@@ -64,6 +65,19 @@ def one_core() -> Iterator[str]:
         yield f"cpu{min(before)}"
     finally:
         os.sched_setaffinity(0, before)
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """User + system CPU seconds of this process's waited-for descendants so far (a process forked from
+    the preloaded interpreter, ``NCC_PRELOAD=1``, is not this process's child: it counts nothing)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -28,7 +28,6 @@ import io
 import json
 import os
 import random
-import resource
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from benchmarks._harness import (
     NODE_ENV,
     Databases,
     Instance,
+    children_cpu_s,
     clean_env,
     one_core,
     payload,
@@ -110,12 +110,11 @@ def sign_rate(rows: list[dict[str, Any]], repeat: int = 5) -> tuple[float, float
 
 def _import(node: Instance, path: Path, *extra: str) -> tuple[str, float, float, int]:
     """Run ``ncc import``: (summary line, wall seconds, CPU seconds of the process, peak RSS kB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu_s()
     done, wall, sampler = run_measured(node.argv("import", str(path), *extra), clean_env(node.env))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = children_cpu_s() - before
     if done.returncode != 0:
         raise RuntimeError(f"ncc import failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return done.stdout.strip().splitlines()[-1], wall, cpu, sampler.main_peak_kb
 
 

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import random
-import resource
 import sqlite3
 import statistics
 import subprocess
@@ -45,12 +44,14 @@ from benchmarks._harness import (
     Databases,
     Instance,
     bulk_load,
+    children_cpu_s,
     clean_env,
     enroll,
     http,
     init_all,
     one_core,
     payload,
+    process_cpu_s,
     run_measured,
     vocab,
 )
@@ -119,18 +120,6 @@ def curve(progress: list[tuple[float, int]], points: int = 20, min_s: float = 3.
                 out.append({"records": n, "per_s": round((n - n0) / (t - t0), 1)})
             t0, n0 = t, n
     return out
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds a live process has used so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_s() -> float:
-    """User + system CPU seconds of this process's waited-for descendants so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def sync(hub: Instance, probe: Callable[[], int] | None = None) -> tuple[dict[str, Any], float, Any]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks._harness import HUB_ENV, Instance, _status_kb, http, vocab
+from benchmarks._harness import HUB_ENV, Instance, _status_kb, http, process_cpu_s, vocab
 from benchmarks.load import MIX, Query, _texts, query_mix
 
 RUNS = 40
@@ -65,10 +65,7 @@ def _rss_mb(pid: int | None, field: str = "VmRSS") -> float | None:
 
 def _cpu_s(pid: int | None) -> float:
     """User + system CPU seconds of process ``pid`` so far (0 when unknown)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_cpu_s(pid) if pid is not None else 0.0
 
 
 async def measure(

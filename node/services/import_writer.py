@@ -240,7 +240,6 @@ async def import_rows(
     dry_run: bool,
     report: Report,
     progress: Progress | None = None,
-    worker: bool = True,
 ) -> Outcome:
     """Check and (unless ``dry_run``) create every row, :data:`BATCH_ROWS` rows per transaction.
 
@@ -256,7 +255,7 @@ async def import_rows(
     ``database_error`` and the others are imported. A database failing
     :data:`MAX_CONSECUTIVE_DB_ERRORS` rows in a row is down, not picky: the import stops.
 
-    From :data:`WORKER_MIN_ROWS` rows on (and with ``worker``), the rows are checked, signed and
+    From :data:`WORKER_MIN_ROWS` rows on, the rows are checked, signed and
     their search documents built in a worker process (:class:`SignPool`) while this process stores
     the batch before; each row's outcome is decided here in file order exactly as without it.
 
@@ -268,7 +267,7 @@ async def import_rows(
     run = _Run(publisher, keys, report, progress, len(rows) if isinstance(rows, Sized) else 0)
     batches = _batches(rows, BATCH_ROWS)
     head = list(itertools.islice(batches, -(-WORKER_MIN_ROWS // BATCH_ROWS)))
-    if dry_run or not worker or publisher.schemas is None or sum(map(len, head)) < WORKER_MIN_ROWS:
+    if dry_run or sum(map(len, head)) < WORKER_MIN_ROWS:
         # In this process, one batch at a time: checked and signed, then stored. (Storing batch k
         # while batch k+1 was checked in this process cost more than it saved: the driver's thread
         # needs the GIL for every row it binds; A/B of 5,000-row imports, 2026-12-07: 2.71 -> 2.52 s
