@@ -457,14 +457,19 @@ def _remove_stale_sqlite_templates() -> None:
     :func:`_drop_stale_templates` drops PostgreSQL's."""
     for folder in Path(tempfile.gettempdir()).glob("ncc-sqlite-tpl-*-*"):
         match = re.fullmatch(r"ncc-sqlite-tpl-(\d+)-.+", folder.name)
-        if match is None:
-            continue
-        try:
-            os.kill(int(match.group(1)), 0)
-        except ProcessLookupError:
+        if match is not None and _process_gone(int(match.group(1))):
             shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            pass
+
+
+def _process_gone(pid: int) -> bool:
+    """No process ``pid`` exists (the owner of a template, clone or test database left behind)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # someone else's process: it exists
+    return False
 
 
 def pid_alive(pid: int) -> bool:
@@ -506,15 +511,9 @@ def _drop_stale_templates() -> None:
 
     for name in asyncio.run(names()):
         match = re.fullmatch(r"ncc_(?:tpl|clone|test)_(\d+)_[0-9a-f]{8}", name)
-        if match is None:
-            continue
-        try:
-            os.kill(int(match.group(1)), 0)
-        except ProcessLookupError:
+        if match is not None and _process_gone(int(match.group(1))):
             with contextlib.suppress(Exception):
                 drop_pg_database(name)
-        except PermissionError:
-            pass
 
 
 def drop_template() -> None:
